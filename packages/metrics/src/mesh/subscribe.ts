@@ -1,0 +1,293 @@
+import diagnostics_channel from "node:diagnostics_channel";
+import { LabelLimiter } from "../registry/labels.js";
+import type { Registry } from "../registry/registry.js";
+
+/** The `node:diagnostics_channel` names this module consumes (ARCHITECTURE.md's contract). */
+export const MESH_CHANNELS = Object.freeze([
+  "mesh:retry:attempt",
+  "mesh:retry:retry",
+  "mesh:retry:budget-exhausted",
+  "mesh:retry:limit-exceeded",
+  "mesh:retry:timeout",
+  "mesh:retry:breaker",
+  "mesh:retry:breaker-rejected",
+  "mesh:balancer:endpoint",
+  "mesh:balancer:fail-fast",
+  "mesh:identity:svid",
+  "mesh:identity:refresh-failed",
+  "mesh:identity:issued",
+  "mesh:authz:decision",
+] as const);
+
+/** Options of {@link subscribeMeshEvents}. */
+export interface MeshEventsOptions {
+  /** Distinct free-text `reason` values kept per metric; more become `other` (default 32). */
+  maxReasons?: number;
+}
+
+const BREAKER_STATES = ["closed", "open", "half-open"] as const;
+const ENDPOINT_STATES = ["ready", "probing", "ejected", "draining"] as const;
+
+type Payload = Record<string, unknown>;
+const str = (v: unknown): string | undefined =>
+  typeof v === "string" && v !== "" ? v : typeof v === "number" ? String(v) : undefined;
+
+/**
+ * Subscribes to the mesh's diagnostics channels and turns events into series in
+ * `registry` (names in the README). Payloads that do not match the contract are counted
+ * in `mesh_metrics_invalid_events_total{channel}` and otherwise ignored: a publisher bug
+ * never throws into the publisher. Returns a function that unsubscribes.
+ */
+export function subscribeMeshEvents(
+  registry: Registry,
+  options: MeshEventsOptions = {},
+): () => void {
+  const maxReasons = options.maxReasons ?? 32;
+  if (!Number.isInteger(maxReasons) || maxReasons < 1) {
+    throw new RangeError(`maxReasons: expected a positive integer, got ${String(maxReasons)}`);
+  }
+  const reason = () => {
+    const limiter = new LabelLimiter(maxReasons);
+    return (v: unknown) => limiter.admit(str(v) ?? "unknown");
+  };
+  const c = (name: string, help: string, labelNames: string[]) =>
+    registry.counter({ name, help, labelNames });
+  const g = (name: string, help: string, labelNames: string[]) =>
+    registry.gauge({ name, help, labelNames });
+
+  const invalid = c(
+    "mesh_metrics_invalid_events_total",
+    "Diagnostics-channel events ignored because their payload did not match the contract.",
+    ["channel"],
+  );
+  const retryRequests = c(
+    "mesh_retry_requests_total",
+    "Original requests seen by a retry policy.",
+    ["name"],
+  );
+  const retries = c("mesh_retry_retries_total", "Retries scheduled.", ["name", "reason"]);
+  const budgetExhausted = c(
+    "mesh_retry_budget_exhausted_total",
+    "Retryable failures not retried because the retry budget was exhausted.",
+    ["name", "reason"],
+  );
+  const limitExceeded = c(
+    "mesh_retry_limit_exceeded_total",
+    "Retryable failures not retried because the retry limit was reached.",
+    ["name", "reason"],
+  );
+  const timeouts = c(
+    "mesh_retry_timeouts_total",
+    "Timeouts fired, by kind (request, per-try, idle).",
+    ["name", "kind"],
+  );
+  const breakerState = g(
+    "mesh_circuit_breaker_state",
+    "1 for the circuit breaker's current state, 0 for the others.",
+    ["name", "state"],
+  );
+  const breakerTransitions = c(
+    "mesh_circuit_breaker_transitions_total",
+    "Circuit breaker state changes, by the state entered.",
+    ["name", "state"],
+  );
+  const breakerRejected = c(
+    "mesh_circuit_breaker_rejected_total",
+    "Requests failed fast because the circuit breaker was open.",
+    ["name"],
+  );
+  const endpointState = g(
+    "mesh_balancer_endpoint_state",
+    "1 for the endpoint's current state, 0 for the others; removed endpoints disappear.",
+    ["balancer", "address", "state"],
+  );
+  const endpointCost = g(
+    "mesh_balancer_endpoint_cost",
+    "The endpoint's last reported load-balancing cost (Peak-EWMA RTT x (pending + 1)).",
+    ["balancer", "address"],
+  );
+  const endpointPending = g(
+    "mesh_balancer_endpoint_pending",
+    "The endpoint's last reported number of requests in flight.",
+    ["balancer", "address"],
+  );
+  const endpointTransitions = c(
+    "mesh_balancer_endpoint_transitions_total",
+    "Endpoint state changes, by the state entered.",
+    ["balancer", "state", "reason"],
+  );
+  const failFast = c(
+    "mesh_balancer_fail_fast_total",
+    "Requests failed because no endpoint became ready in time.",
+    ["balancer"],
+  );
+  const certExpiry = g(
+    "identity_cert_expiration_timestamp_seconds",
+    "Expiry (notAfter) of the SVID in use, in seconds since the epoch.",
+    ["spiffe_id"],
+  );
+  const certRefresh = c(
+    "identity_cert_refresh_total",
+    "New SVIDs put in use, by source (issuer or files).",
+    ["spiffe_id", "source"],
+  );
+  const certRefreshFailed = c("identity_cert_refresh_failures_total", "Failed SVID refreshes.", [
+    "spiffe_id",
+  ]);
+  const issued = c("identity_issuer_certs_issued_total", "Certificates signed by this issuer.", []);
+  const authz = {
+    httpAllow: c("inbound_http_authz_allow_total", "Inbound HTTP/gRPC requests authorized.", [
+      "target_port",
+      "route",
+      "reason",
+    ]),
+    httpDeny: c("inbound_http_authz_deny_total", "Inbound HTTP/gRPC requests denied.", [
+      "target_port",
+      "route",
+      "reason",
+    ]),
+    tcpAllow: c("inbound_tcp_authz_allow_total", "Inbound TCP connections authorized.", [
+      "target_port",
+      "reason",
+    ]),
+    tcpDeny: c("inbound_tcp_authz_deny_total", "Inbound TCP connections denied.", [
+      "target_port",
+      "reason",
+    ]),
+  };
+
+  const retryReason = reason();
+  const budgetReason = reason();
+  const limitReason = reason();
+  const endpointReason = reason();
+  const authzReason = reason();
+  const authzRoute = reason();
+
+  const handlers: Record<(typeof MESH_CHANNELS)[number], (p: Payload) => boolean> = {
+    "mesh:retry:attempt": (p) => {
+      const name = str(p.name);
+      if (name === undefined || typeof p.attempt !== "number") return false;
+      if (p.attempt === 0) retryRequests.inc({ name });
+      return true;
+    },
+    "mesh:retry:retry": (p) => {
+      const name = str(p.name);
+      if (name === undefined) return false;
+      retries.inc({ name, reason: retryReason(p.reason) });
+      return true;
+    },
+    "mesh:retry:budget-exhausted": (p) => {
+      const name = str(p.name);
+      if (name === undefined) return false;
+      budgetExhausted.inc({ name, reason: budgetReason(p.reason) });
+      return true;
+    },
+    "mesh:retry:limit-exceeded": (p) => {
+      const name = str(p.name);
+      if (name === undefined) return false;
+      limitExceeded.inc({ name, reason: limitReason(p.reason) });
+      return true;
+    },
+    "mesh:retry:timeout": (p) => {
+      const name = str(p.name);
+      const kind = p.kind;
+      if (name === undefined || (kind !== "request" && kind !== "per-try" && kind !== "idle")) {
+        return false;
+      }
+      timeouts.inc({ name, kind });
+      return true;
+    },
+    "mesh:retry:breaker": (p) => {
+      const name = str(p.name);
+      const state = p.state as (typeof BREAKER_STATES)[number];
+      if (name === undefined || !BREAKER_STATES.includes(state)) return false;
+      for (const s of BREAKER_STATES) breakerState.set({ name, state: s }, s === state ? 1 : 0);
+      breakerTransitions.inc({ name, state });
+      return true;
+    },
+    "mesh:retry:breaker-rejected": (p) => {
+      const name = str(p.name);
+      if (name === undefined) return false;
+      breakerRejected.inc({ name });
+      return true;
+    },
+    "mesh:balancer:endpoint": (p) => {
+      const balancer = str(p.balancer);
+      const address = str(p.address);
+      const state = p.state as string;
+      if (balancer === undefined || address === undefined) return false;
+      if (state === "removed") {
+        for (const s of ENDPOINT_STATES) endpointState.remove({ balancer, address, state: s });
+        endpointCost.remove({ balancer, address });
+        endpointPending.remove({ balancer, address });
+      } else if ((ENDPOINT_STATES as readonly string[]).includes(state)) {
+        for (const s of ENDPOINT_STATES) {
+          endpointState.set({ balancer, address, state: s }, s === state ? 1 : 0);
+        }
+        if (typeof p.cost === "number") endpointCost.set({ balancer, address }, p.cost);
+        if (typeof p.pending === "number") endpointPending.set({ balancer, address }, p.pending);
+      } else return false;
+      endpointTransitions.inc({
+        balancer,
+        state,
+        reason: p.reason === undefined ? undefined : endpointReason(p.reason),
+      });
+      return true;
+    },
+    "mesh:balancer:fail-fast": (p) => {
+      const balancer = str(p.balancer);
+      if (balancer === undefined) return false;
+      failFast.inc({ balancer });
+      return true;
+    },
+    "mesh:identity:svid": (p) => {
+      const spiffeId = str(p.spiffeId);
+      const source = p.source;
+      if (spiffeId === undefined || typeof p.notAfter !== "number") return false;
+      certExpiry.set({ spiffe_id: spiffeId }, p.notAfter / 1000);
+      certRefresh.inc({
+        spiffe_id: spiffeId,
+        source: source === "issuer" || source === "files" ? source : "unknown",
+      });
+      return true;
+    },
+    "mesh:identity:refresh-failed": (p) => {
+      const spiffeId = str(p.spiffeId);
+      if (spiffeId === undefined) return false;
+      certRefreshFailed.inc({ spiffe_id: spiffeId });
+      return true;
+    },
+    "mesh:identity:issued": (p) => {
+      if (str(p.spiffeId) === undefined) return false;
+      issued.inc();
+      return true;
+    },
+    "mesh:authz:decision": (p) => {
+      if (typeof p.allowed !== "boolean") return false;
+      const port = str(p.port);
+      const r = authzReason(p.reason);
+      if (p.protocol === "tcp") {
+        (p.allowed ? authz.tcpAllow : authz.tcpDeny).inc({ target_port: port, reason: r });
+      } else if (p.protocol === "http" || p.protocol === "grpc") {
+        const route = p.route === undefined ? undefined : authzRoute(p.route);
+        (p.allowed ? authz.httpAllow : authz.httpDeny).inc({ target_port: port, route, reason: r });
+      } else return false;
+      return true;
+    },
+  };
+
+  const subscriptions: Array<[string, (message: unknown, name: string | symbol) => void]> = [];
+  for (const channel of MESH_CHANNELS) {
+    const handle = handlers[channel];
+    const listener = (message: unknown) => {
+      const ok = typeof message === "object" && message !== null && handle(message as Payload);
+      if (!ok) invalid.inc({ channel });
+    };
+    diagnostics_channel.subscribe(channel, listener);
+    subscriptions.push([channel, listener]);
+  }
+  return () => {
+    for (const [channel, listener] of subscriptions)
+      diagnostics_channel.unsubscribe(channel, listener);
+  };
+}

@@ -1,0 +1,216 @@
+import type { Span } from "@opentelemetry/api";
+import { grpcStatusOf, type HeaderBag, NO_GRPC_STATUS } from "../classify/classify.js";
+import { type Clock, monotonicClock } from "../clock.js";
+import { typeError } from "../errors.js";
+import { endSpan, injectTraceContext, startClientSpan } from "../otel/trace.js";
+import type { HttpSignals, SignalRecorder } from "../signals/golden-signals.js";
+import type { Direction } from "../signals/labels.js";
+
+/**
+ * The subset of undici's dispatch options this interceptor reads (structural, so the
+ * package has no type dependency on a particular undici major).
+ */
+export interface DispatchOptions {
+  origin?: string | URL | null;
+  path: string;
+  method: string;
+  headers?: unknown;
+  [key: string]: unknown;
+}
+
+/** undici's controller-based handler API, shared by undici 7 and 8. */
+export interface DispatchHandler {
+  onRequestStart?(controller: unknown, context: unknown): void;
+  onRequestUpgrade?(
+    controller: unknown,
+    statusCode: number,
+    headers: unknown,
+    socket: unknown,
+  ): void;
+  onResponseStart?(
+    controller: unknown,
+    statusCode: number,
+    headers: Record<string, string | string[]>,
+    statusMessage?: string,
+  ): void;
+  onResponseData?(controller: unknown, chunk: Uint8Array): void;
+  onResponseEnd?(controller: unknown, trailers: Record<string, string | string[]>): void;
+  onResponseError?(controller: unknown, error: Error): void;
+}
+
+/** undici's `dispatch` function shape. */
+// biome-ignore lint/suspicious/noExplicitAny: undici majors type their options/handler differently; this keeps `compose()` accepting the interceptor under both.
+export type Dispatch = (options: any, handler: any) => boolean;
+
+/** Options of the {@link metrics} interceptor. */
+export interface MetricsInterceptorOptions {
+  /** Where to record (a `GoldenSignals`, or `NOOP_SIGNALS` to switch recording off). */
+  signals: SignalRecorder;
+  /** Label `direction` (default `outbound`). */
+  direction?: Direction;
+  /** Time source for latency (default `performance.now()`). */
+  clock?: Clock;
+  /** Route label for a request (called per request; keep it cheap). */
+  route?: (options: DispatchOptions) => string | undefined;
+  /** Label `backend` for every request through this dispatcher. */
+  backend?: string;
+  /** Label `server_id`, the expected server identity, for every request. */
+  serverId?: string;
+  /** Create client spans and inject `traceparent`/`tracestate` via `@opentelemetry/api` (default true). */
+  trace?: boolean;
+}
+
+const MAX_CACHED_ORIGINS = 1024;
+
+class MetricsHandler implements DispatchHandler {
+  readonly #next: DispatchHandler;
+  readonly #signals: HttpSignals;
+  readonly #clock: Clock;
+  readonly #start: number;
+  readonly #span: Span | undefined;
+  #status = 0;
+  #grpc = NO_GRPC_STATUS;
+  #ttfb = -1;
+
+  constructor(next: DispatchHandler, signals: HttpSignals, clock: Clock, span: Span | undefined) {
+    this.#next = next;
+    this.#signals = signals;
+    this.#clock = clock;
+    this.#span = span;
+    this.#start = clock.now();
+  }
+
+  onRequestStart(controller: unknown, context: unknown): void {
+    this.#next.onRequestStart?.(controller, context);
+  }
+
+  onRequestUpgrade(
+    controller: unknown,
+    statusCode: number,
+    headers: unknown,
+    socket: unknown,
+  ): void {
+    this.#status = statusCode;
+    this.#signals.response(statusCode, NO_GRPC_STATUS, this.#clock.now() - this.#start);
+    this.#next.onRequestUpgrade?.(controller, statusCode, headers, socket);
+  }
+
+  onResponseStart(
+    controller: unknown,
+    statusCode: number,
+    headers: Record<string, string | string[]>,
+    statusMessage?: string,
+  ): void {
+    this.#status = statusCode;
+    this.#grpc = grpcStatusOf(headers as HeaderBag);
+    this.#next.onResponseStart?.(controller, statusCode, headers, statusMessage);
+  }
+
+  onResponseData(controller: unknown, chunk: Uint8Array): void {
+    if (this.#ttfb < 0) this.#ttfb = this.#clock.now() - this.#start;
+    this.#next.onResponseData?.(controller, chunk);
+  }
+
+  onResponseEnd(controller: unknown, trailers: Record<string, string | string[]>): void {
+    const fromTrailers = grpcStatusOf(trailers as HeaderBag);
+    if (fromTrailers !== NO_GRPC_STATUS) this.#grpc = fromTrailers;
+    const latency = this.#ttfb >= 0 ? this.#ttfb : this.#clock.now() - this.#start;
+    this.#signals.response(this.#status, this.#grpc, latency);
+    if (this.#span !== undefined) endSpan(this.#span, this.#status, this.#grpc);
+    this.#next.onResponseEnd?.(controller, trailers);
+  }
+
+  onResponseError(controller: unknown, error: Error): void {
+    const latency = this.#ttfb >= 0 ? this.#ttfb : this.#clock.now() - this.#start;
+    this.#signals.streamError(latency, this.#status);
+    if (this.#span !== undefined) endSpan(this.#span, this.#status, this.#grpc, error);
+    this.#next.onResponseError?.(controller, error);
+  }
+}
+
+function withHeaders(options: DispatchOptions, extra: Record<string, string>): DispatchOptions {
+  const h = options.headers;
+  let headers: unknown;
+  if (h == null) headers = extra;
+  else if (Array.isArray(h)) {
+    headers = [...h];
+    for (const [k, v] of Object.entries(extra)) (headers as unknown[]).push(k, v);
+  } else if (typeof (h as Iterable<unknown>)[Symbol.iterator] === "function") {
+    headers = { ...Object.fromEntries(h as Iterable<[string, string]>), ...extra };
+  } else headers = { ...(h as object), ...extra };
+  return { ...options, headers };
+}
+
+/**
+ * An undici interceptor recording client-side golden signals (`request_total`,
+ * `response_total`, `response_latency_ms` as time to the first body byte, or to the end
+ * when there is no body). Works with undici 7 and 8 dispatchers
+ * (`new Agent().compose(metrics({ signals }))`), including global `fetch` via
+ * `setGlobalDispatcher` from the matching major. Label sets are resolved once per origin.
+ *
+ * Composed outermost it sees each logical request once; composed inside a retry
+ * interceptor it records every attempt.
+ */
+export function metrics(options: MetricsInterceptorOptions): (dispatch: Dispatch) => Dispatch {
+  if (typeof options !== "object" || options === null) typeError("options", "an object", options);
+  const signals = options.signals;
+  if (typeof signals?.http !== "function") {
+    typeError("options.signals", "a SignalRecorder (GoldenSignals or NOOP_SIGNALS)", signals);
+  }
+  const direction = options.direction ?? "outbound";
+  if (direction !== "inbound" && direction !== "outbound") {
+    typeError("options.direction", '"inbound" or "outbound"', direction);
+  }
+  if (options.route !== undefined && typeof options.route !== "function") {
+    typeError("options.route", "a function", options.route);
+  }
+  const clock = options.clock ?? monotonicClock;
+  const routeOf = options.route;
+  const tracing = options.trace ?? true;
+  const byOrigin = new Map<string, HttpSignals>();
+
+  const resolve = (origin: string, route: string | undefined): HttpSignals => {
+    const key = route === undefined ? origin : `${origin}\n${route}`;
+    let h = byOrigin.get(key);
+    if (h === undefined) {
+      let authority: string | undefined;
+      let tls = false;
+      try {
+        const u = new URL(origin);
+        authority = u.host;
+        tls = u.protocol === "https:";
+      } catch {
+        authority = undefined;
+      }
+      h = signals.http({
+        direction,
+        authority,
+        tls,
+        serverId: options.serverId,
+        route,
+        backend: options.backend,
+      });
+      if (byOrigin.size >= MAX_CACHED_ORIGINS) byOrigin.clear();
+      byOrigin.set(key, h);
+    }
+    return h;
+  };
+
+  return (dispatch) => (opts: DispatchOptions, handler: DispatchHandler) => {
+    const o = opts.origin;
+    const origin = o == null ? "" : typeof o === "string" ? o : o.origin;
+    const route = routeOf === undefined ? undefined : routeOf(opts);
+    const h = resolve(origin, route);
+    h.request();
+    let span: Span | undefined;
+    if (tracing) {
+      span = startClientSpan(opts.method, {
+        "http.request.method": opts.method,
+        "url.full": origin + opts.path,
+      });
+      const carrier = injectTraceContext(span);
+      if (carrier !== undefined) opts = withHeaders(opts, carrier);
+    }
+    return dispatch(opts, new MetricsHandler(handler, h, clock, span));
+  };
+}

@@ -1,0 +1,189 @@
+import diagnostics_channel from "node:diagnostics_channel";
+import { afterEach, describe, expect, it } from "vitest";
+import { MESH_CHANNELS, Registry, renderPrometheus, subscribeMeshEvents } from "../src/index.js";
+import { sampleOf } from "./helpers/net.js";
+import { ACCEPTED_LINT, promtoolCheck } from "./helpers/promtool.js";
+
+// The publishers (@mesh/retry, balancer, tls-identity, proxy) are not imported: like them,
+// the test publishes on the named channels, exactly as ARCHITECTURE.md's table defines.
+const publish = (name: string, payload: unknown) =>
+  diagnostics_channel.channel(name).publish(payload);
+
+let unsubscribe: (() => void) | undefined;
+afterEach(() => unsubscribe?.());
+
+describe("mesh diagnostics_channel events", () => {
+  it("turns retry, breaker, balancer, identity and authz events into series", async () => {
+    const registry = new Registry();
+    unsubscribe = subscribeMeshEvents(registry);
+    for (const c of MESH_CHANNELS) expect(diagnostics_channel.channel(c).hasSubscribers).toBe(true);
+
+    const origin = "http://b:80";
+    publish("mesh:retry:attempt", { name: "web", attempt: 0, method: "GET", origin, path: "/" });
+    publish("mesh:retry:attempt", { name: "web", attempt: 1, method: "GET", origin, path: "/" });
+    publish("mesh:retry:retry", {
+      name: "web",
+      attempt: 1,
+      reason: "status 503",
+      delayMs: 25,
+      origin,
+    });
+    publish("mesh:retry:budget-exhausted", { name: "web", reason: "status 503", origin });
+    publish("mesh:retry:limit-exceeded", { name: "web", reason: "status 502", origin });
+    publish("mesh:retry:timeout", { name: "web", kind: "per-try", timeoutMs: 100, origin });
+    publish("mesh:retry:breaker", { name: "web", state: "open", previous: "closed" });
+    publish("mesh:retry:breaker-rejected", { name: "web" });
+    publish("mesh:retry:breaker-rejected", { name: "web" });
+    publish("mesh:balancer:endpoint", {
+      balancer: "b",
+      address: "10.0.0.1:80",
+      state: "ready",
+      cost: 30,
+      pending: 0,
+    });
+    publish("mesh:balancer:endpoint", {
+      balancer: "b",
+      address: "10.0.0.2:80",
+      state: "ready",
+      cost: 30,
+      pending: 0,
+    });
+    publish("mesh:balancer:endpoint", {
+      balancer: "b",
+      address: "10.0.0.1:80",
+      state: "ejected",
+      reason: "failure-accrual",
+      cost: 90.5,
+      pending: 2,
+    });
+    publish("mesh:balancer:endpoint", {
+      balancer: "b",
+      address: "10.0.0.2:80",
+      state: "removed",
+      cost: 30,
+      pending: 0,
+    });
+    publish("mesh:balancer:fail-fast", { balancer: "b", waitedMs: 3000 });
+    publish("mesh:identity:svid", {
+      spiffeId: "spiffe://td/ns/a/sa/web",
+      notBefore: 1_700_000_000_000,
+      notAfter: 1_700_086_400_000,
+      serialNumber: "01",
+      source: "issuer",
+    });
+    publish("mesh:identity:refresh-failed", {
+      spiffeId: "spiffe://td/ns/a/sa/web",
+      error: new Error("x"),
+      retryInMs: 1000,
+    });
+    publish("mesh:identity:issued", { spiffeId: "spiffe://td/ns/a/sa/x", notAfter: 1 });
+    publish("mesh:authz:decision", {
+      allowed: true,
+      audit: false,
+      clientId: "spiffe://td/ns/a/sa/c",
+      network: "10.0.0.0/8",
+      protocol: "http",
+      port: 4143,
+      route: "GET /",
+      reason: "allow-rule",
+    });
+    publish("mesh:authz:decision", {
+      allowed: false,
+      audit: false,
+      network: "0.0.0.0/0",
+      protocol: "grpc",
+      port: 4143,
+      reason: "unauthenticated",
+    });
+    publish("mesh:authz:decision", {
+      allowed: false,
+      audit: false,
+      network: "0.0.0.0/0",
+      protocol: "tcp",
+      port: 5432,
+      reason: "deny",
+    });
+    publish("mesh:retry:breaker", { name: "web", state: "bogus" });
+    publish("mesh:retry:retry", null);
+
+    const t = renderPrometheus(registry);
+    expect(sampleOf(t, 'mesh_retry_requests_total{name="web"}')).toBe(1);
+    expect(sampleOf(t, 'mesh_retry_retries_total{name="web",reason="status 503"}')).toBe(1);
+    expect(sampleOf(t, 'mesh_retry_budget_exhausted_total{name="web",reason="status 503"}')).toBe(
+      1,
+    );
+    expect(sampleOf(t, 'mesh_retry_limit_exceeded_total{name="web",reason="status 502"}')).toBe(1);
+    expect(sampleOf(t, 'mesh_retry_timeouts_total{name="web",kind="per-try"}')).toBe(1);
+    expect(sampleOf(t, 'mesh_circuit_breaker_state{name="web",state="open"}')).toBe(1);
+    expect(sampleOf(t, 'mesh_circuit_breaker_state{name="web",state="closed"}')).toBe(0);
+    expect(sampleOf(t, 'mesh_circuit_breaker_transitions_total{name="web",state="open"}')).toBe(1);
+    expect(sampleOf(t, 'mesh_circuit_breaker_rejected_total{name="web"}')).toBe(2);
+    expect(
+      sampleOf(
+        t,
+        'mesh_balancer_endpoint_state{balancer="b",address="10.0.0.1:80",state="ejected"}',
+      ),
+    ).toBe(1);
+    expect(
+      sampleOf(t, 'mesh_balancer_endpoint_state{balancer="b",address="10.0.0.1:80",state="ready"}'),
+    ).toBe(0);
+    expect(sampleOf(t, 'mesh_balancer_endpoint_cost{balancer="b",address="10.0.0.1:80"}')).toBe(
+      90.5,
+    );
+    expect(sampleOf(t, 'mesh_balancer_endpoint_pending{balancer="b",address="10.0.0.1:80"}')).toBe(
+      2,
+    );
+    expect(t).not.toContain('address="10.0.0.2:80"');
+    expect(
+      sampleOf(
+        t,
+        'mesh_balancer_endpoint_transitions_total{balancer="b",state="ejected",reason="failure-accrual"}',
+      ),
+    ).toBe(1);
+    expect(sampleOf(t, 'mesh_balancer_fail_fast_total{balancer="b"}')).toBe(1);
+    expect(
+      sampleOf(
+        t,
+        'identity_cert_expiration_timestamp_seconds{spiffe_id="spiffe://td/ns/a/sa/web"}',
+      ),
+    ).toBe(1_700_086_400);
+    expect(
+      sampleOf(
+        t,
+        'identity_cert_refresh_total{spiffe_id="spiffe://td/ns/a/sa/web",source="issuer"}',
+      ),
+    ).toBe(1);
+    expect(
+      sampleOf(t, 'identity_cert_refresh_failures_total{spiffe_id="spiffe://td/ns/a/sa/web"}'),
+    ).toBe(1);
+    expect(sampleOf(t, "identity_issuer_certs_issued_total")).toBe(1);
+    expect(
+      sampleOf(
+        t,
+        'inbound_http_authz_allow_total{target_port="4143",route="GET /",reason="allow-rule"}',
+      ),
+    ).toBe(1);
+    expect(
+      sampleOf(t, 'inbound_http_authz_deny_total{target_port="4143",reason="unauthenticated"}'),
+    ).toBe(1);
+    expect(sampleOf(t, 'inbound_tcp_authz_deny_total{target_port="5432",reason="deny"}')).toBe(1);
+    expect(sampleOf(t, 'mesh_metrics_invalid_events_total{channel="mesh:retry:breaker"}')).toBe(1);
+    expect(sampleOf(t, 'mesh_metrics_invalid_events_total{channel="mesh:retry:retry"}')).toBe(1);
+
+    const check = await promtoolCheck(t);
+    expect(check.code).toBe(0);
+    expect(check.problems.filter((p) => !ACCEPTED_LINT.test(p))).toEqual([]);
+  });
+
+  it("caps free-text reasons and stops recording after unsubscribe", () => {
+    const registry = new Registry();
+    unsubscribe = subscribeMeshEvents(registry, { maxReasons: 2 });
+    for (const r of ["a", "b", "c", "d"])
+      publish("mesh:retry:retry", { name: "n", attempt: 1, reason: r, delayMs: 1, origin: "o" });
+    unsubscribe();
+    publish("mesh:retry:retry", { name: "n", attempt: 1, reason: "a", delayMs: 1, origin: "o" });
+    const t = renderPrometheus(registry);
+    expect(sampleOf(t, 'mesh_retry_retries_total{name="n",reason="a"}')).toBe(1);
+    expect(sampleOf(t, 'mesh_retry_retries_total{name="n",reason="other"}')).toBe(2);
+  });
+});
