@@ -1,1 +1,44 @@
-export {};
+export { Backoff, type BackoffOptions, parseRetryAfter } from "./backoff/backoff.js";
+export {
+  type BreakerOutcome,
+  type CircuitBreakerOptions,
+  CircuitBreakers,
+} from "./breaker/circuit-breakers.js";
+export { CircuitOpenError } from "./breaker/errors.js";
+export {
+  RetryBudget,
+  type RetryBudgetOptions,
+  type RetryBudgetState,
+} from "./budget/retry-budget.js";
+export type { Clock } from "./clock.js";
+export {
+  type AttemptEvent,
+  type BreakerEvent,
+  type BreakerRejectedEvent,
+  type BreakerState,
+  channels,
+  type NotRetriedEvent,
+  type RetryEvent,
+  type TimeoutEvent,
+} from "./events.js";
+export { type GrpcStatusName, GrpcStatusSet, grpcStatusNames } from "./policy/grpc.js";
+export {
+  defaultErrorCodes,
+  defaultRetryMethods,
+  RetryPolicy,
+  type RetryPolicyOptions,
+} from "./policy/retry-policy.js";
+export { HttpStatusSet } from "./policy/status-set.js";
+export {
+  IdleTimeoutError,
+  MeshTimeoutError,
+  PerTryTimeoutError,
+  RequestTimeoutError,
+  type TimeoutKind,
+} from "./timeout/errors.js";
+export { type CircuitBreakerInterceptor, circuitBreaker } from "./undici/circuit-breaker.js";
+export { RETRYABLE_HEADER } from "./undici/headers.js";
+export { type RetryInterceptorOptions, retry } from "./undici/retry.js";
+export { type TimeoutOptions, timeout } from "./undici/timeout.js";
+export type { Interceptor } from "./undici/types.js";
+export { type AttemptContext, type WithRetryOptions, withRetry } from "./with-retry.js";

@@ -1,0 +1,56 @@
+import { numberIn, object, randomOption } from "../validate.js";
+
+/** Options of {@link Backoff}. Defaults are Linkerd's (25 ms → 250 ms, full jitter). */
+export interface BackoffOptions {
+  /** Ceiling of the first retry's delay, in ms. Default 25. */
+  base?: number;
+  /** Largest ceiling, in ms. Default 250. */
+  max?: number;
+  /** Source of randomness in [0, 1). Default `Math.random`. */
+  random?: () => number;
+}
+
+/**
+ * Exponential backoff with full jitter: the delay before retry `n` (1-based) is uniform in
+ * `[0, min(max, base × 2^(n-1)))`.
+ */
+export class Backoff {
+  readonly base: number;
+  readonly max: number;
+  readonly #random: () => number;
+
+  constructor(options?: BackoffOptions, path = "backoff") {
+    const o = object<BackoffOptions>(path, options);
+    this.base = numberIn(`${path}.base`, o.base, 0, 3_600_000, 25);
+    this.max = numberIn(`${path}.max`, o.max, 0, 3_600_000, 250);
+    if (this.max < this.base) {
+      throw new RangeError(
+        `${path}.max: expected a number >= ${path}.base (${this.base}), got ${this.max}`,
+      );
+    }
+    this.#random = randomOption(`${path}.random`, o.random);
+  }
+
+  /** The delay in ms before retry number `retry` (1 for the first retry). */
+  delay(retry: number): number {
+    const ceiling = Math.min(this.max, this.base * 2 ** Math.max(0, retry - 1));
+    return Math.floor(this.#random() * ceiling);
+  }
+}
+
+/**
+ * Parses a `Retry-After` value: delay-seconds or an HTTP-date (relative to `nowEpochMs`).
+ * @returns the delay in ms (>= 0), or undefined when absent or malformed.
+ */
+export function parseRetryAfter(value: unknown, nowEpochMs = Date.now()): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (typeof v !== "string") return undefined;
+  const text = v.trim();
+  if (text === "") return undefined;
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  // HTTP-dates always contain a letter (day and month names); bare numbers were handled above.
+  if (!/[a-z]/i.test(text)) return undefined;
+  const at = Date.parse(text);
+  if (Number.isNaN(at)) return undefined;
+  return Math.max(0, at - nowEpochMs);
+}

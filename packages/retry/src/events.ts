@@ -1,0 +1,72 @@
+import diagnostics from "node:diagnostics_channel";
+
+/**
+ * The `node:diagnostics_channel` names this package publishes on. Subscribers can use the
+ * strings directly without importing this package (see ARCHITECTURE.md).
+ */
+export const channels = {
+  attempt: "mesh:retry:attempt",
+  retry: "mesh:retry:retry",
+  budgetExhausted: "mesh:retry:budget-exhausted",
+  limitExceeded: "mesh:retry:limit-exceeded",
+  timeout: "mesh:retry:timeout",
+  breaker: "mesh:retry:breaker",
+  breakerRejected: "mesh:retry:breaker-rejected",
+} as const;
+
+/** `mesh:retry:attempt` — an attempt is sent; attempt 0 is the original request. */
+export interface AttemptEvent {
+  name: string;
+  attempt: number;
+  method: string;
+  origin: string;
+  path: string;
+}
+
+/** `mesh:retry:retry` — a retry was scheduled after `delayMs`. */
+export interface RetryEvent {
+  name: string;
+  /** The number of the attempt being scheduled (1 for the first retry). */
+  attempt: number;
+  reason: string;
+  delayMs: number;
+  origin: string;
+}
+
+/** `mesh:retry:budget-exhausted` and `mesh:retry:limit-exceeded` — a retryable failure was not retried. */
+export interface NotRetriedEvent {
+  name: string;
+  reason: string;
+  origin: string;
+}
+
+/** `mesh:retry:timeout` — a timeout fired. */
+export interface TimeoutEvent {
+  name: string;
+  kind: "request" | "per-try" | "idle";
+  timeoutMs: number;
+  origin: string;
+}
+
+/** A circuit breaker state. */
+export type BreakerState = "open" | "half-open" | "closed";
+
+/** `mesh:retry:breaker` — a breaker changed state. `name` is the breaker's name (its origin by default). */
+export interface BreakerEvent {
+  name: string;
+  state: BreakerState;
+  previous: BreakerState;
+}
+
+/** `mesh:retry:breaker-rejected` — a request failed fast because the breaker is open. */
+export interface BreakerRejectedEvent {
+  name: string;
+}
+
+export const attemptChannel = diagnostics.channel(channels.attempt);
+export const retryChannel = diagnostics.channel(channels.retry);
+export const budgetExhaustedChannel = diagnostics.channel(channels.budgetExhausted);
+export const limitExceededChannel = diagnostics.channel(channels.limitExceeded);
+export const timeoutChannel = diagnostics.channel(channels.timeout);
+export const breakerChannel = diagnostics.channel(channels.breaker);
+export const breakerRejectedChannel = diagnostics.channel(channels.breakerRejected);

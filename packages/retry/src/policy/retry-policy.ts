@@ -1,0 +1,220 @@
+import { Backoff, type BackoffOptions } from "../backoff/backoff.js";
+import { RetryBudget, type RetryBudgetOptions } from "../budget/retry-budget.js";
+import { budgetExhaustedChannel, limitExceededChannel } from "../events.js";
+import { bool, numberIn, object, str, typeError } from "../validate.js";
+import { GrpcStatusSet, grpcStatusNames } from "./grpc.js";
+import { HttpStatusSet } from "./status-set.js";
+
+/** Options shared by the `retry()` interceptor and `withRetry()`. */
+export interface RetryPolicyOptions {
+  /** Name carried by events. Default: the budget's name. */
+  name?: string;
+  /** Most retries per request (not counting the original), 0..100. Default 1, as Linkerd. */
+  limit?: number;
+  /** HTTP statuses to retry, Linkerd syntax (`5xx`, `gateway-error`, `500-504`, `503`). Default `"5xx"`. */
+  http?: string | readonly string[];
+  /**
+   * gRPC statuses to retry, read from headers (trailers-only responses) or trailers.
+   * Default `cancelled, deadline-exceeded, internal, resource-exhausted, unavailable`; `[]` for none.
+   */
+  grpc?: string | readonly (string | number)[];
+  /** Error codes of connection failures to retry when no response byte arrived. */
+  errorCodes?: readonly string[];
+  /** Methods retried without being marked retryable. Default GET, HEAD, OPTIONS, TRACE, PUT, DELETE, QUERY. */
+  methods?: readonly string[];
+  /** Retry every method on this route (the route is marked retryable). Default false. */
+  retryNonIdempotent?: boolean;
+  /** Per-attempt timeout in ms until the response is committed to the caller. Default none. */
+  perTryTimeout?: number;
+  /** Retry an attempt that hit the per-try timeout, as Linkerd 2.16+. Default true. */
+  retryOnPerTryTimeout?: boolean;
+  /** Largest request body kept for replay, in bytes. Larger bodies are sent once, never retried. Default 64 KiB. */
+  maxReplayBytes?: number;
+  /** Largest gRPC response held back while waiting for its trailers. Default 64 KiB. */
+  maxGrpcBufferBytes?: number;
+  /** Exponential backoff with full jitter. Default 25 ms → 250 ms. */
+  backoff?: BackoffOptions;
+  /**
+   * Longest `Retry-After` honoured, in ms: a retryable response asking for a longer pause is
+   * returned to the caller instead. `false` ignores `Retry-After`. Default 10000.
+   */
+  retryAfterMax?: number | false;
+  /**
+   * The budget retries draw on: a shared {@link RetryBudget}, options for a new one, or
+   * `false` to rely on `limit` alone (not recommended). Default: a new budget with defaults.
+   */
+  budget?: RetryBudget | RetryBudgetOptions | false;
+}
+
+/** Connection failures before any response byte, retried by default. */
+export const defaultErrorCodes: readonly string[] = [
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "ECONNABORTED",
+  "EPIPE",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EAI_AGAIN",
+  "UND_ERR_SOCKET",
+  "UND_ERR_CONNECT_TIMEOUT",
+  "UND_ERR_CLOSED",
+  "ERR_HTTP2_STREAM_ERROR",
+  "ERR_HTTP2_GOAWAY_SESSION",
+];
+
+/** Idempotent methods (RFC 9110 §9.2.2, plus QUERY). */
+export const defaultRetryMethods: readonly string[] = [
+  "GET",
+  "HEAD",
+  "OPTIONS",
+  "TRACE",
+  "PUT",
+  "DELETE",
+  "QUERY",
+];
+
+const defaultGrpc = "cancelled,deadline-exceeded,internal,resource-exhausted,unavailable";
+
+/**
+ * A validated retry policy: what to retry, how often, how long to wait, and the budget.
+ * Build one and share it across interceptors and `withRetry()` calls, or pass plain options.
+ */
+export class RetryPolicy {
+  readonly name: string;
+  readonly limit: number;
+  readonly http: HttpStatusSet;
+  readonly grpc: GrpcStatusSet;
+  readonly errorCodes: ReadonlySet<string>;
+  readonly methods: ReadonlySet<string>;
+  readonly retryNonIdempotent: boolean;
+  readonly perTryTimeout: number | undefined;
+  readonly retryOnPerTryTimeout: boolean;
+  readonly maxReplayBytes: number;
+  readonly maxGrpcBufferBytes: number;
+  readonly backoff: Backoff;
+  readonly retryAfterMax: number | false;
+  readonly budget: RetryBudget | undefined;
+
+  constructor(options?: RetryPolicyOptions) {
+    const o = object<RetryPolicyOptions>("retry", options);
+    if (o.budget instanceof RetryBudget) this.budget = o.budget;
+    else if (o.budget === false) this.budget = undefined;
+    else this.budget = new RetryBudget(o.budget);
+    this.name = str("retry.name", o.name, this.budget?.name ?? "default");
+    this.limit = numberIn("retry.limit", o.limit, 0, 100, 1, true);
+    this.http = new HttpStatusSet(o.http ?? "5xx", "retry.http");
+    this.grpc = new GrpcStatusSet(o.grpc ?? defaultGrpc, "retry.grpc");
+    this.errorCodes = new Set(stringList("retry.errorCodes", o.errorCodes, defaultErrorCodes));
+    this.methods = new Set(
+      stringList("retry.methods", o.methods, defaultRetryMethods).map((m) => m.toUpperCase()),
+    );
+    this.retryNonIdempotent = bool("retry.retryNonIdempotent", o.retryNonIdempotent, false);
+    this.perTryTimeout =
+      o.perTryTimeout === undefined
+        ? undefined
+        : numberIn("retry.perTryTimeout", o.perTryTimeout, 1, 2_147_483_647, 0);
+    this.retryOnPerTryTimeout = bool("retry.retryOnPerTryTimeout", o.retryOnPerTryTimeout, true);
+    this.maxReplayBytes = numberIn(
+      "retry.maxReplayBytes",
+      o.maxReplayBytes,
+      0,
+      1 << 30,
+      64 * 1024,
+      true,
+    );
+    this.maxGrpcBufferBytes = numberIn(
+      "retry.maxGrpcBufferBytes",
+      o.maxGrpcBufferBytes,
+      0,
+      1 << 30,
+      64 * 1024,
+      true,
+    );
+    this.backoff = new Backoff(o.backoff, "retry.backoff");
+    this.retryAfterMax =
+      o.retryAfterMax === false
+        ? false
+        : numberIn("retry.retryAfterMax", o.retryAfterMax, 0, 2_147_483_647, 10_000);
+  }
+
+  /** Whether `method` may be retried without the request being marked retryable. */
+  allowsMethod(method: string): boolean {
+    return this.retryNonIdempotent || this.methods.has(method.toUpperCase());
+  }
+
+  /** The retry reason for an HTTP status, or undefined when it is not retryable. */
+  classifyStatus(status: number): string | undefined {
+    return this.http.has(status) ? `http-${status}` : undefined;
+  }
+
+  /** The retry reason for a gRPC status code, or undefined when it is not retryable. */
+  classifyGrpc(code: number): string | undefined {
+    return this.grpc.has(code) ? `grpc-${grpcStatusNames[code]}` : undefined;
+  }
+
+  /** The retry reason for an error raised before any response byte, or undefined. */
+  classifyError(error: unknown): string | undefined {
+    if (error === null || typeof error !== "object") return undefined;
+    const code = (error as { code?: unknown }).code;
+    if (code === "MESH_RETRY_PER_TRY_TIMEOUT") {
+      return this.retryOnPerTryTimeout ? "per-try-timeout" : undefined;
+    }
+    if (typeof code === "string" && this.errorCodes.has(code)) return code;
+    // undici wraps connection errors; look one level into `cause`.
+    const cause = (error as { cause?: { code?: unknown } }).cause;
+    if (cause && typeof cause.code === "string" && this.errorCodes.has(cause.code)) {
+      return cause.code;
+    }
+    return undefined;
+  }
+
+  /**
+   * Decides whether retry number `retry` (1-based) may go ahead for `reason`: checks the
+   * limit, then withdraws from the budget, publishing `limit-exceeded` / `budget-exhausted`
+   * when it may not.
+   */
+  admit(retry: number, reason: string, origin: string): boolean {
+    if (retry > this.limit) {
+      if (limitExceededChannel.hasSubscribers) {
+        limitExceededChannel.publish({ name: this.name, reason, origin });
+      }
+      return false;
+    }
+    if (this.budget !== undefined && !this.budget.tryWithdraw()) {
+      if (budgetExhaustedChannel.hasSubscribers) {
+        budgetExhaustedChannel.publish({ name: this.name, reason, origin });
+      }
+      return false;
+    }
+    return true;
+  }
+
+  /** Records an original request in the budget. */
+  deposit(): void {
+    this.budget?.deposit();
+  }
+
+  /**
+   * The delay before retry number `retry`, honouring a `Retry-After` value when given.
+   * @returns the delay in ms, or undefined when `Retry-After` asks for more than `retryAfterMax`.
+   */
+  delay(retry: number, retryAfterMs: number | undefined): number | undefined {
+    if (retryAfterMs !== undefined && this.retryAfterMax !== false) {
+      return retryAfterMs <= this.retryAfterMax ? retryAfterMs : undefined;
+    }
+    return this.backoff.delay(retry);
+  }
+}
+
+/** Accepts a {@link RetryPolicy} or options for one. */
+export function toPolicy(options: RetryPolicy | RetryPolicyOptions | undefined): RetryPolicy {
+  return options instanceof RetryPolicy ? options : new RetryPolicy(options);
+}
+
+function stringList(path: string, value: unknown, fallback: readonly string[]): string[] {
+  if (value === undefined) return [...fallback];
+  if (!Array.isArray(value) || !value.every((v) => typeof v === "string" && v.length > 0)) {
+    throw typeError(path, "an array of non-empty strings", value);
+  }
+  return value as string[];
+}
