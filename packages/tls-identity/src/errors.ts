@@ -1,0 +1,43 @@
+/**
+ * Stable error codes for runtime failures a caller may branch on.
+ *
+ * @public
+ */
+export type IdentityErrorCode =
+  | "MESH_IDENTITY_INVALID_PEM"
+  | "MESH_IDENTITY_INVALID_CERTIFICATE"
+  | "MESH_IDENTITY_CSR_MALFORMED"
+  | "MESH_IDENTITY_CSR_SIGNATURE"
+  | "MESH_IDENTITY_KEY_TYPE_NOT_ALLOWED"
+  | "MESH_IDENTITY_ID_MISMATCH"
+  | "MESH_IDENTITY_EXTRA_SAN"
+  | "MESH_IDENTITY_CA_EXPIRED"
+  | "MESH_IDENTITY_UNAUTHENTICATED"
+  | "MESH_IDENTITY_ISSUER_UNAVAILABLE"
+  | "MESH_IDENTITY_ISSUER_REJECTED"
+  | "MESH_IDENTITY_NOT_READY"
+  | "MESH_IDENTITY_SOURCE_CLOSED"
+  | "MESH_IDENTITY_PEER_NO_ID"
+  | "MESH_IDENTITY_PEER_UNTRUSTED"
+  | "MESH_IDENTITY_PEER_REJECTED";
+
+/**
+ * Base class of every runtime error this package throws, {@link SpiffeIdError} and
+ * {@link PeerIdentityError} included. `code` is stable across releases; messages are not.
+ *
+ * @public
+ */
+export class IdentityError extends Error {
+  /** Stable machine-readable code. */
+  readonly code: IdentityErrorCode | "MESH_IDENTITY_INVALID_SPIFFE_ID";
+
+  constructor(
+    code: IdentityErrorCode | "MESH_IDENTITY_INVALID_SPIFFE_ID",
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = "IdentityError";
+    this.code = code;
+  }
+}

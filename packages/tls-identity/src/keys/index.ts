@@ -1,0 +1,8 @@
+export {
+  exportPrivateKeyPem,
+  generateKeyPair,
+  importPrivateKeyPem,
+  type KeyPair,
+  type KeyType,
+  keyTypeOf,
+} from "./keys.js";
