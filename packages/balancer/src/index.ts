@@ -1,1 +1,61 @@
-export {};
+export {
+  classifyError,
+  FAILURE_GRPC_CODES,
+  isFailureGrpc,
+  isFailureStatus,
+  type Outcome,
+} from "./accrual/classify.js";
+export {
+  type AccrualState,
+  FailureAccrual,
+  type FailureAccrualConfig,
+  type FailureAccrualOptions,
+  failureAccrualConfig,
+} from "./accrual/failure-accrual.js";
+export { type Clock, monotonicClock, type Random, seededRandom } from "./clock.js";
+export { type DnsResolverOptions, dnsResolver } from "./discovery/dns-resolver.js";
+export {
+  type FileResolverOptions,
+  fileResolver,
+  parseEndpointsFile,
+} from "./discovery/file-resolver.js";
+export type { Resolver, ResolverUpdate } from "./discovery/resolver.js";
+export { staticResolver } from "./discovery/static-resolver.js";
+export { Balancer, type BalancerOptions, type BalancerSnapshot } from "./dispatcher/balancer.js";
+export { type ParsedAddress, parseAddress } from "./endpoints/address.js";
+export {
+  Endpoint,
+  type EndpointConnect,
+  type EndpointInfo,
+  type EndpointInit,
+  endpointInfo,
+  type ProtocolHint,
+} from "./endpoints/endpoint.js";
+export {
+  EndpointSet,
+  type EndpointSetOptions,
+  type EndpointSnapshot,
+} from "./endpoints/endpoint-set.js";
+export { BalancerClosedError, NoEndpointsReadyError, ResolverError } from "./errors.js";
+export { CHANNELS, type EndpointEvent, type EndpointState, type FailFastEvent } from "./events.js";
+export {
+  PeakEwma,
+  type PeakEwmaConfig,
+  type PeakEwmaOptions,
+  peakEwmaConfig,
+} from "./ewma/peak-ewma.js";
+export {
+  createSelector,
+  LeastPendingSelector,
+  P2CSelector,
+  RoundRobinSelector,
+  type Selector,
+  STRATEGIES,
+  type Strategy,
+} from "./select/selector.js";
+export {
+  type SplitBackend,
+  TrafficSplit,
+  type TrafficSplitOptions,
+} from "./split/traffic-split.js";
+export { WeightedChoice, type WeightedEntry } from "./split/weighted-choice.js";

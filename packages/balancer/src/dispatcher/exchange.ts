@@ -1,0 +1,108 @@
+import type { Dispatcher } from "undici";
+import { classifyError, isFailureGrpc, type Outcome } from "../accrual/classify.js";
+import type { Clock } from "../clock.js";
+import type { Endpoint } from "../endpoints/endpoint.js";
+import type { EndpointSet } from "../endpoints/endpoint-set.js";
+
+type Headers = Record<string, string | string[] | undefined>;
+type Controller = Dispatcher.DispatchController;
+
+/**
+ * Wraps the caller's handler for one request to one endpoint: measures the round trip to the
+ * response headers, classifies the outcome (5xx, gRPC status in headers or trailers, transport
+ * errors) and reports both to the endpoint set, then forwards every callback unchanged.
+ */
+export class Exchange implements Dispatcher.DispatchHandler {
+  readonly #set: EndpointSet;
+  readonly #endpoint: Endpoint;
+  readonly #h: Dispatcher.DispatchHandler;
+  readonly #clock: Clock;
+  readonly #start: number;
+  #rtt = 0;
+  #responded = false;
+  #failed = false;
+  #settled = false;
+
+  constructor(
+    set: EndpointSet,
+    endpoint: Endpoint,
+    handler: Dispatcher.DispatchHandler,
+    clock: Clock,
+    start: number,
+  ) {
+    this.#set = set;
+    this.#endpoint = endpoint;
+    this.#h = handler;
+    this.#clock = clock;
+    this.#start = start;
+  }
+
+  onRequestStart(controller: Controller, context: unknown): void {
+    this.#h.onRequestStart?.(controller, context);
+  }
+
+  onRequestUpgrade(controller: Controller, status: number, headers: Headers, socket: never): void {
+    this.#respond(false);
+    this.#settle("success");
+    this.#h.onRequestUpgrade?.(controller, status, headers, socket);
+  }
+
+  onResponseStarted(): void {
+    this.#h.onResponseStarted?.();
+  }
+
+  onBodySent(chunk: Buffer): void {
+    this.#h.onBodySent?.(chunk);
+  }
+
+  onRequestSent(): void {
+    this.#h.onRequestSent?.();
+  }
+
+  onResponseStart(
+    controller: Controller,
+    status: number,
+    headers: Headers,
+    statusMessage?: string,
+  ): void {
+    this.#respond(status >= 500 || isFailureGrpc(headers));
+    this.#h.onResponseStart?.(controller, status, headers, statusMessage);
+  }
+
+  onResponseData(controller: Controller, chunk: Buffer): void {
+    this.#h.onResponseData?.(controller, chunk);
+  }
+
+  onResponseEnd(controller: Controller, trailers: Headers): void {
+    if (!this.#failed && isFailureGrpc(trailers)) {
+      // The failure arrived in trailers, after the RTT sample: fold it into the cost now.
+      this.#failed = true;
+      this.#endpoint.load.observeFailure(this.#rtt, this.#clock.now());
+    }
+    this.#settle(this.#failed ? "failure" : "success");
+    this.#h.onResponseEnd?.(controller, trailers);
+  }
+
+  onResponseError(controller: Controller, error: Error): void {
+    const outcome = classifyError(error);
+    // An abort before the headers still bounds the RTT from below: record it as a sample.
+    this.#respond(outcome === "failure");
+    this.#settle(outcome);
+    this.#h.onResponseError?.(controller, error);
+  }
+
+  #respond(failed: boolean): void {
+    if (this.#responded) return;
+    this.#responded = true;
+    this.#failed = failed;
+    const now = this.#clock.now();
+    this.#rtt = now - this.#start;
+    this.#set.responded(this.#endpoint, this.#rtt, failed, now);
+  }
+
+  #settle(outcome: Outcome): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#set.settled(this.#endpoint, outcome);
+  }
+}

@@ -1,0 +1,357 @@
+import type { Outcome } from "../accrual/classify.js";
+import {
+  FailureAccrual,
+  type FailureAccrualConfig,
+  type FailureAccrualOptions,
+  failureAccrualConfig,
+} from "../accrual/failure-accrual.js";
+import { type Clock, monotonicClock, type Random } from "../clock.js";
+import { type EndpointState, endpointChannel } from "../events.js";
+import {
+  PeakEwma,
+  type PeakEwmaConfig,
+  type PeakEwmaOptions,
+  peakEwmaConfig,
+} from "../ewma/peak-ewma.js";
+import { createSelector, type Selector, STRATEGIES, type Strategy } from "../select/selector.js";
+import { typeError } from "../validate.js";
+import { Endpoint, type EndpointInfo, type EndpointInit, endpointInfo } from "./endpoint.js";
+
+/** Options for {@link EndpointSet}. */
+export interface EndpointSetOptions {
+  /** Name used in events and snapshots. Default `"default"`. */
+  name?: string;
+  /** Selection strategy or a custom {@link Selector}. Default `"p2c"`. */
+  strategy?: Strategy | Selector;
+  /** Peak-EWMA settings. */
+  ewma?: PeakEwmaOptions;
+  /** Failure accrual settings, or `false` to never eject. */
+  accrual?: FailureAccrualOptions | false;
+  /** Time source (ms). Default `performance.now()`. */
+  clock?: Clock;
+  /** Randomness for P2C and jitter. Default `Math.random`; use `seededRandom(n)` in tests. */
+  random?: Random;
+  /** Called after an endpoint changes state (after the event is published). */
+  onStateChange?: (endpoint: Endpoint, state: EndpointState, reason: string) => void;
+}
+
+/** A point-in-time view of one endpoint. */
+export interface EndpointSnapshot {
+  address: string;
+  origin: string;
+  state: EndpointState;
+  weight: number;
+  pending: number;
+  /** Cost as P2C sees it: estimate × (pending + 1) / weight. */
+  cost: number;
+  /** Current Peak-EWMA RTT estimate, ms. */
+  rttMs: number;
+  consecutiveFailures: number;
+  /** Milliseconds until the next probe when ejected. */
+  probeInMs?: number;
+  requests: number;
+  failures: number;
+  identity?: string;
+  protocol?: string;
+  zone?: string;
+  labels?: Readonly<Record<string, string>>;
+}
+
+/**
+ * The pure core of the balancer: a live set of endpoints with their load estimates and failure
+ * accrual, and a cheap {@link EndpointSet.pick}. Owns no sockets and no timers; time comes
+ * from the clock. Adapters call {@link EndpointSet.start}, {@link EndpointSet.responded} and
+ * {@link EndpointSet.settled} around each request.
+ */
+export class EndpointSet {
+  /** Name used in events. */
+  readonly name: string;
+  /** The selector in use. */
+  readonly selector: Selector;
+  readonly #clock: Clock;
+  readonly #random: Random;
+  readonly #ewma: PeakEwmaConfig;
+  readonly #accrual: FailureAccrualConfig | undefined;
+  readonly #onStateChange: EndpointSetOptions["onStateChange"];
+  readonly #all = new Map<string, Endpoint>();
+  readonly #ready: Endpoint[] = [];
+  readonly #ejected: Endpoint[] = [];
+  #nextProbeAt = Number.POSITIVE_INFINITY;
+
+  constructor(options: EndpointSetOptions = {}) {
+    if (options === null || typeof options !== "object")
+      throw typeError("options", "an object", options);
+    const name = options.name ?? "default";
+    if (typeof name !== "string" || name.length === 0)
+      throw typeError("name", "a non-empty string", name);
+    this.name = name;
+    this.#clock = options.clock ?? monotonicClock;
+    if (typeof this.#clock?.now !== "function")
+      throw typeError("clock", "an object with now()", options.clock);
+    this.#random = options.random ?? Math.random;
+    if (typeof this.#random !== "function")
+      throw typeError("random", "a function returning [0, 1)", options.random);
+    this.#ewma = peakEwmaConfig(options.ewma);
+    this.#accrual = options.accrual === false ? undefined : failureAccrualConfig(options.accrual);
+    const strategy = options.strategy ?? "p2c";
+    if (typeof strategy === "string") {
+      if (!STRATEGIES.includes(strategy))
+        throw typeError("strategy", STRATEGIES.map((s) => `"${s}"`).join(" | "), strategy);
+      this.selector = createSelector(strategy, this.#random);
+    } else if (strategy && typeof strategy.pick === "function") {
+      this.selector = strategy;
+    } else {
+      throw typeError("strategy", "a strategy name or a Selector", strategy);
+    }
+    this.#onStateChange = options.onStateChange;
+  }
+
+  /** Number of endpoints currently ready for traffic. */
+  get readyCount(): number {
+    return this.#ready.length;
+  }
+
+  /** Number of endpoints known (including ejected and draining). */
+  get size(): number {
+    return this.#all.size;
+  }
+
+  /** Earliest time (ms) an ejected endpoint may be probed; `Infinity` when none. */
+  get nextProbeAt(): number {
+    return this.#nextProbeAt;
+  }
+
+  /** Looks an endpoint up by address (`host:port`) or origin. */
+  get(address: string): Endpoint | undefined {
+    return this.#all.get(address) ?? this.#all.get(endpointInfo(address).origin);
+  }
+
+  /** All endpoints, including draining ones. */
+  endpoints(): IterableIterator<Endpoint> {
+    return this.#all.values();
+  }
+
+  /**
+   * Replaces the set with `inits`: new endpoints are added, known ones get their new weight and
+   * metadata, missing ones start draining. Validates everything before changing anything.
+   */
+  update(inits: readonly (EndpointInit | string)[]): void {
+    if (!Array.isArray(inits)) throw typeError("endpoints", "an array of endpoints", inits);
+    const infos = new Map<string, EndpointInfo>();
+    inits.forEach((init, i) => {
+      const info = endpointInfo(init, `endpoints[${i}]`);
+      infos.set(info.origin, info);
+    });
+    for (const [origin, endpoint] of this.#all) {
+      if (!infos.has(origin) && endpoint.state !== "draining") this.#drain(endpoint, "removed");
+    }
+    for (const info of infos.values()) this.#upsert(info);
+  }
+
+  /** Adds an endpoint (or updates it when the address is known). */
+  add(init: EndpointInit | string): Endpoint {
+    return this.#upsert(endpointInfo(init, "endpoint"));
+  }
+
+  /** Starts draining an endpoint: no new requests; removed once in-flight ones finish. */
+  remove(address: string): boolean {
+    const endpoint = this.get(address);
+    if (!endpoint || endpoint.state === "draining") return false;
+    this.#drain(endpoint, "removed");
+    return true;
+  }
+
+  /** Changes an endpoint's weight live. */
+  setWeight(address: string, weight: number): void {
+    const endpoint = this.get(address);
+    if (!endpoint) throw typeError("address", "a known endpoint", address);
+    endpoint.setInfo(
+      endpointInfo({ ...endpoint.info, address: endpoint.info.origin, weight }, "endpoint"),
+    );
+  }
+
+  /**
+   * Chooses an endpoint for the next request, or `undefined` when none is ready. A due probe of
+   * an ejected endpoint takes precedence (one request), so recovery does not depend on luck.
+   */
+  pick(now = this.#clock.now()): Endpoint | undefined {
+    if (now >= this.#nextProbeAt) {
+      const probe = this.#takeProbe(now);
+      if (probe) return probe;
+    }
+    const ready = this.#ready;
+    if (ready.length > 1) return this.selector.pick(ready, now);
+    return ready[0];
+  }
+
+  /** Records that a request was sent to `endpoint`. */
+  start(endpoint: Endpoint): void {
+    endpoint.pending++;
+    endpoint.requests++;
+  }
+
+  /**
+   * Records the response (headers) or a failure before one: the round trip feeds Peak-EWMA and
+   * the request stops counting as pending. `failed` folds the failure into the cost.
+   */
+  responded(endpoint: Endpoint, rttMs: number, failed: boolean, now = this.#clock.now()): void {
+    endpoint.pending--;
+    if (failed) endpoint.load.observeFailure(rttMs, now);
+    else endpoint.load.observe(rttMs, now);
+    if (endpoint.pending === 0 && endpoint.state === "draining") this.#finishDrain(endpoint);
+  }
+
+  /** Records the final outcome of an exchange for failure accrual. */
+  settled(endpoint: Endpoint, outcome: Outcome, now = this.#clock.now()): void {
+    if (outcome === "failure") endpoint.failures++;
+    const accrual = endpoint.accrual;
+    if (!accrual || endpoint.state === "draining" || endpoint.state === "removed") return;
+    if (outcome === "success") {
+      if (accrual.success()) {
+        if (endpoint.state === "ejected") this.#removeEjected(endpoint);
+        endpoint.load.reset(now);
+        this.#becomeReady(endpoint, endpoint.state === "probing" ? "probe-succeeded" : "success");
+      }
+    } else if (outcome === "failure") {
+      const wasProbing = accrual.state === "probing";
+      if (accrual.failure(now)) {
+        this.#removeReady(endpoint);
+        this.#ejected.push(endpoint);
+        if (accrual.probeAt < this.#nextProbeAt) this.#nextProbeAt = accrual.probeAt;
+        this.#setState(endpoint, "ejected", wasProbing ? "probe-failed" : "consecutive-failures");
+      }
+    } else if (accrual.state === "probing") {
+      accrual.probeInconclusive(now);
+      this.#ejected.push(endpoint);
+      this.#nextProbeAt = now;
+      this.#setState(endpoint, "ejected", "probe-inconclusive");
+    }
+  }
+
+  /** Drains every endpoint (used on close). */
+  clear(): void {
+    for (const endpoint of this.#all.values()) {
+      if (endpoint.state !== "draining") this.#drain(endpoint, "closed");
+    }
+  }
+
+  /** A point-in-time view of every endpoint. */
+  snapshot(now = this.#clock.now()): EndpointSnapshot[] {
+    const out: EndpointSnapshot[] = [];
+    for (const e of this.#all.values()) {
+      const s: EndpointSnapshot = {
+        address: e.address,
+        origin: e.info.origin,
+        state: e.state,
+        weight: e.weight,
+        pending: e.pending,
+        cost: e.cost(now),
+        rttMs: e.load.estimate(now),
+        consecutiveFailures: e.accrual?.consecutiveFailures ?? 0,
+        requests: e.requests,
+        failures: e.failures,
+      };
+      if (e.state === "ejected" && e.accrual) s.probeInMs = Math.max(0, e.accrual.probeAt - now);
+      if (e.info.identity) s.identity = e.info.identity;
+      if (e.info.protocol) s.protocol = e.info.protocol;
+      if (e.info.zone) s.zone = e.info.zone;
+      if (e.info.labels) s.labels = e.info.labels;
+      out.push(s);
+    }
+    return out;
+  }
+
+  #upsert(info: EndpointInfo): Endpoint {
+    const known = this.#all.get(info.origin);
+    if (known) {
+      known.setInfo(info);
+      if (known.state === "draining") {
+        // Re-added before it finished draining: serve it again, keep its connections.
+        if (known.accrual && known.accrual.state !== "ready") {
+          this.#ejected.push(known);
+          if (known.accrual.probeAt < this.#nextProbeAt) this.#nextProbeAt = known.accrual.probeAt;
+          this.#setState(known, "ejected", "added");
+        } else {
+          this.#becomeReady(known, "added");
+        }
+      }
+      return known;
+    }
+    const now = this.#clock.now();
+    const endpoint = new Endpoint(
+      info,
+      new PeakEwma(now, this.#ewma),
+      this.#accrual ? new FailureAccrual(this.#accrual, this.#random) : undefined,
+    );
+    this.#all.set(info.origin, endpoint);
+    this.#becomeReady(endpoint, "added");
+    return endpoint;
+  }
+
+  #drain(endpoint: Endpoint, reason: string): void {
+    this.#removeReady(endpoint);
+    this.#removeEjected(endpoint);
+    this.#setState(endpoint, "draining", reason);
+    if (endpoint.pending === 0) this.#finishDrain(endpoint);
+  }
+
+  #finishDrain(endpoint: Endpoint): void {
+    this.#all.delete(endpoint.info.origin);
+    this.#setState(endpoint, "removed", "drained");
+  }
+
+  #takeProbe(now: number): Endpoint | undefined {
+    let due: Endpoint | undefined;
+    let next = Number.POSITIVE_INFINITY;
+    for (const e of this.#ejected) {
+      const at = e.accrual!.probeAt;
+      if (!due && at <= now) due = e;
+      else if (at < next) next = at;
+    }
+    this.#nextProbeAt = next;
+    if (!due) return undefined;
+    this.#removeEjected(due);
+    due.accrual!.startProbe();
+    this.#setState(due, "probing", "probe-due");
+    return due;
+  }
+
+  #becomeReady(endpoint: Endpoint, reason: string): void {
+    if (endpoint.readyIndex === -1) {
+      endpoint.readyIndex = this.#ready.length;
+      this.#ready.push(endpoint);
+    }
+    this.#setState(endpoint, "ready", reason);
+  }
+
+  #removeReady(endpoint: Endpoint): void {
+    const i = endpoint.readyIndex;
+    if (i === -1) return;
+    const last = this.#ready.pop()!;
+    if (last !== endpoint) {
+      this.#ready[i] = last;
+      last.readyIndex = i;
+    }
+    endpoint.readyIndex = -1;
+  }
+
+  #removeEjected(endpoint: Endpoint): void {
+    const i = this.#ejected.indexOf(endpoint);
+    if (i !== -1) this.#ejected.splice(i, 1);
+  }
+
+  #setState(endpoint: Endpoint, state: EndpointState, reason: string): void {
+    endpoint.state = state;
+    if (endpointChannel.hasSubscribers) {
+      endpointChannel.publish({
+        balancer: this.name,
+        address: endpoint.address,
+        state,
+        reason,
+        cost: endpoint.cost(this.#clock.now()),
+        pending: endpoint.pending,
+      });
+    }
+    this.#onStateChange?.(endpoint, state, reason);
+  }
+}

@@ -1,0 +1,159 @@
+import type { FailureAccrual } from "../accrual/failure-accrual.js";
+import type { EndpointState } from "../events.js";
+import type { PeakEwma } from "../ewma/peak-ewma.js";
+import { numberIn, typeError } from "../validate.js";
+import { type ParsedAddress, parseAddress } from "./address.js";
+
+/** Which HTTP version to speak to an endpoint. `h2` enables HTTP/2 (h2c over plain TCP). */
+export type ProtocolHint = "http1" | "h2";
+
+/**
+ * How to connect to one endpoint: undici `connect` options (TLS `ca`/`cert`/`key`,
+ * `servername`, `rejectUnauthorized`, timeouts ...) or a custom connector function.
+ * This is where mTLS plugs in.
+ */
+export type EndpointConnect = Record<string, unknown> | ((...args: never[]) => unknown);
+
+/** An endpoint as discovery describes it. */
+export interface EndpointInit {
+  /** `host:port`, `[v6]:port`, or an `http://` / `https://` origin. The endpoint's key. */
+  address: string;
+  /** Relative capacity, > 0; divides the cost so weight 2 takes about twice the load. Default 1. */
+  weight?: number;
+  /** Identity the peer is expected to prove (e.g. a SPIFFE ID), for the mTLS layer. */
+  identity?: string;
+  /** Protocol hint; `h2` speaks HTTP/2. Default: HTTP/1.1 (or ALPN over TLS). */
+  protocol?: ProtocolHint;
+  /** Topology zone, for display and future zone-aware routing. */
+  zone?: string;
+  /** Free-form labels (pod name, version ...). */
+  labels?: Readonly<Record<string, string>>;
+  /** Per-endpoint connect options, overriding the balancer's. */
+  connect?: EndpointConnect;
+}
+
+/** Validated, frozen endpoint metadata. */
+export interface EndpointInfo {
+  readonly address: string;
+  readonly origin: string;
+  readonly host: string;
+  readonly port: number;
+  readonly tls: boolean;
+  readonly weight: number;
+  readonly identity: string | undefined;
+  readonly protocol: ProtocolHint | undefined;
+  readonly zone: string | undefined;
+  readonly labels: Readonly<Record<string, string>> | undefined;
+  readonly connect: EndpointConnect | undefined;
+}
+
+/** Validates an {@link EndpointInit}; errors name `path.<field>`. */
+export function endpointInfo(init: unknown, path = "endpoint"): EndpointInfo {
+  if (typeof init === "string") return endpointInfo({ address: init }, path);
+  if (init === null || typeof init !== "object" || Array.isArray(init)) {
+    throw typeError(path, "an endpoint object or address string", init);
+  }
+  const o = init as EndpointInit;
+  const parsed: ParsedAddress = parseAddress(o.address, `${path}.address`);
+  const weight = numberIn(`${path}.weight`, o.weight, 1, 0, 1_000_000, true);
+  const identity = optionalString(o.identity, `${path}.identity`);
+  const zone = optionalString(o.zone, `${path}.zone`);
+  if (o.protocol !== undefined && o.protocol !== "http1" && o.protocol !== "h2") {
+    throw typeError(`${path}.protocol`, '"http1" or "h2"', o.protocol);
+  }
+  let labels: Record<string, string> | undefined;
+  if (o.labels !== undefined) {
+    if (o.labels === null || typeof o.labels !== "object" || Array.isArray(o.labels)) {
+      throw typeError(`${path}.labels`, "an object of strings", o.labels);
+    }
+    labels = {};
+    for (const [k, v] of Object.entries(o.labels)) {
+      if (typeof v !== "string") throw typeError(`${path}.labels.${k}`, "a string", v);
+      labels[k] = v;
+    }
+    Object.freeze(labels);
+  }
+  if (
+    o.connect !== undefined &&
+    (o.connect === null || (typeof o.connect !== "object" && typeof o.connect !== "function"))
+  ) {
+    throw typeError(`${path}.connect`, "undici connect options or a connector function", o.connect);
+  }
+  const hostPort = parsed.host.includes(":")
+    ? `[${parsed.host}]:${parsed.port}`
+    : `${parsed.host}:${parsed.port}`;
+  return Object.freeze({
+    address: hostPort,
+    origin: parsed.origin,
+    host: parsed.host,
+    port: parsed.port,
+    tls: parsed.protocol === "https:",
+    weight,
+    identity,
+    protocol: o.protocol,
+    zone,
+    labels,
+    connect: o.connect,
+  });
+}
+
+function optionalString(value: unknown, path: string): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "string" || value.length === 0)
+    throw typeError(path, "a non-empty string", value);
+  return value;
+}
+
+/**
+ * One endpoint inside an {@link EndpointSet}: metadata, live state, load estimate, failure
+ * accrual. Owned by the set; read it, don't mutate it.
+ */
+export class Endpoint {
+  /** Current metadata (replaced on re-weight / metadata change). */
+  info: EndpointInfo;
+  /** Current state. */
+  state: EndpointState = "ready";
+  /** Requests sent and not yet answered (response headers not yet received). */
+  pending = 0;
+  /** Requests sent to this endpoint. */
+  requests = 0;
+  /** Requests classified as failures. */
+  failures = 0;
+  /** Latency estimator. */
+  readonly load: PeakEwma;
+  /** Failure accrual, or undefined when disabled. */
+  readonly accrual: FailureAccrual | undefined;
+  /** Slot for the adapter (the Balancer keeps the endpoint's undici Pool here). */
+  resource: unknown;
+  /** @internal position in the ready list, -1 when not ready. */
+  readyIndex = -1;
+  #weight: number;
+
+  constructor(info: EndpointInfo, load: PeakEwma, accrual: FailureAccrual | undefined) {
+    this.info = info;
+    this.#weight = info.weight;
+    this.load = load;
+    this.accrual = accrual;
+  }
+
+  /** `host:port`. */
+  get address(): string {
+    return this.info.address;
+  }
+
+  /** Current weight. */
+  get weight(): number {
+    return this.#weight;
+  }
+
+  /** @internal */
+  setInfo(info: EndpointInfo): void {
+    this.info = info;
+    this.#weight = info.weight;
+  }
+
+  /** Load cost at `now`: `estimate × (pending + 1) / weight`. */
+  cost(now: number): number {
+    return this.load.cost(this.pending, now) / this.#weight;
+  }
+}

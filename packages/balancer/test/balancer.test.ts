@@ -1,0 +1,408 @@
+import { execFileSync } from "node:child_process";
+import { subscribe, unsubscribe } from "node:diagnostics_channel";
+import { once } from "node:events";
+import { mkdtempSync, readFileSync } from "node:fs";
+import http2 from "node:http2";
+import https from "node:https";
+import net, { type AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fetch as fetch8, request } from "undici";
+import { fetch as fetch7 } from "undici7";
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  Balancer,
+  CHANNELS,
+  type EndpointEvent,
+  type FailFastEvent,
+  NoEndpointsReadyError,
+  seededRandom,
+} from "../src/index.js";
+import { startH2Server, startServer, type TestServer } from "./helpers.js";
+
+const cleanup: (() => Promise<unknown> | unknown)[] = [];
+afterEach(async () => {
+  while (cleanup.length) await cleanup.pop()!();
+});
+
+async function servers(n: number): Promise<TestServer[]> {
+  const list = await Promise.all(Array.from({ length: n }, () => startServer()));
+  for (const s of list) cleanup.push(() => s.close());
+  return list;
+}
+
+function balancer(options: ConstructorParameters<typeof Balancer>[0]): Balancer {
+  const b = new Balancer({ random: seededRandom(3), ...options });
+  cleanup.push(() => b.destroy());
+  return b;
+}
+
+/** Resolves with the first event on `mesh:balancer:endpoint` matching `match`. */
+function nextEndpointEvent(match: (e: EndpointEvent) => boolean): Promise<EndpointEvent> {
+  return new Promise((resolve) => {
+    const listener = (message: unknown) => {
+      const e = message as EndpointEvent;
+      if (!match(e)) return;
+      unsubscribe(CHANNELS.endpoint, listener);
+      resolve(e);
+    };
+    subscribe(CHANNELS.endpoint, listener);
+  });
+}
+
+const fetches = [
+  ["undici 8 fetch", fetch8],
+  ["undici 7 fetch", fetch7],
+  ["Node global fetch (bundled undici 7)", globalThis.fetch],
+] as const;
+
+describe("Balancer as a dispatcher", () => {
+  for (const [label, f] of fetches) {
+    it(`works with ${label}, spreads load and keeps the request's authority`, async () => {
+      const list = await servers(3);
+      const b = balancer({ endpoints: list.map((s) => s.address) });
+      const unseen = new Set(list.map((s) => String(s.port)));
+      for (let i = 0; i < 60; i++) {
+        const res = await (f as typeof fetch)(`http://api.internal:8080/x?i=${i}`, {
+          dispatcher: b,
+          headers: { "x-test": "1" },
+        } as RequestInit);
+        expect(res.status).toBe(200);
+        unseen.delete(await res.text());
+      }
+      expect(unseen.size).toBe(0);
+      expect(b.snapshot().endpoints.reduce((n, e) => n + e.requests, 0)).toBe(60);
+    });
+  }
+
+  it("sends the logical authority as Host", async () => {
+    let host: string | undefined;
+    const s = await startServer((req, res) => {
+      host = req.headers.host;
+      res.end("ok");
+      return true;
+    });
+    cleanup.push(() => s.close());
+    const b = balancer({ endpoints: [s.address] });
+    await (await fetch8("http://web.prod.svc:9000/", { dispatcher: b })).text();
+    expect(host).toBe("web.prod.svc:9000");
+    const r = await request("http://other.svc/", {
+      dispatcher: b,
+      headers: { host: "explicit.svc" },
+    });
+    await r.body.text();
+    expect(host).toBe("explicit.svc");
+  });
+
+  it("works with undici request() including a request body", async () => {
+    const s = await startServer((req, res) => {
+      req.pipe(res);
+      return true;
+    });
+    cleanup.push(() => s.close());
+    const b = balancer({ endpoints: [s.address] });
+    const r = await request("http://svc/echo", { method: "POST", body: "hello", dispatcher: b });
+    expect(await r.body.text()).toBe("hello");
+  });
+
+  it("speaks HTTP/2 (h2c) to endpoints whose protocol hint is h2, with every fetch", async () => {
+    const h2 = await startH2Server();
+    cleanup.push(() => h2.close());
+    const b = balancer({ endpoints: [{ address: h2.address, protocol: "h2" }] });
+    const r = await request("http://grpc.svc/", { dispatcher: b });
+    expect(await r.body.text()).toBe("h2 2.0 grpc.svc");
+    for (const [, f] of fetches) {
+      const res = await (f as typeof fetch)("http://grpc.svc/", { dispatcher: b } as RequestInit);
+      expect(await res.text()).toBe("h2 2.0 grpc.svc");
+    }
+  });
+
+  it("uses per-endpoint connect options (TLS with a private CA)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "balancer-tls-"));
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=backend.test",
+        "-addext",
+        "subjectAltName=DNS:backend.test",
+        "-keyout",
+        join(dir, "key.pem"),
+        "-out",
+        join(dir, "cert.pem"),
+      ],
+      { stdio: "ignore" },
+    );
+    const cert = readFileSync(join(dir, "cert.pem"));
+    const server = https.createServer(
+      { cert, key: readFileSync(join(dir, "key.pem")) },
+      (_req, res) => res.end("tls ok"),
+    );
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    cleanup.push(() => new Promise((r) => server.close(r)));
+    const port = (server.address() as AddressInfo).port;
+    const b = balancer({
+      endpoints: [
+        { address: `https://127.0.0.1:${port}`, connect: { ca: cert, servername: "backend.test" } },
+      ],
+    });
+    const res = await fetch8("http://backend.test/", { dispatcher: b });
+    expect(await res.text()).toBe("tls ok");
+    // Without the CA the same endpoint fails: the options really are per endpoint.
+    const plain = balancer({ endpoints: [`https://127.0.0.1:${port}`], accrual: false });
+    await expect(fetch8("http://backend.test/", { dispatcher: plain })).rejects.toThrow();
+  });
+
+  it("calls a per-endpoint connector function for that endpoint only", async () => {
+    const [a, c] = await servers(2);
+    let connects = 0;
+    const b = balancer({
+      strategy: "round-robin",
+      endpoints: [
+        {
+          address: a!.address,
+          connect: (
+            opts: { hostname: string; port: string },
+            cb: (err: Error | null, s: net.Socket | null) => void,
+          ) => {
+            connects++;
+            const sock = net.connect(Number(opts.port), opts.hostname, () => cb(null, sock));
+            sock.once("error", (e) => cb(e, null));
+          },
+        },
+        c!.address,
+      ],
+    });
+    for (let i = 0; i < 4; i++) await (await fetch8("http://svc/", { dispatcher: b })).text();
+    expect(connects).toBe(1);
+    expect(a!.hits).toBe(2);
+    expect(c!.hits).toBe(2);
+  });
+});
+
+describe("Balancer endpoint churn", () => {
+  it("adds and removes real servers under continuous load with zero failed requests", async () => {
+    const initial = await servers(3);
+    const b = balancer({ endpoints: initial.map((s) => s.address) });
+    let ok = 0;
+    let failed = 0;
+    let stop = false;
+    const worker = async () => {
+      while (!stop) {
+        try {
+          const r = await request("http://svc/", { dispatcher: b });
+          await r.body.text();
+          if (r.statusCode === 200) ok++;
+          else failed++;
+        } catch {
+          failed++;
+        }
+      }
+    };
+    const workers = Array.from({ length: 8 }, worker);
+    const live = [...initial];
+    for (let round = 0; round < 6; round++) {
+      const [fresh] = await servers(1);
+      live.push(fresh!);
+      b.update(live.map((s) => s.address));
+      const old = live.shift()!;
+      const removed = nextEndpointEvent((e) => e.address === old.address && e.state === "removed");
+      b.update(live.map((s) => s.address));
+      await removed;
+      const before = ok;
+      // Let traffic flow through the new set before the next change.
+      while (ok < before + 50) await new Promise((r) => setImmediate(r));
+      await old.close();
+    }
+    stop = true;
+    await Promise.all(workers);
+    expect(failed).toBe(0);
+    expect(ok).toBeGreaterThan(300);
+    expect(
+      b
+        .snapshot()
+        .endpoints.map((e) => e.address)
+        .sort(),
+    ).toEqual(live.map((s) => s.address).sort());
+    for (const s of live) expect(s.hits).toBeGreaterThan(0);
+  });
+
+  it("close() lets requests in flight finish", async () => {
+    let release: (() => void) | undefined;
+    const s = await startServer((_req, res) => {
+      release = () => res.end("late");
+      return true;
+    });
+    cleanup.push(() => s.close());
+    const b = new Balancer({ endpoints: [s.address] });
+    const pending = request("http://svc/", { dispatcher: b });
+    while (!release) await new Promise((r) => setImmediate(r));
+    const closed = b.close();
+    release();
+    const r = await pending;
+    expect(await r.body.text()).toBe("late");
+    await closed;
+    await expect(request("http://svc/", { dispatcher: b })).rejects.toMatchObject({
+      code: "MESH_BALANCER_CLOSED",
+    });
+  });
+});
+
+describe("Balancer failure accrual over real sockets", () => {
+  it("ejects a server answering 503, keeps traffic off it, probes and restores it", async () => {
+    const [bad, good] = await servers(2);
+    bad!.status = 503;
+    // Round-robin keeps sending to the failing server (P2C would starve it through the
+    // failure penalty first), so this isolates accrual itself.
+    const b = balancer({
+      strategy: "round-robin",
+      endpoints: [bad!.address, good!.address],
+      accrual: { minPenaltyMs: 200, jitter: 0 },
+    });
+    const ejected = nextEndpointEvent((e) => e.address === bad!.address && e.state === "ejected");
+    let served = 0;
+    while (b.endpoints.get(bad!.address)!.state !== "ejected") {
+      await (await fetch8("http://svc/", { dispatcher: b })).text();
+      served++;
+      expect(served).toBeLessThan(2000);
+    }
+    const event = await ejected;
+    expect(event).toMatchObject({
+      balancer: "default",
+      state: "ejected",
+      reason: "consecutive-failures",
+    });
+    expect(bad!.hits).toBe(7);
+    bad!.status = 200;
+    const restored = nextEndpointEvent((e) => e.address === bad!.address && e.state === "ready");
+    const before = bad!.hits;
+    let done = false;
+    void restored.then(() => {
+      done = true;
+    });
+    // Keep traffic flowing; the probe is the first request after the penalty.
+    while (!done) {
+      await (await fetch8("http://svc/", { dispatcher: b })).text();
+      if (bad!.hits === before)
+        expect(b.snapshot().endpoints.find((e) => e.address === bad!.address)!.state).toBe(
+          "ejected",
+        );
+    }
+    expect((await restored).reason).toBe("probe-succeeded");
+    expect(bad!.hits).toBe(before + 1);
+  });
+
+  it("P2C keeps traffic off a server that fails fast with 503 (failures folded into cost)", async () => {
+    const healthy = await Promise.all(
+      Array.from({ length: 4 }, () =>
+        startServer((_req, res) => {
+          setTimeout(() => res.end("ok"), 5);
+          return true;
+        }),
+      ),
+    );
+    for (const s of healthy) cleanup.push(() => s.close());
+    const [bad] = await servers(1);
+    bad!.status = 503;
+    const b = balancer({
+      endpoints: [...healthy.map((s) => s.address), bad!.address],
+      accrual: false,
+    });
+    let sent = 0;
+    const worker = async () => {
+      while (sent < 400) {
+        sent++;
+        const r = await request("http://svc/", { dispatcher: b });
+        await r.body.text();
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, worker));
+    expect(bad!.hits).toBeLessThan(20); // 5% of 400; a fair share would be 80
+  });
+
+  it("ejects an endpoint refusing connections and fails fast with a named error when none is ready", async () => {
+    const [s] = await servers(1);
+    const address = s!.address;
+    await s!.close();
+    const failFast: FailFastEvent[] = [];
+    const onFailFast = (m: unknown) => failFast.push(m as FailFastEvent);
+    subscribe(CHANNELS.failFast, onFailFast);
+    cleanup.push(() => unsubscribe(CHANNELS.failFast, onFailFast));
+    const b = balancer({
+      name: "payments",
+      endpoints: [address],
+      failFastMs: 100,
+      accrual: { consecutiveFailures: 2, minPenaltyMs: 60_000 },
+    });
+    for (let i = 0; i < 2; i++) {
+      await expect(request("http://svc/", { dispatcher: b })).rejects.toMatchObject({
+        code: "ECONNREFUSED",
+      });
+    }
+    expect(b.snapshot().endpoints[0]!.state).toBe("ejected");
+    const err = await request("http://svc/", { dispatcher: b }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NoEndpointsReadyError);
+    expect(err).toMatchObject({ code: "MESH_BALANCER_NO_ENDPOINTS_READY", balancer: "payments" });
+    expect((err as NoEndpointsReadyError).waitedMs).toBeGreaterThanOrEqual(100);
+    await expect(fetch8("http://svc/", { dispatcher: b })).rejects.toMatchObject({
+      cause: { code: "MESH_BALANCER_NO_ENDPOINTS_READY" },
+    });
+    expect(failFast[0]).toMatchObject({ balancer: "payments" });
+    expect(failFast[0]!.waitedMs).toBeGreaterThanOrEqual(100);
+  });
+
+  it("a request waiting for endpoints is served as soon as one is added", async () => {
+    const [s] = await servers(1);
+    const b = balancer({ endpoints: [] });
+    const pending = request("http://svc/", { dispatcher: b });
+    await new Promise((r) => setImmediate(r));
+    expect(b.snapshot().waiting).toBe(1);
+    b.add(s!.address);
+    const r = await pending;
+    expect(r.statusCode).toBe(200);
+    await r.body.text();
+  });
+
+  it("counts gRPC UNAVAILABLE in trailers as a failure", async () => {
+    const server = http2.createServer();
+    server.on("stream", (stream) => {
+      stream.respond(
+        { ":status": 200, "content-type": "application/grpc" },
+        { waitForTrailers: true },
+      );
+      stream.on("wantTrailers", () =>
+        stream.sendTrailers({ "grpc-status": "14", "grpc-message": "down" }),
+      );
+      stream.end(Buffer.alloc(5));
+    });
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    cleanup.push(() => new Promise((r) => server.close(r)));
+    const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const b = balancer({
+      endpoints: [{ address, protocol: "h2" }],
+      accrual: { consecutiveFailures: 3 },
+    });
+    for (let i = 0; i < 3; i++) {
+      const r = await request("http://grpc.svc/pkg.Svc/Call", {
+        method: "POST",
+        body: Buffer.alloc(5),
+        dispatcher: b,
+      });
+      await r.body.arrayBuffer();
+    }
+    const snap = b.snapshot().endpoints[0]!;
+    expect(snap.failures).toBe(3);
+    expect(snap.state).toBe("ejected");
+  });
+});
