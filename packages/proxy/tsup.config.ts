@@ -1,10 +1,14 @@
 import { defineConfig } from "tsup";
 
 export default defineConfig({
-  entry: ["src/index.ts"],
+  // One build for the library and the CLI so `clean` cannot race a second build.
+  // esbuild keeps the CLI's `#!/usr/bin/env node` line.
+  entry: ["src/index.ts", "src/cli.ts"],
   format: ["esm"],
   target: "node22",
-  dts: true,
+  dts: { entry: ["src/index.ts"] },
   clean: true,
   sourcemap: false,
+  // Ship the config's JSON Schema, generated from the zod schema that validates it.
+  onSuccess: "node scripts/write-schema.mjs",
 });

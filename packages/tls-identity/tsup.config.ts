@@ -1,27 +1,12 @@
 import { defineConfig } from "tsup";
 
-// The ASN.1 schema packages are installed with @peculiar/x509 (see package.json); keep
-// them out of the bundle so consumers share one copy.
-const external = [/^@peculiar\//, "asn1js", "tslib"];
-
-export default defineConfig([
-  {
-    entry: ["src/index.ts"],
-    format: ["esm"],
-    target: "node22",
-    dts: true,
-    clean: true,
-    sourcemap: false,
-    external,
-  },
-  {
-    entry: ["src/cli.ts"],
-    format: ["esm"],
-    target: "node22",
-    dts: false,
-    clean: false,
-    sourcemap: false,
-    external,
-    banner: { js: "#!/usr/bin/env node" },
-  },
-]);
+export default defineConfig({
+  // One build for the library and the CLI so `clean` cannot race a second build.
+  // esbuild keeps the CLI's `#!/usr/bin/env node` line.
+  entry: ["src/index.ts", "src/cli.ts"],
+  format: ["esm"],
+  target: "node22",
+  dts: { entry: ["src/index.ts"] },
+  clean: true,
+  sourcemap: false,
+});

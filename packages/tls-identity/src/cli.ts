@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 import { runCli } from "./cli/main.js";
 
 // The `mesh-identity` bin. Exit codes: 0 ok, 1 failure, 2 usage error.

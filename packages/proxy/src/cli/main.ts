@@ -1,0 +1,146 @@
+import { createRequire } from "node:module";
+import { parseArgs } from "node:util";
+import { ENV_CONFIG_FILE } from "../config/env.js";
+import { ConfigError, formatProblem } from "../config/errors.js";
+import { configJsonSchema } from "../config/json-schema.js";
+import { loadConfigFile } from "../config/load.js";
+import { createLogger } from "../log.js";
+import { MeshProxy } from "../proxy.js";
+
+const HELP = `mesh-proxy: the @mesh sidecar proxy
+
+Usage:
+  mesh-proxy --config <file>          run the proxy
+  mesh-proxy check --config <file>    validate a config; prints every problem (exit 1 if any)
+  mesh-proxy schema                   print the config's JSON Schema
+
+Options:
+  -c, --config <file>   YAML or JSON config (default: $${ENV_CONFIG_FILE})
+  -h, --help            show this help
+  -v, --version         print the version
+
+Environment:
+  MESH_PROXY_<PATH>     override a config field: segments separated by "__", words by "_"
+                        (MESH_PROXY_LOG__LEVEL=debug, MESH_PROXY_INBOUND__APP=127.0.0.1:8080)
+
+Signals: SIGTERM/SIGINT shut down gracefully, SIGHUP reloads the config file.
+Admin (default 127.0.0.1:4191): /live /ready /metrics /config /endpoints, POST /shutdown.
+`;
+
+/** The package version. */
+export function version(): string {
+  const require = createRequire(import.meta.url);
+  return (require("../package.json") as { version: string }).version;
+}
+
+interface Io {
+  out: (text: string) => void;
+  err: (text: string) => void;
+  env: NodeJS.ProcessEnv;
+}
+
+const defaultIo: Io = {
+  out: (t) => process.stdout.write(t),
+  err: (t) => process.stderr.write(t),
+  env: process.env,
+};
+
+/**
+ * Runs the CLI. Resolves to an exit code for one-shot commands; for `run` it resolves once
+ * the proxy has shut down (exit 0).
+ */
+export async function main(argv: string[], io: Io = defaultIo): Promise<number> {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (err) {
+    io.err(`mesh-proxy: ${(err as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    io.out(HELP);
+    return 0;
+  }
+  if (values.version) {
+    io.out(`${version()}\n`);
+    return 0;
+  }
+  const command = positionals[0] ?? "run";
+  if (command === "schema") {
+    io.out(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
+    return 0;
+  }
+  if (command !== "run" && command !== "check") {
+    io.err(`mesh-proxy: unknown command ${JSON.stringify(command)}\n\n${HELP}`);
+    return 2;
+  }
+  const file = values.config ?? io.env[ENV_CONFIG_FILE];
+  if (file === undefined || file === "") {
+    io.err(`mesh-proxy: --config <file> is required (or set ${ENV_CONFIG_FILE})\n`);
+    return 2;
+  }
+  let config: Awaited<ReturnType<typeof loadConfigFile>>;
+  try {
+    config = await loadConfigFile(file, io.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      io.err(`${file}: ${err.problems.length} problem${err.problems.length === 1 ? "" : "s"}\n`);
+      for (const p of err.problems) io.err(`  ${formatProblem(p)}\n`);
+      return 1;
+    }
+    throw err;
+  }
+  if (command === "check") {
+    io.out(`${file}: ok\n`);
+    return 0;
+  }
+  return run(config, file, io);
+}
+
+function parse(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: "string", short: "c" },
+      help: { type: "boolean", short: "h" },
+      version: { type: "boolean", short: "v" },
+    },
+  });
+}
+
+async function run(
+  config: Awaited<ReturnType<typeof loadConfigFile>>,
+  file: string,
+  io: Io,
+): Promise<number> {
+  const logger = createLogger(config.log.level);
+  let proxy: MeshProxy;
+  try {
+    proxy = await MeshProxy.start({ config, configFile: file, env: io.env, logger });
+  } catch (err) {
+    logger.fatal({ err: (err as Error).message }, "failed to start");
+    return 1;
+  }
+  return new Promise<number>((resolve) => {
+    let signals = 0;
+    const stop = (signal: string) => {
+      signals++;
+      if (signals > 1) {
+        logger.warn({ signal }, "second signal, exiting now");
+        resolve(1);
+        return;
+      }
+      logger.info({ signal }, "signal received");
+      void proxy.shutdown();
+    };
+    process.on("SIGTERM", () => stop("SIGTERM"));
+    process.on("SIGINT", () => stop("SIGINT"));
+    process.on("SIGHUP", () => {
+      logger.info("SIGHUP: reloading config");
+      void proxy.reloadFromFile();
+    });
+    proxy.closed.then(() => resolve(0));
+  });
+}

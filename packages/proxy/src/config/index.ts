@@ -1,0 +1,8 @@
+export { formatHostPort, type HostPort, parseHostPort } from "./address.js";
+export { formatDuration, parseDuration } from "./duration.js";
+export { applyEnvOverrides, ENV_CONFIG_FILE, ENV_PREFIX, envPath } from "./env.js";
+export { ConfigError, type ConfigProblem, formatProblem } from "./errors.js";
+export { configJsonSchema } from "./json-schema.js";
+export { type ConfigResult, loadConfigFile, parseConfigText, validateConfig } from "./load.js";
+export { redactConfig } from "./redact.js";
+export * from "./schema.js";

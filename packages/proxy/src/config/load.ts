@@ -1,0 +1,86 @@
+import { readFile } from "node:fs/promises";
+import { extname } from "node:path";
+import { parseDocument } from "yaml";
+import { applyEnvOverrides } from "./env.js";
+import { ConfigError, type ConfigProblem, describeValue, problemsFromIssues } from "./errors.js";
+import { configSchema, type ProxyConfig } from "./schema.js";
+
+/** Result of validating a configuration without throwing. */
+export type ConfigResult =
+  | { ok: true; config: ProxyConfig }
+  | { ok: false; problems: ConfigProblem[] };
+
+/**
+ * Validates a raw configuration object (already parsed from YAML/JSON), applying
+ * `MESH_PROXY_*` overrides from `env` first. Collects every problem instead of stopping
+ * at the first.
+ */
+export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = {}): ConfigResult {
+  if (raw === null || raw === undefined) raw = {};
+  if (typeof raw !== "object" || Array.isArray(raw)) {
+    return {
+      ok: false,
+      problems: [
+        { path: "", message: `expected a mapping at the top level, got ${describeValue(raw)}` },
+      ],
+    };
+  }
+  const { config, sources } = applyEnvOverrides(raw as Record<string, unknown>, env);
+  const result = configSchema.safeParse(config, { reportInput: true });
+  if (result.success) return { ok: true, config: result.data };
+  return { ok: false, problems: problemsFromIssues(result.error.issues, config, sources) };
+}
+
+/**
+ * Parses configuration text. JSON is chosen by a `.json` file name, YAML otherwise (YAML
+ * is a superset of JSON, so either works).
+ */
+export function parseConfigText(
+  text: string,
+  fileName = "config.yaml",
+  env: NodeJS.ProcessEnv = {},
+): ConfigResult {
+  let raw: unknown;
+  if (extname(fileName).toLowerCase() === ".json") {
+    try {
+      raw = JSON.parse(text);
+    } catch (err) {
+      return {
+        ok: false,
+        problems: [{ path: "", message: `expected JSON: ${(err as Error).message}` }],
+      };
+    }
+  } else {
+    const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+    if (doc.errors.length > 0) {
+      return {
+        ok: false,
+        problems: doc.errors.map((e) => ({
+          path: "",
+          message: `expected YAML at line ${e.linePos?.[0]?.line ?? "?"}, column ${e.linePos?.[0]?.col ?? "?"}: ${e.message.split("\n")[0]}`,
+        })),
+      };
+    }
+    raw = doc.toJS();
+  }
+  return validateConfig(raw, env);
+}
+
+/** Reads, parses and validates a config file; throws {@link ConfigError} listing every problem. */
+export async function loadConfigFile(
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<ProxyConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (err) {
+    throw new ConfigError(
+      [{ path: "", message: `cannot read ${file}: ${(err as Error).message}` }],
+      file,
+    );
+  }
+  const result = parseConfigText(text, file, env);
+  if (!result.ok) throw new ConfigError(result.problems, file);
+  return result.config;
+}

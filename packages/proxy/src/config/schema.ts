@@ -1,0 +1,370 @@
+import { z } from "zod";
+import { parseHostPort } from "./address.js";
+import { parseDuration } from "./duration.js";
+
+/*
+ * Every leaf carries its own "expected …" message so that a problem reads
+ * `<path>: expected <what>, got <value>` (the formatter in errors.ts appends the value).
+ */
+
+const DURATION_TEXT = /^\s*(?:\d+(?:\.\d+)?(?:ms|s|m|h)?)+\s*$/;
+
+/** A duration with a unit (`500ms`, `2s`, `1m`) or a number of milliseconds; parses to ms. */
+function duration(description: string) {
+  const expected = "expected a duration such as 500ms, 2s or 1m";
+  return z
+    .union(
+      [
+        z.string().regex(DURATION_TEXT, { error: expected }),
+        z.number().min(0, { error: expected }),
+      ],
+      { error: expected },
+    )
+    .transform((value, ctx) => {
+      const ms = parseDuration(value);
+      if (ms === undefined) {
+        ctx.issues.push({ code: "custom", message: expected, input: value });
+        return z.NEVER;
+      }
+      return ms;
+    })
+    .describe(`${description} (a duration: \`500ms\`, \`2s\`, \`1m\`, or milliseconds)`);
+}
+
+function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
+  const what =
+    max === Number.MAX_SAFE_INTEGER
+      ? `expected integer >= ${min}`
+      : `expected integer in ${min}..${max}`;
+  return z.int({ error: what }).min(min, { error: what }).max(max, { error: what });
+}
+
+function number(min: number, max: number) {
+  const what = `expected a number in ${min}..${max}`;
+  return z.number({ error: what }).min(min, { error: what }).max(max, { error: what });
+}
+
+function text(what = "expected a non-empty string") {
+  return z.string({ error: what }).min(1, { error: what });
+}
+
+function bool() {
+  return z.boolean({ error: "expected true or false" });
+}
+
+function list<T extends z.ZodType>(item: T) {
+  return z.array(item, { error: "expected a list" });
+}
+
+/** `host:port` address (`127.0.0.1:4140`, `[::1]:4140`, `:4140`). */
+function address(description: string) {
+  const what = "expected host:port";
+  return z
+    .string({ error: what })
+    .refine((v) => parseHostPort(v) !== undefined, { error: what })
+    .describe(description);
+}
+
+function strict<T extends z.ZodRawShape>(shape: T) {
+  return z.strictObject(shape, { error: "expected an object" });
+}
+
+const retryCondition = z
+  .string({ error: "expected a retry condition" })
+  .regex(
+    /^(?:5xx|gateway-error|[1-5]\d\d|[1-5]\d\d-[1-5]\d\d|cancelled|deadline-exceeded|internal|resource-exhausted|unavailable)$/,
+    {
+      error:
+        "expected 5xx, gateway-error, a status such as 503, a range such as 500-504, or a gRPC status (cancelled, deadline-exceeded, internal, resource-exhausted, unavailable)",
+    },
+  );
+
+/** Retry budget, matching Linkerd's TPS budget. */
+const budgetSchema = strict({
+  ratio: number(0, 1000)
+    .default(0.2)
+    .describe("retries allowed per original request over the ttl window"),
+  minPerSecond: integer(0).default(10).describe("retries per second always allowed"),
+  ttl: duration("window over which requests and retries are counted").default(10_000),
+})
+  .refine((b) => b.ttl >= 1_000 && b.ttl <= 60_000, {
+    error: "expected a duration between 1s and 60s",
+    path: ["ttl"],
+  })
+  .describe("retry budget shared by every request of the service (or route)");
+
+const retryFields = {
+  on: list(retryCondition).describe("what to retry: HTTP status classes and gRPC statuses"),
+  limit: z
+    .int({ error: "expected integer >= 0" })
+    .min(0, { error: "expected integer >= 0" })
+    .max(100, { error: "expected integer <= 100" })
+    .describe("maximum retries per request"),
+  budget: budgetSchema,
+  maxBodyBytes: integer(0).describe("request bodies up to this size are buffered for replay"),
+  backoff: strict({
+    min: duration("first backoff").default(25),
+    max: duration("backoff cap").default(250),
+  }),
+  nonIdempotent: bool().describe("also retry methods that are not idempotent (POST, PATCH)"),
+};
+
+const retrySchema = strict({
+  on: retryFields.on.default(["5xx", "unavailable"]),
+  limit: retryFields.limit.default(1),
+  budget: retryFields.budget.default({ ratio: 0.2, minPerSecond: 10, ttl: 10_000 }),
+  maxBodyBytes: retryFields.maxBodyBytes.default(65_536),
+  backoff: retryFields.backoff.default({ min: 25, max: 250 }),
+  nonIdempotent: retryFields.nonIdempotent.default(false),
+}).describe("retry policy");
+
+/** A route's retry settings override the service's field by field. */
+const routeRetrySchema = strict({
+  on: retryFields.on.optional(),
+  limit: retryFields.limit.optional(),
+  budget: retryFields.budget.optional(),
+  maxBodyBytes: retryFields.maxBodyBytes.optional(),
+  backoff: retryFields.backoff.optional(),
+  nonIdempotent: retryFields.nonIdempotent.optional(),
+}).describe("retry overrides for this route");
+
+const timeoutSchema = strict({
+  request: duration("deadline across all attempts; 504 when exceeded").optional(),
+  perTry: duration("deadline for each attempt (retried when retries allow)").optional(),
+  idle: duration("longest silence between response body chunks").optional(),
+}).describe("timeouts");
+
+const endpointSchema = z.union(
+  [
+    address("endpoint address"),
+    strict({
+      address: address("endpoint address"),
+      weight: integer(0).optional(),
+      identity: text().optional().describe("expected SPIFFE ID of the endpoint (mTLS)"),
+      protocol: z.enum(["http1", "h2c"], { error: "expected http1 or h2c" }).optional(),
+    }),
+  ],
+  { error: "expected host:port or { address: host:port }" },
+);
+
+const discoverySchema = strict({
+  static: list(endpointSchema).optional().describe("a fixed list of endpoints"),
+  dns: strict({
+    name: text().describe("host name to resolve (A/AAAA)"),
+    port: integer(1, 65_535),
+    interval: duration("re-resolution interval").default(5_000),
+  })
+    .optional()
+    .describe("endpoints from DNS"),
+  file: strict({ path: text().describe("JSON or YAML list of endpoints, watched") })
+    .optional()
+    .describe("endpoints from a watched file"),
+})
+  .refine((d) => [d.static, d.dns, d.file].filter((x) => x !== undefined).length === 1, {
+    error: "expected exactly one of static, dns or file",
+  })
+  .describe("where the endpoints come from");
+
+const backendSchema = strict({
+  name: text(),
+  weight: integer(0).default(1).describe("share of traffic relative to the other backends"),
+  discovery: discoverySchema,
+}).describe("a weighted backend of a traffic split");
+
+const headerMatchSchema = z.union(
+  [z.string(), strict({ exact: z.string().optional(), regex: z.string().optional() })],
+  { error: "expected a string or { exact | regex }" },
+);
+
+const matchSchema = strict({
+  path: text().optional().describe("exact path (no query)"),
+  pathPrefix: text().optional().describe("path prefix, matched on segment boundaries"),
+  methods: list(text()).optional().describe("HTTP methods (any when absent)"),
+  headers: z
+    .record(z.string(), headerMatchSchema, { error: "expected a map of header name to match" })
+    .optional()
+    .describe("request headers that must match"),
+})
+  .refine((m) => m.path === undefined || m.path.startsWith("/"), {
+    error: "expected a path starting with /",
+    path: ["path"],
+  })
+  .refine((m) => m.pathPrefix === undefined || m.pathPrefix.startsWith("/"), {
+    error: "expected a path starting with /",
+    path: ["pathPrefix"],
+  });
+
+const routeSchema = strict({
+  name: text().optional().describe("label for metrics and logs; defaults to route-<index>"),
+  match: matchSchema.default({}),
+  timeout: timeoutSchema.optional(),
+  retry: routeRetrySchema.optional(),
+  backends: list(backendSchema).optional().describe("split for this route only"),
+});
+
+const serviceSchema = strict({
+  name: text(),
+  authorities: list(text())
+    .optional()
+    .describe("Host/:authority values routed to this service; defaults to [name]"),
+  discovery: discoverySchema.optional(),
+  protocol: z
+    .enum(["auto", "http1", "h2c"], { error: "expected auto, http1 or h2c" })
+    .default("auto")
+    .describe("protocol towards endpoints; auto mirrors the client's"),
+  timeout: timeoutSchema.default({}),
+  retry: retrySchema.default({
+    on: ["5xx", "unavailable"],
+    limit: 1,
+    budget: { ratio: 0.2, minPerSecond: 10, ttl: 10_000 },
+    maxBodyBytes: 65_536,
+    backoff: { min: 25, max: 250 },
+    nonIdempotent: false,
+  }),
+  failureAccrual: strict({
+    consecutiveFailures: integer(1).default(7),
+    minPenalty: duration("first ejection time").default(1_000),
+    maxPenalty: duration("longest ejection time").default(60_000),
+    jitter: number(0, 1).default(0.5),
+  }).default({ consecutiveFailures: 7, minPenalty: 1_000, maxPenalty: 60_000, jitter: 0.5 }),
+  failFast: duration("how long a request waits for a ready endpoint").default(3_000),
+  routes: list(routeSchema).default([]),
+  backends: list(backendSchema).optional(),
+})
+  .refine((s) => s.discovery !== undefined || (s.backends?.length ?? 0) > 0, {
+    error: "expected discovery or backends",
+    path: ["discovery"],
+  })
+  .describe("an upstream service");
+
+const limitsSchema = strict({
+  maxHeaderBytes: integer(1024).default(16_384).describe("largest request head accepted (431)"),
+  maxHeaderCount: integer(1).default(100).describe("most request headers accepted (431)"),
+  headersTimeout: duration("time allowed to receive a request head (408)").default(10_000),
+  requestTimeout: duration("time allowed to receive a whole HTTP/1.1 request; 0 = off").default(
+    300_000,
+  ),
+  idleTimeout: duration("idle connections (keep-alive, h2 sessions) are closed after").default(
+    60_000,
+  ),
+  detectTimeout: duration("time allowed for the first bytes of a connection").default(10_000),
+  maxConnections: integer(1).default(10_000).describe("open client connections accepted"),
+  maxConcurrentStreams: integer(1).default(1_000).describe("HTTP/2 streams per connection"),
+});
+
+const LIMIT_DEFAULTS = {
+  maxHeaderBytes: 16_384,
+  maxHeaderCount: 100,
+  headersTimeout: 10_000,
+  requestTimeout: 300_000,
+  idleTimeout: 60_000,
+  detectTimeout: 10_000,
+  maxConnections: 10_000,
+  maxConcurrentStreams: 1_000,
+};
+
+const outboundSchema = strict({
+  listen: address("where the app sends its requests").default("127.0.0.1:4140"),
+  unknownAuthority: z
+    .enum(["passthrough", "deny"], { error: "expected passthrough or deny" })
+    .default("passthrough")
+    .describe("what to do with requests for an authority no service claims"),
+  maxConcurrentRequests: integer(1).default(10_000).describe("load shedding threshold (503)"),
+  connectTimeout: duration("TCP connect timeout to endpoints").default(1_000),
+  services: list(serviceSchema).default([]),
+  limits: limitsSchema.default(LIMIT_DEFAULTS),
+})
+  .superRefine((o, ctx) => {
+    const names = new Map<string, number>();
+    const authorities = new Map<string, number>();
+    o.services.forEach((s, i) => {
+      const seen = names.get(s.name);
+      if (seen !== undefined) {
+        ctx.addIssue({
+          code: "custom",
+          message: `expected a unique service name (services[${seen}] has it too)`,
+          path: ["services", i, "name"],
+          input: s.name,
+        });
+      } else names.set(s.name, i);
+      for (const [j, a] of (s.authorities ?? [s.name]).entries()) {
+        const key = a.toLowerCase();
+        const other = authorities.get(key);
+        if (other !== undefined && other !== i) {
+          ctx.addIssue({
+            code: "custom",
+            message: `expected an authority no other service claims (services[${other}] has it)`,
+            path: ["services", i, "authorities", j],
+            input: a,
+          });
+        } else authorities.set(key, i);
+      }
+    });
+  })
+  .describe("the listener the local app talks to");
+
+const inboundSchema = strict({
+  listen: address("where peers connect").default("0.0.0.0:4143"),
+  app: address("the local application"),
+  appProtocol: z
+    .enum(["auto", "http1", "h2c"], { error: "expected auto, http1 or h2c" })
+    .default("auto")
+    .describe("protocol towards the app; auto mirrors the client's (gRPC needs h2c)"),
+  maxConcurrentRequests: integer(1).default(10_000).describe("load shedding threshold (503)"),
+  connectTimeout: duration("TCP connect timeout to the app").default(1_000),
+  timeout: timeoutSchema.default({}),
+  limits: limitsSchema.default(LIMIT_DEFAULTS),
+}).describe("the listener peers talk to; forwards to the local app");
+
+/** The proxy's configuration schema (zod 4). Parsing yields {@link ProxyConfig}. */
+export const configSchema = strict({
+  $schema: z.string().optional().describe("JSON Schema reference for editors"),
+  proxyId: text()
+    .regex(/^[A-Za-z0-9._-]+$/, { error: "expected letters, digits, '.', '_' or '-'" })
+    .optional()
+    .describe("name of this proxy in Via headers (loop detection); random when absent"),
+  admin: strict({
+    listen: address("admin server").default("127.0.0.1:4191"),
+    shutdownEndpoint: bool().default(true).describe("enable POST /shutdown (loopback only)"),
+  }).default({ listen: "127.0.0.1:4191", shutdownEndpoint: true }),
+  log: strict({
+    level: z
+      .enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"], {
+        error: "expected trace, debug, info, warn, error, fatal or silent",
+      })
+      .default("info"),
+    accessLog: bool().default(false).describe("log one line per request"),
+  }).default({ level: "info", accessLog: false }),
+  shutdown: strict({
+    gracePeriod: duration("how long in-flight requests may finish on shutdown").default(30_000),
+  }).default({ gracePeriod: 30_000 }),
+  outbound: outboundSchema.optional(),
+  inbound: inboundSchema.optional(),
+}).describe("@mesh/proxy configuration");
+
+/** The parsed, defaulted configuration (durations in milliseconds). */
+export type ProxyConfig = z.output<typeof configSchema>;
+/** The configuration as written by users (YAML/JSON). */
+export type ProxyConfigInput = z.input<typeof configSchema>;
+/** A parsed outbound service. */
+export type ServiceConfig = ProxyConfig extends { outbound?: infer O }
+  ? O extends { services: (infer S)[] }
+    ? S
+    : never
+  : never;
+/** A parsed route of a service. */
+export type RouteConfig = ServiceConfig["routes"][number];
+/** Parsed discovery settings. */
+export type DiscoveryConfig = NonNullable<ServiceConfig["discovery"]>;
+/** Parsed retry settings of a service. */
+export type RetryConfig = ServiceConfig["retry"];
+/** Parsed timeouts. */
+export type TimeoutConfig = ServiceConfig["timeout"];
+/** Parsed listener limits. */
+export type LimitsConfig = NonNullable<ProxyConfig["inbound"]>["limits"];
+/** Parsed inbound settings. */
+export type InboundConfig = NonNullable<ProxyConfig["inbound"]>;
+/** Parsed outbound settings. */
+export type OutboundConfig = NonNullable<ProxyConfig["outbound"]>;
+/** A parsed weighted backend. */
+export type BackendConfig = NonNullable<ServiceConfig["backends"]>[number];

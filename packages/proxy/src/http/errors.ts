@@ -1,0 +1,193 @@
+import type { ServerResponse } from "node:http";
+import type { Http2ServerResponse } from "node:http2";
+import { encodeGrpcMessage, GrpcStatus } from "./grpc.js";
+
+/** Header on every response the proxy generates itself, with a short reason. */
+export const PROXY_ERROR_HEADER = "mesh-proxy-error";
+
+/** What went wrong, with the HTTP status and gRPC status the client receives. */
+const KINDS = {
+  MESH_PROXY_UPSTREAM_CONNECT: {
+    status: 502,
+    grpc: GrpcStatus.UNAVAILABLE,
+    reason: "upstream connection failed",
+  },
+  MESH_PROXY_UPSTREAM_RESET: {
+    status: 502,
+    grpc: GrpcStatus.UNAVAILABLE,
+    reason: "upstream connection reset",
+  },
+  MESH_PROXY_UPSTREAM_PROTOCOL: {
+    status: 502,
+    grpc: GrpcStatus.INTERNAL,
+    reason: "invalid upstream response",
+  },
+  MESH_PROXY_NO_ENDPOINTS: {
+    status: 503,
+    grpc: GrpcStatus.UNAVAILABLE,
+    reason: "no endpoint ready",
+  },
+  MESH_PROXY_CIRCUIT_OPEN: {
+    status: 503,
+    grpc: GrpcStatus.UNAVAILABLE,
+    reason: "circuit breaker open",
+  },
+  MESH_PROXY_LOAD_SHED: {
+    status: 503,
+    grpc: GrpcStatus.RESOURCE_EXHAUSTED,
+    reason: "load shed: too many requests in flight",
+  },
+  MESH_PROXY_SHUTTING_DOWN: {
+    status: 503,
+    grpc: GrpcStatus.UNAVAILABLE,
+    reason: "proxy shutting down",
+  },
+  MESH_PROXY_TIMEOUT: {
+    status: 504,
+    grpc: GrpcStatus.DEADLINE_EXCEEDED,
+    reason: "request timeout",
+  },
+  MESH_PROXY_UNKNOWN_AUTHORITY: {
+    status: 403,
+    grpc: GrpcStatus.PERMISSION_DENIED,
+    reason: "unknown authority denied",
+  },
+  MESH_PROXY_BAD_REQUEST: { status: 400, grpc: GrpcStatus.INTERNAL, reason: "bad request" },
+  MESH_PROXY_HEADERS_TOO_LARGE: {
+    status: 431,
+    grpc: GrpcStatus.RESOURCE_EXHAUSTED,
+    reason: "request headers too large",
+  },
+  MESH_PROXY_LOOP: { status: 508, grpc: GrpcStatus.INTERNAL, reason: "proxy loop detected" },
+  MESH_PROXY_INTERNAL: { status: 502, grpc: GrpcStatus.INTERNAL, reason: "proxy error" },
+} as const;
+
+/** Stable codes of {@link ProxyError}. */
+export type ProxyErrorCode = keyof typeof KINDS;
+
+/**
+ * A failure the proxy answers itself. `status`/`grpcStatus` are what the client sees,
+ * `reason` goes into the `mesh-proxy-error` header.
+ */
+export class ProxyError extends Error {
+  readonly code: ProxyErrorCode;
+  readonly status: number;
+  readonly grpcStatus: number;
+  readonly reason: string;
+
+  constructor(code: ProxyErrorCode, reason?: string, options?: { cause?: unknown }) {
+    const kind = KINDS[code];
+    const r = reason ?? kind.reason;
+    super(r, options);
+    this.name = "ProxyError";
+    this.code = code;
+    this.status = kind.status;
+    this.grpcStatus = kind.grpc;
+    this.reason = r;
+  }
+}
+
+const CONNECT_CODES = new Set([
+  "ECONNREFUSED",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "UND_ERR_CONNECT_TIMEOUT",
+  "EADDRNOTAVAIL",
+]);
+const RESET_CODES = new Set([
+  "ECONNRESET",
+  "EPIPE",
+  "UND_ERR_SOCKET",
+  "UND_ERR_CLOSED",
+  "UND_ERR_DESTROYED",
+  "ERR_HTTP2_STREAM_ERROR",
+  "ERR_HTTP2_SESSION_ERROR",
+  "ERR_HTTP2_GOAWAY_SESSION",
+  "ERR_HTTP2_INVALID_SESSION",
+]);
+const TIMEOUT_CODES = new Set(["UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT", "ETIMEDOUT"]);
+
+/**
+ * Maps an upstream failure (undici, node, or an @mesh library error) to a {@link ProxyError}.
+ * Library errors are recognised by their stable `code`s.
+ */
+export function classifyError(err: unknown): ProxyError {
+  if (err instanceof ProxyError) return err;
+  const e = err as { code?: unknown; message?: unknown; cause?: unknown } | undefined;
+  const code = typeof e?.code === "string" ? e.code : "";
+  if (CONNECT_CODES.has(code))
+    return new ProxyError("MESH_PROXY_UPSTREAM_CONNECT", undefined, { cause: err });
+  if (RESET_CODES.has(code))
+    return new ProxyError("MESH_PROXY_UPSTREAM_RESET", undefined, { cause: err });
+  if (TIMEOUT_CODES.has(code) || /TIMEOUT|DEADLINE/.test(code)) {
+    const kind = /PER_TRY/.test(code)
+      ? "per-try timeout"
+      : /IDLE|BODY/.test(code)
+        ? "response idle timeout"
+        : /HEADERS/.test(code)
+          ? "response timeout"
+          : "request timeout";
+    return new ProxyError("MESH_PROXY_TIMEOUT", kind, { cause: err });
+  }
+  if (/BREAKER|CIRCUIT/.test(code))
+    return new ProxyError("MESH_PROXY_CIRCUIT_OPEN", undefined, { cause: err });
+  if (
+    /FAIL_FAST|NO_ENDPOINT|UNAVAILABLE|NO_READY/.test(code) ||
+    (code.startsWith("MESH_") && /CLOSED/.test(code))
+  )
+    return new ProxyError("MESH_PROXY_NO_ENDPOINTS", undefined, { cause: err });
+  if (/BUDGET|LIMIT/.test(code) && e?.cause !== undefined) return classifyError(e.cause);
+  if (code === "UND_ERR_INFO" || code === "HPE_INVALID_CONSTANT" || code.startsWith("HPE_")) {
+    return new ProxyError("MESH_PROXY_UPSTREAM_PROTOCOL", undefined, { cause: err });
+  }
+  if (e?.cause !== undefined && e.cause !== err) {
+    const inner = classifyError(e.cause);
+    if (inner.code !== "MESH_PROXY_INTERNAL") return inner;
+  }
+  return new ProxyError("MESH_PROXY_INTERNAL", undefined, { cause: err });
+}
+
+type AnyResponse = ServerResponse | Http2ServerResponse;
+
+/**
+ * Answers a request with a proxy-generated error: HTTP gets the status and a one-line body,
+ * gRPC gets a trailers-only response (HTTP 200, `grpc-status`, `grpc-message`). Both carry
+ * `mesh-proxy-error`. Does nothing if the response already started.
+ */
+export function respondWithError(
+  res: AnyResponse,
+  err: ProxyError,
+  grpc: boolean,
+  closeConnection = false,
+): void {
+  if (res.headersSent || res.writableEnded || res.destroyed) return;
+  if (grpc) {
+    const headers: Record<string, string | number> = {
+      "content-type": "application/grpc",
+      "grpc-status": err.grpcStatus,
+      "grpc-message": encodeGrpcMessage(err.reason),
+      [PROXY_ERROR_HEADER]: err.reason,
+    };
+    const stream = (res as Http2ServerResponse).stream;
+    if (stream !== undefined) {
+      if (!stream.headersSent && !stream.destroyed)
+        stream.respond({ ":status": 200, ...headers }, { endStream: true });
+      return;
+    }
+    (res as ServerResponse).writeHead(200, headers as Record<string, string>);
+    res.end();
+    return;
+  }
+  const body = `${err.reason}\n`;
+  const headers: Record<string, string | number> = {
+    "content-type": "text/plain; charset=utf-8",
+    "content-length": Buffer.byteLength(body),
+    [PROXY_ERROR_HEADER]: err.reason,
+  };
+  if (closeConnection && (res as Http2ServerResponse).stream === undefined)
+    headers.connection = "close";
+  (res as ServerResponse).writeHead(err.status, headers as Record<string, string>);
+  res.end(body);
+}

@@ -1,0 +1,264 @@
+import type { IncomingHttpHeaders, ServerResponse } from "node:http";
+import type { Http2ServerResponse } from "node:http2";
+import type { Dispatcher } from "undici";
+import { hasRequestBody, type IncomingRequest, requestBody } from "./body.js";
+import { classifyError, ProxyError, respondWithError } from "./errors.js";
+import { encodeGrpcMessage, GrpcStatus } from "./grpc.js";
+import { downstreamResponseHeaders, downstreamTrailers } from "./headers.js";
+
+/** A client response, HTTP/1.1 or HTTP/2. */
+export type OutgoingResponse = ServerResponse | Http2ServerResponse;
+
+/** One request to forward: where to, with which headers, and under which deadline. */
+export interface ForwardRequest {
+  req: IncomingRequest;
+  res: OutgoingResponse;
+  /** undici origin, e.g. `http://127.0.0.1:8080` (a Balancer may ignore it). */
+  origin: string;
+  method: string;
+  /** Path and query. */
+  path: string;
+  /** Prepared upstream headers (see `upstreamRequestHeaders`). */
+  headers: string[];
+  /** The request is gRPC: errors become trailers-only responses. */
+  grpc: boolean;
+  /** Total time allowed, in ms, before the proxy answers 504 / DEADLINE_EXCEEDED. */
+  timeoutMs?: number;
+  /** Longest silence between response body chunks, in ms (0 = none). */
+  idleTimeoutMs?: number;
+  /** Ask the HTTP/1.1 client to close its connection after this response (draining). */
+  closeConnection?: boolean;
+}
+
+/** How a forwarded request ended, for metrics and the access log. */
+export interface ForwardResult {
+  /** HTTP status sent to the client (0 when the stream was reset mid-response). */
+  status: number;
+  /** gRPC status seen in response headers or trailers, if any. */
+  grpcStatus?: number;
+  /** The proxy-side failure, if any. */
+  error?: ProxyError;
+  /** performance.now() when response headers arrived from upstream (or the error was sent). */
+  firstByteAt: number;
+  /** Response body bytes sent to the client. */
+  bytes: number;
+}
+
+function grpcStatusOf(headers: IncomingHttpHeaders | undefined): number | undefined {
+  const v = headers?.["grpc-status"];
+  if (typeof v !== "string") return undefined;
+  const n = Number(v);
+  return Number.isInteger(n) ? n : undefined;
+}
+
+/**
+ * The one forwarding mechanism, used by both directions: dispatches the request on an
+ * undici dispatcher and streams the response (status, headers, body, trailers) back to the
+ * client with back-pressure both ways. Failures before the response starts become explicit
+ * proxy errors (502/503/504 + `mesh-proxy-error`, or gRPC trailers-only); failures after it
+ * started reset the client's stream. Never rejects.
+ */
+export function forward(dispatcher: Dispatcher, fr: ForwardRequest): Promise<ForwardResult> {
+  return new Promise<ForwardResult>((resolve) => {
+    new Exchange(dispatcher, fr, resolve).start();
+  });
+}
+
+class Exchange implements Dispatcher.DispatchHandler {
+  private controller: Dispatcher.DispatchController | undefined;
+  private abortReason: Error | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private done = false;
+  private status = 0;
+  private grpcStatus: number | undefined;
+  private bytes = 0;
+  private firstByteAt = 0;
+  /** gRPC over HTTP/2: response head held back until the first data so trailers-only stays trailers-only. */
+  private pendingHead: { status: number; headers: Record<string, string | string[]> } | undefined;
+  private readonly h2: boolean;
+
+  constructor(
+    private readonly dispatcher: Dispatcher,
+    private readonly fr: ForwardRequest,
+    private readonly resolve: (r: ForwardResult) => void,
+  ) {
+    this.h2 = (fr.res as Http2ServerResponse).stream !== undefined;
+  }
+
+  start(): void {
+    const { fr } = this;
+    fr.res.on("close", this.onClientClose);
+    if (fr.timeoutMs !== undefined && fr.timeoutMs > 0) {
+      this.timer = setTimeout(this.onDeadline, fr.timeoutMs);
+    }
+    const body = hasRequestBody(fr.req) ? requestBody(fr.req) : null;
+    try {
+      this.dispatcher.dispatch(
+        {
+          origin: fr.origin,
+          method: fr.method as Dispatcher.HttpMethod,
+          path: fr.path,
+          headers: fr.headers,
+          body,
+          headersTimeout: 0,
+          bodyTimeout: 0,
+        },
+        this,
+      );
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  private readonly onClientClose = (): void => {
+    if (this.done) return;
+    const res = this.fr.res;
+    if (res.writableFinished) return;
+    this.abort(new ProxyError("MESH_PROXY_UPSTREAM_RESET", "client went away"));
+  };
+
+  private readonly onDeadline = (): void => {
+    this.timer = undefined;
+    this.abort(new ProxyError("MESH_PROXY_TIMEOUT", "request timeout"));
+  };
+
+  private readonly onIdle = (): void => {
+    this.idleTimer = undefined;
+    this.abort(new ProxyError("MESH_PROXY_TIMEOUT", "response idle timeout"));
+  };
+
+  private abort(reason: Error): void {
+    if (this.done) return;
+    this.abortReason ??= reason;
+    if (this.controller !== undefined) this.controller.abort(reason);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.abortReason !== undefined) controller.abort(this.abortReason);
+  }
+
+  onResponseStart(
+    _controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: IncomingHttpHeaders,
+  ): void {
+    if (this.done) return;
+    this.firstByteAt = performance.now();
+    this.status = statusCode;
+    this.grpcStatus = grpcStatusOf(headers);
+    const out = downstreamResponseHeaders(headers);
+    if (this.fr.closeConnection && !this.h2) out.connection = "close";
+    if (this.fr.grpc && this.h2) {
+      this.pendingHead = { status: statusCode, headers: out };
+    } else {
+      (this.fr.res as ServerResponse).writeHead(statusCode, out);
+    }
+    this.armIdle();
+  }
+
+  private flushHead(): void {
+    const head = this.pendingHead;
+    if (head === undefined) return;
+    this.pendingHead = undefined;
+    (this.fr.res as ServerResponse).writeHead(head.status, head.headers);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.done) return;
+    this.flushHead();
+    this.bytes += chunk.length;
+    this.armIdle();
+    if (!(this.fr.res as ServerResponse).write(chunk)) {
+      controller.pause();
+      this.fr.res.once("drain", () => controller.resume());
+    }
+  }
+
+  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+    if (this.done) return;
+    const res = this.fr.res;
+    const t = downstreamTrailers(trailers);
+    const trailerStatus = grpcStatusOf(trailers);
+    if (trailerStatus !== undefined) this.grpcStatus = trailerStatus;
+    const head = this.pendingHead;
+    if (head !== undefined && t === undefined) {
+      // Trailers-only gRPC response: keep it a single HEADERS frame with END_STREAM.
+      this.pendingHead = undefined;
+      const stream = (res as Http2ServerResponse).stream;
+      if (!stream.destroyed)
+        stream.respond({ ":status": head.status, ...head.headers }, { endStream: true });
+    } else {
+      this.flushHead();
+      if (t !== undefined) res.addTrailers(t);
+      res.end();
+    }
+    this.finish();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.fail(this.abortReason ?? err);
+  }
+
+  private fail(err: unknown): void {
+    if (this.done) return;
+    const error = classifyError(err);
+    const res = this.fr.res;
+    if (this.pendingHead !== undefined && error.code === "MESH_PROXY_TIMEOUT") {
+      // gRPC response held back: the deadline can still be reported properly.
+      this.pendingHead = undefined;
+    }
+    if (!res.headersSent && this.pendingHead === undefined) {
+      if (!res.destroyed) {
+        respondWithError(
+          res,
+          error,
+          this.fr.grpc,
+          this.fr.closeConnection || (hasRequestBody(this.fr.req) && !this.fr.req.readableEnded),
+        );
+      }
+      this.status = this.fr.grpc ? 200 : error.status;
+      if (this.fr.grpc) this.grpcStatus = error.grpcStatus;
+      this.firstByteAt = performance.now();
+    } else if (this.fr.grpc && this.h2 && error.code === "MESH_PROXY_TIMEOUT" && !res.destroyed) {
+      // Mid-stream gRPC deadline: end the stream with the status instead of a reset.
+      this.flushHead();
+      res.addTrailers({
+        "grpc-status": String(GrpcStatus.DEADLINE_EXCEEDED),
+        "grpc-message": encodeGrpcMessage(error.reason),
+      });
+      res.end();
+      this.grpcStatus = GrpcStatus.DEADLINE_EXCEEDED;
+    } else {
+      // The response already started: the only honest signal left is a reset.
+      this.pendingHead = undefined;
+      const stream = (res as Http2ServerResponse).stream;
+      if (stream !== undefined) stream.close(2 /* INTERNAL_ERROR */);
+      else (res as ServerResponse).destroy();
+    }
+    this.finish(error);
+  }
+
+  private armIdle(): void {
+    const ms = this.fr.idleTimeoutMs;
+    if (ms === undefined || ms <= 0) return;
+    if (this.idleTimer !== undefined) this.idleTimer.refresh();
+    else this.idleTimer = setTimeout(this.onIdle, ms);
+  }
+
+  private finish(error?: ProxyError): void {
+    this.done = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
+    this.fr.res.off("close", this.onClientClose);
+    const result: ForwardResult = {
+      status: this.status,
+      firstByteAt: this.firstByteAt,
+      bytes: this.bytes,
+    };
+    if (this.grpcStatus !== undefined) result.grpcStatus = this.grpcStatus;
+    if (error !== undefined) result.error = error;
+    this.resolve(result);
+  }
+}

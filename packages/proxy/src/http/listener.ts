@@ -1,0 +1,219 @@
+import http from "node:http";
+import http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import net from "node:net";
+import { parseHostPort } from "../config/address.js";
+import type { LimitsConfig } from "../config/schema.js";
+import { detectProtocol } from "../detect/protocol.js";
+import type { ProxyLogger } from "../log.js";
+import type { IncomingRequest } from "./body.js";
+import { ProxyError, respondWithError } from "./errors.js";
+import type { OutgoingResponse } from "./forward.js";
+
+/** Handles one request that passed the listener's limits. */
+export type RequestHandler = (req: IncomingRequest, res: OutgoingResponse) => void;
+
+/** Options of an {@link HttpListener}. */
+export interface HttpListenerOptions {
+  /** Name for logs (`inbound`, `outbound`). */
+  name: string;
+  limits: LimitsConfig;
+  logger: ProxyLogger;
+  handler: RequestHandler;
+}
+
+/**
+ * A plaintext listener that accepts raw TCP connections, detects the protocol from the
+ * first bytes (HTTP/2 prior knowledge or HTTP/1.x; TLS is recognised for the mTLS stage)
+ * and hands each connection to an HTTP/1.1 or HTTP/2 server with hardening limits. Owns
+ * graceful shutdown: stop accepting, GOAWAY h2 sessions, close idle keep-alive
+ * connections, let requests in flight finish, then force-close after the grace period.
+ */
+export class HttpListener {
+  /** The HTTP/1.1 server that connections detected as HTTP/1 are given to. */
+  readonly h1: http.Server;
+  /** The HTTP/2 server that connections starting with the h2 preface are given to. */
+  readonly h2: http2.Http2Server;
+  private readonly tcp: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+  private readonly sessions = new Set<http2.ServerHttp2Session>();
+  private readonly opts: HttpListenerOptions;
+  private drainingFlag = false;
+
+  constructor(opts: HttpListenerOptions) {
+    this.opts = opts;
+    const { limits } = opts;
+    const handle = this.handle;
+    this.h1 = http.createServer(
+      {
+        maxHeaderSize: limits.maxHeaderBytes,
+        headersTimeout: limits.headersTimeout,
+        requestTimeout: limits.requestTimeout,
+        keepAliveTimeout: limits.idleTimeout,
+        connectionsCheckingInterval: Math.max(
+          50,
+          Math.min(1_000, Math.floor(limits.headersTimeout / 4)),
+        ),
+        noDelay: true,
+      },
+      handle,
+    );
+    // The HTTP/1.1 server never listens itself (connections are handed to it), but its
+    // connection tracking (headers/request timeouts, closeIdleConnections) starts on
+    // 'listening': start it now.
+    this.h1.emit("listening");
+    // One more than allowed so that an excess is visible (node truncates silently).
+    this.h1.maxHeadersCount = limits.maxHeaderCount + 1;
+    this.h1.on("clientError", (err: NodeJS.ErrnoException, socket: net.Socket) => {
+      opts.logger.debug(
+        { listener: opts.name, err: err.code ?? err.message },
+        "rejected client connection",
+      );
+      if (socket.writable && !socket.destroyed) {
+        const status =
+          err.code === "HPE_HEADER_OVERFLOW"
+            ? "431 Request Header Fields Too Large"
+            : err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+              ? "408 Request Timeout"
+              : "400 Bad Request";
+        socket.end(
+          `HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n${"mesh-proxy-error"}: ${status.slice(4).toLowerCase()}\r\n\r\n`,
+        );
+      }
+      socket.destroy();
+    });
+    this.h2 = http2.createServer(
+      {
+        maxHeaderListPairs: limits.maxHeaderCount + 4,
+        maxSessionMemory: 32,
+        settings: {
+          maxHeaderListSize: limits.maxHeaderBytes,
+          maxConcurrentStreams: limits.maxConcurrentStreams,
+        },
+      },
+      handle,
+    );
+    this.h2.setTimeout(limits.idleTimeout, () => undefined);
+    this.h2.on("session", (session: http2.ServerHttp2Session) => {
+      this.sessions.add(session);
+      session.on("close", () => this.sessions.delete(session));
+      session.on("error", () => undefined);
+      session.setTimeout(limits.idleTimeout, () => session.close());
+      if (this.drainingFlag) session.close();
+    });
+    this.tcp = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+    this.tcp.maxConnections = limits.maxConnections;
+  }
+
+  /** True once shutdown started: responses ask HTTP/1.1 clients to close. */
+  get draining(): boolean {
+    return this.drainingFlag;
+  }
+
+  /** Binds `host:port` (port 0 picks a free one). */
+  listen(address: string): Promise<AddressInfo> {
+    const hp = parseHostPort(address);
+    if (hp === undefined)
+      return Promise.reject(
+        new TypeError(`listen: expected host:port, got ${JSON.stringify(address)}`),
+      );
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(err);
+      this.tcp.once("error", onError);
+      this.tcp.listen({ host: hp.host, port: hp.port }, () => {
+        this.tcp.off("error", onError);
+        resolve(this.tcp.address() as AddressInfo);
+      });
+    });
+  }
+
+  /** The bound address. */
+  address(): AddressInfo {
+    return this.tcp.address() as AddressInfo;
+  }
+
+  /** Open client connections (all protocols). */
+  get connections(): number {
+    return this.sockets.size;
+  }
+
+  private accept(socket: net.Socket): void {
+    if (this.drainingFlag) {
+      socket.destroy();
+      return;
+    }
+    this.sockets.add(socket);
+    socket.once("close", () => this.sockets.delete(socket));
+    socket.on("error", () => undefined);
+    detectProtocol(socket, this.opts.limits.detectTimeout).then((protocol) => {
+      if (socket.destroyed) return;
+      if (protocol === "http1") {
+        this.h1.emit("connection", socket);
+        socket.resume();
+      } else if (protocol === "h2") {
+        this.h2.emit("connection", socket);
+      } else {
+        this.opts.logger.debug(
+          { listener: this.opts.name, protocol },
+          "connection closed during protocol detection",
+        );
+        socket.destroy();
+      }
+    });
+  }
+
+  private readonly handle = (req: IncomingRequest, res: OutgoingResponse): void => {
+    const limits = this.opts.limits;
+    if (req.httpVersionMajor === 1 && req.rawHeaders.length / 2 > limits.maxHeaderCount) {
+      respondWithError(
+        res,
+        new ProxyError("MESH_PROXY_HEADERS_TOO_LARGE", "too many request headers"),
+        false,
+        true,
+      );
+      return;
+    }
+    this.opts.handler(req, res);
+  };
+
+  /**
+   * Graceful shutdown: stops accepting, sends GOAWAY on h2 sessions, closes idle HTTP/1.1
+   * connections as they become idle, waits for everything to close, and destroys what is
+   * left after `graceMs`.
+   */
+  async close(graceMs: number): Promise<void> {
+    if (!this.drainingFlag) {
+      this.drainingFlag = true;
+      this.tcp.close();
+    }
+    for (const s of this.sessions) if (!s.closed) s.close();
+    const closed = new Promise<void>((resolve) => {
+      const check = () => {
+        this.h1.closeIdleConnections();
+        if (this.sockets.size === 0) {
+          clearInterval(poll);
+          resolve();
+        }
+      };
+      const poll = setInterval(check, 25);
+      check();
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(true), graceMs);
+    });
+    const timedOut = await Promise.race([closed.then(() => false), expired]);
+    clearTimeout(timer);
+    if (timedOut) {
+      this.opts.logger.warn(
+        { listener: this.opts.name, connections: this.sockets.size },
+        "grace period over, closing remaining connections",
+      );
+      for (const s of this.sessions) s.destroy();
+      for (const s of this.sockets) s.destroy();
+      await closed;
+    }
+    this.h1.close();
+    this.h2.close();
+  }
+}

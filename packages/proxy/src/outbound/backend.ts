@@ -1,0 +1,155 @@
+import {
+  Balancer,
+  type BalancerOptions,
+  dnsResolver,
+  type EndpointInit,
+  type EndpointSnapshot,
+  fileResolver,
+} from "@mesh/balancer";
+import type { Dispatcher } from "undici";
+import type { DiscoveryConfig, ServiceConfig } from "../config/schema.js";
+
+/**
+ * Adapter between the outbound router and @mesh/balancer: one {@link Backend} is a set of
+ * endpoints from one discovery source, balanced per request (P2C over Peak-EWMA cost, with
+ * failure accrual). One `Balancer` per upstream protocol, created when first needed.
+ */
+
+/** One endpoint as the admin `/endpoints` page shows it. */
+export type EndpointView = EndpointSnapshot;
+
+/** Balancer settings of a service. */
+export interface BackendSettings {
+  connectTimeout: number;
+  failFast: number;
+  failureAccrual: ServiceConfig["failureAccrual"];
+}
+
+type Protocol = "http1" | "h2c";
+
+function endpointsOf(discovery: DiscoveryConfig, protocol: Protocol): EndpointInit[] | undefined {
+  if (discovery.static === undefined) return undefined;
+  return discovery.static.map((e) => {
+    const init: EndpointInit = typeof e === "string" ? { address: e } : { address: e.address };
+    if (typeof e !== "string") {
+      if (e.weight !== undefined) init.weight = e.weight;
+      if (e.identity !== undefined) init.identity = e.identity;
+    }
+    const p = typeof e === "string" ? protocol : (e.protocol ?? protocol);
+    init.protocol = p === "h2c" ? "h2" : "http1";
+    return init;
+  });
+}
+
+/** A balanced set of endpoints, with one balancer per upstream protocol. */
+export class Backend {
+  private readonly balancers = new Map<Protocol, Balancer>();
+
+  constructor(
+    readonly name: string,
+    private discovery: DiscoveryConfig,
+    private readonly settings: BackendSettings,
+    private readonly onResolverError: (backend: string, err: Error) => void = () => undefined,
+  ) {}
+
+  /** A stable key for "same balancer settings", used to reuse backends across reloads. */
+  static key(settings: BackendSettings): string {
+    return JSON.stringify(settings);
+  }
+
+  private create(protocol: Protocol): Balancer {
+    const d = this.discovery;
+    const s = this.settings;
+    const options: BalancerOptions = {
+      name: this.name,
+      failFastMs: s.failFast,
+      preserveHost: false,
+      accrual: {
+        consecutiveFailures: s.failureAccrual.consecutiveFailures,
+        minPenaltyMs: s.failureAccrual.minPenalty,
+        maxPenaltyMs: s.failureAccrual.maxPenalty,
+        jitter: s.failureAccrual.jitter,
+      },
+      pool: { connectTimeout: s.connectTimeout, keepAliveTimeout: 4_000 },
+      onResolverError: (err) => this.onResolverError(this.name, err),
+    };
+    const template = { protocol: protocol === "h2c" ? "h2" : "http1" } as const;
+    if (d.static !== undefined) options.endpoints = endpointsOf(d, protocol) as EndpointInit[];
+    else if (d.dns !== undefined) {
+      options.endpoints = dnsResolver({
+        hostname: d.dns.name,
+        port: d.dns.port,
+        intervalMs: d.dns.interval,
+        template,
+      });
+    } else if (d.file !== undefined) options.endpoints = fileResolver(d.file.path);
+    return new Balancer(options);
+  }
+
+  /**
+   * Applies new discovery. Static lists update the running balancers in place (endpoints in
+   * use drain, in-flight requests finish); a changed DNS/file source replaces them.
+   */
+  update(discovery: DiscoveryConfig): void {
+    if (JSON.stringify(discovery) === JSON.stringify(this.discovery)) return;
+    const wasStatic = this.discovery.static !== undefined;
+    this.discovery = discovery;
+    for (const [protocol, balancer] of this.balancers) {
+      if (wasStatic && discovery.static !== undefined) {
+        balancer.update(endpointsOf(discovery, protocol) as EndpointInit[]);
+      } else {
+        this.balancers.set(protocol, this.create(protocol));
+        void balancer.close();
+      }
+    }
+  }
+
+  /** The balancing dispatcher for an upstream protocol. */
+  dispatcher(protocol: Protocol): Dispatcher {
+    let b = this.balancers.get(protocol);
+    if (b === undefined) {
+      b = this.create(protocol);
+      this.balancers.set(protocol, b);
+    }
+    return b;
+  }
+
+  /** The protocol the discovery entries ask for, when they all agree. */
+  protocolHint(): Protocol | undefined {
+    const s = this.discovery.static;
+    if (s === undefined) return undefined;
+    const hints = new Set(s.map((e) => (typeof e === "string" ? undefined : e.protocol)));
+    return hints.size === 1 ? [...hints][0] : undefined;
+  }
+
+  /** Endpoints with state, cost, pending and ejection, per protocol balancer in use. */
+  snapshot(): (EndpointView & { protocol: string })[] {
+    const out: (EndpointView & { protocol: string })[] = [];
+    for (const [protocol, b] of this.balancers)
+      for (const e of b.snapshot().endpoints) out.push({ ...e, protocol });
+    if (out.length === 0 && this.discovery.static !== undefined) {
+      // Nothing sent yet: show the configured endpoints without load data.
+      for (const e of endpointsOf(this.discovery, "http1") ?? []) {
+        out.push({
+          address: e.address,
+          origin: `http://${e.address}`,
+          state: "ready",
+          weight: e.weight ?? 1,
+          pending: 0,
+          cost: 0,
+          rttMs: 0,
+          consecutiveFailures: 0,
+          requests: 0,
+          failures: 0,
+          protocol: "idle",
+        });
+      }
+    }
+    return out;
+  }
+
+  /** Closes gracefully: requests in flight finish first. */
+  async close(): Promise<void> {
+    await Promise.all([...this.balancers.values()].map((b) => b.close()));
+  }
+}

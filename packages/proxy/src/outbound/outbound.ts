@@ -1,0 +1,259 @@
+import { RetryBudget, type RetryPolicyOptions, retry } from "@mesh/retry";
+import { Agent, type Dispatcher } from "undici";
+import type { OutboundConfig, RetryConfig, ServiceConfig } from "../config/schema.js";
+import { ProxyError } from "../http/errors.js";
+import { HttpListener } from "../http/listener.js";
+import { createRequestPipeline, type RouteInput, type Target } from "../http/serve.js";
+import type { ProxyLogger } from "../log.js";
+import type { ProxyMetrics } from "../metrics/proxy-metrics.js";
+import { Backend, type BackendSettings, type EndpointView } from "./backend.js";
+import { type RouteEntry, RouteTable, type ServiceEntry } from "./router.js";
+
+/** Shared services an {@link Outbound} needs. */
+export interface OutboundDeps {
+  logger: ProxyLogger;
+  metrics: ProxyMetrics;
+  proxyId: string;
+  accessLog: boolean;
+}
+
+const GRPC_CONDITIONS = new Set([
+  "cancelled",
+  "deadline-exceeded",
+  "internal",
+  "resource-exhausted",
+  "unavailable",
+]);
+
+/** One generation of routing state; a reload builds the next one. */
+interface Generation {
+  config: OutboundConfig;
+  table: RouteTable;
+  /** Composed retry → balancer dispatchers, by route/backend/protocol. */
+  chains: Map<string, Dispatcher>;
+}
+
+/** Backends of one service, with the settings they were made with. */
+interface BackendSlot {
+  backend: Backend;
+  key: string;
+}
+
+/** Snapshot of a service for `/endpoints`. */
+export interface ServiceEndpoints {
+  service: string;
+  backends: { name: string; weight: number; endpoints: EndpointView[] }[];
+}
+
+/**
+ * The outbound side: the app's requests, routed by authority → service → route → weighted
+ * backend → retry (budget, per-try timeout) → balancer → endpoint. Routing state is swapped
+ * whole on reload; backends with unchanged discovery are reused, requests in flight keep
+ * the dispatchers they started with.
+ */
+export class Outbound {
+  readonly listener: HttpListener;
+  private gen: Generation;
+  private readonly backends = new Map<string, BackendSlot>();
+  private readonly budgets = new Map<string, { key: string; budget: RetryBudget }>();
+  private readonly passthrough = {
+    h1: undefined as Agent | undefined,
+    h2: undefined as Agent | undefined,
+  };
+  private readonly logger: ProxyLogger;
+
+  constructor(config: OutboundConfig, deps: OutboundDeps) {
+    this.logger = deps.logger;
+    this.gen = this.build(config);
+    const pipeline = createRequestPipeline({
+      direction: "outbound",
+      pseudonym: `${deps.proxyId}-outbound`,
+      maxConcurrentRequests: () => this.gen.config.maxConcurrentRequests,
+      logger: deps.logger,
+      accessLog: deps.accessLog,
+      metrics: deps.metrics,
+      draining: () => this.listener.draining,
+      resolve: (input) => this.resolve(input),
+    });
+    this.listener = new HttpListener({
+      name: "outbound",
+      limits: config.limits,
+      logger: deps.logger,
+      handler: pipeline.handle,
+    });
+  }
+
+  private build(config: OutboundConfig): Generation {
+    const table = new RouteTable(config);
+    const used = new Set<string>();
+    for (const svc of table.services) {
+      const settings: BackendSettings = {
+        connectTimeout: config.connectTimeout,
+        failFast: svc.config.failFast,
+        failureAccrual: svc.config.failureAccrual,
+      };
+      for (const route of [svc.defaultRoute, ...svc.routes]) {
+        for (const b of route.backends) {
+          const id = `${svc.config.name}/${b.name}`;
+          if (used.has(id)) continue;
+          used.add(id);
+          const key = Backend.key(settings);
+          const slot = this.backends.get(id);
+          if (slot !== undefined && slot.key === key) {
+            slot.backend.update(b.discovery);
+            continue;
+          }
+          const old = slot?.backend;
+          this.backends.set(id, { backend: new Backend(b.name, b.discovery, settings), key });
+          if (old !== undefined) void old.close();
+        }
+      }
+    }
+    for (const [id, slot] of this.backends) {
+      if (!used.has(id)) {
+        this.backends.delete(id);
+        void slot.backend.close();
+      }
+    }
+    return { config, table, chains: new Map() };
+  }
+
+  private budgetFor(
+    service: ServiceConfig,
+    scope: string,
+    budget: RetryConfig["budget"],
+  ): RetryBudget {
+    const id = `${service.name}/${scope}`;
+    const key = JSON.stringify(budget);
+    const have = this.budgets.get(id);
+    if (have !== undefined && have.key === key) return have.budget;
+    const b = new RetryBudget({
+      name: id,
+      retryRatio: budget.ratio,
+      minRetriesPerSecond: budget.minPerSecond,
+      ttl: budget.ttl,
+    });
+    this.budgets.set(id, { key, budget: b });
+    return b;
+  }
+
+  private chain(
+    gen: Generation,
+    svc: ServiceEntry,
+    route: RouteEntry,
+    backendName: string,
+    protocol: "http1" | "h2c",
+  ): Dispatcher {
+    const key = `${svc.config.name}\u0000${route.name}\u0000${backendName}\u0000${protocol}`;
+    const have = gen.chains.get(key);
+    if (have !== undefined) return have;
+    const backend = this.backends.get(`${svc.config.name}/${backendName}`)?.backend;
+    if (backend === undefined) throw new ProxyError("MESH_PROXY_NO_ENDPOINTS");
+    const base = backend.dispatcher(protocol);
+    const r = route.config?.retry;
+    const s = svc.config.retry;
+    const on = r?.on ?? s.on;
+    const perTry = route.config?.timeout?.perTry ?? svc.config.timeout.perTry;
+    const budget =
+      r?.budget !== undefined
+        ? this.budgetFor(svc.config, `route:${route.name}`, r.budget)
+        : this.budgetFor(svc.config, "service", s.budget);
+    const backoff = r?.backoff ?? s.backoff;
+    const options: RetryPolicyOptions = {
+      name: `${svc.config.name}/${route.name}`,
+      limit: on.length === 0 ? 0 : (r?.limit ?? s.limit),
+      http: on.filter((c) => !GRPC_CONDITIONS.has(c)),
+      grpc: on.filter((c) => GRPC_CONDITIONS.has(c)),
+      retryNonIdempotent: r?.nonIdempotent ?? s.nonIdempotent,
+      maxReplayBytes: r?.maxBodyBytes ?? s.maxBodyBytes,
+      backoff: { base: backoff.min, max: backoff.max },
+      budget,
+    };
+    if (perTry !== undefined) options.perTryTimeout = perTry;
+    const dispatch = retry(options)((opts, handler) =>
+      base.dispatch(opts as Dispatcher.DispatchOptions, handler as Dispatcher.DispatchHandler),
+    );
+    const d = { dispatch } as unknown as Dispatcher;
+    gen.chains.set(key, d);
+    return d;
+  }
+
+  private resolve(input: RouteInput): Target {
+    const gen = this.gen;
+    const decision = gen.table.route(input.authority, input.method, input.path, input.headers);
+    if (decision === undefined) {
+      if (gen.config.unknownAuthority === "deny")
+        throw new ProxyError("MESH_PROXY_UNKNOWN_AUTHORITY");
+      if (input.authority === "")
+        throw new ProxyError("MESH_PROXY_BAD_REQUEST", "request has no authority");
+      return { dispatcher: this.passthroughAgent(input.h2), origin: `http://${input.authority}` };
+    }
+    const { service, route, backend } = decision;
+    const sc = service.config;
+    const hint = this.backends.get(`${sc.name}/${backend.name}`)?.backend.protocolHint();
+    const protocol = sc.protocol === "auto" ? (hint ?? (input.h2 ? "h2c" : "http1")) : sc.protocol;
+    return {
+      dispatcher: this.chain(gen, service, route, backend.name, protocol),
+      origin: `http://${sc.name}`,
+      timeoutMs: route.config?.timeout?.request ?? sc.timeout.request,
+      idleTimeoutMs: route.config?.timeout?.idle ?? sc.timeout.idle,
+      route: route.name,
+      backend: backend.name,
+    };
+  }
+
+  private passthroughAgent(h2: boolean): Agent {
+    const connectTimeout = this.gen.config.connectTimeout;
+    if (h2) {
+      this.passthrough.h2 ??= new Agent({
+        connectTimeout,
+        useH2c: true,
+        allowH2: true,
+      } as Agent.Options);
+      return this.passthrough.h2;
+    }
+    this.passthrough.h1 ??= new Agent({ connectTimeout, keepAliveTimeout: 4_000 });
+    return this.passthrough.h1;
+  }
+
+  /**
+   * Applies a new outbound config: routes, splits, endpoints, retry and timeout settings
+   * change live. Listener address and limits need a restart (returned as warnings).
+   */
+  update(next: OutboundConfig): string[] {
+    const warnings: string[] = [];
+    const cur = this.gen.config;
+    if (next.listen !== cur.listen) warnings.push("outbound.listen changes need a restart");
+    if (JSON.stringify(next.limits) !== JSON.stringify(cur.limits))
+      warnings.push("outbound.limits changes need a restart");
+    this.gen = this.build(next);
+    return warnings;
+  }
+
+  /** Each service's backends and endpoints, for `/endpoints`. */
+  endpoints(): ServiceEndpoints[] {
+    return this.gen.table.services.map((svc) => {
+      const seen = new Map<string, number>();
+      for (const r of [svc.defaultRoute, ...svc.routes])
+        for (const b of r.backends) if (!seen.has(b.name)) seen.set(b.name, b.weight);
+      return {
+        service: svc.config.name,
+        backends: [...seen].map(([name, weight]) => ({
+          name,
+          weight,
+          endpoints: this.backends.get(`${svc.config.name}/${name}`)?.backend.snapshot() ?? [],
+        })),
+      };
+    });
+  }
+
+  /** Stops accepting, drains, then closes upstream connections. */
+  async close(graceMs: number): Promise<void> {
+    await this.listener.close(graceMs);
+    await Promise.all([
+      ...[...this.backends.values()].map((s) => s.backend.close()),
+      this.passthrough.h1?.close(),
+      this.passthrough.h2?.close(),
+    ]);
+  }
+}

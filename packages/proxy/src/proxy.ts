@@ -1,0 +1,190 @@
+import { randomBytes } from "node:crypto";
+import type { AddressInfo } from "node:net";
+import { AdminServer } from "./admin/admin.js";
+import { formatHostPort } from "./config/address.js";
+import { ConfigError, formatProblem } from "./config/errors.js";
+import { loadConfigFile } from "./config/load.js";
+import { redactConfig } from "./config/redact.js";
+import type { ProxyConfig } from "./config/schema.js";
+import { ConfigWatcher } from "./config/watch.js";
+import { Inbound } from "./inbound/inbound.js";
+import { createLogger, type ProxyLogger } from "./log.js";
+import { ProxyMetrics } from "./metrics/proxy-metrics.js";
+import { Outbound } from "./outbound/outbound.js";
+
+/** Options of {@link MeshProxy.start}. */
+export interface ProxyOptions {
+  /** The parsed configuration. */
+  config: ProxyConfig;
+  /** The file it came from: enables reload on change and on `reloadFromFile()`. */
+  configFile?: string;
+  /** Environment for `MESH_PROXY_*` overrides on reload. Default `process.env`. */
+  env?: NodeJS.ProcessEnv;
+  /** Logger; default pino JSON to stdout at the configured level. */
+  logger?: ProxyLogger;
+  /** Watch `configFile` for changes. Default true when `configFile` is set. */
+  watch?: boolean;
+}
+
+/** Bound addresses of a running proxy. */
+export interface ProxyAddresses {
+  admin: string;
+  inbound?: string;
+  outbound?: string;
+}
+
+function hostPort(a: AddressInfo): string {
+  return formatHostPort(a.address, a.port);
+}
+
+/**
+ * A running sidecar: admin server, and the inbound and/or outbound listeners the config
+ * asks for. Reloads routes, splits, endpoints, retries and timeouts live; shuts down
+ * gracefully.
+ */
+export class MeshProxy {
+  readonly logger: ProxyLogger;
+  readonly metrics = new ProxyMetrics();
+  /** Bound addresses (ports resolved when the config asked for port 0). */
+  readonly addresses: ProxyAddresses = { admin: "" };
+  private config: ProxyConfig;
+  private readonly options: ProxyOptions;
+  private readonly admin: AdminServer;
+  private inbound: Inbound | undefined;
+  private outbound: Outbound | undefined;
+  private isReady = false;
+  private shuttingDown: Promise<void> | undefined;
+  private watcher: ConfigWatcher | undefined;
+  private readonly proxyId: string;
+  private markClosed!: () => void;
+  /** Resolves once a shutdown (signal, `POST /shutdown` or {@link MeshProxy.shutdown}) completed. */
+  readonly closed = new Promise<void>((resolve) => {
+    this.markClosed = resolve;
+  });
+
+  private constructor(options: ProxyOptions) {
+    this.options = options;
+    this.config = options.config;
+    this.logger = options.logger ?? createLogger(options.config.log.level);
+    this.proxyId = options.config.proxyId ?? `mesh-${randomBytes(4).toString("hex")}`;
+    this.admin = new AdminServer({
+      ready: () => this.isReady,
+      metrics: () => ({ body: this.metrics.render(), contentType: this.metrics.contentType }),
+      config: () => redactConfig(this.config),
+      endpoints: () => this.outbound?.endpoints() ?? [],
+      shutdown: () => void this.shutdown(),
+      shutdownEnabled: options.config.admin.shutdownEndpoint,
+    });
+  }
+
+  /** Binds every listener and resolves once the proxy is ready. */
+  static async start(options: ProxyOptions): Promise<MeshProxy> {
+    const proxy = new MeshProxy(options);
+    await proxy.bind();
+    return proxy;
+  }
+
+  private async bind(): Promise<void> {
+    const c = this.config;
+    const deps = {
+      logger: this.logger,
+      metrics: this.metrics,
+      proxyId: this.proxyId,
+      accessLog: c.log.accessLog,
+    };
+    this.addresses.admin = hostPort(await this.admin.listen(c.admin.listen));
+    try {
+      if (c.outbound !== undefined) {
+        this.outbound = new Outbound(c.outbound, deps);
+        this.addresses.outbound = hostPort(await this.outbound.listener.listen(c.outbound.listen));
+      }
+      if (c.inbound !== undefined) {
+        this.inbound = new Inbound(c.inbound, deps);
+        this.addresses.inbound = hostPort(await this.inbound.listener.listen(c.inbound.listen));
+      }
+    } catch (err) {
+      await this.shutdown(0);
+      throw err;
+    }
+    if (this.options.configFile !== undefined && this.options.watch !== false) {
+      this.watcher = new ConfigWatcher(this.options.configFile, () => void this.reloadFromFile());
+    }
+    this.isReady = true;
+    this.logger.info({ ...this.addresses, proxyId: this.proxyId }, "listening");
+  }
+
+  /** The effective configuration. */
+  get effectiveConfig(): ProxyConfig {
+    return this.config;
+  }
+
+  /**
+   * Applies a new configuration live. Returns warnings for settings that need a restart;
+   * everything else (routes, splits, endpoints, retries, timeouts, log level) applies now.
+   */
+  reload(next: ProxyConfig): string[] {
+    const warnings: string[] = [];
+    const cur = this.config;
+    if (next.admin.listen !== cur.admin.listen)
+      warnings.push("admin.listen changes need a restart");
+    if ((next.inbound === undefined) !== (cur.inbound === undefined))
+      warnings.push("adding or removing inbound needs a restart");
+    if ((next.outbound === undefined) !== (cur.outbound === undefined))
+      warnings.push("adding or removing outbound needs a restart");
+    if (next.outbound !== undefined && this.outbound !== undefined)
+      warnings.push(...this.outbound.update(next.outbound));
+    if (next.inbound !== undefined && this.inbound !== undefined)
+      warnings.push(...this.inbound.update(next.inbound));
+    this.logger.level = next.log.level;
+    this.config = next;
+    return warnings;
+  }
+
+  /**
+   * Re-reads the config file and applies it. An invalid file is rejected with every
+   * problem logged, and the running config stays. Resolves to whether it was applied.
+   */
+  async reloadFromFile(): Promise<boolean> {
+    const file = this.options.configFile;
+    if (file === undefined || this.shuttingDown !== undefined) return false;
+    let next: ProxyConfig;
+    try {
+      next = await loadConfigFile(file, this.options.env ?? process.env);
+    } catch (err) {
+      const problems = err instanceof ConfigError ? err.problems.map(formatProblem) : [String(err)];
+      this.logger.error({ file, problems }, "config reload rejected; keeping the running config");
+      return false;
+    }
+    if (JSON.stringify(next) === JSON.stringify(this.config)) return true;
+    try {
+      const warnings = this.reload(next);
+      for (const w of warnings) this.logger.warn({ file }, w);
+      this.logger.info({ file }, "config reloaded");
+      return true;
+    } catch (err) {
+      this.logger.error(
+        { file, err: (err as Error).message },
+        "config reload failed; keeping the running config",
+      );
+      return false;
+    }
+  }
+
+  /**
+   * Graceful shutdown: not ready, stop accepting, let requests in flight finish within the
+   * grace period, close idle keep-alive connections and GOAWAY h2 sessions, then close the
+   * admin server. Idempotent.
+   */
+  shutdown(graceMs = this.config.shutdown.gracePeriod): Promise<void> {
+    this.shuttingDown ??= (async () => {
+      this.isReady = false;
+      this.watcher?.close();
+      this.logger.info({ graceMs }, "shutting down");
+      await Promise.all([this.outbound?.close(graceMs), this.inbound?.close(graceMs)]);
+      await this.admin.close();
+      this.logger.info("shutdown complete");
+      this.markClosed();
+    })();
+    return this.shuttingDown;
+  }
+}

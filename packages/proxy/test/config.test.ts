@@ -1,0 +1,199 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, test } from "vitest";
+import { configJsonSchema, parseConfigText, parseDuration, validateConfig } from "../src/index.js";
+import { runCli, tempDir, writeConfig } from "./helpers.js";
+
+const ISSUE_EXAMPLE = `
+admin:    { listen: 127.0.0.1:4191 }
+outbound:
+  listen: 127.0.0.1:4140
+  unknownAuthority: passthrough
+  services:
+    - name: books
+      authorities: [books, "books:8080", books.default.svc.cluster.local]
+      discovery: { static: ["127.0.0.1:9001", "127.0.0.1:9002"] }
+      timeout: { request: 2s, perTry: 500ms }
+      retry: { on: ["5xx"], limit: 2, budget: { ratio: 0.2, minPerSecond: 10, ttl: 10s } }
+      failureAccrual: { consecutiveFailures: 7 }
+      routes:
+        - match: { pathPrefix: /orders, methods: [POST] }
+          timeout: { request: 5s }
+          retry: { on: [] }
+      backends:
+        - { name: books-v1, weight: 90, discovery: { static: ["127.0.0.1:9001"] } }
+        - { name: books-v2, weight: 10, discovery: { static: ["127.0.0.1:9002"] } }
+inbound:
+  listen: 0.0.0.0:4143
+  app: 127.0.0.1:8080
+  maxConcurrentRequests: 10000
+`;
+
+describe("config", () => {
+  test("the issue's example is valid and durations parse to milliseconds", () => {
+    const r = parseConfigText(ISSUE_EXAMPLE);
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    const svc = r.config.outbound?.services[0];
+    expect(svc?.timeout).toEqual({ request: 2_000, perTry: 500 });
+    expect(svc?.retry.budget.ttl).toBe(10_000);
+    expect(svc?.routes[0]?.timeout?.request).toBe(5_000);
+    expect(r.config.shutdown.gracePeriod).toBe(30_000);
+  });
+
+  test("an empty config is valid: admin only, every default filled", () => {
+    const r = validateConfig({});
+    expect(r.ok).toBe(true);
+    if (r.ok) {
+      expect(r.config.admin.listen).toBe("127.0.0.1:4191");
+      expect(r.config.inbound).toBeUndefined();
+    }
+  });
+
+  test("outbound and inbound defaults", () => {
+    const r = validateConfig({ outbound: {}, inbound: { app: "127.0.0.1:8080" } });
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    expect(r.config.outbound?.listen).toBe("127.0.0.1:4140");
+    expect(r.config.outbound?.unknownAuthority).toBe("passthrough");
+    expect(r.config.inbound?.listen).toBe("0.0.0.0:4143");
+    expect(r.config.inbound?.maxConcurrentRequests).toBe(10_000);
+  });
+
+  test("durations take units", () => {
+    expect(parseDuration("500ms")).toBe(500);
+    expect(parseDuration("2s")).toBe(2_000);
+    expect(parseDuration("1m")).toBe(60_000);
+    expect(parseDuration("1m30s")).toBe(90_000);
+    expect(parseDuration(250)).toBe(250);
+    expect(parseDuration("2 parsecs")).toBeUndefined();
+    expect(parseDuration(-1)).toBeUndefined();
+  });
+
+  test("every problem is reported with its path and the bad value", () => {
+    const r = parseConfigText(`
+outbound:
+  unknownAuthority: maybe
+  services:
+    - name: a
+      discovery: { static: ["127.0.0.1:1"] }
+    - name: b
+      discovery: { static: ["nope"] }
+      retry: { limit: "x", on: [5xx, bogus] }
+      timeout: { request: soon }
+      routes: [ { match: { path: orders }, typo: 1 } ]
+    - name: a
+      discovery: { dns: { name: a, port: 0 } }
+inbound: { listen: 4143 }
+`);
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    const lines = r.problems.map((p) => `${p.path}: ${p.message}`);
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        'outbound.unknownAuthority: expected passthrough or deny, got "maybe"',
+        'outbound.services[1].retry.limit: expected integer >= 0, got "x"',
+        expect.stringMatching(
+          /^outbound\.services\[1\]\.retry\.on\[1\]: expected 5xx, .*got "bogus"$/,
+        ),
+        'outbound.services[1].discovery.static[0]: expected host:port, got "nope"',
+        'outbound.services[1].timeout.request: expected a duration such as 500ms, 2s or 1m, got "soon"',
+        'outbound.services[1].routes[0].match.path: expected a path starting with /, got "orders"',
+        "outbound.services[1].routes[0].typo: unknown field",
+        "outbound.services[2].discovery.dns.port: expected integer in 1..65535, got 0",
+        "inbound.listen: expected host:port, got 4143",
+        "inbound.app: expected host:port, got nothing",
+      ]),
+    );
+  });
+
+  test("service names and authorities must be unique", () => {
+    const r = validateConfig({
+      outbound: {
+        services: [
+          { name: "a", discovery: { static: ["127.0.0.1:1"] } },
+          { name: "a", authorities: ["b", "A"], discovery: { static: ["127.0.0.1:2"] } },
+        ],
+      },
+    });
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.problems.map((p) => p.path)).toEqual([
+      "outbound.services[1].name",
+      "outbound.services[1].authorities[1]",
+    ]);
+    expect(r.problems[0]?.message).toBe(
+      'expected a unique service name (services[0] has it too), got "a"',
+    );
+  });
+
+  test("MESH_PROXY_* environment overrides apply and are named in errors", () => {
+    const ok = validateConfig(
+      { inbound: { app: "127.0.0.1:1" } },
+      {
+        MESH_PROXY_LOG__LEVEL: "debug",
+        MESH_PROXY_INBOUND__MAX_CONCURRENT_REQUESTS: "5",
+        MESH_PROXY_CONFIG: "x.yaml",
+      },
+    );
+    if (!ok.ok) throw new Error(JSON.stringify(ok.problems));
+    expect(ok.config.log.level).toBe("debug");
+    expect(ok.config.inbound?.maxConcurrentRequests).toBe(5);
+    const bad = validateConfig({}, { MESH_PROXY_INBOUND__APP: "nowhere" });
+    expect(bad.ok).toBe(false);
+    if (!bad.ok)
+      expect(bad.problems[0]?.message).toBe(
+        'expected host:port, got "nowhere" (from MESH_PROXY_INBOUND__APP)',
+      );
+  });
+
+  test("YAML syntax errors say where", () => {
+    const r = parseConfigText("outbound: [\n");
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.problems[0]?.message).toMatch(/^expected YAML at line \d+, column \d+/);
+  });
+
+  test("JSON config files are accepted", () => {
+    const r = parseConfigText(JSON.stringify({ inbound: { app: "127.0.0.1:80" } }), "c.json");
+    expect(r.ok).toBe(true);
+  });
+
+  test("the JSON Schema is generated and shipped in dist", () => {
+    const schema = configJsonSchema() as { properties: Record<string, unknown> };
+    expect(Object.keys(schema.properties)).toEqual(
+      expect.arrayContaining(["admin", "outbound", "inbound", "log", "shutdown"]),
+    );
+    const shipped = JSON.parse(
+      readFileSync(new URL("../dist/config.schema.json", import.meta.url), "utf8"),
+    ) as unknown;
+    expect(shipped).toEqual(schema);
+  });
+});
+
+describe("mesh-proxy check", () => {
+  test("exit 0 for a valid config", async () => {
+    const file = writeConfig(tempDir(), ISSUE_EXAMPLE);
+    const r = await runCli(["check", "--config", file]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("ok");
+  });
+
+  test("exit 1 and every problem with its path", async () => {
+    const file = writeConfig(
+      tempDir(),
+      "outbound:\n  services:\n    - name: a\n      discovery: { static: [x] }\n    - name: b\n      discovery: { static: ['127.0.0.1:1'] }\n      retry: { limit: x }\n",
+    );
+    const r = await runCli(["check", "--config", file]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      'outbound.services[0].discovery.static[0]: expected host:port, got "x"',
+    );
+    expect(r.stderr).toContain('outbound.services[1].retry.limit: expected integer >= 0, got "x"');
+  });
+
+  test("--help and --version", async () => {
+    const help = await runCli(["--help"]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain("mesh-proxy check --config <file>");
+    const version = await runCli(["--version"]);
+    expect(version.code).toBe(0);
+    expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+  });
+});

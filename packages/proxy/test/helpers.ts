@@ -1,0 +1,166 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { stringify } from "yaml";
+
+export const CLI = fileURLToPath(new URL("../dist/cli.js", import.meta.url));
+
+/** A temporary directory for config files. */
+export function tempDir(): string {
+  return mkdtempSync(join(tmpdir(), "mesh-proxy-test-"));
+}
+
+/** Writes a config object as YAML and returns its path. */
+export function writeConfig(dir: string, config: unknown, name = "proxy.yaml"): string {
+  const file = join(dir, name);
+  writeFileSync(file, typeof config === "string" ? config : stringify(config));
+  return file;
+}
+
+/** A running proxy process with its log lines. */
+export interface ProxyProcess {
+  child: ChildProcess;
+  addresses: { admin: string; inbound?: string; outbound?: string };
+  logs: Record<string, unknown>[];
+  /** Resolves with the first log line matching. */
+  waitForLog(
+    predicate: (line: Record<string, unknown>) => boolean,
+  ): Promise<Record<string, unknown>>;
+  exited: Promise<number | null>;
+  stop(): Promise<number | null>;
+}
+
+/** Spawns `node dist/cli.js --config <file>` and waits for its "listening" log line. */
+export async function startProxy(
+  configFile: string,
+  env: NodeJS.ProcessEnv = {},
+): Promise<ProxyProcess> {
+  const child = spawn(process.execPath, [CLI, "--config", configFile], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const logs: Record<string, unknown>[] = [];
+  const waiters: {
+    p: (l: Record<string, unknown>) => boolean;
+    resolve: (l: Record<string, unknown>) => void;
+  }[] = [];
+  let stderr = "";
+  child.stderr?.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const exited = new Promise<number | null>((resolve) =>
+    child.once("exit", (code) => resolve(code)),
+  );
+  createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
+    let parsed: Record<string, unknown>;
+    try {
+      parsed = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      parsed = { msg: line };
+    }
+    logs.push(parsed);
+    for (const w of [...waiters]) {
+      if (w.p(parsed)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(parsed);
+      }
+    }
+  });
+  const waitForLog = (p: (l: Record<string, unknown>) => boolean) => {
+    const found = logs.find(p);
+    if (found !== undefined) return Promise.resolve(found);
+    return new Promise<Record<string, unknown>>((resolve, reject) => {
+      waiters.push({ p, resolve });
+      exited.then((code) =>
+        reject(new Error(`proxy exited (${code}) before the expected log line; stderr: ${stderr}`)),
+      );
+    });
+  };
+  const listening = await waitForLog((l) => l.msg === "listening");
+  return {
+    child,
+    addresses: listening as unknown as ProxyProcess["addresses"],
+    logs,
+    waitForLog,
+    exited,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      return exited;
+    },
+  };
+}
+
+/** Runs the CLI to completion and returns its exit code and output. */
+export function runCli(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env } });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("exit", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** An HTTP/1.1 app server on 127.0.0.1:0. */
+export async function h1App(
+  handler: http.RequestListener,
+): Promise<{ server: http.Server; address: string; close(): Promise<void> }> {
+  const server = http.createServer(handler);
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as AddressInfo;
+  return {
+    server,
+    address: `127.0.0.1:${port}`,
+    close: () =>
+      new Promise((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+/** An h2c app server on 127.0.0.1:0. */
+export async function h2App(
+  handler: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+): Promise<{ server: http2.Http2Server; address: string; close(): Promise<void> }> {
+  const server = http2.createServer(handler);
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on("session", (s) => {
+    sessions.add(s);
+    s.on("close", () => sessions.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as AddressInfo;
+  return {
+    server,
+    address: `127.0.0.1:${port}`,
+    close: () =>
+      new Promise((r) => {
+        for (const s of sessions) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+/** Polls until `check` returns true (event-free readiness for things like reloads). */
+export async function eventually(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > until) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
