@@ -182,6 +182,7 @@ export class MeshProxy {
       this.logger.info({ graceMs }, "shutting down");
       await Promise.all([this.outbound?.close(graceMs), this.inbound?.close(graceMs)]);
       await this.admin.close();
+      this.metrics.close();
       this.logger.info("shutdown complete");
       this.markClosed();
     })();

@@ -117,6 +117,10 @@ describe("outbound traffic policies (real backends)", () => {
     );
     expect(statuses.filter((s) => s !== 200)).toEqual([]);
     expect(failed).toBe(50);
+    // The retries show on /metrics through @mesh/retry's diagnostics-channel events.
+    const exposition = proxy.metrics.render();
+    const retried = [...exposition.matchAll(/^mesh_retry_retries_total\{[^}]*\} (\d+)$/gm)];
+    expect(retried.reduce((sum, m) => sum + Number(m[1]), 0)).toBe(50);
   });
 
   test("a dead endpoint is ejected by failure accrual and its failures retried away", async () => {

@@ -4,20 +4,30 @@ import {
   type HttpSignals,
   PROMETHEUS_CONTENT_TYPE,
   renderPrometheus,
+  subscribeMeshEvents,
 } from "@mesh/metrics";
 
 export type { HttpLabels, HttpSignals };
 
 /**
- * The proxy's metrics: golden signals from @mesh/metrics (Linkerd names and labels),
- * rendered in Prometheus text on the admin server's `/metrics`.
+ * The proxy's metrics: golden signals from @mesh/metrics (Linkerd names and labels) plus
+ * the mesh events the libraries publish on `node:diagnostics_channel` (retries, budgets,
+ * breakers, balancer endpoints, identity, authorization), rendered in Prometheus text on
+ * the admin server's `/metrics`.
  */
 export class ProxyMetrics {
   /** The golden-signals recorder. */
   readonly signals: GoldenSignals;
+  readonly #unsubscribe: () => void;
 
   constructor() {
     this.signals = new GoldenSignals();
+    this.#unsubscribe = subscribeMeshEvents(this.signals.registry);
+  }
+
+  /** Stops listening to the mesh's diagnostics channels. */
+  close(): void {
+    this.#unsubscribe();
   }
 
   /** The HTTP signal handle for a label set (interned by the recorder). */
