@@ -1,0 +1,5 @@
+export * from "./client-id.js";
+export * from "./errors.js";
+export * from "./identity.js";
+export * from "./inbound.js";
+export * from "./outbound.js";
