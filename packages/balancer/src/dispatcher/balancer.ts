@@ -1,3 +1,4 @@
+import { toControllerHandler } from "@mesh/undici-compat";
 import { Dispatcher, Pool } from "undici";
 import { type Clock, monotonicClock } from "../clock.js";
 import type { Resolver } from "../discovery/resolver.js";
@@ -11,7 +12,6 @@ import { BalancerClosedError, NoEndpointsReadyError } from "../errors.js";
 import { type EndpointState, failFastChannel } from "../events.js";
 import { duration, integerIn, typeError } from "../validate.js";
 import { Exchange } from "./exchange.js";
-import { isControllerHandler, LegacyHandlerAdapter } from "./legacy-handler.js";
 
 /** Options for {@link Balancer}. */
 export interface BalancerOptions extends Omit<EndpointSetOptions, "onStateChange"> {
@@ -168,7 +168,8 @@ export class Balancer extends Dispatcher {
   ): boolean {
     if (!handler || typeof handler !== "object")
       throw typeError("handler", "a dispatch handler", handler);
-    const h = isControllerHandler(handler) ? handler : new LegacyHandlerAdapter(handler as object);
+    // Node 24's global fetch (undici 7) passes a legacy handler; undici 8 pools need the controller API.
+    const h: Dispatcher.DispatchHandler = toControllerHandler(handler);
     if (this.#closed) {
       h.onResponseError?.(null as never, new BalancerClosedError(this.name));
       return true;

@@ -1,3 +1,12 @@
+import type { Duplex } from "node:stream";
+import {
+  type DispatchController,
+  type DispatchHandler,
+  type DispatchOptions,
+  type IncomingHeaders,
+  type LegacyHandler,
+  toControllerHandler,
+} from "@mesh/undici-compat";
 import type { Span } from "@opentelemetry/api";
 import { grpcStatusOf, type HeaderBag, NO_GRPC_STATUS } from "../classify/classify.js";
 import { type Clock, monotonicClock } from "../clock.js";
@@ -6,37 +15,9 @@ import { endSpan, injectTraceContext, startClientSpan } from "../otel/trace.js";
 import type { HttpSignals, SignalRecorder } from "../signals/golden-signals.js";
 import type { Direction } from "../signals/labels.js";
 
-/**
- * The subset of undici's dispatch options this interceptor reads (structural, so the
- * package has no type dependency on a particular undici major).
- */
-export interface DispatchOptions {
-  origin?: string | URL | null;
-  path: string;
-  method: string;
-  headers?: unknown;
-  [key: string]: unknown;
-}
-
-/** undici's controller-based handler API, shared by undici 7 and 8. */
-export interface DispatchHandler {
-  onRequestStart?(controller: unknown, context: unknown): void;
-  onRequestUpgrade?(
-    controller: unknown,
-    statusCode: number,
-    headers: unknown,
-    socket: unknown,
-  ): void;
-  onResponseStart?(
-    controller: unknown,
-    statusCode: number,
-    headers: Record<string, string | string[]>,
-    statusMessage?: string,
-  ): void;
-  onResponseData?(controller: unknown, chunk: Uint8Array): void;
-  onResponseEnd?(controller: unknown, trailers: Record<string, string | string[]>): void;
-  onResponseError?(controller: unknown, error: Error): void;
-}
+// The handler and options types shared by undici 7 and 8 come from @mesh/undici-compat and are
+// re-exported under the names this package has always exported.
+export type { DispatchHandler, DispatchOptions } from "@mesh/undici-compat";
 
 /** undici's `dispatch` function shape. */
 // biome-ignore lint/suspicious/noExplicitAny: undici majors type their options/handler differently; this keeps `compose()` accepting the interceptor under both.
@@ -62,6 +43,7 @@ export interface MetricsInterceptorOptions {
 
 const MAX_CACHED_ORIGINS = 1024;
 
+/** Forwards every callback to the next handler and records the exchange once it ends. */
 class MetricsHandler implements DispatchHandler {
   readonly #next: DispatchHandler;
   readonly #signals: HttpSignals;
@@ -80,25 +62,29 @@ class MetricsHandler implements DispatchHandler {
     this.#start = clock.now();
   }
 
-  onRequestStart(controller: unknown, context: unknown): void {
+  onRequestStart(controller: DispatchController, context: unknown): void {
     this.#next.onRequestStart?.(controller, context);
   }
 
   onRequestUpgrade(
-    controller: unknown,
+    controller: DispatchController,
     statusCode: number,
-    headers: unknown,
-    socket: unknown,
+    headers: IncomingHeaders,
+    socket: Duplex,
   ): void {
     this.#status = statusCode;
     this.#signals.response(statusCode, NO_GRPC_STATUS, this.#clock.now() - this.#start);
     this.#next.onRequestUpgrade?.(controller, statusCode, headers, socket);
   }
 
+  onResponseStarted(): void {
+    this.#next.onResponseStarted?.();
+  }
+
   onResponseStart(
-    controller: unknown,
+    controller: DispatchController,
     statusCode: number,
-    headers: Record<string, string | string[]>,
+    headers: IncomingHeaders,
     statusMessage?: string,
   ): void {
     this.#status = statusCode;
@@ -106,12 +92,12 @@ class MetricsHandler implements DispatchHandler {
     this.#next.onResponseStart?.(controller, statusCode, headers, statusMessage);
   }
 
-  onResponseData(controller: unknown, chunk: Uint8Array): void {
+  onResponseData(controller: DispatchController, chunk: Buffer): void {
     if (this.#ttfb < 0) this.#ttfb = this.#clock.now() - this.#start;
     this.#next.onResponseData?.(controller, chunk);
   }
 
-  onResponseEnd(controller: unknown, trailers: Record<string, string | string[]>): void {
+  onResponseEnd(controller: DispatchController, trailers: IncomingHeaders): void {
     const fromTrailers = grpcStatusOf(trailers as HeaderBag);
     if (fromTrailers !== NO_GRPC_STATUS) this.#grpc = fromTrailers;
     const latency = this.#ttfb >= 0 ? this.#ttfb : this.#clock.now() - this.#start;
@@ -120,11 +106,19 @@ class MetricsHandler implements DispatchHandler {
     this.#next.onResponseEnd?.(controller, trailers);
   }
 
-  onResponseError(controller: unknown, error: Error): void {
+  onResponseError(controller: DispatchController, error: Error): void {
     const latency = this.#ttfb >= 0 ? this.#ttfb : this.#clock.now() - this.#start;
     this.#signals.streamError(latency, this.#status);
     if (this.#span !== undefined) endSpan(this.#span, this.#status, this.#grpc, error);
     this.#next.onResponseError?.(controller, error);
+  }
+
+  onBodySent(chunk: Buffer | number, totalBytesSent?: number): void {
+    this.#next.onBodySent?.(chunk, totalBytesSent);
+  }
+
+  onRequestSent(): void {
+    this.#next.onRequestSent?.();
   }
 }
 
@@ -196,7 +190,7 @@ export function metrics(options: MetricsInterceptorOptions): (dispatch: Dispatch
     return h;
   };
 
-  return (dispatch) => (opts: DispatchOptions, handler: DispatchHandler) => {
+  return (dispatch) => (opts: DispatchOptions, handler: DispatchHandler | LegacyHandler) => {
     const o = opts.origin;
     const origin = o == null ? "" : typeof o === "string" ? o : o.origin;
     const route = routeOf === undefined ? undefined : routeOf(opts);
@@ -211,6 +205,9 @@ export function metrics(options: MetricsInterceptorOptions): (dispatch: Dispatch
       const carrier = injectTraceContext(span);
       if (carrier !== undefined) opts = withHeaders(opts, carrier);
     }
-    return dispatch(opts, new MetricsHandler(handler, h, clock, span));
+    // Outermost under Node's global fetch, the handler is a legacy one: adapt it, or nothing
+    // above would ever hear back.
+    const downstream = toControllerHandler(handler);
+    return dispatch(opts, new MetricsHandler(downstream, h, clock, span));
   };
 }

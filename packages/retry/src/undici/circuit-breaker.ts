@@ -1,3 +1,4 @@
+import { toControllerHandler } from "@mesh/undici-compat";
 import {
   type BreakerOutcome,
   type CircuitBreakerOptions,
@@ -5,7 +6,6 @@ import {
 } from "../breaker/circuit-breakers.js";
 import type { BreakerState } from "../events.js";
 import { detachedController } from "./controller.js";
-import { toControllerHandler } from "./legacy.js";
 import {
   asInterceptor,
   type Dispatch,

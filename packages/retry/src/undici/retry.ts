@@ -1,3 +1,4 @@
+import { toControllerHandler } from "@mesh/undici-compat";
 import { parseRetryAfter } from "../backoff/backoff.js";
 import { attemptChannel, retryChannel, timeoutChannel } from "../events.js";
 import { readGrpcStatus } from "../policy/grpc.js";
@@ -5,7 +6,6 @@ import { type RetryPolicy, type RetryPolicyOptions, toPolicy } from "../policy/r
 import { PerTryTimeoutError } from "../timeout/errors.js";
 import { ForwardingController } from "./controller.js";
 import { RETRYABLE_HEADER, takeHeader } from "./headers.js";
-import { toControllerHandler } from "./legacy.js";
 import { type BodyReplay, bodyReplay } from "./replay-body.js";
 import {
   asInterceptor,

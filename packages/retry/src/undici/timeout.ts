@@ -1,8 +1,8 @@
+import { toControllerHandler } from "@mesh/undici-compat";
 import { timeoutChannel } from "../events.js";
 import { IdleTimeoutError, type MeshTimeoutError, RequestTimeoutError } from "../timeout/errors.js";
 import { numberIn, object, str } from "../validate.js";
 import { detachedController, ForwardingController } from "./controller.js";
-import { toControllerHandler } from "./legacy.js";
 import {
   asInterceptor,
   type Dispatch,
