@@ -12,6 +12,7 @@ const HELP = `mesh-proxy: the @mesh sidecar proxy
 Usage:
   mesh-proxy --config <file>          run the proxy
   mesh-proxy check --config <file>    validate a config; prints every problem (exit 1 if any)
+  mesh-proxy stat --admin <list>      golden signals of running proxies (see: mesh-proxy stat --help)
   mesh-proxy schema                   print the config's JSON Schema
 
 Options:
@@ -50,6 +51,7 @@ const defaultIo: Io = {
  * the proxy has shut down (exit 0).
  */
 export async function main(argv: string[], io: Io = defaultIo): Promise<number> {
+  if (argv[0] === "stat") return (await import("../stat/cli.js")).statMain(argv.slice(1), io);
   let parsed: ReturnType<typeof parse>;
   try {
     parsed = parse(argv);
