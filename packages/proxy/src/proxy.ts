@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
+import { dirname } from "node:path";
 import { AdminServer } from "./admin/admin.js";
 import { formatHostPort } from "./config/address.js";
 import { ConfigError, formatProblem } from "./config/errors.js";
@@ -11,6 +12,7 @@ import { Inbound } from "./inbound/inbound.js";
 import { createLogger, type ProxyLogger } from "./log.js";
 import { ProxyMetrics } from "./metrics/proxy-metrics.js";
 import { Outbound } from "./outbound/outbound.js";
+import { createIdentity, type MeshIdentity } from "./security/mtls/identity.js";
 
 /** Options of {@link MeshProxy.start}. */
 export interface ProxyOptions {
@@ -31,6 +33,8 @@ export interface ProxyAddresses {
   admin: string;
   inbound?: string;
   outbound?: string;
+  /** Outbound opaque-TCP listeners by name. */
+  tcp?: Record<string, string>;
 }
 
 function hostPort(a: AddressInfo): string {
@@ -52,6 +56,8 @@ export class MeshProxy {
   private readonly admin: AdminServer;
   private inbound: Inbound | undefined;
   private outbound: Outbound | undefined;
+  /** This proxy's workload identity, when configured. */
+  identity: MeshIdentity | undefined;
   private isReady = false;
   private shuttingDown: Promise<void> | undefined;
   private watcher: ConfigWatcher | undefined;
@@ -68,7 +74,9 @@ export class MeshProxy {
     this.logger = options.logger ?? createLogger(options.config.log.level);
     this.proxyId = options.config.proxyId ?? `mesh-${randomBytes(4).toString("hex")}`;
     this.admin = new AdminServer({
-      ready: () => this.isReady,
+      // Not ready until an SVID is held; stays ready while the current one is valid, even
+      // if renewals fail (the issuer is down).
+      ready: () => this.isReady && (this.identity === undefined || this.identity.isReady()),
       metrics: () => ({ body: this.metrics.render(), contentType: this.metrics.contentType }),
       config: () => redactConfig(this.config),
       endpoints: () => this.outbound?.endpoints() ?? [],
@@ -84,19 +92,62 @@ export class MeshProxy {
     return proxy;
   }
 
+  private async startIdentity(): Promise<void> {
+    const c = this.config.identity;
+    if (c === undefined) return;
+    const base =
+      this.options.configFile === undefined ? process.cwd() : dirname(this.options.configFile);
+    const identity = await createIdentity(c, {
+      baseDir: base,
+      timing: {
+        renewFraction: c.renewal.fraction,
+        minRefreshMs: c.renewal.min,
+        maxRefreshMs: c.renewal.max,
+        retryInitialMs: c.renewal.retryInitial,
+        retryMaxMs: c.renewal.retryMax,
+      },
+    });
+    this.identity = identity;
+    identity.source.on("update", (snap) => {
+      this.logger.info(
+        {
+          spiffeId: snap.svid.spiffeId.toString(),
+          notAfter: new Date(snap.svid.notAfter).toISOString(),
+          serialNumber: snap.svid.serialNumber,
+        },
+        "identity certificate in use",
+      );
+    });
+    identity.source.on("refresh-failed", ({ error, retryInMs }) => {
+      this.logger.warn(
+        { spiffeId: identity.id, err: error.message, retryInMs, expiresAt: identity.expiresAt },
+        "identity certificate renewal failed; the current certificate keeps serving",
+      );
+    });
+  }
+
   private async bind(): Promise<void> {
     const c = this.config;
+    this.addresses.admin = hostPort(await this.admin.listen(c.admin.listen));
+    try {
+      await this.startIdentity();
+    } catch (err) {
+      await this.shutdown(0);
+      throw err;
+    }
     const deps = {
       logger: this.logger,
       metrics: this.metrics,
       proxyId: this.proxyId,
       accessLog: c.log.accessLog,
+      identity: this.identity,
+      material: this.identity?.source,
     };
-    this.addresses.admin = hostPort(await this.admin.listen(c.admin.listen));
     try {
       if (c.outbound !== undefined) {
         this.outbound = new Outbound(c.outbound, deps);
         this.addresses.outbound = hostPort(await this.outbound.listener.listen(c.outbound.listen));
+        if (c.outbound.tcp.length > 0) this.addresses.tcp = await this.outbound.tcp.listen();
       }
       if (c.inbound !== undefined) {
         this.inbound = new Inbound(c.inbound, deps);
@@ -131,6 +182,8 @@ export class MeshProxy {
       warnings.push("adding or removing inbound needs a restart");
     if ((next.outbound === undefined) !== (cur.outbound === undefined))
       warnings.push("adding or removing outbound needs a restart");
+    if (JSON.stringify(next.identity) !== JSON.stringify(cur.identity))
+      warnings.push("identity changes need a restart");
     if (next.outbound !== undefined && this.outbound !== undefined)
       warnings.push(...this.outbound.update(next.outbound));
     if (next.inbound !== undefined && this.inbound !== undefined)
@@ -182,6 +235,7 @@ export class MeshProxy {
       this.logger.info({ graceMs }, "shutting down");
       await Promise.all([this.outbound?.close(graceMs), this.inbound?.close(graceMs)]);
       await this.admin.close();
+      this.identity?.close();
       this.metrics.close();
       this.logger.info("shutdown complete");
       this.markClosed();

@@ -26,7 +26,7 @@ export function writeConfig(dir: string, config: unknown, name = "proxy.yaml"): 
 /** A running proxy process with its log lines. */
 export interface ProxyProcess {
   child: ChildProcess;
-  addresses: { admin: string; inbound?: string; outbound?: string };
+  addresses: { admin: string; inbound?: string; outbound?: string; tcp?: Record<string, string> };
   logs: Record<string, unknown>[];
   /** Resolves with the first log line matching. */
   waitForLog(

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { parseHostPort } from "./address.js";
 import { parseDuration } from "./duration.js";
+import { checkSecurity } from "./security.js";
 
 /*
  * Every leaf carries its own "expected …" message so that a problem reads
@@ -263,6 +264,29 @@ const LIMIT_DEFAULTS = {
   maxConcurrentStreams: 1_000,
 };
 
+/** An outbound opaque-TCP listener: the app connects to `listen`, bytes go to the service. */
+const tcpRouteSchema = strict({
+  name: text()
+    .regex(/^[A-Za-z0-9._-]+$/, { error: "expected letters, digits, '.', '_' or '-'" })
+    .describe("the service name, for metrics and logs"),
+  listen: address("local address the app connects to, e.g. 127.0.0.1:6379"),
+  targetPort: integer(1, 65_535)
+    .optional()
+    .describe(
+      "port of the service at a meshed peer, sent in the transport header; default the listen port",
+    ),
+  discovery: discoverySchema,
+  connectTimeout: duration("TCP connect + TLS handshake timeout").default(1_000),
+  idleTimeout: duration("close after this long without a byte either way; 0 = never").default(
+    3_600_000,
+  ),
+})
+  .refine((t) => t.discovery.static !== undefined, {
+    error: "expected static discovery (dns and file discovery are for HTTP services)",
+    path: ["discovery"],
+  })
+  .describe("an opaque TCP service");
+
 const outboundSchema = strict({
   listen: address("where the app sends its requests").default("127.0.0.1:4140"),
   unknownAuthority: z
@@ -271,7 +295,15 @@ const outboundSchema = strict({
     .describe("what to do with requests for an authority no service claims"),
   maxConcurrentRequests: integer(1).default(10_000).describe("load shedding threshold (503)"),
   connectTimeout: duration("TCP connect timeout to endpoints").default(1_000),
+  requireIdentity: bool()
+    .default(false)
+    .describe(
+      "refuse to send to endpoints without an identity (no plaintext); needs identity to be configured",
+    ),
   services: list(serviceSchema).default([]),
+  tcp: list(tcpRouteSchema)
+    .default([])
+    .describe("opaque TCP listeners: a local port the app connects to, forwarded to a service"),
   limits: limitsSchema.default(LIMIT_DEFAULTS),
 })
   .superRefine((o, ctx) => {
@@ -303,6 +335,51 @@ const outboundSchema = strict({
   })
   .describe("the listener the local app talks to");
 
+/** Linkerd's default opaque ports: server-speaks-first and binary protocols. */
+export const DEFAULT_OPAQUE_PORTS = [25, 587, 3306, 4444, 5432, 6379, 9300, 11211];
+
+const networkSchema = z.union(
+  [
+    text("expected a CIDR such as 10.0.0.0/8"),
+    strict({
+      cidr: text("expected a CIDR such as 10.0.0.0/8"),
+      except: list(text("expected a CIDR")).optional(),
+    }),
+  ],
+  { error: "expected a CIDR string or { cidr, except }" },
+);
+
+const policySchema = strict({
+  default: z
+    .enum(["all-unauthenticated", "all-authenticated", "cluster-authenticated", "deny", "audit"], {
+      error:
+        "expected all-unauthenticated, all-authenticated, cluster-authenticated, deny or audit",
+    })
+    .default("all-unauthenticated")
+    .describe("what happens when no rule allows a client"),
+  rules: list(
+    strict({
+      allow: strict({
+        identities: list(text())
+          .optional()
+          .describe("SPIFFE IDs or patterns: exact, *, spiffe://td/*, spiffe://td/ns/prod/*"),
+        networks: list(networkSchema).optional().describe("client networks (CIDR, with except)"),
+      }),
+      routes: list(
+        strict({
+          path: text().optional(),
+          pathPrefix: text().optional(),
+          methods: list(text()).optional(),
+        }),
+      )
+        .optional()
+        .describe("the rule applies only to these HTTP routes"),
+    }),
+  )
+    .default([])
+    .describe("allow rules, checked in order; the first that admits the client wins"),
+}).describe("inbound authorization policy");
+
 const inboundSchema = strict({
   listen: address("where peers connect").default("0.0.0.0:4143"),
   app: address("the local application"),
@@ -314,7 +391,65 @@ const inboundSchema = strict({
   connectTimeout: duration("TCP connect timeout to the app").default(1_000),
   timeout: timeoutSchema.default({}),
   limits: limitsSchema.default(LIMIT_DEFAULTS),
+  policy: policySchema.default({ default: "all-unauthenticated", rules: [] }),
+  opaquePorts: list(integer(1, 65_535))
+    .default(DEFAULT_OPAQUE_PORTS)
+    .describe("target ports proxied as raw TCP (mTLS between proxies, transport header)"),
+  ports: z
+    .record(
+      z.string().regex(/^[1-9][0-9]{0,4}$/, { error: "expected a port number" }),
+      address("local address"),
+      {
+        error: "expected a map of target port to host:port",
+      },
+    )
+    .default({})
+    .describe(
+      "where opaque TCP for a target port goes; default the app's host at that port (127.0.0.1:<port>)",
+    ),
+  tcpIdleTimeout: duration("opaque TCP connections idle this long are closed; 0 = never").default(
+    3_600_000,
+  ),
 }).describe("the listener peers talk to; forwards to the local app");
+
+const identitySchema = strict({
+  trustDomain: text().describe("this workload's trust domain, e.g. example.org"),
+  id: text().describe("this workload's SPIFFE ID, in trustDomain"),
+  issuer: strict({
+    url: text().regex(/^https?:\/\//, { error: "expected an http(s):// URL" }),
+    tokenFile: text().describe("bearer token file, re-read for each request"),
+    bundleFile: text().optional().describe("PEM CA that verifies an https issuer"),
+  })
+    .optional()
+    .describe("get SVIDs from an issuer (CSR + token)"),
+  files: strict({ cert: text(), key: text(), bundle: text() })
+    .optional()
+    .describe("read the SVID, key and trust bundle from watched PEM files"),
+  renewal: strict({
+    fraction: number(0.1, 0.95).default(0.7).describe("renew after this share of the lifetime"),
+    min: duration("shortest time between renewals").default(10_000),
+    max: duration("longest time between renewals").default(86_400_000),
+    retryInitial: duration("first retry after a failed renewal (doubles)").default(1_000),
+    retryMax: duration("longest retry delay").default(30_000),
+  })
+    .default({
+      fraction: 0.7,
+      min: 10_000,
+      max: 86_400_000,
+      retryInitial: 1_000,
+      retryMax: 30_000,
+    })
+    .describe("certificate renewal timing"),
+})
+  .superRefine((i, ctx) => {
+    if ((i.issuer === undefined) !== (i.files === undefined)) return;
+    ctx.addIssue({
+      code: "custom",
+      message: `expected exactly one of issuer or files, got ${i.issuer === undefined ? "neither" : "both"}`,
+      params: { complete: true },
+    });
+  })
+  .describe("this proxy's workload identity (mTLS)");
 
 /** The proxy's configuration schema (zod 4). Parsing yields {@link ProxyConfig}. */
 export const configSchema = strict({
@@ -338,9 +473,12 @@ export const configSchema = strict({
   shutdown: strict({
     gracePeriod: duration("how long in-flight requests may finish on shutdown").default(30_000),
   }).default({ gracePeriod: 30_000 }),
+  identity: identitySchema.optional(),
   outbound: outboundSchema.optional(),
   inbound: inboundSchema.optional(),
-}).describe("@mesh/proxy configuration");
+})
+  .superRefine(checkSecurity)
+  .describe("@mesh/proxy configuration");
 
 /** The parsed, defaulted configuration (durations in milliseconds). */
 export type ProxyConfig = z.output<typeof configSchema>;
@@ -366,5 +504,11 @@ export type LimitsConfig = NonNullable<ProxyConfig["inbound"]>["limits"];
 export type InboundConfig = NonNullable<ProxyConfig["inbound"]>;
 /** Parsed outbound settings. */
 export type OutboundConfig = NonNullable<ProxyConfig["outbound"]>;
+/** Parsed identity settings. */
+export type IdentitySettings = NonNullable<ProxyConfig["identity"]>;
+/** Parsed inbound authorization policy. */
+export type PolicyConfig = InboundConfig["policy"];
+/** A parsed outbound opaque-TCP listener. */
+export type TcpRouteConfig = OutboundConfig["tcp"][number];
 /** A parsed weighted backend. */
 export type BackendConfig = NonNullable<ServiceConfig["backends"]>[number];

@@ -52,6 +52,26 @@ const KINDS = {
     grpc: GrpcStatus.PERMISSION_DENIED,
     reason: "unknown authority denied",
   },
+  MESH_PROXY_IDENTITY_MISMATCH: {
+    status: 502,
+    grpc: GrpcStatus.UNAVAILABLE,
+    reason: "identity mismatch",
+  },
+  MESH_PROXY_TLS: {
+    status: 502,
+    grpc: GrpcStatus.UNAVAILABLE,
+    reason: "tls handshake failed",
+  },
+  MESH_PROXY_IDENTITY_REQUIRED: {
+    status: 502,
+    grpc: GrpcStatus.UNAVAILABLE,
+    reason: "endpoint has no identity",
+  },
+  MESH_PROXY_FORBIDDEN: {
+    status: 403,
+    grpc: GrpcStatus.PERMISSION_DENIED,
+    reason: "forbidden by policy",
+  },
   MESH_PROXY_BAD_REQUEST: { status: 400, grpc: GrpcStatus.INTERNAL, reason: "bad request" },
   MESH_PROXY_HEADERS_TOO_LARGE: {
     status: 431,
@@ -107,6 +127,14 @@ const RESET_CODES = new Set([
   "ERR_HTTP2_GOAWAY_SESSION",
   "ERR_HTTP2_INVALID_SESSION",
 ]);
+/** mTLS failures (`MeshTlsError` codes) and what the client gets for them. */
+const TLS_CODES = new Map<string, ProxyErrorCode>([
+  ["MESH_PROXY_IDENTITY_MISMATCH", "MESH_PROXY_IDENTITY_MISMATCH"],
+  ["MESH_PROXY_TLS_UNTRUSTED", "MESH_PROXY_TLS"],
+  ["MESH_PROXY_TLS_HANDSHAKE", "MESH_PROXY_TLS"],
+  ["MESH_PROXY_IDENTITY_NOT_READY", "MESH_PROXY_TLS"],
+  ["MESH_PROXY_TLS_REFUSED", "MESH_PROXY_IDENTITY_REQUIRED"],
+]);
 const TIMEOUT_CODES = new Set(["UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT", "ETIMEDOUT"]);
 
 /**
@@ -117,6 +145,11 @@ export function classifyError(err: unknown): ProxyError {
   if (err instanceof ProxyError) return err;
   const e = err as { code?: unknown; message?: unknown; cause?: unknown } | undefined;
   const code = typeof e?.code === "string" ? e.code : "";
+  const tls = TLS_CODES.get(code);
+  if (tls !== undefined) {
+    const reason = (err as { reason?: unknown }).reason;
+    return new ProxyError(tls, typeof reason === "string" ? reason : undefined, { cause: err });
+  }
   if (CONNECT_CODES.has(code))
     return new ProxyError("MESH_PROXY_UPSTREAM_CONNECT", undefined, { cause: err });
   if (RESET_CODES.has(code))

@@ -20,7 +20,16 @@ export interface HttpListenerOptions {
   limits: LimitsConfig;
   logger: ProxyLogger;
   handler: RequestHandler;
+  /**
+   * Takes over each accepted connection instead of the built-in HTTP detection (the
+   * inbound side: TLS, authorization, opaque TCP). It hands HTTP connections back with
+   * {@link HttpListener.serveHttp1} / {@link HttpListener.serveHttp2}.
+   */
+  route?: ((socket: net.Socket) => void) | undefined;
 }
+
+/** Per-connection facts a router attaches to a connection it hands to the HTTP servers. */
+export type ConnectionInfo = object;
 
 /**
  * A plaintext listener that accepts raw TCP connections, detects the protocol from the
@@ -39,6 +48,9 @@ export class HttpListener {
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private readonly opts: HttpListenerOptions;
   private drainingFlag = false;
+  /** Router-supplied facts, by HTTP/1 socket and by HTTP/2 session. */
+  private readonly infos = new WeakMap<object, ConnectionInfo>();
+  private pendingInfo: ConnectionInfo | undefined;
 
   constructor(opts: HttpListenerOptions) {
     this.opts = opts;
@@ -95,6 +107,8 @@ export class HttpListener {
     );
     this.h2.setTimeout(limits.idleTimeout, () => undefined);
     this.h2.on("session", (session: http2.ServerHttp2Session) => {
+      // Emitted synchronously inside serveHttp2's emit("connection").
+      if (this.pendingInfo !== undefined) this.infos.set(session, this.pendingInfo);
       this.sessions.add(session);
       session.on("close", () => this.sessions.delete(session));
       session.on("error", () => undefined);
@@ -145,6 +159,10 @@ export class HttpListener {
     this.sockets.add(socket);
     socket.once("close", () => this.sockets.delete(socket));
     socket.on("error", () => undefined);
+    if (this.opts.route !== undefined) {
+      this.opts.route(socket);
+      return;
+    }
     detectProtocol(socket, this.opts.limits.detectTimeout).then((protocol) => {
       if (socket.destroyed) return;
       if (protocol === "http1") {
@@ -160,6 +178,31 @@ export class HttpListener {
         socket.destroy();
       }
     });
+  }
+
+  /** Serves an HTTP/1.x connection (plain or decrypted TLS), its first bytes unread. */
+  serveHttp1(socket: net.Socket, info?: ConnectionInfo): void {
+    if (info !== undefined) this.infos.set(socket, info);
+    this.h1.emit("connection", socket);
+    socket.resume();
+  }
+
+  /** Serves an HTTP/2 connection (plain or decrypted TLS), its first bytes unread. */
+  serveHttp2(socket: net.Socket, info?: ConnectionInfo): void {
+    this.pendingInfo = info;
+    try {
+      this.h2.emit("connection", socket);
+    } finally {
+      this.pendingInfo = undefined;
+    }
+  }
+
+  /** The facts attached to the connection a request arrived on, if any. */
+  connectionInfo(req: IncomingRequest): ConnectionInfo | undefined {
+    const stream = (req as { stream?: http2.ServerHttp2Stream }).stream;
+    if (stream !== undefined)
+      return stream.session === undefined ? undefined : this.infos.get(stream.session);
+    return this.infos.get(req.socket);
   }
 
   private readonly handle = (req: IncomingRequest, res: OutgoingResponse): void => {

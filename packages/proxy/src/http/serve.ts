@@ -2,6 +2,12 @@ import type { IncomingHttpHeaders } from "node:http";
 import type { Dispatcher } from "undici";
 import type { ProxyLogger } from "../log.js";
 import type { HttpLabels, ProxyMetrics } from "../metrics/proxy-metrics.js";
+import { withClientIdRaw } from "../security/mtls/client-id.js";
+import {
+  ORIG_PROTO_HEADER,
+  OrigProtoError,
+  parseOrigProto,
+} from "../security/orig-proto/orig-proto.js";
 import { hasRequestBody, type IncomingRequest } from "./body.js";
 import { classifyError, ProxyError, respondWithError } from "./errors.js";
 import { forward, type OutgoingResponse } from "./forward.js";
@@ -20,6 +26,34 @@ export interface Target {
   /** Metric labels (direction and authority are filled in). */
   route?: string | undefined;
   backend?: string | undefined;
+  /**
+   * Outbound: the request may go to a meshed peer over HTTP/2; an HTTP/1.x request then
+   * carries `mesh-orig-proto` so the peer hands it to its app as HTTP/1.x again.
+   */
+  origProto?: boolean | undefined;
+  /** Metric labels of the upstream connection: mTLS, and the server's expected identity. */
+  tls?: boolean | undefined;
+  serverId?: string | undefined;
+}
+
+/** Inbound: what mTLS and the listener know about the connection a request came on. */
+export interface PeerInfo {
+  /** The client's verified SPIFFE ID; absent for plaintext clients. */
+  clientId: string | undefined;
+  /** The connection is mTLS. */
+  tls: boolean;
+  /** The client's IP address. */
+  remoteAddress: string | undefined;
+  /** The local port the connection arrived on. */
+  port: number;
+}
+
+/** Inbound security hooks of the pipeline. */
+export interface InboundSecurity {
+  /** The peer of a request's connection. */
+  peer(req: IncomingRequest): PeerInfo;
+  /** Authorizes a request; a {@link ProxyError} (403 / PERMISSION_DENIED) refuses it. */
+  admit(peer: PeerInfo, input: RouteInput): ProxyError | undefined;
 }
 
 /** The request facts a direction routes on. */
@@ -49,6 +83,27 @@ export interface DirectionContext {
   draining(): boolean;
   /** Routes a request, or throws a {@link ProxyError}. */
   resolve(input: RouteInput): Target;
+  /** Inbound only: authorization, `mesh-client-id`, `mesh-orig-proto` decoding, labels. */
+  security?: InboundSecurity | undefined;
+}
+
+/** Flat header list without any `name` entry (lower-case `name`). */
+function without(headers: string[], name: string): string[] {
+  let found = false;
+  for (let i = 0; i < headers.length; i += 2)
+    if (
+      (headers[i] as string).length === name.length &&
+      (headers[i] as string).toLowerCase() === name
+    ) {
+      found = true;
+      break;
+    }
+  if (!found) return headers;
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2)
+    if ((headers[i] as string).toLowerCase() !== name)
+      out.push(headers[i] as string, headers[i + 1] as string);
+  return out;
 }
 
 /**
@@ -125,13 +180,53 @@ export function createRequestPipeline(ctx: DirectionContext): {
       );
       return;
     }
+    const security = ctx.security;
+    let peer: PeerInfo | undefined;
+    // The protocol the app gets: HTTP/1.x for requests that crossed the mesh as HTTP/2.
+    let appH2 = h2;
+    const orig = req.headers[ORIG_PROTO_HEADER];
+    if (orig !== undefined) {
+      headers = without(headers, ORIG_PROTO_HEADER);
+      if (security !== undefined && h2) {
+        try {
+          if (Array.isArray(orig)) throw new OrigProtoError(orig.join(", "));
+          parseOrigProto(orig);
+          appH2 = false;
+        } catch (err) {
+          reject(
+            req,
+            res,
+            ctx,
+            start,
+            grpc,
+            method,
+            authority,
+            path,
+            new ProxyError("MESH_PROXY_BAD_REQUEST", (err as Error).message),
+          );
+          return;
+        }
+      }
+    }
+    const input: RouteInput = { method, authority, path, headers: req.headers, h2: appH2, grpc };
+    if (security !== undefined) {
+      peer = security.peer(req);
+      const denied = security.admit(peer, input);
+      if (denied !== undefined) {
+        reject(req, res, ctx, start, grpc, method, authority, path, denied, peer);
+        return;
+      }
+      // Never trust a client's own mesh-client-id; set the verified one.
+      headers = withClientIdRaw(headers, peer.clientId);
+    }
     let target: Target;
     try {
-      target = ctx.resolve({ method, authority, path, headers: req.headers, h2, grpc });
+      target = ctx.resolve(input);
     } catch (err) {
-      reject(req, res, ctx, start, grpc, method, authority, path, classifyError(err));
+      reject(req, res, ctx, start, grpc, method, authority, path, classifyError(err), peer);
       return;
     }
+    if (target.origProto && !h2) headers.push(ORIG_PROTO_HEADER, `HTTP/${req.httpVersion}`);
     let timeoutMs = target.timeoutMs;
     if (grpc) {
       const deadline = parseGrpcTimeout(req.headers["grpc-timeout"]);
@@ -144,6 +239,13 @@ export function createRequestPipeline(ctx: DirectionContext): {
       route: target.route,
       backend: target.backend,
     };
+    if (peer !== undefined) {
+      labels.tls = peer.tls;
+      labels.clientId = peer.clientId;
+    } else if (target.tls !== undefined) {
+      labels.tls = target.tls;
+      labels.serverId = target.serverId;
+    }
     const signals = ctx.metrics.http(labels);
     signals.request();
     inFlight++;
@@ -230,8 +332,13 @@ function reject(
   authority: string,
   path: string,
   error: ProxyError,
+  peer?: PeerInfo,
 ): void {
-  const signals = ctx.metrics.http({ direction: ctx.direction, authority });
+  const signals = ctx.metrics.http(
+    peer === undefined
+      ? { direction: ctx.direction, authority }
+      : { direction: ctx.direction, authority, tls: peer.tls, clientId: peer.clientId },
+  );
   signals.request();
   respondWithError(res, error, grpc, ctx.draining() || hasRequestBody(req));
   const status = grpc ? 200 : error.status;
@@ -247,6 +354,7 @@ function reject(
       error: error.reason,
       status,
       grpcStatus: grpc ? error.grpcStatus : undefined,
+      clientId: peer?.clientId,
     },
     "proxy error",
   );

@@ -1,9 +1,18 @@
 import { Pool } from "undici";
 import type { InboundConfig } from "../config/schema.js";
+import { ProxyError } from "../http/errors.js";
 import { HttpListener } from "../http/listener.js";
-import { createRequestPipeline, type RouteInput, type Target } from "../http/serve.js";
+import {
+  createRequestPipeline,
+  type PeerInfo,
+  type RouteInput,
+  type Target,
+} from "../http/serve.js";
 import type { ProxyLogger } from "../log.js";
 import type { ProxyMetrics } from "../metrics/proxy-metrics.js";
+import { type AuthzPolicy, compileAuthzPolicy } from "../security/authz/index.js";
+import { InboundTls, type MeshIdentity } from "../security/mtls/index.js";
+import { InboundConnections } from "./connections.js";
 
 /** Shared services an {@link Inbound} needs. */
 export interface InboundDeps {
@@ -12,6 +21,8 @@ export interface InboundDeps {
   /** This proxy's name in `via` headers. */
   proxyId: string;
   accessLog: boolean;
+  /** This proxy's identity: enables mTLS termination. */
+  identity?: MeshIdentity | undefined;
 }
 
 /** Connection pools to the local app, one per protocol, created when first needed. */
@@ -51,18 +62,43 @@ class AppClients {
   }
 }
 
+const PLAINTEXT_PEER: PeerInfo = {
+  clientId: undefined,
+  tls: false,
+  remoteAddress: undefined,
+  port: 0,
+};
+
 /**
- * The inbound side: accepts HTTP/1.1 and h2c from peers and forwards to the local app,
- * in the protocol the config asks for (`auto` mirrors the client's).
+ * The inbound side: accepts mTLS (HTTP/2, HTTP/1.1, opaque TCP), plaintext HTTP/1.1 and
+ * h2c, and plaintext TCP from peers; authorizes every request or connection with the
+ * policy; forwards to the local app in the protocol the config asks for (`auto` mirrors
+ * the client's; HTTP/1.1 carried over HTTP/2 with `mesh-orig-proto` is HTTP/1.1 again).
  */
 export class Inbound {
   readonly listener: HttpListener;
   private config: InboundConfig;
   private app: AppClients;
+  private policy: AuthzPolicy;
+  private readonly tls: InboundTls | undefined;
 
   constructor(config: InboundConfig, deps: InboundDeps) {
     this.config = config;
     this.app = new AppClients(config.app, config.connectTimeout);
+    this.policy = Inbound.compile(config, deps.identity?.trustDomain);
+    this.trustDomain = deps.identity?.trustDomain;
+    this.tls =
+      deps.identity === undefined
+        ? undefined
+        : new InboundTls(deps.identity.source, { handshakeTimeoutMs: config.limits.detectTimeout });
+    const connections = new InboundConnections({
+      config: () => this.config,
+      policy: () => this.policy,
+      tls: this.tls,
+      listener: () => this.listener,
+      metrics: deps.metrics,
+      logger: deps.logger,
+    });
     const pipeline = createRequestPipeline({
       direction: "inbound",
       pseudonym: `${deps.proxyId}-inbound`,
@@ -72,12 +108,39 @@ export class Inbound {
       metrics: deps.metrics,
       draining: () => this.listener.draining,
       resolve: (input) => this.resolve(input),
+      security: {
+        peer: (req) =>
+          (this.listener.connectionInfo(req) as PeerInfo | undefined) ?? PLAINTEXT_PEER,
+        admit: (peer, input) => {
+          const d = this.policy.authorize({
+            clientId: peer.clientId,
+            remoteAddress: peer.remoteAddress,
+            port: peer.port,
+            protocol: input.grpc ? "grpc" : "http",
+            method: input.method,
+            path: input.path,
+          });
+          return d.allowed
+            ? undefined
+            : new ProxyError("MESH_PROXY_FORBIDDEN", `forbidden by policy (${d.reason})`);
+        },
+      },
     });
     this.listener = new HttpListener({
       name: "inbound",
       limits: config.limits,
       logger: deps.logger,
       handler: pipeline.handle,
+      route: connections.route,
+    });
+  }
+
+  private readonly trustDomain: string | undefined;
+
+  private static compile(config: InboundConfig, trustDomain: string | undefined): AuthzPolicy {
+    return compileAuthzPolicy(config.policy, {
+      path: "inbound.policy",
+      ...(trustDomain !== undefined ? { trustDomain } : {}),
     });
   }
 
@@ -106,6 +169,8 @@ export class Inbound {
       this.app = new AppClients(next.app, next.connectTimeout);
       void old.close();
     }
+    // Compiled before anything changes: the schema validated it, so this does not throw.
+    this.policy = Inbound.compile(next, this.trustDomain);
     this.config = next;
     return warnings;
   }
@@ -113,6 +178,7 @@ export class Inbound {
   /** Stops accepting, drains, then closes app connections. */
   async close(graceMs: number): Promise<void> {
     await this.listener.close(graceMs);
+    this.tls?.close();
     await this.app.close();
   }
 }

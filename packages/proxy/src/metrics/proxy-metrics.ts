@@ -1,4 +1,5 @@
 import {
+  type CounterFamily,
   GoldenSignals,
   type HttpLabels,
   type HttpSignals,
@@ -19,10 +20,21 @@ export class ProxyMetrics {
   /** The golden-signals recorder. */
   readonly signals: GoldenSignals;
   readonly #unsubscribe: () => void;
+  readonly #tlsRefused: CounterFamily;
 
   constructor() {
     this.signals = new GoldenSignals();
     this.#unsubscribe = subscribeMeshEvents(this.signals.registry);
+    this.#tlsRefused = this.signals.registry.counter({
+      name: "inbound_tls_refused_total",
+      help: "Inbound TLS connections refused before any request (no or untrusted client certificate, handshake failure)",
+      labelNames: ["reason"],
+    });
+  }
+
+  /** Counts an inbound TLS connection refused during the handshake, by short reason. */
+  tlsRefused(reason: string): void {
+    this.#tlsRefused.inc({ reason });
   }
 
   /** Stops listening to the mesh's diagnostics channels. */

@@ -8,6 +8,7 @@ import {
 } from "@mesh/balancer";
 import type { Dispatcher } from "undici";
 import type { DiscoveryConfig, ServiceConfig } from "../config/schema.js";
+import { endpointFactory, type MeshTransport } from "./endpoint-factory.js";
 
 /**
  * Adapter between the outbound router and @mesh/balancer: one {@link Backend} is a set of
@@ -36,7 +37,8 @@ function endpointsOf(discovery: DiscoveryConfig, protocol: Protocol): EndpointIn
       if (e.identity !== undefined) init.identity = e.identity;
     }
     const p = typeof e === "string" ? protocol : (e.protocol ?? protocol);
-    init.protocol = p === "h2c" ? "h2" : "http1";
+    // Meshed endpoints speak HTTP/2 over mTLS (ALPN) whatever the client spoke.
+    init.protocol = p === "h2c" || init.identity !== undefined ? "h2" : "http1";
     return init;
   });
 }
@@ -49,6 +51,10 @@ export class Backend {
     readonly name: string,
     private discovery: DiscoveryConfig,
     private readonly settings: BackendSettings,
+    private readonly transport: () => MeshTransport = () => ({
+      material: undefined,
+      requireIdentity: false,
+    }),
     private readonly onResolverError: (backend: string, err: Error) => void = () => undefined,
   ) {}
 
@@ -72,6 +78,7 @@ export class Backend {
       },
       pool: { connectTimeout: s.connectTimeout, keepAliveTimeout: 4_000 },
       onResolverError: (err) => this.onResolverError(this.name, err),
+      factory: endpointFactory(this.transport),
     };
     const template = { protocol: protocol === "h2c" ? "h2" : "http1" } as const;
     if (d.static !== undefined) options.endpoints = endpointsOf(d, protocol) as EndpointInit[];
@@ -114,10 +121,34 @@ export class Backend {
     return b;
   }
 
-  /** The protocol the discovery entries ask for, when they all agree. */
+  /**
+   * Whether requests may reach a meshed endpoint (one with an identity): static entries
+   * with an identity, or a file source (whose entries may carry identities).
+   */
+  meshed(): boolean {
+    const s = this.discovery.static;
+    if (s === undefined) return this.discovery.file !== undefined;
+    return s.some((e) => typeof e !== "string" && e.identity !== undefined);
+  }
+
+  /** The identity every endpoint proves, when they all have the same one (for `server_id`). */
+  serverId(): string | undefined {
+    const s = this.discovery.static;
+    if (s === undefined || s.length === 0) return undefined;
+    const ids = new Set(s.map((e) => (typeof e === "string" ? undefined : e.identity)));
+    return ids.size === 1 ? [...ids][0] : undefined;
+  }
+
+  /**
+   * The protocol the discovery entries ask for, when they all agree. Meshed endpoints
+   * always speak HTTP/2 (ALPN over mTLS), so a backend of meshed endpoints uses one
+   * h2 balancer for every client protocol.
+   */
   protocolHint(): Protocol | undefined {
     const s = this.discovery.static;
     if (s === undefined) return undefined;
+    if (s.length > 0 && s.every((e) => typeof e !== "string" && e.identity !== undefined))
+      return "h2c";
     const hints = new Set(s.map((e) => (typeof e === "string" ? undefined : e.protocol)));
     return hints.size === 1 ? [...hints][0] : undefined;
   }

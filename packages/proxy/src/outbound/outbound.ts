@@ -1,4 +1,5 @@
 import { RetryBudget, type RetryPolicyOptions, retry } from "@mesh/retry";
+import type { IdentityMaterial } from "@mesh/tls-identity";
 import { Agent, type Dispatcher } from "undici";
 import type { OutboundConfig, RetryConfig, ServiceConfig } from "../config/schema.js";
 import { ProxyError } from "../http/errors.js";
@@ -7,7 +8,9 @@ import { createRequestPipeline, type RouteInput, type Target } from "../http/ser
 import type { ProxyLogger } from "../log.js";
 import type { ProxyMetrics } from "../metrics/proxy-metrics.js";
 import { Backend, type BackendSettings, type EndpointView } from "./backend.js";
+import type { MeshTransport } from "./endpoint-factory.js";
 import { type RouteEntry, RouteTable, type ServiceEntry } from "./router.js";
+import { OutboundTcp } from "./tcp.js";
 
 /** Shared services an {@link Outbound} needs. */
 export interface OutboundDeps {
@@ -15,6 +18,8 @@ export interface OutboundDeps {
   metrics: ProxyMetrics;
   proxyId: string;
   accessLog: boolean;
+  /** This proxy's SVID for mTLS to meshed endpoints (absent without an identity). */
+  material?: IdentityMaterial | undefined;
 }
 
 const GRPC_CONDITIONS = new Set([
@@ -53,6 +58,8 @@ export interface ServiceEndpoints {
  */
 export class Outbound {
   readonly listener: HttpListener;
+  /** The opaque TCP listeners (`outbound.tcp`). */
+  readonly tcp: OutboundTcp;
   private gen: Generation;
   private readonly backends = new Map<string, BackendSlot>();
   private readonly budgets = new Map<string, { key: string; budget: RetryBudget }>();
@@ -61,10 +68,22 @@ export class Outbound {
     h2: undefined as Agent | undefined,
   };
   private readonly logger: ProxyLogger;
+  private readonly transport: () => MeshTransport;
 
   constructor(config: OutboundConfig, deps: OutboundDeps) {
     this.logger = deps.logger;
+    // Read when a connection pool is created, so requireIdentity follows reloads.
+    this.transport = () => ({
+      material: deps.material,
+      requireIdentity: this.gen.config.requireIdentity,
+    });
     this.gen = this.build(config);
+    this.tcp = new OutboundTcp(config.tcp, {
+      logger: deps.logger,
+      metrics: deps.metrics,
+      material: deps.material,
+      requireIdentity: () => this.gen.config.requireIdentity,
+    });
     const pipeline = createRequestPipeline({
       direction: "outbound",
       pseudonym: `${deps.proxyId}-outbound`,
@@ -104,7 +123,10 @@ export class Outbound {
             continue;
           }
           const old = slot?.backend;
-          this.backends.set(id, { backend: new Backend(b.name, b.discovery, settings), key });
+          this.backends.set(id, {
+            backend: new Backend(b.name, b.discovery, settings, this.transport),
+            key,
+          });
           if (old !== undefined) void old.close();
         }
       }
@@ -186,13 +208,27 @@ export class Outbound {
         throw new ProxyError("MESH_PROXY_UNKNOWN_AUTHORITY");
       if (input.authority === "")
         throw new ProxyError("MESH_PROXY_BAD_REQUEST", "request has no authority");
+      if (gen.config.requireIdentity)
+        throw new ProxyError(
+          "MESH_PROXY_IDENTITY_REQUIRED",
+          "unknown authority has no identity (requireIdentity)",
+        );
       return { dispatcher: this.passthroughAgent(input.h2), origin: `http://${input.authority}` };
     }
     const { service, route, backend } = decision;
     const sc = service.config;
-    const hint = this.backends.get(`${sc.name}/${backend.name}`)?.backend.protocolHint();
-    const protocol = sc.protocol === "auto" ? (hint ?? (input.h2 ? "h2c" : "http1")) : sc.protocol;
+    const be = this.backends.get(`${sc.name}/${backend.name}`)?.backend;
+    const hint = be?.protocolHint();
+    // Meshed backends multiplex everything on HTTP/2 whatever the service's protocol says.
+    const protocol =
+      sc.protocol === "auto" || hint === "h2c"
+        ? (hint ?? (input.h2 ? "h2c" : "http1"))
+        : sc.protocol;
+    const meshed = be?.meshed();
     return {
+      origProto: meshed,
+      tls: meshed ? hint === "h2c" || undefined : undefined,
+      serverId: meshed ? be?.serverId() : undefined,
       dispatcher: this.chain(gen, service, route, backend.name, protocol),
       origin: `http://${sc.name}`,
       timeoutMs: route.config?.timeout?.request ?? sc.timeout.request,
@@ -226,6 +262,7 @@ export class Outbound {
     if (next.listen !== cur.listen) warnings.push("outbound.listen changes need a restart");
     if (JSON.stringify(next.limits) !== JSON.stringify(cur.limits))
       warnings.push("outbound.limits changes need a restart");
+    warnings.push(...this.tcp.update(next.tcp));
     this.gen = this.build(next);
     return warnings;
   }
@@ -249,7 +286,7 @@ export class Outbound {
 
   /** Stops accepting, drains, then closes upstream connections. */
   async close(graceMs: number): Promise<void> {
-    await this.listener.close(graceMs);
+    await Promise.all([this.listener.close(graceMs), this.tcp.close(graceMs)]);
     await Promise.all([
       ...[...this.backends.values()].map((s) => s.backend.close()),
       this.passthrough.h1?.close(),

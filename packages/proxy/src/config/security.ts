@@ -1,0 +1,125 @@
+import { parseSpiffeId, parseTrustDomain } from "@mesh/tls-identity";
+import type { z } from "zod";
+import { AuthzConfigError, compileAuthzPolicy } from "../security/authz/index.js";
+import { describeValue } from "./errors.js";
+
+/** The parts of the parsed config the cross-field security checks read. */
+interface SecurityView {
+  identity?: { trustDomain: string; id: string } | undefined;
+  outbound?:
+    | {
+        requireIdentity: boolean;
+        services: {
+          discovery?: DiscoveryView | undefined;
+          backends?: { discovery: DiscoveryView }[] | undefined;
+          routes?: { backends?: { discovery: DiscoveryView }[] | undefined }[] | undefined;
+        }[];
+        tcp: { discovery: DiscoveryView }[];
+      }
+    | undefined;
+  inbound?: { policy: unknown } | undefined;
+}
+
+interface DiscoveryView {
+  static?: (string | { identity?: string | undefined })[] | undefined;
+}
+
+/** Splits `a.b[1].c` into `["a", "b", 1, "c"]`. */
+export function parsePath(path: string): (string | number)[] {
+  const out: (string | number)[] = [];
+  for (const m of path.matchAll(/([^.[\]]+)|\[(\d+)\]/g)) {
+    if (m[2] !== undefined) out.push(Number(m[2]));
+    else if (m[1] !== undefined) out.push(m[1]);
+  }
+  return out;
+}
+
+/** Adds a problem whose message is already complete (`expected …, got …`). */
+function complete(ctx: z.RefinementCtx, path: (string | number)[], message: string): void {
+  ctx.addIssue({ code: "custom", message, path, params: { complete: true } });
+}
+
+/**
+ * Cross-field checks of the security settings, run after the field-level schema: SPIFFE IDs
+ * and trust domain well-formed, the inbound policy compiles (identity patterns, CIDRs,
+ * `cluster-authenticated` needs a trust domain), and mTLS settings have an identity to use.
+ */
+export function checkSecurity(cfg: SecurityView, ctx: z.RefinementCtx): void {
+  const id = cfg.identity;
+  let trustDomain: string | undefined;
+  if (id !== undefined && typeof id.trustDomain === "string" && typeof id.id === "string") {
+    try {
+      trustDomain = parseTrustDomain(id.trustDomain);
+    } catch (err) {
+      complete(
+        ctx,
+        ["identity", "trustDomain"],
+        `expected a SPIFFE trust domain, got ${describeValue(id.trustDomain)} (${(err as Error).message})`,
+      );
+    }
+    try {
+      const parsed = parseSpiffeId(id.id);
+      if (trustDomain !== undefined && parsed.trustDomain !== trustDomain)
+        throw new Error(`it is in trust domain ${parsed.trustDomain}`);
+    } catch (err) {
+      complete(
+        ctx,
+        ["identity", "id"],
+        `expected a SPIFFE ID in ${trustDomain ?? "the trust domain"}, got ${describeValue(id.id)} (${(err as Error).message})`,
+      );
+    }
+  }
+  if (cfg.inbound?.policy !== undefined) {
+    try {
+      compileAuthzPolicy(cfg.inbound.policy, {
+        path: "inbound.policy",
+        ...(typeof id?.trustDomain === "string" ? { trustDomain: id.trustDomain } : {}),
+      });
+    } catch (err) {
+      if (!(err instanceof AuthzConfigError)) throw err;
+      for (const p of err.problems) {
+        // The trust domain itself is reported under identity above.
+        if (p.path === "trustDomain") continue;
+        complete(ctx, parsePath(p.path), p.message);
+      }
+    }
+  }
+  const out = cfg.outbound;
+  if (out === undefined || id !== undefined) return;
+  if (out.requireIdentity)
+    complete(
+      ctx,
+      ["outbound", "requireIdentity"],
+      "expected identity to be configured (requireIdentity sends only over mTLS), got true",
+    );
+  const checkDiscovery = (d: DiscoveryView | undefined, at: (string | number)[]) => {
+    if (!Array.isArray(d?.static)) return;
+    d.static.forEach((e, i) => {
+      if (e !== null && typeof e === "object" && e.identity !== undefined)
+        complete(
+          ctx,
+          [...at, "discovery", "static", i, "identity"],
+          `expected the top-level identity section to be configured for mTLS endpoints, got ${describeValue(e.identity)}`,
+        );
+    });
+  };
+  if (Array.isArray(out.services))
+    out.services.forEach((s, i) => {
+      checkDiscovery(s?.discovery, ["outbound", "services", i]);
+      if (Array.isArray(s?.backends))
+        s.backends.forEach((b, j) => {
+          checkDiscovery(b?.discovery, ["outbound", "services", i, "backends", j]);
+        });
+      if (Array.isArray(s?.routes))
+        s.routes.forEach((r, j) => {
+          if (Array.isArray(r?.backends))
+            r.backends.forEach((b, k) => {
+              checkDiscovery(b?.discovery, ["outbound", "services", i, "routes", j, "backends", k]);
+            });
+        });
+    });
+  if (Array.isArray(out.tcp))
+    out.tcp.forEach((t, i) => {
+      checkDiscovery(t?.discovery, ["outbound", "tcp", i]);
+    });
+}

@@ -1,0 +1,197 @@
+import { subscribe, unsubscribe } from "node:diagnostics_channel";
+import { describe, expect, it } from "vitest";
+import { configJsonSchema, createLogger, MeshProxy, validateConfig } from "../../src/index.js";
+import { echoApp, get } from "./fixtures.js";
+
+const problems = (raw: unknown) => {
+  const r = validateConfig(raw);
+  return r.ok ? [] : r.problems.map((p) => `${p.path}: ${p.message}`);
+};
+
+describe("security config", () => {
+  it("has defaults a plaintext mesh keeps working with, and accepts both endpoint forms", () => {
+    const r = validateConfig({
+      identity: {
+        trustDomain: "example.org",
+        id: "spiffe://example.org/ns/default/sa/web",
+        issuer: { url: "https://127.0.0.1:8443", tokenFile: "./token", bundleFile: "./bundle.pem" },
+      },
+      outbound: {
+        services: [
+          {
+            name: "books",
+            discovery: {
+              static: [
+                "127.0.0.1:9001",
+                { address: "127.0.0.1:4143", identity: "spiffe://example.org/ns/default/sa/books" },
+              ],
+            },
+          },
+        ],
+      },
+      inbound: {
+        app: "127.0.0.1:8080",
+        policy: {
+          default: "all-authenticated",
+          rules: [
+            {
+              allow: {
+                identities: [
+                  "spiffe://example.org/ns/default/sa/web",
+                  "spiffe://example.org/ns/prod/*",
+                ],
+              },
+              routes: [{ pathPrefix: "/api" }],
+            },
+            {
+              allow: { networks: ["127.0.0.0/8", { cidr: "10.0.0.0/8", except: ["10.1.0.0/16"] }] },
+            },
+          ],
+        },
+        opaquePorts: [5432, 6379],
+      },
+    });
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.config.outbound?.requireIdentity).toBe(false);
+    expect(r.config.outbound?.tcp).toEqual([]);
+    expect(r.config.identity?.renewal).toEqual({
+      fraction: 0.7,
+      min: 10_000,
+      max: 86_400_000,
+      retryInitial: 1_000,
+      retryMax: 30_000,
+    });
+    const plain = validateConfig({ inbound: { app: "127.0.0.1:8080" } });
+    expect(plain.ok && plain.config.inbound?.opaquePorts).toEqual([
+      25, 587, 3306, 4444, 5432, 6379, 9300, 11211,
+    ]);
+    expect(plain.ok && plain.config.inbound?.policy.default).toBe("all-unauthenticated");
+  });
+
+  it("reports every security problem with its path", () => {
+    expect(
+      problems({
+        identity: {
+          trustDomain: "example.org",
+          id: "spiffe://other.org/x",
+          files: { cert: "c", key: "k", bundle: "b" },
+          issuer: { url: "ftp://x", tokenFile: "t" },
+        },
+        inbound: {
+          app: "127.0.0.1:1",
+          opaquePorts: [0],
+          ports: { "6379": "nowhere" },
+          policy: {
+            default: "sometimes",
+            rules: [{ allow: { identities: ["/ns/x"], networks: ["10.0.0.0/33"] } }],
+          },
+        },
+        outbound: {
+          tcp: [
+            {
+              name: "redis",
+              listen: "127.0.0.1:6379",
+              discovery: { dns: { name: "redis", port: 6379 } },
+            },
+          ],
+        },
+      }),
+    ).toEqual([
+      'identity.issuer.url: expected an http(s):// URL, got "ftp://x"',
+      "identity: expected exactly one of issuer or files, got both",
+      'outbound.tcp[0].discovery: expected static discovery (dns and file discovery are for HTTP services), got {"dns":{"name":"redis","port":6379}}',
+      'inbound.policy.default: expected all-unauthenticated, all-authenticated, cluster-authenticated, deny or audit, got "sometimes"',
+      "inbound.opaquePorts[0]: expected integer in 1..65535, got 0",
+      'inbound.ports.6379: expected host:port, got "nowhere"',
+    ]);
+    // Cross-field checks (SPIFFE IDs, the compiled policy, mTLS without identity) run once
+    // the fields themselves are valid.
+    expect(
+      problems({
+        identity: {
+          trustDomain: "example.org",
+          id: "spiffe://other.org/x",
+          files: { cert: "c", key: "k", bundle: "b" },
+        },
+        inbound: {
+          app: "127.0.0.1:1",
+          policy: { rules: [{ allow: { identities: ["/ns/x"], networks: ["10.0.0.0/33"] } }] },
+        },
+      }),
+    ).toEqual([
+      'identity.id: expected a SPIFFE ID in example.org, got "spiffe://other.org/x" (it is in trust domain other.org)',
+      'inbound.policy.rules[0].allow.identities[0]: expected a SPIFFE ID, "*" or a spiffe:// pattern (bare paths would match every trust domain), got "/ns/x"',
+      'inbound.policy.rules[0].allow.networks[0]: expected a prefix length in 0..32 after "/", got "10.0.0.0/33"',
+    ]);
+    expect(
+      problems({
+        outbound: {
+          requireIdentity: true,
+          services: [
+            {
+              name: "b",
+              discovery: {
+                static: [{ address: "127.0.0.1:1", identity: "spiffe://example.org/b" }],
+              },
+            },
+          ],
+        },
+        inbound: { app: "127.0.0.1:1", policy: { default: "cluster-authenticated" } },
+      }),
+    ).toEqual([
+      "inbound.policy.default: expected identity.trustDomain to be configured for cluster-authenticated, got nothing",
+      "outbound.requireIdentity: expected identity to be configured (requireIdentity sends only over mTLS), got true",
+      'outbound.services[0].discovery.static[0].identity: expected the top-level identity section to be configured for mTLS endpoints, got "spiffe://example.org/b"',
+    ]);
+  });
+
+  it("publishes the new fields in the JSON Schema", () => {
+    const text = JSON.stringify(configJsonSchema());
+    for (const field of [
+      "identity",
+      "trustDomain",
+      "requireIdentity",
+      "opaquePorts",
+      "policy",
+      "tcp",
+      "targetPort",
+    ])
+      expect(text).toContain(`"${field}"`);
+  });
+
+  it("audit: admits everything and records what it would have denied", async () => {
+    const app = await echoApp();
+    const r = validateConfig({
+      admin: { listen: "127.0.0.1:0" },
+      inbound: { listen: "127.0.0.1:0", app: app.address, policy: { default: "audit" } },
+    });
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    const p = await MeshProxy.start({ config: r.config, logger: createLogger("silent") });
+    const events: Record<string, unknown>[] = [];
+    const onEvent = (e: unknown) => events.push(e as Record<string, unknown>);
+    subscribe("mesh:authz:decision", onEvent);
+    try {
+      const res = await get(p.addresses.inbound as string, "app", "/x", {
+        "mesh-client-id": "spiffe://forged/x",
+      });
+      expect(res.status).toBe(200);
+      expect(JSON.parse(res.body).headers["mesh-client-id"]).toBeUndefined();
+      expect(events).toEqual([
+        expect.objectContaining({
+          allowed: true,
+          audit: true,
+          protocol: "http",
+          reason: "default:audit",
+        }),
+      ]);
+      expect(p.metrics.render()).toMatch(
+        /inbound_http_authz_allow_total\{[^}]*reason="default:audit"[^}]*\} 1/,
+      );
+    } finally {
+      unsubscribe("mesh:authz:decision", onEvent);
+      await p.shutdown(0);
+      await app.close();
+    }
+  });
+});
