@@ -39,6 +39,12 @@ export {
 export { BalancerClosedError, NoEndpointsReadyError, ResolverError } from "./errors.js";
 export { CHANNELS, type EndpointEvent, type EndpointState, type FailFastEvent } from "./events.js";
 export {
+  FailureRate,
+  type FailureRateConfig,
+  type FailureRateOptions,
+  failureRateConfig,
+} from "./ewma/failure-rate.js";
+export {
   PeakEwma,
   type PeakEwmaConfig,
   type PeakEwmaOptions,

@@ -2,15 +2,10 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type Endpoint, EndpointSet, type EndpointSetOptions, seededRandom } from "../src/index.js";
 import { FakeClock } from "./helpers.js";
+import { type Behaviour, closedLoop, finish } from "./simulation.js";
 
 function set(clock: FakeClock, options: EndpointSetOptions = {}): EndpointSet {
   return new EndpointSet({ clock, random: seededRandom(1), ...options });
-}
-
-/** Completes a request now: headers + outcome. */
-function finish(s: EndpointSet, e: Endpoint, rtt: number, ok: boolean): void {
-  s.responded(e, rtt, !ok);
-  s.settled(e, ok ? "success" : "failure");
 }
 
 describe("EndpointSet selection", () => {
@@ -174,52 +169,90 @@ describe("EndpointSet failure accrual", () => {
   });
 });
 
-describe("fast failures do not attract traffic (Linkerd #11669)", () => {
+describe("failures raise cost without compounding", () => {
+  const healthy = (rttMs: number): Behaviour => ({ rttMs });
+  /** Fails every `every`-th request, in 1 ms; succeeds in 50 ms otherwise. */
+  const fastFailer = (every: number): Behaviour => ({
+    rttMs: 50,
+    failRttMs: 1,
+    fails: (n) => n % every === 0,
+  });
+
+  it("an endpoint failing fast gets a tiny share (Linkerd #11669)", () => {
+    // 5 endpoints, healthy ones answer in 50 ms, 16 requests in flight (fair share 20 %).
+    // The bad endpoint fails every request, every 2nd, every 3rd, each failure in 1 ms.
+    for (const every of [1, 2, 3]) {
+      const behaviours = [1, 2, 3, 4].map(() => healthy(50)).concat(fastFailer(every));
+      const run = (options: EndpointSetOptions) =>
+        closedLoop(behaviours, { concurrency: 16, total: 20_000, options }).shares[4]!;
+      // The problem: plain Peak-EWMA (failures are fast samples) sends it more than its share.
+      expect(run({ failureRate: { failureCostFactor: 0 } })).toBeGreaterThan(0.2);
+      // With the failure-rate multiplier it gets under 1 % (0.3-0.6 %).
+      expect(run({})).toBeLessThan(0.01);
+    }
+  });
+
+  it("a fast endpoint failing 10 % beats one 10x slower; the slow one gets the least", () => {
+    // 3 healthy 10 ms, one healthy 100 ms, one 10 ms failing 10 % (seeded), 16 in flight.
+    const behaviours: Behaviour[] = [
+      healthy(10),
+      healthy(10),
+      healthy(10),
+      healthy(100),
+      { rttMs: 10, fails: (_n, random) => random() < 0.1 },
+    ];
+    const { shares, set } = closedLoop(behaviours, { concurrency: 16, total: 100_000 });
+    const [slow, flaky] = [shares[3]!, shares[4]!];
+    expect(Math.min(...shares)).toBe(slow);
+    expect(flaky).toBeGreaterThan(slow);
+    expect(flaky).toBeGreaterThan(0.05);
+    expect(slow).toBeLessThan(0.03);
+    // Failures do not compound: the flaky endpoint's RTT estimate stays at its RTT, the
+    // failure rate converges to the true 10 % (the prior is negligible at this traffic).
+    const snap = set.snapshot().find((e) => e.address === "10.0.0.5:80")!;
+    expect(snap.rttMs).toBeCloseTo(10, 1);
+    expect(snap.failureRate).toBeGreaterThan(0.07);
+    expect(snap.failureRate).toBeLessThan(0.13);
+  });
+
   /**
-   * Discrete-event simulation on a fake clock: 5 endpoints, 16 requests always in flight;
-   * healthy endpoints answer in 50 ms, the bad one fails `failEvery` of its requests in 1 ms.
+   * Open loop on a fake clock: 5 endpoints answering in 10 ms, one request every 200 ms
+   * (1 rps per endpoint), sequential. With `failAt`, the first request to endpoint 1 after that
+   * time fails. Returns the times endpoint 1 answered, and when it failed.
    */
-  function simulate(failurePenalty: number, failEvery = 2): number {
+  function lowTraffic(failAt: number): { hits: number[]; failedAt: number } {
     const clock = new FakeClock();
-    const s = set(clock, { random: seededRandom(7), ewma: { failurePenalty }, accrual: false });
-    const addrs = [1, 2, 3, 4, 5].map((i) => `10.0.0.${i}:80`);
-    s.update(addrs);
-    const bad = s.get(addrs[4]!)!;
-    let n = 0;
-    const queue: { at: number; e: Endpoint; ok: boolean; sent: number }[] = [];
-    const send = () => {
+    const s = set(clock, { random: seededRandom(3), accrual: false });
+    const endpoints = [1, 2, 3, 4, 5].map((i) => s.add(`10.0.0.${i}:80`));
+    const hits: number[] = [];
+    let failedAt = -1;
+    for (let k = 0; k < 600; k++) {
+      clock.t = k * 200;
       const e = s.pick()!;
       s.start(e);
-      let ok = true;
-      let rtt = 50;
-      if (e === bad) {
-        ok = ++n % failEvery !== 0;
-        rtt = ok ? 50 : 1;
-      }
-      queue.push({ at: clock.now() + rtt, e, ok, sent: clock.now() });
-      queue.sort((a, b) => a.at - b.at);
-    };
-    for (let i = 0; i < 16; i++) send();
-    let total = 0;
-    let toBad = 0;
-    while (total < 20_000) {
-      const next = queue.shift()!;
-      clock.t = next.at;
-      finish(s, next.e, next.at - next.sent, next.ok);
-      total++;
-      if (next.e === bad) toBad++;
-      send();
+      clock.advance(10);
+      const fail = e === endpoints[0] && failedAt < 0 && clock.t >= failAt;
+      if (fail) failedAt = clock.t;
+      finish(s, e, 10, !fail);
+      if (e === endpoints[0]) hits.push(clock.t);
     }
-    return toBad / total;
+    return { hits, failedAt };
   }
 
-  it("with failures folded into cost the fast-failing endpoint gets under 1% of requests", () => {
-    // The bad endpoint fails every request, every 2nd, every 3rd (fair share is 20%).
-    for (const failEvery of [1, 2, 3]) {
-      // The problem: plain Peak-EWMA sends the fast failer more than its fair share.
-      expect(simulate(1, failEvery)).toBeGreaterThan(0.2);
-      expect(simulate(2, failEvery)).toBeLessThan(0.01);
-    }
+  it("one isolated failure at 1 rps does not starve an endpoint", () => {
+    const { hits, failedAt } = lowTraffic(30_000);
+    const control = lowTraffic(Number.POSITIVE_INFINITY).hits;
+    const between = (list: number[], a: number, b: number) =>
+      list.filter((t) => t > failedAt + a && t <= failedAt + b).length;
+    // Picked again within a few seconds of the failure...
+    const next = hits.find((t) => t > failedAt)!;
+    expect(next - failedAt).toBeLessThanOrEqual(6_000);
+    // ...and back to its fair share (1 rps, as without the failure) 20 s after it; the traffic
+    // it did not get in the meantime is about 10 s worth (with a 10 s failure decay: 25 s).
+    expect(between(hits, 20_000, 80_000)).toBeGreaterThanOrEqual(
+      0.9 * between(control, 20_000, 80_000),
+    );
+    expect(between(control, 0, 40_000) - between(hits, 0, 40_000)).toBeLessThanOrEqual(12);
   });
 });
 

@@ -27,12 +27,11 @@ describe("PeakEwma", () => {
     expect(e.estimate(1_000_000)).toBe(1);
   });
 
-  it("folds a failure in as a peak of max(rtt, estimate × penalty)", () => {
-    const e = new PeakEwma(0, { defaultRttMs: 10 });
-    e.observeFailure(1, 0);
-    expect(e.estimate(0)).toBe(20);
-    e.observeFailure(500, 0);
-    expect(e.estimate(0)).toBe(500);
+  it("has no failure penalty: the removed failurePenalty option is refused by name", () => {
+    expect("observeFailure" in PeakEwma.prototype).toBe(false);
+    expect(() => peakEwmaConfig({ failurePenalty: 2 } as never)).toThrow(
+      "ewma.failurePenalty: expected no value (removed: failures raise cost through failureRate.failureCostFactor), got 2",
+    );
   });
 
   it("is deterministic: reading the estimate never changes it", () => {
@@ -100,7 +99,6 @@ describe("PeakEwma", () => {
     expect(() => peakEwmaConfig({ defaultRttMs: 0.5 })).toThrow(
       /ewma\.defaultRttMs: expected .* got 0.5/,
     );
-    expect(() => peakEwmaConfig({ failurePenalty: "2" as never })).toThrow(TypeError);
     expect(() => peakEwmaConfig({ floorMs: Number.POSITIVE_INFINITY })).toThrow(RangeError);
   });
 });

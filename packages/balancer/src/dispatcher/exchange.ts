@@ -18,7 +18,6 @@ export class Exchange implements Dispatcher.DispatchHandler {
   readonly #h: Dispatcher.DispatchHandler;
   readonly #clock: Clock;
   readonly #start: number;
-  #rtt = 0;
   #responded = false;
   #failed = false;
   #settled = false;
@@ -74,11 +73,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(controller: Controller, trailers: Headers): void {
-    if (!this.#failed && isFailureGrpc(trailers)) {
-      // The failure arrived in trailers, after the RTT sample: fold it into the cost now.
-      this.#failed = true;
-      this.#endpoint.load.observeFailure(this.#rtt, this.#clock.now());
-    }
+    // A gRPC failure may arrive in trailers, after the RTT sample; settling counts it.
+    if (!this.#failed && isFailureGrpc(trailers)) this.#failed = true;
     this.#settle(this.#failed ? "failure" : "success");
     this.#h.onResponseEnd?.(controller, trailers);
   }
@@ -96,8 +92,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.#responded = true;
     this.#failed = failed;
     const now = this.#clock.now();
-    this.#rtt = now - this.#start;
-    this.#set.responded(this.#endpoint, this.#rtt, failed, now);
+    this.#set.responded(this.#endpoint, now - this.#start, failed, now);
   }
 
   #settle(outcome: Outcome): void {

@@ -8,6 +8,12 @@ import {
 import { type Clock, monotonicClock, type Random } from "../clock.js";
 import { type EndpointState, endpointChannel } from "../events.js";
 import {
+  FailureRate,
+  type FailureRateConfig,
+  type FailureRateOptions,
+  failureRateConfig,
+} from "../ewma/failure-rate.js";
+import {
   PeakEwma,
   type PeakEwmaConfig,
   type PeakEwmaOptions,
@@ -25,6 +31,11 @@ export interface EndpointSetOptions {
   strategy?: Strategy | Selector;
   /** Peak-EWMA settings. */
   ewma?: PeakEwmaOptions;
+  /**
+   * Failure-rate settings: `decayMs` (default 5 s), `prior` (10 pseudo-successes),
+   * `failureCostFactor` (15; cost is multiplied by `exp(factor × rate)`, 0 disables).
+   */
+  failureRate?: FailureRateOptions;
   /** Failure accrual settings, or `false` to never eject. */
   accrual?: FailureAccrualOptions | false;
   /** Time source (ms). Default `performance.now()`. */
@@ -42,10 +53,12 @@ export interface EndpointSnapshot {
   state: EndpointState;
   weight: number;
   pending: number;
-  /** Cost as P2C sees it: estimate × (pending + 1) / weight. */
+  /** Cost as P2C sees it: rttMs × (pending + 1) × exp(failureCostFactor × failureRate) / weight. */
   cost: number;
   /** Current Peak-EWMA RTT estimate, ms. */
   rttMs: number;
+  /** Time-decayed failure rate in [0, 1] (with the prior's pseudo-successes). */
+  failureRate: number;
   consecutiveFailures: number;
   /** Milliseconds until the next probe when ejected. */
   probeInMs?: number;
@@ -71,6 +84,7 @@ export class EndpointSet {
   readonly #clock: Clock;
   readonly #random: Random;
   readonly #ewma: PeakEwmaConfig;
+  readonly #failureRate: FailureRateConfig;
   readonly #accrual: FailureAccrualConfig | undefined;
   readonly #onStateChange: EndpointSetOptions["onStateChange"];
   readonly #all = new Map<string, Endpoint>();
@@ -92,6 +106,7 @@ export class EndpointSet {
     if (typeof this.#random !== "function")
       throw typeError("random", "a function returning [0, 1)", options.random);
     this.#ewma = peakEwmaConfig(options.ewma);
+    this.#failureRate = failureRateConfig(options.failureRate);
     this.#accrual = options.accrual === false ? undefined : failureAccrualConfig(options.accrual);
     const strategy = options.strategy ?? "p2c";
     if (typeof strategy === "string") {
@@ -191,25 +206,34 @@ export class EndpointSet {
   }
 
   /**
-   * Records the response (headers) or a failure before one: the round trip feeds Peak-EWMA and
-   * the request stops counting as pending. `failed` folds the failure into the cost.
+   * Records the response (headers) or an error before one: the round trip feeds Peak-EWMA, the
+   * same for failures as for successes, and the request stops counting as pending.
+   * @param _failed ignored, kept for compatibility: failures are counted by {@link settled}.
    */
-  responded(endpoint: Endpoint, rttMs: number, failed: boolean, now = this.#clock.now()): void {
+  responded(endpoint: Endpoint, rttMs: number, _failed?: boolean, now = this.#clock.now()): void {
     endpoint.pending--;
-    if (failed) endpoint.load.observeFailure(rttMs, now);
-    else endpoint.load.observe(rttMs, now);
+    endpoint.load.observe(rttMs, now);
     if (endpoint.pending === 0 && endpoint.state === "draining") this.#finishDrain(endpoint);
   }
 
-  /** Records the final outcome of an exchange for failure accrual. */
+  /**
+   * Records the final outcome of an exchange: successes and failures feed the failure rate
+   * (`neutral`, e.g. an abort by the caller, feeds nothing) and failure accrual.
+   */
   settled(endpoint: Endpoint, outcome: Outcome, now = this.#clock.now()): void {
-    if (outcome === "failure") endpoint.failures++;
+    if (outcome === "failure") {
+      endpoint.failures++;
+      endpoint.failureRate.observe(true, now);
+    } else if (outcome === "success") {
+      endpoint.failureRate.observe(false, now);
+    }
     const accrual = endpoint.accrual;
     if (!accrual || endpoint.state === "draining" || endpoint.state === "removed") return;
     if (outcome === "success") {
       if (accrual.success()) {
         if (endpoint.state === "ejected") this.#removeEjected(endpoint);
         endpoint.load.reset(now);
+        endpoint.failureRate.reset(now);
         this.#becomeReady(endpoint, endpoint.state === "probing" ? "probe-succeeded" : "success");
       }
     } else if (outcome === "failure") {
@@ -247,6 +271,7 @@ export class EndpointSet {
         pending: e.pending,
         cost: e.cost(now),
         rttMs: e.load.estimate(now),
+        failureRate: e.failureRate.rate(now),
         consecutiveFailures: e.accrual?.consecutiveFailures ?? 0,
         requests: e.requests,
         failures: e.failures,
@@ -282,6 +307,7 @@ export class EndpointSet {
       info,
       new PeakEwma(now, this.#ewma),
       this.#accrual ? new FailureAccrual(this.#accrual, this.#random) : undefined,
+      new FailureRate(now, this.#failureRate),
     );
     this.#all.set(info.origin, endpoint);
     this.#becomeReady(endpoint, "added");

@@ -1,5 +1,6 @@
 import type { FailureAccrual } from "../accrual/failure-accrual.js";
 import type { EndpointState } from "../events.js";
+import { FailureRate } from "../ewma/failure-rate.js";
 import type { PeakEwma } from "../ewma/peak-ewma.js";
 import { numberIn, typeError } from "../validate.js";
 import { type ParsedAddress, parseAddress } from "./address.js";
@@ -106,7 +107,7 @@ function optionalString(value: unknown, path: string): string | undefined {
 
 /**
  * One endpoint inside an {@link EndpointSet}: metadata, live state, load estimate, failure
- * accrual. Owned by the set; read it, don't mutate it.
+ * rate, failure accrual. Owned by the set; read it, don't mutate it.
  */
 export class Endpoint {
   /** Current metadata (replaced on re-weight / metadata change). */
@@ -121,6 +122,8 @@ export class Endpoint {
   failures = 0;
   /** Latency estimator. */
   readonly load: PeakEwma;
+  /** Time-decayed failure rate; raises {@link Endpoint.cost} by `exp(k × rate)`. */
+  readonly failureRate: FailureRate;
   /** Failure accrual, or undefined when disabled. */
   readonly accrual: FailureAccrual | undefined;
   /** Slot for the adapter (the Balancer keeps the endpoint's undici Pool here). */
@@ -129,11 +132,20 @@ export class Endpoint {
   readyIndex = -1;
   #weight: number;
 
-  constructor(info: EndpointInfo, load: PeakEwma, accrual: FailureAccrual | undefined) {
+  /**
+   * @param failureRate defaults to a {@link FailureRate} with default options.
+   */
+  constructor(
+    info: EndpointInfo,
+    load: PeakEwma,
+    accrual: FailureAccrual | undefined,
+    failureRate: FailureRate = new FailureRate(0),
+  ) {
     this.info = info;
     this.#weight = info.weight;
     this.load = load;
     this.accrual = accrual;
+    this.failureRate = failureRate;
   }
 
   /** `host:port`. */
@@ -152,8 +164,13 @@ export class Endpoint {
     this.#weight = info.weight;
   }
 
-  /** Load cost at `now`: `estimate × (pending + 1) / weight`. */
+  /**
+   * Cost at `now` as P2C compares it:
+   * `estimate × (pending + 1) × exp(failureCostFactor × failureRate) / weight`.
+   */
   cost(now: number): number {
-    return this.load.cost(this.pending, now) / this.#weight;
+    return (
+      (this.load.cost(this.pending, now) * this.failureRate.costMultiplier(now)) / this.#weight
+    );
   }
 }

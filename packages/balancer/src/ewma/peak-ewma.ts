@@ -1,4 +1,4 @@
-import { duration, numberIn, objectOrEmpty } from "../validate.js";
+import { duration, numberIn, objectOrEmpty, typeError } from "../validate.js";
 
 /** Options for {@link PeakEwma}. All durations in milliseconds. */
 export interface PeakEwmaOptions {
@@ -8,12 +8,6 @@ export interface PeakEwmaOptions {
   defaultRttMs?: number;
   /** The estimate never drops below this. Default 1 ms (Linkerd's minimum default RTT). */
   floorMs?: number;
-  /**
-   * How a failure is folded into the estimate: a failed response counts as a peak sample of
-   * `max(observed RTT, current estimate × failurePenalty)`. Default 2, so every failure at
-   * least doubles the estimate and a fast-failing endpoint stops looking cheap. 1 disables it.
-   */
-  failurePenalty?: number;
 }
 
 /** Resolved, validated {@link PeakEwmaOptions}. */
@@ -21,10 +15,9 @@ export interface PeakEwmaConfig {
   readonly decayMs: number;
   readonly defaultRttMs: number;
   readonly floorMs: number;
-  readonly failurePenalty: number;
 }
 
-/** Upper bound for the estimate so repeated failure penalties stay finite. */
+/** Upper bound for the estimate (one minute). */
 const CEILING_MS = 60_000;
 
 /** Validates {@link PeakEwmaOptions}; errors name `path.<field>`. */
@@ -33,6 +26,15 @@ export function peakEwmaConfig(
   path = "ewma",
 ): PeakEwmaConfig {
   const o = objectOrEmpty(path, options);
+  const removed = (o as { failurePenalty?: unknown }).failurePenalty;
+  if (removed !== undefined) {
+    // Removed in 0.x: failures no longer multiply the RTT estimate.
+    throw typeError(
+      `${path}.failurePenalty`,
+      "no value (removed: failures raise cost through failureRate.failureCostFactor)",
+      removed,
+    );
+  }
   const floorMs = numberIn(`${path}.floorMs`, o.floorMs, 1, 0, CEILING_MS, true);
   return Object.freeze({
     decayMs: duration(`${path}.decayMs`, o.decayMs, 10_000, 1),
@@ -44,7 +46,6 @@ export function peakEwmaConfig(
       floorMs,
       CEILING_MS,
     ),
-    failurePenalty: numberIn(`${path}.failurePenalty`, o.failurePenalty, 2, 1, 1000),
   });
 }
 
@@ -56,6 +57,9 @@ export function peakEwmaConfig(
  *
  * A new endpoint's default RTT blends out over about one decay period, like the endpoints
  * already in the set, so endpoints added by a rollout compete on equal terms with old ones.
+ *
+ * Failed responses are ordinary samples here, exactly as in Linkerd and tower: failures raise
+ * an endpoint's cost through their `FailureRate`, not through this estimate.
  *
  * Reading is pure: `estimate(now)` does not change state, so how often costs are read never
  * changes the math. Time is passed in (milliseconds from any monotonic clock).
@@ -93,7 +97,7 @@ export class PeakEwma {
     return this.estimate(now) * (pending + 1);
   }
 
-  /** Records a successful round trip of `rttMs` completed at `now`. */
+  /** Records a round trip of `rttMs` (to the response headers or the error) completed at `now`. */
   observe(rttMs: number, now: number): void {
     const elapsed = now - this.#stamp;
     const weight = elapsed > 0 ? Math.exp(-elapsed / this.#config.decayMs) : 1;
@@ -103,15 +107,6 @@ export class PeakEwma {
     if (this.#estimate < this.#config.floorMs) this.#estimate = this.#config.floorMs;
     if (this.#estimate > CEILING_MS) this.#estimate = CEILING_MS;
     if (now > this.#stamp) this.#stamp = now;
-  }
-
-  /**
-   * Records a failed round trip: a peak sample of `max(rttMs, estimate × failurePenalty)`,
-   * so failing fast never makes an endpoint look cheaper.
-   */
-  observeFailure(rttMs: number, now: number): void {
-    const penalised = this.estimate(now) * this.#config.failurePenalty;
-    this.observe(Math.max(rttMs, penalised), now);
   }
 
   /** Forgets history and starts again from the default RTT (used when an endpoint is restored). */
