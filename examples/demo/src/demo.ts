@@ -17,10 +17,10 @@ import {
 import { type DemoIssuer, startIssuer } from "./identity.ts";
 import { TrafficGenerator } from "./traffic.ts";
 
-/** The books replicas: one fast, one ~10x slower, one failing 10 % with 503. */
+/** The books replicas: one fast, one 20x slower, one as fast but failing 10 % with 503. */
 export const REPLICAS = [
   { name: "books-fast", role: "fast", delayMs: 10, failRate: 0 },
-  { name: "books-slow", role: "slow", delayMs: 100, failRate: 0 },
+  { name: "books-slow", role: "slow", delayMs: 200, failRate: 0 },
   { name: "books-flaky", role: "flaky", delayMs: 10, failRate: 0.1 },
 ] as const;
 

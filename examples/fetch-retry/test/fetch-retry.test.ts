@@ -73,9 +73,6 @@ describe("examples/fetch-retry", () => {
     expect(healthy.share).toBeGreaterThan(slow.share);
     expect(healthy.share).toBeGreaterThan(flaky.share);
     expect(healthy.share).toBeGreaterThan(0.5);
-    // Fast failures do not attract traffic: each 503 counts as a penalty sample, so the
-    // flaky replica ends up below even the slow one.
-    expect(flaky.share).toBeLessThan(slow.share);
     // The flaky replica's 503s were retried, and the retries were paid from the budget.
     expect(flaky.failedOnPurpose).toBeGreaterThan(0);
     expect(result.retriesByReason["http-503"]).toBeGreaterThan(0);

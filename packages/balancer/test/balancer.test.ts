@@ -188,6 +188,34 @@ describe("Balancer as a dispatcher", () => {
     expect(a!.hits).toBe(2);
     expect(c!.hits).toBe(2);
   });
+
+  it("measures the round trip from the connected socket: connection set-up is not latency", async () => {
+    // The connector holds the TCP connection back for 300 ms; the server answers at once. If
+    // connect time counted, the first sample (a peak) would put the estimate at >= 300 ms.
+    const [a] = await servers(1);
+    const HELD_MS = 300;
+    const b = balancer({
+      endpoints: [
+        {
+          address: a!.address,
+          connect: (
+            opts: { hostname: string; port: string },
+            cb: (err: Error | null, s: net.Socket | null) => void,
+          ) => {
+            const sock = net.connect(Number(opts.port), opts.hostname, () =>
+              setTimeout(() => cb(null, sock), HELD_MS),
+            );
+            sock.once("error", (e) => cb(e, null));
+          },
+        },
+      ],
+    });
+    const started = performance.now();
+    await (await fetch8("http://svc/", { dispatcher: b })).text();
+    expect(performance.now() - started).toBeGreaterThanOrEqual(HELD_MS);
+    const [endpoint] = b.snapshot().endpoints;
+    expect(endpoint!.rttMs).toBeLessThan(HELD_MS);
+  });
 });
 
 describe("Balancer endpoint churn", () => {

@@ -9,7 +9,9 @@ type Controller = Dispatcher.DispatchController;
 
 /**
  * Wraps the caller's handler for one request to one endpoint: measures the round trip to the
- * response headers, classifies the outcome (5xx, gRPC status in headers or trailers, transport
+ * response headers from the moment undici writes the request on a connected socket
+ * (`onRequestStart`), so connection set-up and TLS handshakes never count as latency (as in
+ * Linkerd, where an endpoint is balanced over only once it is connected), classifies the outcome (5xx, gRPC status in headers or trailers, transport
  * errors) and reports both to the endpoint set, then forwards every callback unchanged.
  */
 export class Exchange implements Dispatcher.DispatchHandler {
@@ -17,7 +19,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   readonly #endpoint: Endpoint;
   readonly #h: Dispatcher.DispatchHandler;
   readonly #clock: Clock;
-  readonly #start: number;
+  #start: number;
   #responded = false;
   #failed = false;
   #settled = false;
@@ -37,6 +39,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onRequestStart(controller: Controller, context: unknown): void {
+    // The request is about to be written on a connected socket: the round trip starts now.
+    this.#start = this.#clock.now();
     this.#h.onRequestStart?.(controller, context);
   }
 
