@@ -3,6 +3,7 @@ import type { AddressInfo } from "node:net";
 import { dirname } from "node:path";
 import { AdminServer } from "./admin/admin.js";
 import { formatHostPort } from "./config/address.js";
+import { changedPaths } from "./config/diff.js";
 import { ConfigError, formatProblem } from "./config/errors.js";
 import { loadConfigFile } from "./config/load.js";
 import { redactConfig } from "./config/redact.js";
@@ -12,6 +13,7 @@ import { Inbound } from "./inbound/inbound.js";
 import { createLogger, type ProxyLogger } from "./log.js";
 import { ProxyMetrics } from "./metrics/proxy-metrics.js";
 import { Outbound } from "./outbound/outbound.js";
+import { type IssuerBundleWatch, watchIssuerBundle } from "./security/mtls/bundle-watch.js";
 import { createIdentity, type MeshIdentity } from "./security/mtls/identity.js";
 
 /** Options of {@link MeshProxy.start}. */
@@ -37,6 +39,25 @@ export interface ProxyAddresses {
   tcp?: Record<string, string>;
 }
 
+/**
+ * Why a reload cannot apply an identity change, naming the changed fields and what keeps
+ * running until the restart; undefined when the identity section is unchanged.
+ */
+function identityReloadWarning(
+  cur: ProxyConfig["identity"],
+  next: ProxyConfig["identity"],
+): string | undefined {
+  if (cur === undefined && next === undefined) return undefined;
+  if (cur === undefined)
+    return "adding identity needs a restart; until then the proxy runs without mTLS";
+  if (next === undefined)
+    return `removing identity needs a restart; until then the proxy keeps serving mTLS as ${cur.id}`;
+  const changed = changedPaths(cur, next, ["identity"]);
+  if (changed.length === 0) return undefined;
+  const source = cur.issuer !== undefined ? `from the issuer ${cur.issuer.url}` : "from its files";
+  return `${changed.join(", ")} changed: identity changes need a restart; until then the proxy keeps serving as ${cur.id} with certificates ${source}`;
+}
+
 function hostPort(a: AddressInfo): string {
   return formatHostPort(a.address, a.port);
 }
@@ -58,6 +79,7 @@ export class MeshProxy {
   private outbound: Outbound | undefined;
   /** This proxy's workload identity, when configured. */
   identity: MeshIdentity | undefined;
+  private bundleWatch: IssuerBundleWatch | undefined;
   private isReady = false;
   private shuttingDown: Promise<void> | undefined;
   private watcher: ConfigWatcher | undefined;
@@ -124,6 +146,25 @@ export class MeshProxy {
         "identity certificate renewal failed; the current certificate keeps serving",
       );
     });
+    this.metrics.trackTrustAnchors(identity);
+    const refreshMs = c.issuer?.bundleRefresh ?? 0;
+    if (identity.issuer !== undefined && refreshMs > 0) {
+      this.bundleWatch = watchIssuerBundle(identity.source, {
+        url: identity.issuer.url,
+        ca: identity.issuer.ca,
+        intervalMs: refreshMs,
+        onChange: ({ added, removed }) =>
+          this.logger.info(
+            { spiffeId: identity.id, added, removed },
+            "trust bundle changed at the issuer; renewing the certificate now",
+          ),
+        onError: (err) =>
+          this.logger.warn(
+            { spiffeId: identity.id, err: err.message },
+            "trust bundle check at the issuer failed; will retry",
+          ),
+      });
+    }
   }
 
   private async bind(): Promise<void> {
@@ -182,14 +223,16 @@ export class MeshProxy {
       warnings.push("adding or removing inbound needs a restart");
     if ((next.outbound === undefined) !== (cur.outbound === undefined))
       warnings.push("adding or removing outbound needs a restart");
-    if (JSON.stringify(next.identity) !== JSON.stringify(cur.identity))
-      warnings.push("identity changes need a restart");
+    const identityWarning = identityReloadWarning(cur.identity, next.identity);
+    if (identityWarning !== undefined) warnings.push(identityWarning);
     if (next.outbound !== undefined && this.outbound !== undefined)
       warnings.push(...this.outbound.update(next.outbound));
     if (next.inbound !== undefined && this.inbound !== undefined)
       warnings.push(...this.inbound.update(next.inbound));
     this.logger.level = next.log.level;
-    this.config = next;
+    // The identity in use stays what it was until a restart; /config and the next
+    // reload compare against what actually runs.
+    this.config = identityWarning === undefined ? next : { ...next, identity: cur.identity };
     return warnings;
   }
 
@@ -235,6 +278,7 @@ export class MeshProxy {
       this.logger.info({ graceMs }, "shutting down");
       await Promise.all([this.outbound?.close(graceMs), this.inbound?.close(graceMs)]);
       await this.admin.close();
+      this.bundleWatch?.close();
       this.identity?.close();
       this.metrics.close();
       this.logger.info("shutdown complete");

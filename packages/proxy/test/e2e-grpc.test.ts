@@ -2,7 +2,7 @@ import http2 from "node:http2";
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { echoClient, serverStream, startGrpcServer, unary } from "./grpc.js";
-import { h2App, type ProxyProcess, startProxy, tempDir, writeConfig } from "./helpers.js";
+import { h2App, launch, type ProxyProcess, proxyPair } from "./helpers.js";
 
 describe("gRPC and h2c through outbound → inbound", () => {
   let app: Awaited<ReturnType<typeof startGrpcServer>>;
@@ -12,33 +12,7 @@ describe("gRPC and h2c through outbound → inbound", () => {
 
   beforeAll(async () => {
     app = await startGrpcServer();
-    const dir = tempDir();
-    inbound = await startProxy(
-      writeConfig(
-        dir,
-        { admin: { listen: "127.0.0.1:0" }, inbound: { listen: "127.0.0.1:0", app: app.address } },
-        "in.yaml",
-      ),
-    );
-    outbound = await startProxy(
-      writeConfig(
-        dir,
-        {
-          admin: { listen: "127.0.0.1:0" },
-          outbound: {
-            listen: "127.0.0.1:0",
-            services: [
-              {
-                name: "echo",
-                discovery: { static: [inbound.addresses.inbound] },
-                retry: { on: [] },
-              },
-            ],
-          },
-        },
-        "out.yaml",
-      ),
-    );
+    ({ inbound, outbound } = await proxyPair(app.address, { name: "echo", retry: { on: [] } }));
     client = echoClient(outbound.addresses.outbound as string, "echo");
   });
 
@@ -84,23 +58,19 @@ describe("proxy-generated gRPC errors", () => {
     const dead = await startGrpcServer();
     const address = dead.address;
     await dead.close();
-    const dir = tempDir();
-    const outbound = await startProxy(
-      writeConfig(dir, {
-        admin: { listen: "127.0.0.1:0" },
-        outbound: {
-          listen: "127.0.0.1:0",
-          services: [
-            {
-              name: "gone",
-              discovery: { static: [{ address, protocol: "h2c" }] },
-              retry: { on: [] },
-              failFast: "300ms",
-            },
-          ],
-        },
-      }),
-    );
+    const outbound = await launch({
+      outbound: {
+        listen: "127.0.0.1:0",
+        services: [
+          {
+            name: "gone",
+            discovery: { static: [{ address, protocol: "h2c" }] },
+            retry: { on: [] },
+            failFast: "300ms",
+          },
+        ],
+      },
+    });
     const client = echoClient(outbound.addresses.outbound as string, "gone");
     try {
       const err = (await unary(client, { text: "x" }).catch((e: unknown) => e)) as {
@@ -126,27 +96,7 @@ describe("h2c prior knowledge (plain HTTP/2)", () => {
       res.addTrailers({ "x-done": "yes" });
       res.end();
     });
-    const dir = tempDir();
-    const inbound = await startProxy(
-      writeConfig(
-        dir,
-        { admin: { listen: "127.0.0.1:0" }, inbound: { listen: "127.0.0.1:0", app: app.address } },
-        "in.yaml",
-      ),
-    );
-    const outbound = await startProxy(
-      writeConfig(
-        dir,
-        {
-          admin: { listen: "127.0.0.1:0" },
-          outbound: {
-            listen: "127.0.0.1:0",
-            services: [{ name: "web", discovery: { static: [inbound.addresses.inbound] } }],
-          },
-        },
-        "out.yaml",
-      ),
-    );
+    const { inbound, outbound } = await proxyPair(app.address, { name: "web" });
     try {
       const session = http2.connect(`http://${outbound.addresses.outbound}`);
       const stream = session.request({ ":path": "/h2?q=1", ":authority": "web" });

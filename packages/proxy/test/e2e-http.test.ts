@@ -2,7 +2,7 @@ import http from "node:http";
 import { text } from "node:stream/consumers";
 import { Client, request } from "undici";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { h1App, type ProxyProcess, startProxy, tempDir, writeConfig } from "./helpers.js";
+import { h1App, type ProxyProcess, proxyPair } from "./helpers.js";
 
 describe("client → outbound → inbound → app", () => {
   let app: Awaited<ReturnType<typeof h1App>>;
@@ -32,36 +32,10 @@ describe("client → outbound → inbound → app", () => {
         );
       });
     });
-    const dir = tempDir();
-    inbound = await startProxy(
-      writeConfig(
-        dir,
-        {
-          admin: { listen: "127.0.0.1:0" },
-          inbound: { listen: "127.0.0.1:0", app: app.address },
-        },
-        "in.yaml",
-      ),
-    );
-    outbound = await startProxy(
-      writeConfig(
-        dir,
-        {
-          admin: { listen: "127.0.0.1:0" },
-          outbound: {
-            listen: "127.0.0.1:0",
-            services: [
-              {
-                name: "books",
-                authorities: ["books", "books:8080"],
-                discovery: { static: [inbound.addresses.inbound] },
-              },
-            ],
-          },
-        },
-        "out.yaml",
-      ),
-    );
+    ({ inbound, outbound } = await proxyPair(app.address, {
+      name: "books",
+      authorities: ["books", "books:8080"],
+    }));
   });
 
   afterAll(async () => {

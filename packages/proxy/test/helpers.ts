@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import http2 from "node:http2";
+import type net from "node:net";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -111,11 +112,18 @@ export function runCli(
   });
 }
 
-/** An HTTP/1.1 app server on 127.0.0.1:0. */
-export async function h1App(
-  handler: http.RequestListener,
-): Promise<{ server: http.Server; address: string; close(): Promise<void> }> {
-  const server = http.createServer(handler);
+/** A server listening on 127.0.0.1:0, with its address and a close that drops connections. */
+export interface Listening<S> {
+  server: S;
+  address: string;
+  close(): Promise<void>;
+}
+
+/** Listens on 127.0.0.1:0; `close()` runs `dropConnections` first so it never waits on clients. */
+async function listening<S extends net.Server>(
+  server: S,
+  dropConnections: () => void,
+): Promise<Listening<S>> {
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const { port } = server.address() as AddressInfo;
   return {
@@ -123,32 +131,67 @@ export async function h1App(
     address: `127.0.0.1:${port}`,
     close: () =>
       new Promise((r) => {
-        server.closeAllConnections();
+        dropConnections();
         server.close(() => r());
       }),
   };
 }
 
+/** An HTTP/1.1 app server on 127.0.0.1:0. */
+export function h1App(handler: http.RequestListener): Promise<Listening<http.Server>> {
+  const server = http.createServer(handler);
+  return listening(server, () => server.closeAllConnections());
+}
+
 /** An h2c app server on 127.0.0.1:0. */
-export async function h2App(
+export function h2App(
   handler: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
-): Promise<{ server: http2.Http2Server; address: string; close(): Promise<void> }> {
+): Promise<Listening<http2.Http2Server>> {
   const server = http2.createServer(handler);
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on("session", (s) => {
     sessions.add(s);
     s.on("close", () => sessions.delete(s));
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const { port } = server.address() as AddressInfo;
+  return listening(server, () => {
+    for (const s of sessions) s.destroy();
+  });
+}
+
+/**
+ * Writes `config` to a fresh temp file (admin on 127.0.0.1:0 unless `config.admin` says
+ * otherwise) and starts a proxy with it.
+ */
+export function launch(
+  config: Record<string, unknown>,
+  env: NodeJS.ProcessEnv = {},
+): Promise<ProxyProcess> {
+  return startProxy(writeConfig(tempDir(), { admin: { listen: "127.0.0.1:0" }, ...config }), env);
+}
+
+/**
+ * An inbound proxy in front of `app` and an outbound proxy with one service (`service`,
+ * e.g. `{ name: "books" }`) whose only endpoint is that inbound: client → outbound →
+ * inbound → app.
+ */
+export async function proxyPair(
+  app: string,
+  service: { name: string } & Record<string, unknown>,
+): Promise<{ inbound: ProxyProcess; outbound: ProxyProcess; stop(): Promise<unknown> }> {
+  const inbound = await launch({ inbound: { listen: "127.0.0.1:0", app } });
+  const outbound = await launch({
+    outbound: {
+      listen: "127.0.0.1:0",
+      services: [{ discovery: { static: [inbound.addresses.inbound] }, ...service }],
+    },
+  }).catch(async (err: unknown) => {
+    await inbound.stop();
+    throw err;
+  });
   return {
-    server,
-    address: `127.0.0.1:${port}`,
-    close: () =>
-      new Promise((r) => {
-        for (const s of sessions) s.destroy();
-        server.close(() => r());
-      }),
+    inbound,
+    outbound,
+    stop: () => Promise.all([inbound.stop(), outbound.stop()]),
   };
 }
 

@@ -1,4 +1,5 @@
 import { writeFileSync } from "node:fs";
+import http2 from "node:http2";
 import net from "node:net";
 import { Agent, request } from "undici";
 import { afterEach, describe, expect, test } from "vitest";
@@ -6,6 +7,8 @@ import { stringify } from "yaml";
 import {
   eventually,
   h1App,
+  h2App,
+  launch,
   type ProxyProcess,
   startProxy,
   tempDir,
@@ -39,18 +42,14 @@ function track(p: ProxyProcess): ProxyProcess {
 describe("proxy process lifecycle", () => {
   test("SIGTERM during a stream of requests: every request in flight completes, exit 0", async () => {
     const backend = await app("slow", 300);
-    const dir = tempDir();
     const proxy = track(
-      await startProxy(
-        writeConfig(dir, {
-          admin: { listen: "127.0.0.1:0" },
-          shutdown: { gracePeriod: "10s" },
-          outbound: {
-            listen: "127.0.0.1:0",
-            services: [{ name: "api", discovery: { static: [backend.address] } }],
-          },
-        }),
-      ),
+      await launch({
+        shutdown: { gracePeriod: "10s" },
+        outbound: {
+          listen: "127.0.0.1:0",
+          services: [{ name: "api", discovery: { static: [backend.address] } }],
+        },
+      }),
     );
     const agent = new Agent({ connections: 20 });
     const inflight = Array.from({ length: 20 }, () =>
@@ -67,6 +66,72 @@ describe("proxy process lifecycle", () => {
     expect(proxy.logs.some((l) => l.msg === "shutdown complete")).toBe(true);
     await agent.close();
   });
+
+  test.each(["outbound", "inbound"] as const)(
+    "SIGTERM sends GOAWAY to HTTP/2 clients of the %s listener; their streams in flight complete",
+    async (side) => {
+      // An h2c app: with `protocol: auto` the proxy speaks the client's protocol upstream.
+      // The app answers only once the client has seen GOAWAY: the streams are in flight
+      // when it arrives, whatever the machine's speed.
+      let received = 0;
+      let sawGoaway!: () => void;
+      const goawaySeen = new Promise<void>((r) => (sawGoaway = r));
+      const backend = await h2App((req, res) => {
+        received++;
+        req.resume();
+        void goawaySeen.then(() => res.end("slow"));
+      });
+      closers.push(() => backend.close());
+      const proxy = track(
+        await launch({
+          shutdown: { gracePeriod: "10s" },
+          ...(side === "outbound"
+            ? {
+                outbound: {
+                  listen: "127.0.0.1:0",
+                  services: [{ name: "api", discovery: { static: [backend.address] } }],
+                },
+              }
+            : { inbound: { listen: "127.0.0.1:0", app: backend.address } }),
+        }),
+      );
+      const session = http2.connect(`http://${proxy.addresses[side]}`);
+      session.on("error", () => undefined);
+      const goaway = new Promise<{ code: number; lastStreamId: number }>((resolve) =>
+        session.once("goaway", (code, lastStreamId) => {
+          sawGoaway();
+          resolve({ code, lastStreamId });
+        }),
+      );
+      const exchange = (path: string) =>
+        new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const stream = session.request({ ":path": path, ":authority": "api" });
+          let status = 0;
+          let body = "";
+          stream.on("response", (h) => (status = Number(h[":status"])));
+          stream.setEncoding("utf8");
+          stream.on("data", (c: string) => (body += c));
+          stream.on("end", () => resolve({ status, body }));
+          stream.on("error", reject);
+          stream.end();
+        });
+      const inflight = [exchange("/a"), exchange("/b"), exchange("/c")];
+      await eventually(() => received === 3);
+      proxy.child.kill("SIGTERM");
+      // GOAWAY (NO_ERROR) arrives while the three streams wait for the app...
+      const frame = await goaway;
+      expect(frame.code).toBe(http2.constants.NGHTTP2_NO_ERROR);
+      expect(frame.lastStreamId).toBeGreaterThanOrEqual(5); // client streams 1, 3, 5
+      // ...and they still complete in full.
+      expect(await Promise.all(inflight)).toEqual([
+        { status: 200, body: "slow" },
+        { status: 200, body: "slow" },
+        { status: 200, body: "slow" },
+      ]);
+      expect(await proxy.exited).toBe(0);
+      session.destroy();
+    },
+  );
 
   test("config reload under load: zero failed requests; a bad config is rejected and the old one keeps serving", async () => {
     const a = await app("a");
@@ -133,18 +198,14 @@ describe("proxy process lifecycle", () => {
 
   test("slowloris and oversized headers are rejected while other clients are served", async () => {
     const backend = await app("ok");
-    const dir = tempDir();
     const proxy = track(
-      await startProxy(
-        writeConfig(dir, {
-          admin: { listen: "127.0.0.1:0" },
-          inbound: {
-            listen: "127.0.0.1:0",
-            app: backend.address,
-            limits: { headersTimeout: "500ms", maxHeaderBytes: 8192, maxHeaderCount: 20 },
-          },
-        }),
-      ),
+      await launch({
+        inbound: {
+          listen: "127.0.0.1:0",
+          app: backend.address,
+          limits: { headersTimeout: "500ms", maxHeaderBytes: 8192, maxHeaderCount: 20 },
+        },
+      }),
     );
     const [host, port] = (proxy.addresses.inbound as string).split(":") as [string, string];
     // Slowloris: a request head that never finishes.
@@ -183,14 +244,10 @@ describe("proxy process lifecycle", () => {
 
   test("admin: /live, /ready, /config redacted, POST /shutdown from loopback exits 0", async () => {
     const backend = await app("ok");
-    const dir = tempDir();
     const proxy = track(
-      await startProxy(
-        writeConfig(dir, {
-          admin: { listen: "127.0.0.1:0" },
-          inbound: { listen: "127.0.0.1:0", app: backend.address },
-        }),
-      ),
+      await launch({
+        inbound: { listen: "127.0.0.1:0", app: backend.address },
+      }),
     );
     const admin = `http://${proxy.addresses.admin}`;
     expect((await request(`${admin}/live`)).statusCode).toBe(200);

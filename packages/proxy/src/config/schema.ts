@@ -418,7 +418,10 @@ const identitySchema = strict({
   issuer: strict({
     url: text().regex(/^https?:\/\//, { error: "expected an http(s):// URL" }),
     tokenFile: text().describe("bearer token file, re-read for each request"),
-    bundleFile: text().optional().describe("PEM CA that verifies an https issuer"),
+    bundleFile: text().optional().describe("PEM CA that verifies an https issuer (read at start)"),
+    bundleRefresh: duration(
+      "how often to check the issuer's trust bundle (GET /v1/bundle); a change renews the SVID at once; 0 = only with renewals",
+    ).default(60_000),
   })
     .optional()
     .describe("get SVIDs from an issuer (CSR + token)"),
@@ -477,7 +480,12 @@ export const configSchema = strict({
   outbound: outboundSchema.optional(),
   inbound: inboundSchema.optional(),
 })
-  .superRefine(checkSecurity)
+  // Cross-field checks run even when some fields are invalid, so `check` lists every
+  // problem in one round (checkSecurity skips the parts already reported).
+  .superRefine(checkSecurity, {
+    when: (payload) =>
+      payload.value !== null && typeof payload.value === "object" && !Array.isArray(payload.value),
+  })
   .describe("@mesh/proxy configuration");
 
 /** The parsed, defaulted configuration (durations in milliseconds). */

@@ -45,9 +45,26 @@ function complete(ctx: z.RefinementCtx, path: (string | number)[], message: stri
  * `cluster-authenticated` needs a trust domain), and mTLS settings have an identity to use.
  */
 export function checkSecurity(cfg: SecurityView, ctx: z.RefinementCtx): void {
+  // Runs in the same round as the field checks (see `when` in schema.ts), so parts of
+  // `cfg` may be invalid: skip whatever already has a problem, and read defensively.
+  const reported = (path: readonly PropertyKey[], orAbove = false) =>
+    ctx.issues.some((issue) => {
+      const at = issue.path ?? [];
+      if (at.length < path.length && !orAbove) return false;
+      const n = Math.min(at.length, path.length);
+      for (let i = 0; i < n; i++) if (at[i] !== path[i]) return false;
+      return true;
+    });
   const id = cfg.identity;
   let trustDomain: string | undefined;
-  if (id !== undefined && typeof id.trustDomain === "string" && typeof id.id === "string") {
+  if (
+    id !== null &&
+    typeof id === "object" &&
+    typeof id.trustDomain === "string" &&
+    typeof id.id === "string" &&
+    !reported(["identity", "trustDomain"]) &&
+    !reported(["identity", "id"])
+  ) {
     try {
       trustDomain = parseTrustDomain(id.trustDomain);
     } catch (err) {
@@ -69,7 +86,11 @@ export function checkSecurity(cfg: SecurityView, ctx: z.RefinementCtx): void {
       );
     }
   }
-  if (cfg.inbound?.policy !== undefined) {
+  if (
+    cfg.inbound !== null &&
+    typeof cfg.inbound?.policy === "object" &&
+    cfg.inbound.policy !== null
+  ) {
     try {
       compileAuthzPolicy(cfg.inbound.policy, {
         path: "inbound.policy",
@@ -80,13 +101,14 @@ export function checkSecurity(cfg: SecurityView, ctx: z.RefinementCtx): void {
       for (const p of err.problems) {
         // The trust domain itself is reported under identity above.
         if (p.path === "trustDomain") continue;
-        complete(ctx, parsePath(p.path), p.message);
+        const path = parsePath(p.path);
+        if (!reported(path, true)) complete(ctx, path, p.message);
       }
     }
   }
   const out = cfg.outbound;
-  if (out === undefined || id !== undefined) return;
-  if (out.requireIdentity)
+  if (out === null || typeof out !== "object" || id !== undefined) return;
+  if (out.requireIdentity === true)
     complete(
       ctx,
       ["outbound", "requireIdentity"],

@@ -107,6 +107,21 @@ function without(headers: string[], name: string): string[] {
 }
 
 /**
+ * One request in the pipeline. It is also the {@link RouteInput} handed to routing and
+ * authorization (`h2` there is the protocol the app gets), so a request costs one object.
+ */
+interface PipelineRequest extends RouteInput {
+  req: IncomingRequest;
+  res: OutgoingResponse;
+  /** performance.now() when the request arrived. */
+  start: number;
+  /** Headers for the upstream (flat list; see `upstreamRequestHeaders`). */
+  upstream: string[];
+  /** Inbound: the connection's peer, once known. */
+  peer: PeerInfo | undefined;
+}
+
+/**
  * The request pipeline shared by inbound and outbound: loop protection, load shedding,
  * header hygiene, routing, deadline (`grpc-timeout` honoured), forwarding, metrics and
  * logs. Returns a request handler for {@link HttpListener}.
@@ -119,114 +134,38 @@ export function createRequestPipeline(ctx: DirectionContext): {
   const handle = (req: IncomingRequest, res: OutgoingResponse): void => {
     const start = performance.now();
     const h2 = req.httpVersionMajor === 2;
-    const grpc = isGrpcContentType(req.headers["content-type"]);
-    const method = req.method ?? "GET";
     const prepared = upstreamRequestHeaders(
       req.rawHeaders,
       req.headers,
       `${h2 ? "2" : req.httpVersion} ${ctx.pseudonym}`,
     );
-    let authority = prepared.authority;
-    let path = req.url ?? "/";
-    let headers = prepared.headers;
-    if (!h2 && path.charCodeAt(0) !== 47 /* '/' */ && path !== "*") {
-      // absolute-form (HTTP_PROXY): the URL names the authority.
-      try {
-        const url = new URL(path);
-        if (url.protocol !== "http:") throw new Error("scheme");
-        authority = url.host.toLowerCase();
-        path = `${url.pathname}${url.search}`;
-        headers = replaceHost(headers, url.host);
-      } catch {
-        reject(
-          req,
-          res,
-          ctx,
-          start,
-          grpc,
-          method,
-          authority,
-          path,
-          new ProxyError("MESH_PROXY_BAD_REQUEST", "unsupported request target"),
-        );
-        return;
-      }
-    }
-    if (viaContains(req.headers.via, ctx.pseudonym)) {
-      reject(
-        req,
-        res,
-        ctx,
-        start,
-        grpc,
-        method,
-        authority,
-        path,
-        new ProxyError("MESH_PROXY_LOOP"),
-      );
+    const r: PipelineRequest = {
+      method: req.method ?? "GET",
+      authority: prepared.authority,
+      path: req.url ?? "/",
+      headers: req.headers,
+      h2,
+      grpc: isGrpcContentType(req.headers["content-type"]),
+      req,
+      res,
+      start,
+      upstream: prepared.headers,
+      peer: undefined,
+    };
+    const refused = admit(ctx, r, inFlight);
+    if (refused !== undefined) {
+      reject(ctx, r, refused);
       return;
-    }
-    if (inFlight >= ctx.maxConcurrentRequests()) {
-      reject(
-        req,
-        res,
-        ctx,
-        start,
-        grpc,
-        method,
-        authority,
-        path,
-        new ProxyError("MESH_PROXY_LOAD_SHED"),
-      );
-      return;
-    }
-    const security = ctx.security;
-    let peer: PeerInfo | undefined;
-    // The protocol the app gets: HTTP/1.x for requests that crossed the mesh as HTTP/2.
-    let appH2 = h2;
-    const orig = req.headers[ORIG_PROTO_HEADER];
-    if (orig !== undefined) {
-      headers = without(headers, ORIG_PROTO_HEADER);
-      if (security !== undefined && h2) {
-        try {
-          if (Array.isArray(orig)) throw new OrigProtoError(orig.join(", "));
-          parseOrigProto(orig);
-          appH2 = false;
-        } catch (err) {
-          reject(
-            req,
-            res,
-            ctx,
-            start,
-            grpc,
-            method,
-            authority,
-            path,
-            new ProxyError("MESH_PROXY_BAD_REQUEST", (err as Error).message),
-          );
-          return;
-        }
-      }
-    }
-    const input: RouteInput = { method, authority, path, headers: req.headers, h2: appH2, grpc };
-    if (security !== undefined) {
-      peer = security.peer(req);
-      const denied = security.admit(peer, input);
-      if (denied !== undefined) {
-        reject(req, res, ctx, start, grpc, method, authority, path, denied, peer);
-        return;
-      }
-      // Never trust a client's own mesh-client-id; set the verified one.
-      headers = withClientIdRaw(headers, peer.clientId);
     }
     let target: Target;
     try {
-      target = ctx.resolve(input);
+      target = ctx.resolve(r);
     } catch (err) {
-      reject(req, res, ctx, start, grpc, method, authority, path, classifyError(err), peer);
+      reject(ctx, r, classifyError(err));
       return;
     }
-    if (target.origProto && !h2) headers.push(ORIG_PROTO_HEADER, `HTTP/${req.httpVersion}`);
+    const { method, authority, path, grpc, peer } = r;
+    if (target.origProto && !h2) r.upstream.push(ORIG_PROTO_HEADER, `HTTP/${req.httpVersion}`);
     let timeoutMs = target.timeoutMs;
     if (grpc) {
       const deadline = parseGrpcTimeout(req.headers["grpc-timeout"]);
@@ -255,7 +194,7 @@ export function createRequestPipeline(ctx: DirectionContext): {
       origin: target.origin,
       method,
       path,
-      headers,
+      headers: r.upstream,
       grpc,
       timeoutMs,
       idleTimeoutMs: target.idleTimeoutMs,
@@ -306,6 +245,57 @@ export function createRequestPipeline(ctx: DirectionContext): {
   return { handle, inFlight: () => inFlight };
 }
 
+/**
+ * The checks a request passes before routing: request target, loop protection, load
+ * shedding, `mesh-orig-proto` decoding and (inbound) authorization, which also sets the
+ * verified `mesh-client-id`. Updates `r` (absolute-form target, upstream headers, the
+ * app's protocol, the peer); returns why the request is refused, if it is.
+ */
+function admit(
+  ctx: DirectionContext,
+  r: PipelineRequest,
+  inFlight: number,
+): ProxyError | undefined {
+  const req = r.req;
+  if (!r.h2 && r.path.charCodeAt(0) !== 47 /* '/' */ && r.path !== "*") {
+    // absolute-form (HTTP_PROXY): the URL names the authority.
+    try {
+      const url = new URL(r.path);
+      if (url.protocol !== "http:") throw new Error("scheme");
+      r.authority = url.host.toLowerCase();
+      r.path = `${url.pathname}${url.search}`;
+      r.upstream = replaceHost(r.upstream, url.host);
+    } catch {
+      return new ProxyError("MESH_PROXY_BAD_REQUEST", "unsupported request target");
+    }
+  }
+  if (viaContains(req.headers.via, ctx.pseudonym)) return new ProxyError("MESH_PROXY_LOOP");
+  if (inFlight >= ctx.maxConcurrentRequests()) return new ProxyError("MESH_PROXY_LOAD_SHED");
+  const security = ctx.security;
+  const orig = req.headers[ORIG_PROTO_HEADER];
+  if (orig !== undefined) {
+    r.upstream = without(r.upstream, ORIG_PROTO_HEADER);
+    if (security !== undefined && r.h2) {
+      try {
+        if (Array.isArray(orig)) throw new OrigProtoError(orig.join(", "));
+        parseOrigProto(orig);
+        // Crossed the mesh as HTTP/2: the app gets HTTP/1.x again.
+        r.h2 = false;
+      } catch (err) {
+        return new ProxyError("MESH_PROXY_BAD_REQUEST", (err as Error).message);
+      }
+    }
+  }
+  if (security === undefined) return undefined;
+  const peer = security.peer(req);
+  r.peer = peer;
+  const denied = security.admit(peer, r);
+  if (denied !== undefined) return denied;
+  // Never trust a client's own mesh-client-id; set the verified one.
+  r.upstream = withClientIdRaw(r.upstream, peer.clientId);
+  return undefined;
+}
+
 function causeOf(err: ProxyError): string | undefined {
   const c = err.cause as { code?: string; message?: string } | undefined;
   if (c === undefined) return undefined;
@@ -322,18 +312,9 @@ function replaceHost(headers: string[], host: string): string[] {
   return out;
 }
 
-function reject(
-  req: IncomingRequest,
-  res: OutgoingResponse,
-  ctx: DirectionContext,
-  start: number,
-  grpc: boolean,
-  method: string,
-  authority: string,
-  path: string,
-  error: ProxyError,
-  peer?: PeerInfo,
-): void {
+/** Answers a refused request with its proxy error, and counts and logs it. */
+function reject(ctx: DirectionContext, r: PipelineRequest, error: ProxyError): void {
+  const { req, res, grpc, peer, authority } = r;
   const signals = ctx.metrics.http(
     peer === undefined
       ? { direction: ctx.direction, authority }
@@ -342,15 +323,15 @@ function reject(
   signals.request();
   respondWithError(res, error, grpc, ctx.draining() || hasRequestBody(req));
   const status = grpc ? 200 : error.status;
-  signals.response(status, grpc ? error.grpcStatus : -1, performance.now() - start);
+  signals.response(status, grpc ? error.grpcStatus : -1, performance.now() - r.start);
   // Discard whatever body the client still sends.
   req.resume();
   ctx.logger.warn(
     {
       direction: ctx.direction,
-      method,
+      method: r.method,
       authority,
-      path,
+      path: r.path,
       error: error.reason,
       status,
       grpcStatus: grpc ? error.grpcStatus : undefined,

@@ -1,26 +1,15 @@
 import { Pool } from "undici";
 import type { InboundConfig } from "../config/schema.js";
+import { createDirectionListener, type DirectionDeps } from "../http/direction.js";
 import { ProxyError } from "../http/errors.js";
-import { HttpListener } from "../http/listener.js";
-import {
-  createRequestPipeline,
-  type PeerInfo,
-  type RouteInput,
-  type Target,
-} from "../http/serve.js";
-import type { ProxyLogger } from "../log.js";
-import type { ProxyMetrics } from "../metrics/proxy-metrics.js";
+import type { HttpListener } from "../http/listener.js";
+import type { PeerInfo, RouteInput, Target } from "../http/serve.js";
 import { type AuthzPolicy, compileAuthzPolicy } from "../security/authz/index.js";
 import { InboundTls, type MeshIdentity } from "../security/mtls/index.js";
 import { InboundConnections } from "./connections.js";
 
 /** Shared services an {@link Inbound} needs. */
-export interface InboundDeps {
-  logger: ProxyLogger;
-  metrics: ProxyMetrics;
-  /** This proxy's name in `via` headers. */
-  proxyId: string;
-  accessLog: boolean;
+export interface InboundDeps extends DirectionDeps {
   /** This proxy's identity: enables mTLS termination. */
   identity?: MeshIdentity | undefined;
 }
@@ -99,15 +88,13 @@ export class Inbound {
       metrics: deps.metrics,
       logger: deps.logger,
     });
-    const pipeline = createRequestPipeline({
+    this.listener = createDirectionListener({
       direction: "inbound",
-      pseudonym: `${deps.proxyId}-inbound`,
+      deps,
+      limits: config.limits,
       maxConcurrentRequests: () => this.config.maxConcurrentRequests,
-      logger: deps.logger,
-      accessLog: deps.accessLog,
-      metrics: deps.metrics,
-      draining: () => this.listener.draining,
       resolve: (input) => this.resolve(input),
+      route: connections.route,
       security: {
         peer: (req) =>
           (this.listener.connectionInfo(req) as PeerInfo | undefined) ?? PLAINTEXT_PEER,
@@ -125,13 +112,6 @@ export class Inbound {
             : new ProxyError("MESH_PROXY_FORBIDDEN", `forbidden by policy (${d.reason})`);
         },
       },
-    });
-    this.listener = new HttpListener({
-      name: "inbound",
-      limits: config.limits,
-      logger: deps.logger,
-      handler: pipeline.handle,
-      route: connections.route,
     });
   }
 

@@ -1,5 +1,7 @@
+import type { X509Certificate } from "node:crypto";
 import {
   type CounterFamily,
+  type GaugeFamily,
   GoldenSignals,
   type HttpLabels,
   type HttpSignals,
@@ -7,8 +9,33 @@ import {
   renderPrometheus,
   subscribeMeshEvents,
 } from "@mesh/metrics";
+import type { IdentitySnapshot } from "@mesh/tls-identity";
 
 export type { HttpLabels, HttpSignals };
+
+/** What {@link ProxyMetrics.trackTrustAnchors} reads from an identity. */
+interface AnchoredIdentity {
+  readonly id: string;
+  readonly source: {
+    readonly current: IdentitySnapshot | undefined;
+    on(event: "update", listener: (s: IdentitySnapshot) => void): unknown;
+  };
+}
+
+/** The `anchor` label: the first 16 hex digits of the SHA-256 fingerprint, lowercase. */
+export function anchorLabel(cert: X509Certificate): string {
+  return cert.fingerprint256.replaceAll(":", "").slice(0, 16).toLowerCase();
+}
+
+/** The bundle anchor that issued the top of the SVID's chain, if any. */
+function anchorOf(s: IdentitySnapshot): X509Certificate | undefined {
+  const top = s.svid.chain[s.svid.chain.length - 1];
+  if (top === undefined) return undefined;
+  return s.bundle.certificates.find(
+    (a) =>
+      a.fingerprint256 === top.fingerprint256 || (top.checkIssued(a) && top.verify(a.publicKey)),
+  );
+}
 
 /**
  * The proxy's metrics: golden signals from @mesh/metrics (Linkerd names and labels) plus
@@ -21,6 +48,8 @@ export class ProxyMetrics {
   readonly signals: GoldenSignals;
   readonly #unsubscribe: () => void;
   readonly #tlsRefused: CounterFamily;
+  readonly #anchorExpiry: GaugeFamily;
+  readonly #certAnchor: GaugeFamily;
 
   constructor() {
     this.signals = new GoldenSignals();
@@ -30,6 +59,47 @@ export class ProxyMetrics {
       help: "Inbound TLS connections refused before any request (no or untrusted client certificate, handshake failure)",
       labelNames: ["reason"],
     });
+    this.#anchorExpiry = this.signals.registry.gauge({
+      name: "identity_trust_anchor_expiration_timestamp_seconds",
+      help: "Expiry of each trust anchor in the proxy's bundle (one series per anchor it trusts now)",
+      labelNames: ["spiffe_id", "anchor"],
+    });
+    this.#certAnchor = this.signals.registry.gauge({
+      name: "identity_cert_anchor_info",
+      help: "1 for the trust anchor the current certificate chains to",
+      labelNames: ["spiffe_id", "anchor"],
+    });
+  }
+
+  /**
+   * Follows an identity's bundle and certificate: which anchors are trusted (series come
+   * and go with the bundle) and which one the current certificate chains to. What an
+   * operator checks between the steps of a trust-anchor rotation.
+   */
+  trackTrustAnchors(identity: AnchoredIdentity): void {
+    const spiffe_id = identity.id;
+    let anchors = new Set<string>();
+    let certAnchor: string | undefined;
+    const apply = (s: IdentitySnapshot) => {
+      const next = new Set<string>();
+      for (const a of s.bundle.certificates) {
+        const anchor = anchorLabel(a);
+        next.add(anchor);
+        this.#anchorExpiry.set({ spiffe_id, anchor }, Date.parse(a.validTo) / 1000);
+      }
+      for (const anchor of anchors)
+        if (!next.has(anchor)) this.#anchorExpiry.remove({ spiffe_id, anchor });
+      anchors = next;
+      const signer = anchorOf(s);
+      const label = signer === undefined ? undefined : anchorLabel(signer);
+      if (certAnchor !== undefined && certAnchor !== label)
+        this.#certAnchor.remove({ spiffe_id, anchor: certAnchor });
+      if (label !== undefined) this.#certAnchor.set({ spiffe_id, anchor: label }, 1);
+      certAnchor = label;
+    };
+    const current = identity.source.current;
+    if (current !== undefined) apply(current);
+    identity.source.on("update", apply);
   }
 
   /** Counts an inbound TLS connection refused during the handshake, by short reason. */

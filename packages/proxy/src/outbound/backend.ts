@@ -172,6 +172,7 @@ export class Backend {
           consecutiveFailures: 0,
           requests: 0,
           failures: 0,
+          failureRate: 0,
           protocol: "idle",
         });
       }

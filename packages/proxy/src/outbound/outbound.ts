@@ -2,22 +2,18 @@ import { RetryBudget, type RetryPolicyOptions, retry } from "@mesh/retry";
 import type { IdentityMaterial } from "@mesh/tls-identity";
 import { Agent, type Dispatcher } from "undici";
 import type { OutboundConfig, RetryConfig, ServiceConfig } from "../config/schema.js";
+import { createDirectionListener, type DirectionDeps } from "../http/direction.js";
 import { ProxyError } from "../http/errors.js";
-import { HttpListener } from "../http/listener.js";
-import { createRequestPipeline, type RouteInput, type Target } from "../http/serve.js";
+import type { HttpListener } from "../http/listener.js";
+import type { RouteInput, Target } from "../http/serve.js";
 import type { ProxyLogger } from "../log.js";
-import type { ProxyMetrics } from "../metrics/proxy-metrics.js";
 import { Backend, type BackendSettings, type EndpointView } from "./backend.js";
 import type { MeshTransport } from "./endpoint-factory.js";
 import { type RouteEntry, RouteTable, type ServiceEntry } from "./router.js";
 import { OutboundTcp } from "./tcp.js";
 
 /** Shared services an {@link Outbound} needs. */
-export interface OutboundDeps {
-  logger: ProxyLogger;
-  metrics: ProxyMetrics;
-  proxyId: string;
-  accessLog: boolean;
+export interface OutboundDeps extends DirectionDeps {
   /** This proxy's SVID for mTLS to meshed endpoints (absent without an identity). */
   material?: IdentityMaterial | undefined;
 }
@@ -84,21 +80,12 @@ export class Outbound {
       material: deps.material,
       requireIdentity: () => this.gen.config.requireIdentity,
     });
-    const pipeline = createRequestPipeline({
+    this.listener = createDirectionListener({
       direction: "outbound",
-      pseudonym: `${deps.proxyId}-outbound`,
-      maxConcurrentRequests: () => this.gen.config.maxConcurrentRequests,
-      logger: deps.logger,
-      accessLog: deps.accessLog,
-      metrics: deps.metrics,
-      draining: () => this.listener.draining,
-      resolve: (input) => this.resolve(input),
-    });
-    this.listener = new HttpListener({
-      name: "outbound",
+      deps,
       limits: config.limits,
-      logger: deps.logger,
-      handler: pipeline.handle,
+      maxConcurrentRequests: () => this.gen.config.maxConcurrentRequests,
+      resolve: (input) => this.resolve(input),
     });
   }
 

@@ -104,9 +104,13 @@ describe("security config", () => {
       'inbound.policy.default: expected all-unauthenticated, all-authenticated, cluster-authenticated, deny or audit, got "sometimes"',
       "inbound.opaquePorts[0]: expected integer in 1..65535, got 0",
       'inbound.ports.6379: expected host:port, got "nowhere"',
+      // Cross-field checks (SPIFFE IDs, the compiled policy) report in the same round,
+      // except for what a field check already reported (policy.default).
+      'identity.id: expected a SPIFFE ID in example.org, got "spiffe://other.org/x" (it is in trust domain other.org)',
+      'inbound.policy.rules[0].allow.identities[0]: expected a SPIFFE ID, "*" or a spiffe:// pattern (bare paths would match every trust domain), got "/ns/x"',
+      'inbound.policy.rules[0].allow.networks[0]: expected a prefix length in 0..32 after "/", got "10.0.0.0/33"',
     ]);
-    // Cross-field checks (SPIFFE IDs, the compiled policy, mTLS without identity) run once
-    // the fields themselves are valid.
+    // The same cross-field problems on their own.
     expect(
       problems({
         identity: {
@@ -192,6 +196,49 @@ describe("security config", () => {
       unsubscribe("mesh:authz:decision", onEvent);
       await p.shutdown(0);
       await app.close();
+    }
+  });
+});
+
+describe("reloading the identity section", () => {
+  it("warns precisely: the changed fields, and the identity that keeps serving until a restart", async () => {
+    const base = {
+      admin: { listen: "127.0.0.1:0" },
+      identity: {
+        trustDomain: "example.org",
+        id: "spiffe://example.org/ns/default/sa/web",
+        // Never answers: the proxy starts, waiting for its first SVID.
+        issuer: { url: "http://127.0.0.1:1", tokenFile: "./token" },
+      },
+      outbound: { listen: "127.0.0.1:0", services: [] },
+    };
+    const parse = (raw: unknown) => {
+      const r = validateConfig(raw);
+      if (!r.ok) throw new Error(JSON.stringify(r.problems));
+      return r.config;
+    };
+    const p = await MeshProxy.start({ config: parse(base), logger: createLogger("silent") });
+    try {
+      const changed = parse({
+        ...base,
+        identity: {
+          ...base.identity,
+          id: "spiffe://example.org/ns/default/sa/other",
+          issuer: { ...base.identity.issuer, bundleRefresh: "5s" },
+        },
+      });
+      expect(p.reload(changed)).toEqual([
+        "identity.id, identity.issuer.bundleRefresh changed: identity changes need a restart; until then the proxy keeps serving as spiffe://example.org/ns/default/sa/web with certificates from the issuer http://127.0.0.1:1",
+      ]);
+      // The running identity, and the effective config (/config), are the ones it started with.
+      expect(p.identity?.id).toBe("spiffe://example.org/ns/default/sa/web");
+      expect(p.effectiveConfig.identity?.id).toBe("spiffe://example.org/ns/default/sa/web");
+      const { identity: _dropped, ...withoutIdentity } = base;
+      expect(p.reload(parse(withoutIdentity))).toEqual([
+        "removing identity needs a restart; until then the proxy keeps serving mTLS as spiffe://example.org/ns/default/sa/web",
+      ]);
+    } finally {
+      await p.shutdown(0);
     }
   });
 });

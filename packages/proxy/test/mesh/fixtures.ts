@@ -3,14 +3,16 @@ import http from "node:http";
 import net, { type AddressInfo } from "node:net";
 import { join } from "node:path";
 import {
-  type CertificateAuthority,
+  CertificateAuthority,
   createIssuer,
   createTrustAnchor,
   type Issuer,
   parseSpiffeId,
   type SpiffeId,
+  type TrustBundle,
 } from "@mesh/tls-identity";
-import { type ProxyProcess, startProxy, tempDir, writeConfig } from "../helpers.js";
+import { afterAll } from "vitest";
+import { h1App, launch, type ProxyProcess, tempDir } from "../helpers.js";
 
 export const TD = "example.org";
 export const WEB = "spiffe://example.org/ns/default/sa/web";
@@ -21,7 +23,8 @@ export const EVIL = "spiffe://example.org/ns/default/sa/evil";
 export class Pki {
   readonly dir = tempDir();
   readonly anchor = createTrustAnchor({ trustDomain: TD });
-  readonly ca: CertificateAuthority = this.anchor.createAuthority();
+  /** The CA the issuer signs with; see {@link Pki.useAuthority}. */
+  ca: CertificateAuthority = this.anchor.createAuthority();
   issuer!: Issuer;
   url = "";
   port = 0;
@@ -46,8 +49,25 @@ export class Pki {
     await this.issuer.close();
   }
 
-  /** The identity section for a workload (registers its token). */
-  identity(id: string, renewal?: Record<string, unknown>): Record<string, unknown> {
+  /**
+   * Restarts the issuer (same port) signing with `ca` and handing out `bundle` (default
+   * the CA's own), e.g. the steps of a trust-anchor rotation.
+   */
+  async useAuthority(ca: CertificateAuthority, bundle?: TrustBundle): Promise<void> {
+    this.ca =
+      bundle === undefined
+        ? ca
+        : CertificateAuthority.fromPem({ trustDomain: TD, ...ca.toPem(), bundlePem: bundle.pem });
+    await this.stop();
+    await this.start();
+  }
+
+  /** The identity section for a workload (registers its token); `issuer` adds issuer fields. */
+  identity(
+    id: string,
+    renewal?: Record<string, unknown>,
+    issuer: Record<string, unknown> = {},
+  ): Record<string, unknown> {
     const token = `token-${id.split("/").pop()}-${this.ids.size}`;
     this.ids.set(token, parseSpiffeId(id));
     const tokenFile = join(this.dir, `${token}.txt`);
@@ -55,23 +75,15 @@ export class Pki {
     return {
       trustDomain: TD,
       id,
-      issuer: { url: this.url, tokenFile },
+      issuer: { url: this.url, tokenFile, ...issuer },
       ...(renewal ? { renewal } : {}),
     };
   }
 }
 
 /** Starts a proxy from a config object (admin/inbound/outbound on port 0, quiet logs). */
-export async function proxy(config: Record<string, unknown>): Promise<ProxyProcess> {
-  const dir = tempDir();
-  return startProxy(
-    writeConfig(dir, {
-      admin: { listen: "127.0.0.1:0" },
-      log: { level: "info" },
-      shutdown: { gracePeriod: "2s" },
-      ...config,
-    }),
-  );
+export function proxy(config: Record<string, unknown>): Promise<ProxyProcess> {
+  return launch({ log: { level: "info" }, shutdown: { gracePeriod: "2s" }, ...config });
 }
 
 /** GETs an admin path of a proxy. */
@@ -141,8 +153,8 @@ export class CountingRelay {
 }
 
 /** An HTTP/1.1 app that echoes what it received as JSON. */
-export async function echoApp(): Promise<{ address: string; close(): Promise<void> }> {
-  const server = http.createServer((req, res) => {
+export function echoApp(): Promise<{ address: string; close(): Promise<void> }> {
+  return h1App((req, res) => {
     req.resume();
     req.on("end", () => {
       res.writeHead(200, { "content-type": "application/json" });
@@ -155,15 +167,6 @@ export async function echoApp(): Promise<{ address: string; close(): Promise<voi
       );
     });
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return {
-    address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () =>
-      new Promise((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  };
 }
 
 /** One HTTP/1.1 request through an outbound proxy (a fresh agent unless one is given). */
@@ -189,4 +192,175 @@ export function get(
     req.on("error", reject);
     req.end();
   });
+}
+
+/** A TCP echo server (the opaque "app" behind books). */
+export async function tcpEcho(): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((s) => {
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
+    s.on("error", () => undefined);
+    s.pipe(s);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise((r) => server.close(() => r()));
+    },
+  };
+}
+
+/** One short opaque TCP exchange through `address`: resolves true when the echo came back. */
+export function tcpRoundTrip(address: string, payload: string): Promise<boolean> {
+  const [host, port] = address.split(":") as [string, string];
+  return new Promise((resolve) => {
+    let got = "";
+    const s = net.connect(Number(port), host, () => s.write(payload));
+    s.on("data", (d) => {
+      got += d.toString();
+      if (got === payload) s.end();
+    });
+    s.on("error", () => resolve(false));
+    s.on("close", () => resolve(got === payload));
+  });
+}
+
+/** Renewal at half the remaining lifetime, fast retries: for certificates living seconds. */
+export const RENEWAL = { fraction: 0.5, min: "200ms", retryInitial: "200ms", retryMax: "1s" };
+
+/**
+ * Starts books (inbound: HTTP app + TCP echo on opaque port 7000) and web (outbound via a
+ * relay that counts proxy-to-proxy connections). `issuer` adds fields to both issuer sections.
+ */
+export async function meshPair(
+  pki: Pki,
+  app: string,
+  echoPort: number,
+  issuer: Record<string, unknown> = {},
+) {
+  const books = await proxy({
+    identity: pki.identity(BOOKS, RENEWAL, issuer),
+    inbound: {
+      listen: "127.0.0.1:0",
+      app,
+      opaquePorts: [7000],
+      ports: { "7000": `127.0.0.1:${echoPort}` },
+      policy: { default: "all-authenticated" },
+    },
+  });
+  const relay = new CountingRelay(books.addresses.inbound as string);
+  const viaRelay = await relay.listen();
+  const web = await proxy({
+    identity: pki.identity(WEB, RENEWAL, issuer),
+    outbound: {
+      listen: "127.0.0.1:0",
+      services: [
+        { name: "books", discovery: { static: [{ address: viaRelay, identity: BOOKS }] } },
+      ],
+      tcp: [
+        {
+          name: "echo",
+          listen: "127.0.0.1:0",
+          targetPort: 7000,
+          discovery: { static: [{ address: books.addresses.inbound, identity: BOOKS }] },
+        },
+      ],
+    },
+  });
+  return {
+    books,
+    web,
+    relay,
+    tcp: web.addresses.tcp?.echo as string,
+  };
+}
+
+/** Registers cleanups that run in reverse order after the file's tests; returns `defer`. */
+export function cleanupAfterAll(): (...fns: (() => unknown)[]) => void {
+  const list: (() => unknown)[] = [];
+  afterAll(async () => {
+    for (const c of list.reverse()) await c();
+  });
+  return (...fns) => {
+    list.push(...fns);
+  };
+}
+
+/**
+ * Starts `pki`'s issuer, an HTTP echo app, a TCP echo server and {@link meshPair}, waits
+ * until both proxies are ready, and hands every cleanup to `defer`.
+ */
+export async function startMesh(
+  pki: Pki,
+  defer: (...fns: (() => unknown)[]) => void,
+  issuer: Record<string, unknown> = {},
+) {
+  await pki.start();
+  defer(() => pki.stop());
+  const app = await echoApp();
+  const echo = await tcpEcho();
+  defer(
+    () => app.close(),
+    () => echo.close(),
+  );
+  const pair = await meshPair(pki, app.address, echo.port, issuer);
+  defer(
+    () => pair.books.stop(),
+    () => pair.web.stop(),
+    () => pair.relay.close(),
+  );
+  await Promise.all([ready(pair.books), ready(pair.web)]);
+  return pair;
+}
+
+/**
+ * Continuous traffic through web's sidecar until {@link MeshLoad.stop}: `httpLoops`
+ * keep-alive HTTP/1.1 loops to books, and (with `tcp`) a new opaque mTLS connection every
+ * `tcpGapMs`, each a fresh handshake with whatever certificates and bundle are current.
+ * Failures are collected, never thrown.
+ */
+export class MeshLoad {
+  readonly failures: string[] = [];
+  http = 0;
+  tcp = 0;
+  #stopped = false;
+  readonly #agent: http.Agent;
+  readonly #done: Promise<unknown>;
+
+  constructor(o: { outbound: string; httpLoops: number; tcp?: string; tcpGapMs?: number }) {
+    this.#agent = new http.Agent({ keepAlive: true, maxSockets: o.httpLoops });
+    const loops: Promise<void>[] = [];
+    for (let i = 0; i < o.httpLoops; i++) loops.push(this.#httpLoop(o.outbound));
+    if (o.tcp !== undefined) loops.push(this.#tcpLoop(o.tcp, o.tcpGapMs ?? 50));
+    this.#done = Promise.all(loops);
+  }
+
+  async #httpLoop(outbound: string): Promise<void> {
+    while (!this.#stopped) {
+      const r = await get(outbound, "books", "/load", {}, this.#agent).catch((e: Error) => ({
+        status: 0,
+        body: e.message,
+      }));
+      if (r.status === 200) this.http++;
+      else this.failures.push(`http ${r.status} ${r.body}`);
+    }
+  }
+
+  async #tcpLoop(address: string, gapMs: number): Promise<void> {
+    for (let i = 0; !this.#stopped; i++) {
+      if (await tcpRoundTrip(address, `ping-${i}`)) this.tcp++;
+      else this.failures.push(`tcp ${i}`);
+      await new Promise((r) => setTimeout(r, gapMs));
+    }
+  }
+
+  /** Stops after the exchanges in progress finish. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await this.#done;
+    this.#agent.destroy();
+  }
 }

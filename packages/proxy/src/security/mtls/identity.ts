@@ -65,13 +65,22 @@ export class MeshIdentity {
   readonly id: string;
   /** Where SVIDs come from. */
   readonly kind: "issuer" | "files";
+  /** The issuer's URL and the CA that verifies it (`https:`), for an issuer source. */
+  readonly issuer: { readonly url: string; readonly ca?: Buffer } | undefined;
   #refreshes = 0;
   #failures = 0;
   #lastError: Error | undefined;
 
   /** @internal use {@link createIdentity}. */
-  constructor(source: SvidSource, trustDomain: string, id: string, kind: "issuer" | "files") {
+  constructor(
+    source: SvidSource,
+    trustDomain: string,
+    id: string,
+    kind: "issuer" | "files",
+    issuer?: { url: string; ca?: Buffer },
+  ) {
     this.source = source;
+    this.issuer = issuer;
     this.trustDomain = trustDomain;
     this.id = id;
     this.kind = kind;
@@ -219,7 +228,7 @@ export async function createIdentity(
       ...(ca ? { ca } : {}),
       ...timing,
     });
-    return new MeshIdentity(source, trustDomain, id, "issuer");
+    return new MeshIdentity(source, trustDomain, id, "issuer", { url, ...(ca ? { ca } : {}) });
   }
   const files = config.files;
   if (!isObject(files))

@@ -1,3 +1,4 @@
+export * from "./bundle-watch.js";
 export * from "./client-id.js";
 export * from "./errors.js";
 export * from "./identity.js";
