@@ -4,7 +4,6 @@ export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
     testTimeout: 20_000,
-    passWithNoTests: true, // TEMPORARY until each package has tests
     hookTimeout: 20_000,
   },
 });

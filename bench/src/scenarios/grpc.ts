@@ -1,0 +1,275 @@
+/**
+ * Scenario `grpc`: unary and server-streaming gRPC (the wire protocol over node:http2, h2c)
+ * directly to the server vs through the @mesh sidecar pair (outbound → inbound → server).
+ * Unary: open-loop latency at 500 and 1000 calls/s on one HTTP/2 connection, CO-corrected.
+ * Streaming: closed loop of 8 concurrent calls of 100 messages each, messages per second.
+ */
+import { join } from "node:path";
+import type { BenchContext } from "../lib/context.ts";
+import { freePort, LOOPBACK } from "../lib/net.ts";
+import { cpuSeconds } from "../lib/proc.ts";
+import {
+  type Chart,
+  check,
+  fmt,
+  fmtSpread,
+  type PeerStatus,
+  type ScenarioOutput,
+  type Table,
+} from "../lib/result.ts";
+import { runLoad, SRC_DIR } from "../lib/runners.ts";
+import { ratio, round, type Spread, spread } from "../lib/stats.ts";
+import type { ClosedLoopResult } from "../load/closed-loop-undici.ts";
+import type { OpenLoopResult } from "../load/open-loop.ts";
+import { startMeshSidecarPair } from "../peers/mesh.ts";
+import { meshProxyUnavailable, type RunningPeer } from "../peers/proxies.ts";
+
+const RATES = [500, 1000];
+const STREAM_MESSAGES = 100;
+const STREAM_CONCURRENCY = 8;
+
+interface GrpcPeer {
+  name: string;
+  describe: string;
+  unavailable(): string | null;
+  start(ctx: BenchContext, serverPort: number): Promise<RunningPeer>;
+}
+
+const PEERS: GrpcPeer[] = [
+  {
+    name: "direct",
+    describe: "client → gRPC server (h2c)",
+    unavailable: () => null,
+    start: async (_ctx, port) => ({ url: `http://${LOOPBACK}:${port}`, procs: [] }),
+  },
+  {
+    name: "mesh-sidecar-pair",
+    describe: "client → @mesh outbound → h2c → @mesh inbound → gRPC server",
+    unavailable: meshProxyUnavailable,
+    start: (ctx, port) => startMeshSidecarPair(ctx, port, "h2c"),
+  },
+];
+
+interface Round {
+  round: number;
+  unary: Record<string, { p50: number; p99: number; p999: number; failed: number }>;
+  streamMsgsPerSec: number;
+  streamFailed: number;
+  cpuUsPerMsg: number | null;
+}
+
+/** Runs the grpc scenario. */
+export async function grpc(ctx: BenchContext): Promise<ScenarioOutput> {
+  const durationMs = ctx.quick ? 300 : 6000;
+  const streamMs = ctx.quick ? 500 : 5000;
+  const peers: PeerStatus[] = [];
+  const active = PEERS.filter((p) => {
+    const reason = p.unavailable();
+    if (reason) peers.push({ name: p.name, describe: p.describe, status: "unavailable", reason });
+    return reason === null;
+  });
+  const port = await freePort();
+  const server = ctx.pm.start(
+    "grpc-server",
+    process.execPath,
+    [join(SRC_DIR, "peers", "grpc-server.ts"), String(port)],
+    { cpus: ctx.pinning.peer },
+  );
+  await server.waitForLine(/^READY /, 15_000);
+  const rounds: Record<string, Round[]> = {};
+  const failures = new Map<string, string>();
+  const notes: string[] = [
+    "gRPC is framed by hand over node:http2 (length-prefixed messages, grpc-status trailers) on both client and server; @grpc/grpc-js is not a bench dependency",
+    `unary: ${durationMs / 1000} s per rate, one HTTP/2 connection; streaming: ${STREAM_CONCURRENCY} concurrent calls of ${STREAM_MESSAGES} × 64-byte messages for ${streamMs / 1000} s`,
+  ];
+  try {
+    for (let r = 0; r < ctx.rounds; r++) {
+      const order = active.map((_, i) => active[(i + r) % active.length]!);
+      for (const peer of order) {
+        if (failures.has(peer.name)) continue;
+        ctx.log(`grpc: round ${r + 1}/${ctx.rounds} ${peer.name}`);
+        let running: RunningPeer | null = null;
+        try {
+          running = await peer.start(ctx, port);
+          for (const n of running.notes ?? []) if (!notes.includes(n)) notes.push(n);
+          const origin = new URL(running.url).origin;
+          const unary: Round["unary"] = {};
+          for (const rate of RATES) {
+            const res = await runLoad<OpenLoopResult>(ctx, {
+              mode: "open",
+              client: { kind: "grpc-unary", origin },
+              path: "/",
+              rate,
+              durationMs,
+              warmupMs: ctx.quick ? 100 : 1000,
+              drainTimeoutMs: 5000,
+            });
+            unary[rate] = {
+              p50: res.latencyMs.p50,
+              p99: res.latencyMs.p99,
+              p999: res.latencyMs.p999,
+              failed: res.non2xx + res.errors + res.timedOut,
+            };
+          }
+          const pids = running.procs.map((p) => p.pid);
+          const cpu = () => {
+            let total = 0;
+            for (const pid of pids) {
+              const v = cpuSeconds(pid);
+              if (v === null) return null;
+              total += v;
+            }
+            return total;
+          };
+          const c0 = pids.length ? cpu() : null;
+          const stream = await runLoad<ClosedLoopResult>(ctx, {
+            mode: "closed",
+            client: { kind: "grpc-stream", origin, messages: STREAM_MESSAGES },
+            path: "/",
+            durationMs: streamMs,
+            concurrency: STREAM_CONCURRENCY,
+          });
+          const c1 = pids.length ? cpu() : null;
+          const msgs = stream.requests * STREAM_MESSAGES;
+          rounds[peer.name] = [
+            ...(rounds[peer.name] ?? []),
+            {
+              round: r,
+              unary,
+              streamMsgsPerSec: Math.round((msgs / stream.elapsedMs) * 1000),
+              streamFailed: stream.errors + stream.non2xx,
+              cpuUsPerMsg:
+                c0 !== null && c1 !== null && msgs > 0 ? round(((c1 - c0) / msgs) * 1e6, 3) : null,
+            },
+          ];
+        } catch (error) {
+          failures.set(peer.name, (error as Error).message);
+        } finally {
+          for (const p of running?.procs ?? []) await ctx.pm.stop(p);
+        }
+      }
+    }
+  } finally {
+    await ctx.pm.stop(server);
+  }
+  for (const p of active) {
+    const f = failures.get(p.name);
+    peers.push(
+      f
+        ? { name: p.name, describe: p.describe, status: "failed", reason: f }
+        : { name: p.name, describe: p.describe, status: "ok" },
+    );
+  }
+  peers.sort(
+    (a, b) => PEERS.findIndex((p) => p.name === a.name) - PEERS.findIndex((p) => p.name === b.name),
+  );
+
+  const names = Object.keys(rounds);
+  const direct = rounds.direct ?? [];
+  const summary: Record<string, Record<string, Spread | null>> = {};
+  for (const n of names) {
+    const list = rounds[n]!;
+    const s: Record<string, Spread | null> = {
+      streamMsgsPerSec: spread(list.map((x) => x.streamMsgsPerSec)),
+      streamFailed: spread(list.map((x) => x.streamFailed)),
+      cpuUsPerMsg: spread(list.map((x) => x.cpuUsPerMsg)),
+    };
+    for (const rate of RATES) {
+      for (const p of ["p50", "p99", "p999"] as const) {
+        s[`unary${rate}_${p}`] = spread(list.map((x) => x.unary[rate]?.[p]));
+        s[`unary${rate}_added_${p}`] = spread(
+          list.map((x) => {
+            const d = direct.find((dr) => dr.round === x.round)?.unary[rate]?.[p];
+            const v = x.unary[rate]?.[p];
+            return d !== undefined && v !== undefined ? round(v - d, 3) : null;
+          }),
+        );
+      }
+      s[`unary${rate}_failed`] = spread(list.map((x) => x.unary[rate]?.failed));
+    }
+    summary[n] = s;
+  }
+  const tables: Table[] = [
+    ...RATES.map((rate) => ({
+      title: `Unary at ${rate} calls/s (ms; median (min–max) of ${ctx.rounds} round(s))`,
+      columns: ["peer", "p50", "p99", "p99.9", "+p50", "+p99", "+p99.9", "failed"],
+      rows: names.map((n) => {
+        const s = summary[n]!;
+        const added = (p: string) =>
+          n === "direct" ? "–" : fmtSpread(s[`unary${rate}_added_${p}`], 3);
+        return [
+          n,
+          fmtSpread(s[`unary${rate}_p50`], 3),
+          fmtSpread(s[`unary${rate}_p99`], 3),
+          fmtSpread(s[`unary${rate}_p999`], 3),
+          added("p50"),
+          added("p99"),
+          added("p999"),
+          fmtSpread(s[`unary${rate}_failed`], 0),
+        ];
+      }),
+    })),
+    {
+      title: "Server streaming",
+      columns: ["peer", "messages/s", "vs direct", "proxy CPU µs/message", "failed calls"],
+      rows: names.map((n) => [
+        n,
+        fmtSpread(summary[n]!.streamMsgsPerSec, 0),
+        fmt(
+          ratio(summary[n]!.streamMsgsPerSec?.median, summary.direct?.streamMsgsPerSec?.median),
+          2,
+        ),
+        n === "direct" ? "–" : fmtSpread(summary[n]!.cpuUsPerMsg, 2),
+        fmtSpread(summary[n]!.streamFailed, 0),
+      ]),
+    },
+  ];
+  const pairStatus = peers.find((p) => p.name === "mesh-sidecar-pair");
+  const why =
+    pairStatus && pairStatus.status !== "ok"
+      ? `mesh-sidecar-pair ${pairStatus.status}: ${pairStatus.reason}`
+      : undefined;
+  const targets = [
+    check(
+      "sidecar pair gRPC unary p99 added at 1000 calls/s (the HTTP target)",
+      "≤ 1 ms",
+      summary["mesh-sidecar-pair"]?.unary1000_added_p99?.median,
+      (v) => v <= 1,
+      (v) => `${v.toFixed(3)} ms`,
+      why,
+    ),
+    {
+      name: "sidecar pair streaming throughput vs direct",
+      target: "reported (no numeric target)",
+      value: ((v) => (v === null ? null : `${v.toFixed(2)}×`))(
+        ratio(
+          summary["mesh-sidecar-pair"]?.streamMsgsPerSec?.median,
+          summary.direct?.streamMsgsPerSec?.median,
+        ),
+      ),
+      pass: null,
+      note: why ?? "informational",
+    },
+  ];
+  const charts: Chart[] = [
+    {
+      kind: "bars",
+      file: "grpc-unary-1000.svg",
+      title: "gRPC unary latency at 1000 calls/s (ms, median of rounds)",
+      unit: "ms",
+      groups: names,
+      series: (["p50", "p99", "p999"] as const).map((p) => ({
+        name: p === "p999" ? "p99.9" : p,
+        values: names.map((n) => summary[n]![`unary1000_${p}`]?.median ?? null),
+      })),
+    },
+  ];
+  return {
+    notes,
+    peers,
+    targets,
+    tables,
+    charts,
+    data: { rates: RATES, durationMs, streamMs, rounds, summary },
+  };
+}

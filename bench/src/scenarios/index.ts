@@ -1,0 +1,41 @@
+/** The scenario registry, in the order `npm run bench` runs them. */
+import type { BenchContext } from "../lib/context.ts";
+import type { ScenarioOutput } from "../lib/result.ts";
+import { balancer } from "./balancer.ts";
+import { grpc } from "./grpc.ts";
+import { identity } from "./identity.ts";
+import { metricsCost } from "./metrics-cost.ts";
+import { overhead } from "./overhead.ts";
+import { retryStorm } from "./retry-storm.ts";
+
+/** A runnable scenario. */
+export interface Scenario {
+  describe: string;
+  run(ctx: BenchContext): Promise<ScenarioOutput>;
+}
+
+/** Every scenario by name, in run order. */
+export const SCENARIOS: Record<string, Scenario> = {
+  overhead: {
+    describe: "latency added, max rps, CPU and RSS of each proxy vs direct",
+    run: overhead,
+  },
+  grpc: { describe: "unary and streaming gRPC through the sidecar pair vs direct", run: grpc },
+  balancer: {
+    describe:
+      "P2C Peak-EWMA vs round-robin, least-pending, BalancedPool with a slow/failing/degrading endpoint",
+    run: balancer,
+  },
+  "retry-storm": {
+    describe: "retry amplification against a failing backend, success rate with transient faults",
+    run: retryStorm,
+  },
+  identity: {
+    describe: "SVID issuances/s and mTLS handshakes/s, ECDSA P-256 vs RSA-2048",
+    run: identity,
+  },
+  "metrics-cost": {
+    describe: "pass-through proxy throughput with @mesh/metrics on vs off",
+    run: metricsCost,
+  },
+};

@@ -1,0 +1,191 @@
+/**
+ * Scenario `metrics-cost`: the minimal undici `Pool.stream` pass-through proxy with
+ * @mesh/metrics recording on (GoldenSignals, client interceptor + server instrumentation,
+ * a Prometheus render every 10 s), with the same hooks installed but recording to
+ * NOOP_SIGNALS, and with no metrics code at all. Closed-loop max rps and CPU per request,
+ * rounds alternate the variants.
+ */
+import { join } from "node:path";
+import type { BenchContext } from "../lib/context.ts";
+import { freePort, LOOPBACK } from "../lib/net.ts";
+import { cpuSeconds, rssMb } from "../lib/proc.ts";
+import {
+  type Chart,
+  check,
+  fmt,
+  fmtSpread,
+  type PeerStatus,
+  type ScenarioOutput,
+  type Table,
+} from "../lib/result.ts";
+import { runMaxThroughput, SRC_DIR, startBackend } from "../lib/runners.ts";
+import { ratio, round, spread } from "../lib/stats.ts";
+import { meshUnavailableReason } from "../load/mesh-adapters.ts";
+
+interface Variant {
+  name: string;
+  describe: string;
+  args: string[];
+  needsMesh: boolean;
+}
+
+const VARIANTS: Variant[] = [
+  {
+    name: "metrics-off",
+    describe: "undici Pool.stream pass-through, no metrics code",
+    args: [],
+    needsMesh: false,
+  },
+  {
+    name: "metrics-noop",
+    describe: "same, @mesh/metrics hooks installed with NOOP_SIGNALS",
+    args: ["--metrics=noop"],
+    needsMesh: true,
+  },
+  {
+    name: "metrics-on",
+    describe: "same, @mesh/metrics recording into GoldenSignals (client + server side)",
+    args: ["--metrics"],
+    needsMesh: true,
+  },
+];
+
+/** Runs the metrics-cost scenario. */
+export async function metricsCost(ctx: BenchContext): Promise<ScenarioOutput> {
+  const durationMs = ctx.quick ? 1000 : 8000;
+  const meshReason = await meshUnavailableReason("metrics");
+  const peers: PeerStatus[] = [];
+  const active = VARIANTS.filter((v) => {
+    if (v.needsMesh && meshReason) {
+      peers.push({ name: v.name, describe: v.describe, status: "unavailable", reason: meshReason });
+      return false;
+    }
+    return true;
+  });
+  const backend = await startBackend(ctx, { endpoints: [{ name: "backend" }] });
+  const runs: Record<
+    string,
+    Array<{ rps: number; cpuUsPerReq: number | null; rssMb: number | null; errors: number }>
+  > = {};
+  const failures = new Map<string, string>();
+  let tool = "";
+  try {
+    for (let r = 0; r < ctx.rounds; r++) {
+      const order = active.map((_, i) => active[(i + r) % active.length]!);
+      for (const v of order) {
+        if (failures.has(v.name)) continue;
+        ctx.log(`metrics-cost: round ${r + 1}/${ctx.rounds} ${v.name}`);
+        const port = await freePort();
+        const proc = ctx.pm.start(
+          v.name,
+          process.execPath,
+          [
+            join(SRC_DIR, "peers", "undici-stream.mjs"),
+            String(port),
+            backend.endpoints[0]!.origin,
+            ...v.args,
+          ],
+          { cpus: ctx.pinning.peer },
+        );
+        try {
+          await proc.waitForLine(/^READY /, 15_000);
+          const url = `http://${LOOPBACK}:${port}/`;
+          await runMaxThroughput(ctx, url, ctx.quick ? 1000 : 2000, 32); // warm-up
+          const c0 = cpuSeconds(proc.pid);
+          const max = await runMaxThroughput(ctx, url, durationMs, 32);
+          const c1 = cpuSeconds(proc.pid);
+          tool = max.tool + (max.fallbackReason ? ` (${max.fallbackReason})` : "");
+          runs[v.name] = [
+            ...(runs[v.name] ?? []),
+            {
+              rps: max.rps,
+              cpuUsPerReq:
+                c0 !== null && c1 !== null && max.requests > 0
+                  ? round(((c1 - c0) / max.requests) * 1e6, 2)
+                  : null,
+              rssMb: rssMb(proc.pid),
+              errors: max.errors + max.non2xx,
+            },
+          ];
+        } catch (error) {
+          failures.set(v.name, (error as Error).message);
+        } finally {
+          await ctx.pm.stop(proc);
+        }
+      }
+    }
+  } finally {
+    await ctx.pm.stop(backend.proc);
+  }
+  for (const v of active) {
+    const f = failures.get(v.name);
+    peers.push(
+      f
+        ? { name: v.name, describe: v.describe, status: "failed", reason: f }
+        : { name: v.name, describe: v.describe, status: "ok" },
+    );
+  }
+  peers.sort(
+    (a, b) =>
+      VARIANTS.findIndex((v) => v.name === a.name) - VARIANTS.findIndex((v) => v.name === b.name),
+  );
+  const names = Object.keys(runs);
+  const summary = Object.fromEntries(
+    names.map((n) => [
+      n,
+      {
+        rps: spread(runs[n]!.map((x) => x.rps)),
+        cpuUsPerReq: spread(runs[n]!.map((x) => x.cpuUsPerReq)),
+        rssMb: spread(runs[n]!.map((x) => x.rssMb)),
+        errors: spread(runs[n]!.map((x) => x.errors)),
+      },
+    ]),
+  );
+  const off = summary["metrics-off"];
+  const tables: Table[] = [
+    {
+      title: `Max throughput of the pass-through proxy (${durationMs / 1000} s closed loop, 32 connections; median (min–max) of ${ctx.rounds} round(s))`,
+      columns: ["variant", "max rps", "rps vs off", "CPU µs/req", "RSS MB after", "errors"],
+      rows: names.map((n) => [
+        n,
+        fmtSpread(summary[n]!.rps, 0),
+        fmt(ratio(summary[n]!.rps?.median, off?.rps?.median), 3),
+        fmtSpread(summary[n]!.cpuUsPerReq, 1),
+        fmtSpread(summary[n]!.rssMb, 1),
+        fmtSpread(summary[n]!.errors, 0),
+      ]),
+      note: tool ? `measured with ${tool}` : undefined,
+    },
+  ];
+  const onWhy = peers.find((p) => p.name === "metrics-on" && p.status !== "ok");
+  const targets = [
+    check(
+      "throughput with metrics on vs off",
+      "≥ 0.95× (≤ 5% cost)",
+      ratio(summary["metrics-on"]?.rps?.median, off?.rps?.median),
+      (v) => v >= 0.95,
+      (v) => `${v.toFixed(3)}×`,
+      onWhy ? `metrics-on ${onWhy.status}: ${onWhy.reason}` : undefined,
+    ),
+  ];
+  const charts: Chart[] = [
+    {
+      kind: "bars",
+      file: "metrics-cost.svg",
+      title: "Pass-through proxy max rps with @mesh/metrics off / noop / on",
+      unit: "req/s",
+      groups: names,
+      series: [{ name: "max rps", values: names.map((n) => summary[n]!.rps?.median ?? null) }],
+    },
+  ];
+  return {
+    notes: [
+      "the proxy is bench/src/peers/undici-stream.mjs (node:http server + undici Pool.stream); only the metrics hooks differ between variants",
+    ],
+    peers,
+    targets,
+    tables,
+    charts,
+    data: { durationMs, runs, summary },
+  };
+}
