@@ -86,10 +86,12 @@ export async function loadMesh(): Promise<MeshAdapters> {
       ) => Dispatcher.DispatcherComposeInterceptor;
       const BudgetClass = retryMod.RetryBudget as new () => unknown;
       const retry = retryMod.retry as RetryFactory;
-      const interceptor = retry({ budget: new BudgetClass(), limit, retryOn: ["5xx"] });
+      // Option names are @mesh/retry's (`http` for the statuses, not Envoy's `retryOn`);
+      // retry() rejects names it does not know.
+      const interceptor = retry({ budget: new BudgetClass(), limit, http: "5xx" });
       return {
         dispatcher: agent.compose(interceptor),
-        describe: `@mesh/retry retry() (default RetryBudget, limit ${limit})`,
+        describe: `@mesh/retry retry() (default RetryBudget, limit ${limit}, http 5xx)`,
       };
     },
     balancer(origins, { connections }) {

@@ -1,15 +1,21 @@
 /**
  * The @mesh proxy as a peer: generates a config and starts `packages/proxy/dist/cli.js`
  * (the `mesh-proxy` bin) as an outbound-only single hop, or as a sidecar pair
- * (outbound → inbound → backend).
+ * (outbound → mTLS → inbound → backend), the path every meshed request takes.
  */
+import type { KeyObject } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { BenchContext } from "../lib/context.ts";
 import { freePort, LOOPBACK, waitForPort } from "../lib/net.ts";
 import type { ManagedProcess } from "../lib/proc.ts";
-import { REPO_ROOT } from "../load/mesh-adapters.ts";
+import { importMesh, REPO_ROOT } from "../load/mesh-adapters.ts";
 import type { RunningPeer } from "./proxies.ts";
+
+/** Trust domain and SPIFFE IDs of the sidecar pair. */
+export const PAIR_TRUST_DOMAIN = "bench.mesh.local";
+export const PAIR_OUTBOUND_ID = `spiffe://${PAIR_TRUST_DOMAIN}/ns/bench/sa/client`;
+export const PAIR_INBOUND_ID = `spiffe://${PAIR_TRUST_DOMAIN}/ns/bench/sa/server`;
 
 /**
  * V8 flags for the tuned single-hop variant: a smaller young generation keeps Node 24's
@@ -17,12 +23,60 @@ import type { RunningPeer } from "./proxies.ts";
  */
 export const TUNED_NODE_FLAGS = ["--max-semi-space-size=16"];
 
-function writeConfig(ctx: BenchContext, name: string, config: object): string {
+function runDir(ctx: BenchContext, name: string): string {
   const dir = join(ctx.tmpDir, `${name}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`);
   mkdirSync(dir, { recursive: true });
-  const file = join(dir, "proxy.json");
+  return dir;
+}
+
+function writeConfig(
+  ctx: BenchContext,
+  name: string,
+  config: object,
+  dir = runDir(ctx, name),
+): string {
+  const file = join(dir, `${name}.json`);
   writeFileSync(file, `${JSON.stringify(config, null, 2)}\n`);
   return file;
+}
+
+/** PEM files of one proxy's identity, as `identity.files` takes them. */
+interface IdentityFiles {
+  cert: string;
+  key: string;
+  bundle: string;
+}
+
+/**
+ * A fresh trust domain for one sidecar pair: a root and an intermediate CA from
+ * @mesh/tls-identity, and an X.509-SVID for each proxy, written as PEM into `dir`.
+ */
+async function pairIdentities(
+  dir: string,
+): Promise<{ outbound: IdentityFiles; inbound: IdentityFiles }> {
+  const mod = await importMesh("tls-identity");
+  type Svid = { chainPem: string; privateKey: KeyObject };
+  type Authority = { issue(id: string): Svid; bundle: { pem: string } };
+  const createTrustAnchor = mod.createTrustAnchor as (o: { trustDomain: string }) => {
+    createAuthority(): Authority;
+  };
+  const ca = createTrustAnchor({ trustDomain: PAIR_TRUST_DOMAIN }).createAuthority();
+  const bundle = join(dir, "bundle.pem");
+  writeFileSync(bundle, ca.bundle.pem);
+  const write = (name: string, id: string): IdentityFiles => {
+    const svid = ca.issue(id);
+    const cert = join(dir, `${name}.crt.pem`);
+    const key = join(dir, `${name}.key.pem`);
+    writeFileSync(cert, svid.chainPem);
+    writeFileSync(key, svid.privateKey.export({ type: "pkcs8", format: "pem" }).toString(), {
+      mode: 0o600,
+    });
+    return { cert, key, bundle };
+  };
+  return {
+    outbound: write("outbound", PAIR_OUTBOUND_ID),
+    inbound: write("inbound", PAIR_INBOUND_ID),
+  };
 }
 
 async function startProxy(
@@ -79,7 +133,12 @@ export async function startMeshSingleHop(
   return { url: `http://${LOOPBACK}:${port}/`, procs: [proc] };
 }
 
-/** Outbound proxy → inbound proxy → backend; CPU and RSS are summed over both. */
+/**
+ * The sidecar pair as a mesh runs it: outbound proxy → mTLS (TLS 1.3, SPIFFE X.509-SVIDs from
+ * one CA, the inbound's identity checked by the outbound, client certificate required by the
+ * inbound, policy `all-authenticated`, ALPN h2) → inbound proxy → backend over `appProtocol`.
+ * CPU and RSS are summed over both proxies.
+ */
 export async function startMeshSidecarPair(
   ctx: BenchContext,
   upstreamPort: number,
@@ -87,29 +146,36 @@ export async function startMeshSidecarPair(
 ): Promise<RunningPeer> {
   const outPort = await freePort();
   const inPort = await freePort();
+  const dir = runDir(ctx, "mesh-pair");
+  const ids = await pairIdentities(dir);
   const inbound = {
     proxyId: "bench-inbound",
     admin: { listen: `${LOOPBACK}:${await freePort()}` },
     log: { level: "warn", accessLog: false },
+    identity: { trustDomain: PAIR_TRUST_DOMAIN, id: PAIR_INBOUND_ID, files: ids.inbound },
     inbound: {
       listen: `${LOOPBACK}:${inPort}`,
       app: `${LOOPBACK}:${upstreamPort}`,
       appProtocol,
+      policy: { default: "all-authenticated" },
     },
   };
   const outbound = {
     proxyId: "bench-outbound",
     admin: { listen: `${LOOPBACK}:${await freePort()}` },
     log: { level: "warn", accessLog: false },
+    identity: { trustDomain: PAIR_TRUST_DOMAIN, id: PAIR_OUTBOUND_ID, files: ids.outbound },
     outbound: {
       listen: `${LOOPBACK}:${outPort}`,
       unknownAuthority: "deny",
+      requireIdentity: true,
       services: [
         {
           name: "backend",
           authorities: [`${LOOPBACK}:${outPort}`, "backend"],
-          discovery: { static: [{ address: `${LOOPBACK}:${inPort}`, protocol: "h2c" }] },
-          protocol: "h2c",
+          discovery: {
+            static: [{ address: `${LOOPBACK}:${inPort}`, identity: PAIR_INBOUND_ID }],
+          },
         },
       ],
     },
@@ -117,20 +183,20 @@ export async function startMeshSidecarPair(
   const inProc = await startProxy(
     ctx,
     "mesh-inbound",
-    writeConfig(ctx, "mesh-inbound", inbound),
+    writeConfig(ctx, "mesh-inbound", inbound, dir),
     inPort,
   );
   const outProc = await startProxy(
     ctx,
     "mesh-outbound",
-    writeConfig(ctx, "mesh-outbound", outbound),
+    writeConfig(ctx, "mesh-outbound", outbound, dir),
     outPort,
   );
   return {
     url: `http://${LOOPBACK}:${outPort}/`,
     procs: [outProc, inProc],
     notes: [
-      "sidecar pair runs outbound → h2c → inbound: the proxy config has no identity/mTLS section yet, so this hop is plaintext HTTP/2",
+      `sidecar pair runs outbound → mTLS → inbound: TLS 1.3 with X.509-SVIDs from one @mesh/tls-identity CA (${PAIR_OUTBOUND_ID} → ${PAIR_INBOUND_ID}), the inbound's SPIFFE ID verified by the outbound, client certificate required, inbound policy all-authenticated, HTTP/2 (ALPN h2) between the proxies (HTTP/1.1 requests ride it with mesh-orig-proto)`,
     ],
   };
 }

@@ -1,8 +1,13 @@
 import { parseRetryAfter } from "./backoff/backoff.js";
 import { attemptChannel, retryChannel, timeoutChannel } from "./events.js";
-import { type RetryPolicy, type RetryPolicyOptions, toPolicy } from "./policy/retry-policy.js";
+import {
+  type RetryPolicy,
+  type RetryPolicyOptions,
+  retryPolicyOptionNames,
+  toPolicy,
+} from "./policy/retry-policy.js";
 import { PerTryTimeoutError } from "./timeout/errors.js";
-import { object, str, typeError } from "./validate.js";
+import { type OptionNames, object, str, suggest, typeError } from "./validate.js";
 
 /** What each attempt of {@link withRetry} receives. */
 export interface AttemptContext {
@@ -32,6 +37,16 @@ export interface WithRetryOptions<T> {
   retryError?: (error: unknown) => string | undefined;
 }
 
+const withRetryOptionNames: OptionNames = {
+  known: ["policy", "signal", "target", "retryResult", "retryError"],
+  // Policy options given at the top level belong under `policy`.
+  hints: Object.fromEntries(
+    [...retryPolicyOptionNames.known, ...Object.keys(retryPolicyOptionNames.hints ?? {})].map(
+      (key) => [key, `policy.${suggest(key, retryPolicyOptionNames)?.replaceAll('"', "")}`],
+    ),
+  ),
+};
+
 /**
  * Runs `fn` under a retry policy and budget: the call deposits in the budget, each retry
  * withdraws, at most `limit` retries, full-jitter backoff or `Retry-After` between them, and
@@ -45,7 +60,7 @@ export async function withRetry<T>(
   options?: WithRetryOptions<T>,
 ): Promise<T> {
   if (typeof fn !== "function") throw typeError("withRetry fn", "a function", fn);
-  const o = object<WithRetryOptions<T>>("withRetry", options);
+  const o = object<WithRetryOptions<T>>("withRetry", options, withRetryOptionNames);
   const policy = toPolicy(o.policy);
   const signal = o.signal;
   if (signal !== undefined && !(signal instanceof AbortSignal)) {

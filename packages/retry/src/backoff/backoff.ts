@@ -1,4 +1,4 @@
-import { numberIn, object, randomOption } from "../validate.js";
+import { numberIn, type OptionNames, object, randomOption } from "../validate.js";
 
 /** Options of {@link Backoff}. Defaults are Linkerd's (25 ms → 250 ms, full jitter). */
 export interface BackoffOptions {
@@ -10,6 +10,18 @@ export interface BackoffOptions {
   random?: () => number;
 }
 
+const backoffOptionNames: OptionNames = {
+  known: ["base", "max", "random"],
+  hints: {
+    min: "base",
+    minDelay: "base",
+    minTimeout: "base",
+    initial: "base",
+    maxDelay: "max",
+    maxTimeout: "max",
+  },
+};
+
 /**
  * Exponential backoff with full jitter: the delay before retry `n` (1-based) is uniform in
  * `[0, min(max, base × 2^(n-1)))`.
@@ -20,7 +32,7 @@ export class Backoff {
   readonly #random: () => number;
 
   constructor(options?: BackoffOptions, path = "backoff") {
-    const o = object<BackoffOptions>(path, options);
+    const o = object<BackoffOptions>(path, options, backoffOptionNames);
     this.base = numberIn(`${path}.base`, o.base, 0, 3_600_000, 25);
     this.max = numberIn(`${path}.max`, o.max, 0, 3_600_000, 250);
     if (this.max < this.base) {

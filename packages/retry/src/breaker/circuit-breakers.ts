@@ -1,7 +1,7 @@
 import CircuitBreaker from "opossum";
 import { type BreakerState, breakerChannel, breakerRejectedChannel } from "../events.js";
 import { HttpStatusSet } from "../policy/status-set.js";
-import { numberIn, object } from "../validate.js";
+import { numberIn, type OptionNames, object } from "../validate.js";
 import { CircuitOpenError } from "./errors.js";
 
 /** Options of the per-origin circuit breakers (opossum underneath). */
@@ -19,6 +19,27 @@ export interface CircuitBreakerOptions {
   /** Response statuses counted as failures, Linkerd syntax. Default `"5xx"`. */
   failureStatuses?: string | readonly string[];
 }
+
+const breakerOptionNames: OptionNames = {
+  known: [
+    "errorThresholdPercentage",
+    "volumeThreshold",
+    "resetTimeout",
+    "rollingCountTimeout",
+    "rollingCountBuckets",
+    "failureStatuses",
+  ],
+  hints: {
+    threshold: "errorThresholdPercentage",
+    errorThreshold: "errorThresholdPercentage",
+    minimumRequests: "volumeThreshold",
+    volume: "volumeThreshold",
+    statusCodes: "failureStatuses",
+    failureStatusCodes: "failureStatuses",
+    http: "failureStatuses",
+    timeout: "timeout({ request }) (breakers have no timeout of their own)",
+  },
+};
 
 /** Outcome of one call through a breaker. */
 export type BreakerOutcome = "success" | "failure" | "neutral";
@@ -41,7 +62,7 @@ export class CircuitBreakers {
   readonly #states = new Map<string, BreakerState>();
 
   constructor(options?: CircuitBreakerOptions) {
-    const o = object<CircuitBreakerOptions>("circuitBreaker", options);
+    const o = object<CircuitBreakerOptions>("circuitBreaker", options, breakerOptionNames);
     const rollingCountTimeout = numberIn(
       "circuitBreaker.rollingCountTimeout",
       o.rollingCountTimeout,

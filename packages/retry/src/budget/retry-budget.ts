@@ -1,5 +1,5 @@
 import { type Clock, monotonicClock } from "../clock.js";
-import { clockOption, numberIn, object, str } from "../validate.js";
+import { clockOption, numberIn, type OptionNames, object, str } from "../validate.js";
 
 /** Options of {@link RetryBudget}. Defaults are Linkerd's. */
 export interface RetryBudgetOptions {
@@ -30,6 +30,16 @@ export interface RetryBudgetState {
   minRetriesPerSecond: number;
   ttl: number;
 }
+
+const budgetOptionNames: OptionNames = {
+  known: ["name", "retryRatio", "minRetriesPerSecond", "ttl", "clock"],
+  hints: {
+    ratio: "retryRatio",
+    minPerSecond: "minRetriesPerSecond",
+    minRetries: "minRetriesPerSecond",
+    window: "ttl",
+  },
+};
 
 const SLOTS = 10;
 /** Fixed-point scale so that ratios like 0.3 or 7 stay exact enough in integer units. */
@@ -71,7 +81,7 @@ export class RetryBudget {
   #slot: number;
 
   constructor(options?: RetryBudgetOptions) {
-    const o = object<RetryBudgetOptions>("budget", options);
+    const o = object<RetryBudgetOptions>("budget", options, budgetOptionNames);
     this.name = str("budget.name", o.name, "default");
     this.retryRatio = numberIn("budget.retryRatio", o.retryRatio, 0, 1000, 0.2);
     this.minRetriesPerSecond = numberIn(

@@ -1,7 +1,7 @@
 import { Backoff, type BackoffOptions } from "../backoff/backoff.js";
 import { RetryBudget, type RetryBudgetOptions } from "../budget/retry-budget.js";
 import { budgetExhaustedChannel, limitExceededChannel } from "../events.js";
-import { bool, numberIn, object, str, typeError } from "../validate.js";
+import { bool, numberIn, type OptionNames, object, str, typeError } from "../validate.js";
 import { GrpcStatusSet, grpcStatusNames } from "./grpc.js";
 import { HttpStatusSet } from "./status-set.js";
 
@@ -45,6 +45,53 @@ export interface RetryPolicyOptions {
    */
   budget?: RetryBudget | RetryBudgetOptions | false;
 }
+
+/** Option names of {@link RetryPolicyOptions}, with hints for names other retry libraries use. */
+export const retryPolicyOptionNames: OptionNames = {
+  known: [
+    "name",
+    "limit",
+    "http",
+    "grpc",
+    "errorCodes",
+    "methods",
+    "retryNonIdempotent",
+    "perTryTimeout",
+    "retryOnPerTryTimeout",
+    "maxReplayBytes",
+    "maxGrpcBufferBytes",
+    "backoff",
+    "retryAfterMax",
+    "budget",
+  ],
+  hints: {
+    retryOn: "http",
+    statusCodes: "http",
+    statuses: "http",
+    status: "http",
+    retryOnStatus: "http",
+    grpcStatuses: "grpc",
+    grpcCodes: "grpc",
+    retries: "limit",
+    maxRetries: "limit",
+    maxAttempts: "limit",
+    attempts: "limit",
+    errors: "errorCodes",
+    retryNonIdempotentMethods: "retryNonIdempotent",
+    nonIdempotent: "retryNonIdempotent",
+    idempotent: "retryNonIdempotent",
+    timeout: "perTryTimeout",
+    perTry: "perTryTimeout",
+    maxBodyBytes: "maxReplayBytes",
+    minTimeout: "backoff.base",
+    minDelay: "backoff.base",
+    baseDelay: "backoff.base",
+    maxTimeout: "backoff.max",
+    maxDelay: "backoff.max",
+    retryAfter: "retryAfterMax",
+    retryBudget: "budget",
+  },
+};
 
 /** Connection failures before any response byte, retried by default. */
 export const defaultErrorCodes: readonly string[] = [
@@ -96,7 +143,7 @@ export class RetryPolicy {
   readonly budget: RetryBudget | undefined;
 
   constructor(options?: RetryPolicyOptions) {
-    const o = object<RetryPolicyOptions>("retry", options);
+    const o = object<RetryPolicyOptions>("retry", options, retryPolicyOptionNames);
     if (o.budget instanceof RetryBudget) this.budget = o.budget;
     else if (o.budget === false) this.budget = undefined;
     else this.budget = new RetryBudget(o.budget);

@@ -62,7 +62,9 @@ export function retry(options?: RetryInterceptorOptions): Interceptor {
 }
 
 function originOf(opts: DispatchOptions): string {
-  return opts.origin === undefined ? "" : String(opts.origin).replace(/\/$/, "");
+  if (opts.origin === undefined) return "";
+  const origin = String(opts.origin);
+  return origin.endsWith("/") ? origin.slice(0, -1) : origin;
 }
 
 function publishAttempt(policy: RetryPolicy, opts: DispatchOptions, attempt: number): void {

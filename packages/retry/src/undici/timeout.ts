@@ -1,7 +1,7 @@
 import { toControllerHandler } from "@mesh/undici-compat";
 import { timeoutChannel } from "../events.js";
 import { IdleTimeoutError, type MeshTimeoutError, RequestTimeoutError } from "../timeout/errors.js";
-import { numberIn, object, str } from "../validate.js";
+import { numberIn, type OptionNames, object, str } from "../validate.js";
 import { detachedController, ForwardingController } from "./controller.js";
 import {
   asInterceptor,
@@ -25,6 +25,21 @@ export interface TimeoutOptions {
 
 const MAX_TIMER = 2_147_483_647;
 
+const timeoutOptionNames: OptionNames = {
+  known: ["request", "idle", "name"],
+  hints: {
+    timeout: "request",
+    total: "request",
+    deadline: "request",
+    requestTimeout: "request",
+    headersTimeout: "request",
+    idleTimeout: "idle",
+    bodyTimeout: "idle",
+    perTry: "retry({ perTryTimeout })",
+    perTryTimeout: "retry({ perTryTimeout })",
+  },
+};
+
 /**
  * An undici interceptor for the total request deadline and the idle timeout. Requests that
  * time out fail with {@link RequestTimeoutError} or {@link IdleTimeoutError} (never retried).
@@ -32,7 +47,7 @@ const MAX_TIMER = 2_147_483_647;
  * attempts; per-try timeouts belong to `retry({ perTryTimeout })`.
  */
 export function timeout(options?: TimeoutOptions): Interceptor {
-  const o = object<TimeoutOptions>("timeout", options);
+  const o = object<TimeoutOptions>("timeout", options, timeoutOptionNames);
   const request =
     o.request === undefined ? undefined : numberIn("timeout.request", o.request, 1, MAX_TIMER, 0);
   const idle = o.idle === undefined ? undefined : numberIn("timeout.idle", o.idle, 1, MAX_TIMER, 0);
