@@ -94,18 +94,19 @@ export async function loadMesh(): Promise<MeshAdapters> {
         describe: `@mesh/retry retry() (default RetryBudget, limit ${limit}, http 5xx)`,
       };
     },
-    balancer(origins, { connections }) {
+    balancer(origins, { connections, strategy }) {
       if (balancerMod instanceof Error) throw balancerMod;
       const BalancerClass = balancerMod.Balancer as new (
         opts: Record<string, unknown>,
       ) => Dispatcher;
       const dispatcher = new BalancerClass({
         endpoints: origins,
-        connections,
+        strategy,
+        pool: { connections },
       });
       return {
         dispatcher,
-        describe: "@mesh/balancer Balancer (P2C over Peak-EWMA)",
+        describe: `@mesh/balancer Balancer (${strategy === "p2c" ? "P2C over Peak-EWMA" : strategy})`,
         close: () => dispatcher.close(),
       };
     },

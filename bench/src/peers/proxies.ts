@@ -194,8 +194,7 @@ export const OVERHEAD_PEERS: PeerDefinition[] = [
   },
   {
     name: "mesh-sidecar-pair",
-    describe:
-      "@mesh/proxy outbound → HTTP/2 → inbound (h2c until the proxy config has identity/mTLS)",
+    describe: "@mesh/proxy outbound → mTLS (HTTP/2) → inbound",
     unavailable: async () => meshProxyUnavailable(),
     start: (ctx, up) => startMeshSidecarPair(ctx, up),
   },

@@ -44,7 +44,7 @@ const PEERS: GrpcPeer[] = [
   },
   {
     name: "mesh-sidecar-pair",
-    describe: "client → @mesh outbound → h2c → @mesh inbound → gRPC server",
+    describe: "client → @mesh outbound → mTLS (h2) → @mesh inbound → gRPC server",
     unavailable: meshProxyUnavailable,
     start: (ctx, port) => startMeshSidecarPair(ctx, port, "h2c"),
   },
