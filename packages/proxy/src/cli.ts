@@ -1,5 +1,9 @@
 #!/usr/bin/env node
-import { main } from "./cli/main.js";
+import { applySidecarV8Defaults } from "./cli/v8-defaults.js";
+
+// Before anything else loads: the young generation grows from the first allocations on.
+applySidecarV8Defaults();
+const { main } = await import("./cli/main.js");
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),

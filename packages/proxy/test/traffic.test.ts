@@ -1,4 +1,6 @@
 import { execFile } from "node:child_process";
+import type http from "node:http";
+import net from "node:net";
 import { Agent, request } from "undici";
 import { afterEach, describe, expect, test } from "vitest";
 import { createLogger, MeshProxy, validateConfig } from "../src/index.js";
@@ -330,5 +332,54 @@ describe("outbound traffic policies (real backends)", () => {
       .filter((l) => l.trim() !== "" && !l.includes("response_latency_ms"));
     expect(promtool.code === 0 || lint.length === 0).toBe(true);
     expect(promtool.code).not.toBe(1);
+  });
+  test("clients hanging up mid-request do not eject a healthy endpoint", async () => {
+    const held: http.ServerResponse[] = [];
+    const app = await h1App((req, res) => {
+      req.resume();
+      held.push(res);
+    });
+    closers.push(async () => {
+      for (const r of held) r.destroy();
+      await app.close();
+    });
+    const proxy = await startOutbound({
+      services: [
+        {
+          name: "api",
+          discovery: { static: [app.address] },
+          failureAccrual: { consecutiveFailures: 3 },
+        },
+      ],
+    });
+    const [host, port] = (proxy.addresses.outbound as string).split(":");
+    // Ten clients each send a request, then hang up before the app answers (as a load
+    // generator does when its run ends).
+    const sockets = Array.from({ length: 10 }, () => {
+      const s = net.connect(Number(port), host);
+      s.on("error", () => undefined);
+      s.write("GET / HTTP/1.1\r\nhost: api\r\n\r\n");
+      return s;
+    });
+    await eventually(() => held.length === 10);
+    for (const s of sockets) s.destroy();
+    const endpoint = async () => {
+      const res = await request(`http://${proxy.addresses.admin}/endpoints`);
+      const services = (await res.body.json()) as {
+        backends: {
+          endpoints: { state: string; pending: number; consecutiveFailures: number }[];
+        }[];
+      }[];
+      return services[0]?.backends[0]?.endpoints[0];
+    };
+    await eventually(async () => (await endpoint())?.pending === 0);
+    expect(await endpoint()).toMatchObject({ state: "ready", consecutiveFailures: 0 });
+    // The endpoint keeps serving at once: no ejection, no fail-fast wait.
+    const answered = request(`http://${proxy.addresses.outbound}/`, { headers: { host: "api" } });
+    await eventually(() => held.length === 11);
+    held[10]?.end("ok");
+    const res = await answered;
+    expect(res.statusCode).toBe(200);
+    expect(await res.body.text()).toBe("ok");
   });
 });

@@ -64,9 +64,24 @@ export function forward(dispatcher: Dispatcher, fr: ForwardRequest): Promise<For
   });
 }
 
+/**
+ * {@link forward} with a callback instead of a promise: the request pipeline's form, which
+ * saves a promise and a microtask per request. `done` is called exactly once.
+ */
+export function forwardTo(
+  dispatcher: Dispatcher,
+  fr: ForwardRequest,
+  done: (result: ForwardResult) => void,
+): void {
+  new Exchange(dispatcher, fr, done).start();
+}
+
 class Exchange implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | undefined;
+  /** Why the exchange was aborted, as the client's result reports it. */
   private abortReason: Error | undefined;
+  /** What the layers below (retry, balancer, pool) are told; see {@link onClientClose}. */
+  private upstreamAbort: Error | undefined;
   private timer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   private done = false;
@@ -115,7 +130,13 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.done) return;
     const res = this.fr.res;
     if (res.writableFinished) return;
-    this.abort(new ProxyError("MESH_PROXY_UPSTREAM_RESET", "client went away"));
+    // Below, a client going away is a plain abort: it says nothing about the endpoint, so the
+    // balancer must not count it as an endpoint failure (32 clients hanging up at once would
+    // otherwise eject a healthy endpoint).
+    this.abort(
+      new ProxyError("MESH_PROXY_UPSTREAM_RESET", "client went away"),
+      new DOMException("client went away", "AbortError"),
+    );
   };
 
   private readonly onDeadline = (): void => {
@@ -128,15 +149,18 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.abort(new ProxyError("MESH_PROXY_TIMEOUT", "response idle timeout"));
   };
 
-  private abort(reason: Error): void {
+  private abort(reason: Error, upstream: Error = reason): void {
     if (this.done) return;
-    this.abortReason ??= reason;
-    if (this.controller !== undefined) this.controller.abort(reason);
+    if (this.abortReason === undefined) {
+      this.abortReason = reason;
+      this.upstreamAbort = upstream;
+    }
+    if (this.controller !== undefined) this.controller.abort(this.upstreamAbort as Error);
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    if (this.abortReason !== undefined) controller.abort(this.abortReason);
+    if (this.upstreamAbort !== undefined) controller.abort(this.upstreamAbort);
   }
 
   onResponseStart(

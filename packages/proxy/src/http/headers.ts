@@ -20,6 +20,11 @@ export const VIA = "via";
 /** Names listed in a `Connection` header (also hop-by-hop). */
 function connectionTokens(value: string | string[] | undefined): Set<string> | undefined {
   if (value === undefined) return undefined;
+  // The usual values name no other header: answer without splitting.
+  if (typeof value === "string" && value.length <= 10) {
+    const v = value.toLowerCase();
+    if (v === "keep-alive" || v === "close") return undefined;
+  }
   const text = Array.isArray(value) ? value.join(",") : value;
   const out = new Set<string>();
   for (const t of text.split(",")) {

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from "node:http";
 import type { Dispatcher } from "undici";
 import type { ProxyLogger } from "../log.js";
-import type { HttpLabels, ProxyMetrics } from "../metrics/proxy-metrics.js";
+import type { HttpLabels, HttpSignals, ProxyMetrics } from "../metrics/proxy-metrics.js";
 import { withClientIdRaw } from "../security/mtls/client-id.js";
 import {
   ORIG_PROTO_HEADER,
@@ -10,7 +10,7 @@ import {
 } from "../security/orig-proto/orig-proto.js";
 import { hasRequestBody, type IncomingRequest } from "./body.js";
 import { classifyError, ProxyError, respondWithError } from "./errors.js";
-import { forward, type OutgoingResponse } from "./forward.js";
+import { type ForwardResult, forwardTo, type OutgoingResponse } from "./forward.js";
 import { isGrpcContentType, parseGrpcTimeout } from "./grpc.js";
 import { upstreamRequestHeaders, viaContains } from "./headers.js";
 
@@ -34,7 +34,29 @@ export interface Target {
   /** Metric labels of the upstream connection: mTLS, and the server's expected identity. */
   tls?: boolean | undefined;
   serverId?: string | undefined;
+  /**
+   * The same object serves every request it matches (until a reload replaces it), so the
+   * pipeline may keep per-target state on it: the metric handles by authority.
+   */
+  stable?: boolean | undefined;
+  /** Pipeline state of a stable target (see {@link cachedSignals}). */
+  signals?: Map<string, CachedSignals> | undefined;
 }
+
+/** A metric handle kept on a stable target, and when it was last resolved. */
+interface CachedSignals {
+  signals: HttpSignals;
+  at: number;
+}
+
+/**
+ * How long a cached metric handle is used before it is resolved again. The recorder drops
+ * a label set only after minutes without traffic, so a handle resolved within the last
+ * second is always the live one; re-resolving keeps it so after such a pause.
+ */
+const SIGNALS_REFRESH_MS = 1_000;
+/** Authorities a stable target caches handles for (port-less authorities match any port). */
+const MAX_CACHED_AUTHORITIES = 64;
 
 /** Inbound: what mTLS and the listener know about the connection a request came on. */
 export interface PeerInfo {
@@ -131,13 +153,15 @@ export function createRequestPipeline(ctx: DirectionContext): {
   inFlight(): number;
 } {
   let inFlight = 0;
+  const via11 = `1.1 ${ctx.pseudonym}`;
+  const via2 = `2 ${ctx.pseudonym}`;
   const handle = (req: IncomingRequest, res: OutgoingResponse): void => {
     const start = performance.now();
     const h2 = req.httpVersionMajor === 2;
     const prepared = upstreamRequestHeaders(
       req.rawHeaders,
       req.headers,
-      `${h2 ? "2" : req.httpVersion} ${ctx.pseudonym}`,
+      h2 ? via2 : req.httpVersion === "1.1" ? via11 : `${req.httpVersion} ${ctx.pseudonym}`,
     );
     const r: PipelineRequest = {
       method: req.method ?? "GET",
@@ -172,77 +196,119 @@ export function createRequestPipeline(ctx: DirectionContext): {
       if (deadline !== undefined && (timeoutMs === undefined || deadline < timeoutMs))
         timeoutMs = deadline;
     }
-    const labels: HttpLabels = {
-      direction: ctx.direction,
-      authority,
-      route: target.route,
-      backend: target.backend,
-    };
-    if (peer !== undefined) {
-      labels.tls = peer.tls;
-      labels.clientId = peer.clientId;
-    } else if (target.tls !== undefined) {
-      labels.tls = target.tls;
-      labels.serverId = target.serverId;
-    }
-    const signals = ctx.metrics.http(labels);
+    const signals =
+      peer === undefined && target.stable === true
+        ? cachedSignals(ctx, target, authority, start)
+        : ctx.metrics.http(targetLabels(ctx, target, authority, peer));
     signals.request();
     inFlight++;
-    forward(target.dispatcher, {
-      req,
-      res,
-      origin: target.origin,
-      method,
-      path,
-      headers: r.upstream,
-      grpc,
-      timeoutMs,
-      idleTimeoutMs: target.idleTimeoutMs,
-      closeConnection: ctx.draining(),
-    }).then((result) => {
-      inFlight--;
-      const latency = (result.firstByteAt || performance.now()) - start;
-      if (result.status === 0) signals.streamError(latency);
-      else signals.response(result.status, result.grpcStatus ?? -1, latency);
-      if (result.error !== undefined) {
-        ctx.logger.warn(
-          {
-            direction: ctx.direction,
-            method,
-            authority,
-            path,
-            error: result.error.reason,
-            cause: causeOf(result.error),
-            status: result.status,
-            grpcStatus: result.grpcStatus,
-            route: target.route,
-            backend: target.backend,
-          },
-          "proxy error",
-        );
-      }
-      if (ctx.accessLog) {
-        ctx.logger.info(
-          {
-            access: true,
-            direction: ctx.direction,
-            method,
-            authority,
-            path,
-            status: result.status,
-            grpcStatus: result.grpcStatus,
-            bytes: result.bytes,
-            durationMs: Math.round((performance.now() - start) * 1000) / 1000,
-            route: target.route,
-            backend: target.backend,
-            protocol: h2 ? "HTTP/2" : `HTTP/${req.httpVersion}`,
-          },
-          "request",
-        );
-      }
-    });
+    forwardTo(
+      target.dispatcher,
+      {
+        req,
+        res,
+        origin: target.origin,
+        method,
+        path,
+        headers: r.upstream,
+        grpc,
+        timeoutMs,
+        idleTimeoutMs: target.idleTimeoutMs,
+        closeConnection: ctx.draining(),
+      },
+      (result: ForwardResult) => {
+        inFlight--;
+        const latency = (result.firstByteAt || performance.now()) - start;
+        if (result.status === 0) signals.streamError(latency);
+        else signals.response(result.status, result.grpcStatus ?? -1, latency);
+        if (result.error !== undefined) {
+          ctx.logger.warn(
+            {
+              direction: ctx.direction,
+              method,
+              authority,
+              path,
+              error: result.error.reason,
+              cause: causeOf(result.error),
+              status: result.status,
+              grpcStatus: result.grpcStatus,
+              route: target.route,
+              backend: target.backend,
+            },
+            "proxy error",
+          );
+        }
+        if (ctx.accessLog) {
+          ctx.logger.info(
+            {
+              access: true,
+              direction: ctx.direction,
+              method,
+              authority,
+              path,
+              status: result.status,
+              grpcStatus: result.grpcStatus,
+              bytes: result.bytes,
+              durationMs: Math.round((performance.now() - start) * 1000) / 1000,
+              route: target.route,
+              backend: target.backend,
+              protocol: h2 ? "HTTP/2" : `HTTP/${req.httpVersion}`,
+            },
+            "request",
+          );
+        }
+      },
+    );
   };
   return { handle, inFlight: () => inFlight };
+}
+
+/** The metric labels of a request to `target`. */
+function targetLabels(
+  ctx: DirectionContext,
+  target: Target,
+  authority: string,
+  peer: PeerInfo | undefined,
+): HttpLabels {
+  const labels: HttpLabels = {
+    direction: ctx.direction,
+    authority,
+    route: target.route,
+    backend: target.backend,
+  };
+  if (peer !== undefined) {
+    labels.tls = peer.tls;
+    labels.clientId = peer.clientId;
+  } else if (target.tls !== undefined) {
+    labels.tls = target.tls;
+    labels.serverId = target.serverId;
+  }
+  return labels;
+}
+
+/**
+ * The metric handle for requests to a stable target from `authority`: resolved once a
+ * second at most instead of per request (resolving renders the label set).
+ */
+function cachedSignals(
+  ctx: DirectionContext,
+  target: Target,
+  authority: string,
+  now: number,
+): HttpSignals {
+  let cache = target.signals;
+  if (cache === undefined) {
+    cache = new Map();
+    target.signals = cache;
+  }
+  const hit = cache.get(authority);
+  if (hit !== undefined && now - hit.at < SIGNALS_REFRESH_MS) return hit.signals;
+  const signals = ctx.metrics.http(targetLabels(ctx, target, authority, undefined));
+  if (hit !== undefined) {
+    hit.signals = signals;
+    hit.at = now;
+  } else if (cache.size < MAX_CACHED_AUTHORITIES) cache.set(authority, { signals, at: now });
+  return signals;
 }
 
 /**

@@ -1,7 +1,12 @@
 import { RetryBudget, type RetryPolicyOptions, retry } from "@mesh/retry";
 import type { IdentityMaterial } from "@mesh/tls-identity";
 import { Agent, type Dispatcher } from "undici";
-import type { OutboundConfig, RetryConfig, ServiceConfig } from "../config/schema.js";
+import type {
+  BackendConfig,
+  OutboundConfig,
+  RetryConfig,
+  ServiceConfig,
+} from "../config/schema.js";
 import { createDirectionListener, type DirectionDeps } from "../http/direction.js";
 import { ProxyError } from "../http/errors.js";
 import type { HttpListener } from "../http/listener.js";
@@ -32,6 +37,11 @@ interface Generation {
   table: RouteTable;
   /** Composed retry → balancer dispatchers, by route/backend/protocol. */
   chains: Map<string, Dispatcher>;
+  /**
+   * Resolved targets by route and backend, `[HTTP/1.x client, HTTP/2 client]`: everything in
+   * a target is fixed for the generation, so a request costs two map lookups, not a rebuild.
+   */
+  targets: Map<RouteEntry, Map<BackendConfig, [Target | undefined, Target | undefined]>>;
 }
 
 /** Backends of one service, with the settings they were made with. */
@@ -124,7 +134,7 @@ export class Outbound {
         void slot.backend.close();
       }
     }
-    return { config, table, chains: new Map() };
+    return { config, table, chains: new Map(), targets: new Map() };
   }
 
   private budgetFor(
@@ -203,25 +213,50 @@ export class Outbound {
       return { dispatcher: this.passthroughAgent(input.h2), origin: `http://${input.authority}` };
     }
     const { service, route, backend } = decision;
+    let byBackend = gen.targets.get(route);
+    if (byBackend === undefined) {
+      byBackend = new Map();
+      gen.targets.set(route, byBackend);
+    }
+    let pair = byBackend.get(backend);
+    if (pair === undefined) {
+      pair = [undefined, undefined];
+      byBackend.set(backend, pair);
+    }
+    const slot = input.h2 ? 1 : 0;
+    const cached = pair[slot];
+    if (cached !== undefined) return cached;
+    const target = this.target(gen, service, route, backend.name, input.h2);
+    pair[slot] = target;
+    return target;
+  }
+
+  /** Builds the target of a route's backend for clients of one protocol (cached per generation). */
+  private target(
+    gen: Generation,
+    service: ServiceEntry,
+    route: RouteEntry,
+    backendName: string,
+    h2: boolean,
+  ): Target {
     const sc = service.config;
-    const be = this.backends.get(`${sc.name}/${backend.name}`)?.backend;
+    const be = this.backends.get(`${sc.name}/${backendName}`)?.backend;
     const hint = be?.protocolHint();
     // Meshed backends multiplex everything on HTTP/2 whatever the service's protocol says.
     const protocol =
-      sc.protocol === "auto" || hint === "h2c"
-        ? (hint ?? (input.h2 ? "h2c" : "http1"))
-        : sc.protocol;
+      sc.protocol === "auto" || hint === "h2c" ? (hint ?? (h2 ? "h2c" : "http1")) : sc.protocol;
     const meshed = be?.meshed();
     return {
       origProto: meshed,
       tls: meshed ? hint === "h2c" || undefined : undefined,
       serverId: meshed ? be?.serverId() : undefined,
-      dispatcher: this.chain(gen, service, route, backend.name, protocol),
+      dispatcher: this.chain(gen, service, route, backendName, protocol),
       origin: `http://${sc.name}`,
       timeoutMs: route.config?.timeout?.request ?? sc.timeout.request,
       idleTimeoutMs: route.config?.timeout?.idle ?? sc.timeout.idle,
       route: route.name,
-      backend: backend.name,
+      backend: backendName,
+      stable: true,
     };
   }
 

@@ -1,0 +1,27 @@
+import { describe, expect, test } from "vitest";
+import { sidecarV8Flags } from "../src/cli/v8-defaults.js";
+
+describe("mesh-proxy launcher V8 defaults", () => {
+  test("applies both sidecar defaults when the user set no V8 flags", () => {
+    expect(sidecarV8Flags([], undefined)).toEqual(["--no-maglev", "--semi-space-growth-factor=1"]);
+    expect(sidecarV8Flags(["--enable-source-maps"], "--trace-warnings")).toEqual([
+      "--no-maglev",
+      "--semi-space-growth-factor=1",
+    ]);
+  });
+
+  test("leaves the young generation alone when NODE_OPTIONS or the command line sizes it", () => {
+    // The container image's NODE_OPTIONS.
+    expect(sidecarV8Flags([], "--max-old-space-size=128 --max-semi-space-size=16")).toEqual([
+      "--no-maglev",
+    ]);
+    expect(sidecarV8Flags(["--min_semi_space_size=2"], undefined)).toEqual(["--no-maglev"]);
+    expect(sidecarV8Flags(["--semi-space-growth-factor=2"], undefined)).toEqual(["--no-maglev"]);
+  });
+
+  test("leaves Maglev alone when the user chose either way", () => {
+    expect(sidecarV8Flags(["--maglev"], undefined)).toEqual(["--semi-space-growth-factor=1"]);
+    expect(sidecarV8Flags([], "--no-maglev")).toEqual(["--semi-space-growth-factor=1"]);
+    expect(sidecarV8Flags(["--maglev", "--max-semi-space-size=8"], undefined)).toEqual([]);
+  });
+});
