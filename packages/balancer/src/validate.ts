@@ -90,3 +90,22 @@ function describe(min: number, max: number, minExclusive: boolean): string {
     return `a finite number ${minExclusive ? ">" : ">="} ${min}`;
   return `a number in ${min}${minExclusive ? " (exclusive)" : ""}..${max}`;
 }
+
+/**
+ * Rejects option names `known` does not list, so a misspelt or foreign option (say undici's
+ * `connections` at the top level instead of under `pool`) fails loudly instead of being
+ * ignored. Checked once at construction.
+ */
+export function rejectUnknownOptions(
+  path: string,
+  options: object,
+  known: readonly string[],
+): void {
+  for (const key of Object.keys(options)) {
+    if (known.includes(key)) continue;
+    const hint = key === "connections" ? ` (undici Pool options go under "pool")` : "";
+    throw new TypeError(
+      `${path}: unknown option ${JSON.stringify(key)}${hint}; expected one of ${known.join(", ")}`,
+    );
+  }
+}

@@ -10,7 +10,7 @@ import {
 } from "../endpoints/endpoint-set.js";
 import { BalancerClosedError, NoEndpointsReadyError } from "../errors.js";
 import { type EndpointState, failFastChannel } from "../events.js";
-import { duration, integerIn, typeError } from "../validate.js";
+import { duration, integerIn, rejectUnknownOptions, typeError } from "../validate.js";
 import { Exchange } from "./exchange.js";
 
 /** Options for {@link Balancer}. */
@@ -53,6 +53,24 @@ interface Waiter {
   since: number;
 }
 
+/** Every option {@link Balancer} accepts (its own and the endpoint set's). */
+const BALANCER_OPTIONS = [
+  "name",
+  "endpoints",
+  "strategy",
+  "ewma",
+  "failureRate",
+  "accrual",
+  "failFastMs",
+  "maxWaiting",
+  "pool",
+  "factory",
+  "preserveHost",
+  "onResolverError",
+  "clock",
+  "random",
+] as const;
+
 /**
  * An undici `Dispatcher` that balances requests over a live set of endpoints with
  * power-of-two-choices over Peak-EWMA cost, ejects endpoints by failure accrual, and follows a
@@ -63,6 +81,7 @@ interface Waiter {
  * const balancer = new Balancer({ endpoints: ["10.0.0.1:8080", "10.0.0.2:8080"] });
  * const res = await fetch("http://api.internal/users", { dispatcher: balancer });
  */
+
 export class Balancer extends Dispatcher {
   /** Name used in events and errors. */
   readonly name: string;
@@ -87,6 +106,7 @@ export class Balancer extends Dispatcher {
     super();
     if (options === null || typeof options !== "object")
       throw typeError("options", "an object", options);
+    rejectUnknownOptions("Balancer", options, BALANCER_OPTIONS);
     this.#clock = options.clock ?? monotonicClock;
     this.#set = new EndpointSet({
       ...options,
