@@ -25,8 +25,12 @@ export type HeaderBag =
  * Returns {@link NO_GRPC_STATUS} when absent or not a non-negative integer.
  */
 export function grpcStatusOf(headers: HeaderBag): number {
-  if (headers == null) return NO_GRPC_STATUS;
-  let v = headers["grpc-status"];
+  return headers == null ? NO_GRPC_STATUS : grpcStatusValue(headers["grpc-status"]);
+}
+
+/** Parses one `grpc-status` header value (as `getHeader` returns it); -1 when absent or invalid. */
+export function grpcStatusValue(value: string | string[] | number | undefined): number {
+  let v = value;
   if (v === undefined) return NO_GRPC_STATUS;
   if (Array.isArray(v)) v = v[0];
   const n = typeof v === "number" ? v : Number.parseInt(v as string, 10);

@@ -2,6 +2,7 @@ import {
   type Attributes,
   type Context,
   context,
+  ProxyTracerProvider,
   propagation,
   ROOT_CONTEXT,
   type Span,
@@ -15,6 +16,21 @@ import { type Classification, classifyResponse } from "../classify/classify.js";
 export const INSTRUMENTATION_NAME = "@mesh/metrics";
 
 const tracer = trace.getTracer(INSTRUMENTATION_NAME);
+
+// The API's global provider is a ProxyTracerProvider that delegates to this no-op provider
+// until an SDK registers one.
+const NOOP_PROVIDER = new ProxyTracerProvider().getDelegate();
+
+/**
+ * Whether an OpenTelemetry tracer provider (an SDK) is registered. Cheap enough to ask per
+ * request, so the hot path skips span and attribute work while tracing cannot record, and
+ * starts doing it as soon as an SDK registers. A provider from another copy of the API
+ * counts as registered.
+ */
+export function tracerRegistered(): boolean {
+  const provider = trace.getTracerProvider();
+  return !(provider instanceof ProxyTracerProvider) || provider.getDelegate() !== NOOP_PROVIDER;
+}
 
 /**
  * Starts a server span whose parent is the W3C `traceparent`/`tracestate` found in

@@ -11,7 +11,7 @@ import type { Span } from "@opentelemetry/api";
 import { grpcStatusOf, type HeaderBag, NO_GRPC_STATUS } from "../classify/classify.js";
 import { type Clock, monotonicClock } from "../clock.js";
 import { typeError } from "../errors.js";
-import { endSpan, injectTraceContext, startClientSpan } from "../otel/trace.js";
+import { endSpan, injectTraceContext, startClientSpan, tracerRegistered } from "../otel/trace.js";
 import type { HttpSignals, SignalRecorder } from "../signals/golden-signals.js";
 import type { Direction } from "../signals/labels.js";
 
@@ -37,7 +37,11 @@ export interface MetricsInterceptorOptions {
   backend?: string;
   /** Label `server_id`, the expected server identity, for every request. */
   serverId?: string;
-  /** Create client spans and inject `traceparent`/`tracestate` via `@opentelemetry/api` (default true). */
+  /**
+   * Create client spans and inject `traceparent`/`tracestate` via `@opentelemetry/api`
+   * (default true). Without a registered tracer provider no span is started, and headers
+   * are only injected when a propagator is registered.
+   */
   trace?: boolean;
 }
 
@@ -162,9 +166,13 @@ export function metrics(options: MetricsInterceptorOptions): (dispatch: Dispatch
   const routeOf = options.route;
   const tracing = options.trace ?? true;
   const byOrigin = new Map<string, HttpSignals>();
+  // A dispatcher usually talks to one origin: remember the last one to skip the map.
+  let lastKey = "";
+  let lastHandle: HttpSignals | undefined;
 
   const resolve = (origin: string, route: string | undefined): HttpSignals => {
     const key = route === undefined ? origin : `${origin}\n${route}`;
+    if (key === lastKey && lastHandle !== undefined) return lastHandle;
     let h = byOrigin.get(key);
     if (h === undefined) {
       let authority: string | undefined;
@@ -187,6 +195,8 @@ export function metrics(options: MetricsInterceptorOptions): (dispatch: Dispatch
       if (byOrigin.size >= MAX_CACHED_ORIGINS) byOrigin.clear();
       byOrigin.set(key, h);
     }
+    lastKey = key;
+    lastHandle = h;
     return h;
   };
 
@@ -198,10 +208,12 @@ export function metrics(options: MetricsInterceptorOptions): (dispatch: Dispatch
     h.request();
     let span: Span | undefined;
     if (tracing) {
-      span = startClientSpan(opts.method, {
-        "http.request.method": opts.method,
-        "url.full": origin + opts.path,
-      });
+      if (tracerRegistered()) {
+        span = startClientSpan(opts.method, {
+          "http.request.method": opts.method,
+          "url.full": origin + opts.path,
+        });
+      }
       const carrier = injectTraceContext(span);
       if (carrier !== undefined) opts = withHeaders(opts, carrier);
     }

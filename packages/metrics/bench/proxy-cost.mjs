@@ -1,0 +1,191 @@
+// Throughput cost of @mesh/metrics on a minimal Node proxy: metrics off / hooks over
+// NOOP_SIGNALS / recording into GoldenSignals, each in its own process pinned to CPU 0, with
+// wrk pinned to CPU 1 (the backend shares CPU 0, as in the repository's bench harness).
+// All variants run side by side and take turns, rotating each round; the report gives
+// medians and, per round, each variant's ratio to that round's "off".
+//
+// Run from packages/metrics after `npx tsup` (needs wrk and taskset):
+//   node bench/proxy-cost.mjs [--generations=3] [--rounds=4] [--duration=3] [--trace] [--prof=DIR]
+// --trace: tracing left at its default (no OTel SDK registered) instead of `trace: false`.
+// --baseline=FILE: also run noop/on against another build of dist/index.js (before/after).
+// --variants=a,b: run "off" plus these (e.g. noop-server,noop-client,compose-only).
+// --peer=FILE: drive the repository's bench peer (bench/src/peers/undici-stream.mjs) instead
+//   of proxy.mjs (variants off/noop/on only; no GC accounting).
+// --prof=DIR: one extra `node --cpu-prof` run of the "on" variant, profile written to DIR.
+import { execFileSync, spawn } from "node:child_process";
+import { once } from "node:events";
+import { readFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const arg = (name, fallback) => {
+  const a = process.argv.find((x) => x.startsWith(`--${name}=`));
+  return a === undefined ? fallback : a.slice(name.length + 3);
+};
+const generations = Number(arg("generations", 3));
+const rounds = Number(arg("rounds", 4));
+const duration = Number(arg("duration", 3));
+const trace = process.argv.includes("--trace");
+const profDir = arg("prof", undefined);
+const baseline = arg("baseline", undefined);
+const peer = arg("peer", undefined);
+const only = arg("variants", undefined);
+const VARIANTS = only
+  ? ["off", ...only.split(",")]
+  : ["off", "noop", "on", ...(baseline ? ["noop@baseline", "on@baseline"] : [])];
+const CLK_TCK = 100;
+
+function start(cpu, script, args, nodeFlags = [], env = {}) {
+  const child = spawn(
+    "taskset",
+    ["-c", cpu, process.execPath, ...nodeFlags, resolve(here, script), ...args],
+    {
+      stdio: ["ignore", "pipe", "inherit"],
+      env: { ...process.env, ...env },
+    },
+  );
+  let out = "";
+  const ready = new Promise((resolve, reject) => {
+    child.stdout.on("data", (d) => {
+      out += d;
+      const m = /READY (\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    child.once("exit", (code) => reject(new Error(`${script} exited with ${code}`)));
+  });
+  return { child, ready, output: () => out };
+}
+
+async function stop(p) {
+  if (p.child.exitCode !== null) return;
+  const exited = new Promise((r) => p.child.once("exit", r));
+  p.child.kill("SIGTERM");
+  await exited;
+}
+
+function cpuSeconds(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK; // utime + stime
+}
+
+function wrk(url, seconds) {
+  const out = execFileSync("taskset", ["-c", "1", "wrk", "-t1", "-c32", `-d${seconds}s`, url], {
+    encoding: "utf8",
+  });
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1]);
+  const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
+  const errors = /Socket errors: (.*)/.exec(out)?.[1];
+  return { rps, requests, non2xx, errors };
+}
+
+async function freePort() {
+  const s = createServer().listen(0, "127.0.0.1");
+  await once(s, "listening");
+  const { port } = s.address();
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+async function startProxy(origin, variant, nodeFlags = []) {
+  const [mode, build] = variant.split("@");
+  const env = build === "baseline" ? { METRICS_ENTRY: resolve(baseline) } : {};
+  let p;
+  if (peer === undefined) {
+    p = start("0", "proxy.mjs", [origin, mode, ...(trace ? ["--trace"] : [])], nodeFlags, env);
+  } else {
+    // the repository's bench peer: <port> <upstream> [--metrics[=noop]]
+    const flag = mode === "off" ? [] : mode === "noop" ? ["--metrics=noop"] : ["--metrics"];
+    const args = [String(await freePort()), origin, ...flag];
+    p = start("0", resolve(peer), args, nodeFlags, env);
+  }
+  const port = await p.ready;
+  p.url = `http://127.0.0.1:${port}/`;
+  wrk(p.url, 2); // warm-up: JIT and connection pools
+  return p;
+}
+
+function measure(p) {
+  if (peer === undefined) p.child.kill("SIGUSR2"); // reset GC accounting (proxy.mjs only)
+  const c0 = cpuSeconds(p.child.pid);
+  const r = wrk(p.url, duration);
+  const c1 = cpuSeconds(p.child.pid);
+  return { ...r, cpuUsPerReq: ((c1 - c0) / r.requests) * 1e6 };
+}
+
+async function gcPerRequest(p, requests) {
+  await stop(p);
+  const gc = /GC (\d+) ([\d.]+)/.exec(p.output());
+  return gc ? (Number(gc[2]) * 1000) / requests : Number.NaN;
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+const backend = start("0", "backend.mjs", []);
+try {
+  const origin = `http://127.0.0.1:${await backend.ready}`;
+  const runs = Object.fromEntries(VARIANTS.map((v) => [v, []]));
+  // All variants of a generation run side by side (idle ones cost nothing) and take short
+  // turns, rotating the order each round, so drift in the machine's load spreads evenly over
+  // them. Each generation starts fresh processes: a process's JIT and heap layout bias it.
+  for (let g = 0; g < generations; g++) {
+    const proxies = {};
+    for (const v of VARIANTS) proxies[v] = await startProxy(origin, v);
+    try {
+      for (let r = 0; r < rounds; r++) {
+        for (let i = 0; i < VARIANTS.length; i++) {
+          const v = VARIANTS[(i + r + g) % VARIANTS.length];
+          const m = measure(proxies[v]);
+          runs[v].push(m);
+          console.error(
+            `gen ${g + 1} round ${r + 1} ${v}: ${m.rps.toFixed(0)} rps, ${m.cpuUsPerReq.toFixed(1)} µs CPU/req` +
+              (m.non2xx || m.errors ? ` (non-2xx ${m.non2xx}, errors ${m.errors ?? 0})` : ""),
+          );
+        }
+      }
+    } finally {
+      for (const v of VARIANTS) {
+        // GC pause of the last turn only (accounting resets at each turn's start)
+        const last = runs[v].at(-1);
+        if (last) last.gcUsPerReq = await gcPerRequest(proxies[v], last.requests);
+        else await stop(proxies[v]);
+      }
+    }
+  }
+  const off = median(runs.off.map((x) => x.rps));
+  console.log(
+    `\nNode ${process.version}, ${generations} generations × ${rounds} rounds × ${duration} s, wrk -t1 -c32, trace ${trace ? "default" : "false"}`,
+  );
+  console.log(
+    "| variant | median rps (min–max) | vs off | CPU µs/req | GC pause µs/req (last turns) |",
+  );
+  console.log("|---|---|---|---|---|");
+  for (const v of VARIANTS) {
+    const rps = runs[v].map((x) => x.rps);
+    console.log(
+      `| ${v} | ${median(rps).toFixed(0)} (${Math.min(...rps).toFixed(0)}–${Math.max(...rps).toFixed(0)}) | ` +
+        `${(median(rps) / off).toFixed(3)} | ${median(runs[v].map((x) => x.cpuUsPerReq)).toFixed(1)} | ` +
+        `${median(runs[v].filter((x) => x.gcUsPerReq !== undefined).map((x) => x.gcUsPerReq)).toFixed(2)} |`,
+    );
+  }
+  // Paired ratios: each round's variant against the same round's "off".
+  for (const v of VARIANTS.slice(1)) {
+    const paired = runs[v].map((x, i) => x.rps / runs.off[i].rps);
+    console.log(`paired ${v}/off: median ${median(paired).toFixed(3)} over ${paired.length} turns`);
+  }
+  if (profDir !== undefined) {
+    const p = await startProxy(origin, "on", ["--cpu-prof", `--cpu-prof-dir=${profDir}`]);
+    measure(p);
+    await stop(p);
+    console.log(`cpu profile of "on" written to ${profDir}`);
+  }
+} finally {
+  await stop(backend);
+}
