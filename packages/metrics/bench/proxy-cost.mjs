@@ -9,6 +9,7 @@
 // --trace: tracing left at its default (no OTel SDK registered) instead of `trace: false`.
 // --baseline=FILE: also run noop/on against another build of dist/index.js (before/after).
 // --variants=a,b: run "off" plus these (e.g. noop-server,noop-client,compose-only).
+// --gc: also report GC pause per request (proxy.mjs only; the observer itself costs a little).
 // --peer=FILE: drive the repository's bench peer (bench/src/peers/undici-stream.mjs) instead
 //   of proxy.mjs (variants off/noop/on only; no GC accounting).
 // --prof=DIR: one extra `node --cpu-prof` run of the "on" variant, profile written to DIR.
@@ -31,6 +32,7 @@ const trace = process.argv.includes("--trace");
 const profDir = arg("prof", undefined);
 const baseline = arg("baseline", undefined);
 const peer = arg("peer", undefined);
+const gcStats = process.argv.includes("--gc");
 const only = arg("variants", undefined);
 const VARIANTS = only
   ? ["off", ...only.split(",")]
@@ -95,7 +97,8 @@ async function startProxy(origin, variant, nodeFlags = []) {
   const env = build === "baseline" ? { METRICS_ENTRY: resolve(baseline) } : {};
   let p;
   if (peer === undefined) {
-    p = start("0", "proxy.mjs", [origin, mode, ...(trace ? ["--trace"] : [])], nodeFlags, env);
+    const flags = [...(trace ? ["--trace"] : []), ...(gcStats ? ["--gc"] : [])];
+    p = start("0", "proxy.mjs", [origin, mode, ...flags], nodeFlags, env);
   } else {
     // the repository's bench peer: <port> <upstream> [--metrics[=noop]]
     const flag = mode === "off" ? [] : mode === "noop" ? ["--metrics=noop"] : ["--metrics"];
@@ -109,7 +112,7 @@ async function startProxy(origin, variant, nodeFlags = []) {
 }
 
 function measure(p) {
-  if (peer === undefined) p.child.kill("SIGUSR2"); // reset GC accounting (proxy.mjs only)
+  if (gcStats && peer === undefined) p.child.kill("SIGUSR2"); // reset GC accounting
   const c0 = cpuSeconds(p.child.pid);
   const r = wrk(p.url, duration);
   const c1 = cpuSeconds(p.child.pid);
@@ -154,7 +157,7 @@ try {
       for (const v of VARIANTS) {
         // GC pause of the last turn only (accounting resets at each turn's start)
         const last = runs[v].at(-1);
-        if (last) last.gcUsPerReq = await gcPerRequest(proxies[v], last.requests);
+        if (last && gcStats) last.gcUsPerReq = await gcPerRequest(proxies[v], last.requests);
         else await stop(proxies[v]);
       }
     }
@@ -163,22 +166,21 @@ try {
   console.log(
     `\nNode ${process.version}, ${generations} generations × ${rounds} rounds × ${duration} s, wrk -t1 -c32, trace ${trace ? "default" : "false"}`,
   );
+  const gcCol = gcStats && peer === undefined;
   console.log(
-    "| variant | median rps (min–max) | vs off | CPU µs/req | GC pause µs/req (last turns) |",
+    `| variant | median rps (min–max) | vs off | paired vs off | CPU µs/req |${gcCol ? " GC pause µs/req |" : ""}`,
   );
-  console.log("|---|---|---|---|---|");
+  console.log(`|---|---|---|---|---|${gcCol ? "---|" : ""}`);
   for (const v of VARIANTS) {
     const rps = runs[v].map((x) => x.rps);
+    // paired: each turn against the "off" turn of the same round and generation
+    const paired = runs[v].map((x, i) => x.rps / runs.off[i].rps);
+    const gc = runs[v].filter((x) => x.gcUsPerReq !== undefined).map((x) => x.gcUsPerReq);
     console.log(
       `| ${v} | ${median(rps).toFixed(0)} (${Math.min(...rps).toFixed(0)}–${Math.max(...rps).toFixed(0)}) | ` +
-        `${(median(rps) / off).toFixed(3)} | ${median(runs[v].map((x) => x.cpuUsPerReq)).toFixed(1)} | ` +
-        `${median(runs[v].filter((x) => x.gcUsPerReq !== undefined).map((x) => x.gcUsPerReq)).toFixed(2)} |`,
+        `${(median(rps) / off).toFixed(3)} | ${median(paired).toFixed(3)} | ` +
+        `${median(runs[v].map((x) => x.cpuUsPerReq)).toFixed(1)} |${gcCol ? ` ${median(gc).toFixed(2)} |` : ""}`,
     );
-  }
-  // Paired ratios: each round's variant against the same round's "off".
-  for (const v of VARIANTS.slice(1)) {
-    const paired = runs[v].map((x, i) => x.rps / runs.off[i].rps);
-    console.log(`paired ${v}/off: median ${median(paired).toFixed(3)} over ${paired.length} turns`);
   }
   if (profDir !== undefined) {
     const p = await startProxy(origin, "on", ["--cpu-prof", `--cpu-prof-dir=${profDir}`]);

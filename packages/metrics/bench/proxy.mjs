@@ -1,6 +1,6 @@
 // The proxy of bench/proxy-cost.mjs: node:http server + undici Pool.stream pass-through, the
 // same shape as the repository's bench peer (bench/src/peers/undici-stream.mjs).
-// Usage: node proxy.mjs <upstream-origin> <off|noop|on|noop-server|noop-client|compose-only> [--trace] — prints `READY <port>`.
+// Usage: node proxy.mjs <upstream-origin> <off|noop|on|noop-server|noop-client|compose-only> [--trace] [--gc] — prints `READY <port>`.
 // METRICS_ENTRY=<path> loads another build (for before/after runs).
 // --trace leaves tracing at its default instead of passing `trace: false`.
 import { createServer } from "node:http";
@@ -71,19 +71,22 @@ const server = createServer((req, res) => {
 instrument?.(server);
 server.keepAliveTimeout = 60_000;
 server.listen(0, "127.0.0.1", () => process.stdout.write(`READY ${server.address().port}\n`));
-// GC accounting for the driver: SIGUSR2 resets it (after warm-up), SIGTERM prints it.
-const { PerformanceObserver } = await import("node:perf_hooks");
-const gc = { count: 0, ms: 0 };
-new PerformanceObserver((list) => {
-  for (const e of list.getEntries()) {
-    gc.count++;
-    gc.ms += e.duration;
-  }
-}).observe({ entryTypes: ["gc"] });
-process.on("SIGUSR2", () => {
-  gc.count = 0;
-  gc.ms = 0;
-});
-process.once("SIGTERM", () => {
-  process.stdout.write(`GC ${gc.count} ${gc.ms.toFixed(1)}\n`, () => process.exit(0));
-});
+// --gc: GC accounting for the driver (SIGUSR2 resets it after warm-up, SIGTERM prints it).
+// Off by default: a 'gc' PerformanceObserver is not free and would tilt the comparison.
+if (process.argv.includes("--gc")) {
+  const { PerformanceObserver } = await import("node:perf_hooks");
+  const gc = { count: 0, ms: 0 };
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      gc.count++;
+      gc.ms += e.duration;
+    }
+  }).observe({ entryTypes: ["gc"] });
+  process.on("SIGUSR2", () => {
+    gc.count = 0;
+    gc.ms = 0;
+  });
+  process.once("SIGTERM", () => {
+    process.stdout.write(`GC ${gc.count} ${gc.ms.toFixed(1)}\n`, () => process.exit(0));
+  });
+} else process.once("SIGTERM", () => process.exit(0));
