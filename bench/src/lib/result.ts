@@ -108,3 +108,25 @@ export function check(
   }
   return { name, target, value: format(value), pass: ok(value) };
 }
+
+/**
+ * Adds the outcome of every peer that ran (`failed` with its reason, else `ok`) to
+ * `statuses`, which already holds the unavailable ones, and orders them as `declared`.
+ */
+export function settlePeerStatuses(
+  statuses: PeerStatus[],
+  ran: readonly { name: string; describe: string }[],
+  failures: ReadonlyMap<string, string>,
+  declared: readonly { name: string }[],
+): void {
+  for (const { name, describe } of ran) {
+    const reason = failures.get(name);
+    statuses.push(
+      reason === undefined
+        ? { name, describe, status: "ok" }
+        : { name, describe, status: "failed", reason },
+    );
+  }
+  const order = (name: string) => declared.findIndex((d) => d.name === name);
+  statuses.sort((a, b) => order(a.name) - order(b.name));
+}

@@ -14,6 +14,7 @@ import {
   fmtSpread,
   type PeerStatus,
   type ScenarioOutput,
+  settlePeerStatuses,
   type Table,
   type TargetCheck,
 } from "../lib/result.ts";
@@ -150,19 +151,7 @@ export async function balancer(ctx: BenchContext): Promise<ScenarioOutput> {
   } finally {
     await ctx.pm.stop(backend.proc);
   }
-  for (const s of active) {
-    const f = failures.get(s.name);
-    peers.push(
-      f
-        ? { name: s.name, describe: s.describe, status: "failed", reason: f }
-        : { name: s.name, describe: s.describe, status: "ok" },
-    );
-  }
-  peers.sort(
-    (a, b) =>
-      STRATEGIES.findIndex((s) => s.name === a.name) -
-      STRATEGIES.findIndex((s) => s.name === b.name),
-  );
+  settlePeerStatuses(peers, active, failures, STRATEGIES);
 
   const names = Object.keys(runs);
   const summary: Record<

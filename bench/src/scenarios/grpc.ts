@@ -15,6 +15,7 @@ import {
   fmtSpread,
   type PeerStatus,
   type ScenarioOutput,
+  settlePeerStatuses,
   type Table,
 } from "../lib/result.ts";
 import { runLoad, SRC_DIR } from "../lib/runners.ts";
@@ -152,17 +153,7 @@ export async function grpc(ctx: BenchContext): Promise<ScenarioOutput> {
   } finally {
     await ctx.pm.stop(server);
   }
-  for (const p of active) {
-    const f = failures.get(p.name);
-    peers.push(
-      f
-        ? { name: p.name, describe: p.describe, status: "failed", reason: f }
-        : { name: p.name, describe: p.describe, status: "ok" },
-    );
-  }
-  peers.sort(
-    (a, b) => PEERS.findIndex((p) => p.name === a.name) - PEERS.findIndex((p) => p.name === b.name),
-  );
+  settlePeerStatuses(peers, active, failures, PEERS);
 
   const names = Object.keys(rounds);
   const direct = rounds.direct ?? [];

@@ -16,6 +16,7 @@ import {
   fmtSpread,
   type PeerStatus,
   type ScenarioOutput,
+  settlePeerStatuses,
   type Table,
 } from "../lib/result.ts";
 import { runMaxThroughput, SRC_DIR, startBackend } from "../lib/runners.ts";
@@ -117,18 +118,7 @@ export async function metricsCost(ctx: BenchContext): Promise<ScenarioOutput> {
   } finally {
     await ctx.pm.stop(backend.proc);
   }
-  for (const v of active) {
-    const f = failures.get(v.name);
-    peers.push(
-      f
-        ? { name: v.name, describe: v.describe, status: "failed", reason: f }
-        : { name: v.name, describe: v.describe, status: "ok" },
-    );
-  }
-  peers.sort(
-    (a, b) =>
-      VARIANTS.findIndex((v) => v.name === a.name) - VARIANTS.findIndex((v) => v.name === b.name),
-  );
+  settlePeerStatuses(peers, active, failures, VARIANTS);
   const names = Object.keys(runs);
   const summary = Object.fromEntries(
     names.map((n) => [

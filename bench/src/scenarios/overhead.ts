@@ -13,6 +13,7 @@ import {
   fmtSpread,
   type PeerStatus,
   type ScenarioOutput,
+  settlePeerStatuses,
   type Table,
   type TargetCheck,
 } from "../lib/result.ts";
@@ -179,19 +180,7 @@ export async function overhead(ctx: BenchContext): Promise<ScenarioOutput> {
   } finally {
     await ctx.pm.stop(backend.proc);
   }
-  for (const peer of available) {
-    const failure = failures.get(peer.name);
-    statuses.push(
-      failure
-        ? { name: peer.name, describe: peer.describe, status: "failed", reason: failure }
-        : { name: peer.name, describe: peer.describe, status: "ok" },
-    );
-  }
-  statuses.sort(
-    (a, b) =>
-      OVERHEAD_PEERS.findIndex((p) => p.name === a.name) -
-      OVERHEAD_PEERS.findIndex((p) => p.name === b.name),
-  );
+  settlePeerStatuses(statuses, available, failures, OVERHEAD_PEERS);
 
   // Summaries, with added latency against the same round's direct run.
   const direct = rounds.direct ?? [];

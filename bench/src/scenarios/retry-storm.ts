@@ -13,6 +13,7 @@ import {
   fmtSpread,
   type PeerStatus,
   type ScenarioOutput,
+  settlePeerStatuses,
   type Table,
 } from "../lib/result.ts";
 import { LoadWorkerError, runLoad, startBackend } from "../lib/runners.ts";
@@ -162,18 +163,7 @@ export async function retryStorm(ctx: BenchContext): Promise<ScenarioOutput> {
   } finally {
     await ctx.pm.stop(backend.proc);
   }
-  for (const p of active) {
-    const f = failures.get(p.name);
-    peers.push(
-      f
-        ? { name: p.name, describe: p.describe, status: "failed", reason: f }
-        : { name: p.name, describe: p.describe, status: "ok" },
-    );
-  }
-  peers.sort(
-    (a, b) =>
-      POLICIES.findIndex((p) => p.name === a.name) - POLICIES.findIndex((p) => p.name === b.name),
-  );
+  settlePeerStatuses(peers, active, failures, POLICIES);
 
   const summary: Record<string, Record<string, ReturnType<typeof spread>>> = {};
   for (const [name, r] of Object.entries(runs)) {
