@@ -12,6 +12,7 @@ import { BalancerClosedError, NoEndpointsReadyError } from "../errors.js";
 import { type EndpointState, failFastChannel } from "../events.js";
 import { duration, integerIn, rejectUnknownOptions, typeError } from "../validate.js";
 import { Exchange } from "./exchange.js";
+import { destroyArgs, promiseOrCallback } from "./lifecycle.js";
 
 /** Options for {@link Balancer}. */
 export interface BalancerOptions extends Omit<EndpointSetOptions, "onStateChange"> {
@@ -210,12 +211,7 @@ export class Balancer extends Dispatcher {
   override close(): Promise<void>;
   override close(callback: () => void): void;
   override close(callback?: () => void): Promise<void> | void {
-    const p = this.#shutdown(null);
-    if (callback) {
-      p.then(callback, callback);
-      return;
-    }
-    return p;
+    return promiseOrCallback(this.#shutdown(null), callback);
   }
 
   override destroy(): Promise<void>;
@@ -223,14 +219,8 @@ export class Balancer extends Dispatcher {
   override destroy(callback: () => void): void;
   override destroy(err: Error | null, callback: () => void): void;
   override destroy(a?: Error | null | (() => void), b?: () => void): Promise<void> | void {
-    const err = typeof a === "function" ? null : (a ?? null);
-    const callback = typeof a === "function" ? a : b;
-    const p = this.#shutdown(err ?? new BalancerClosedError(this.name));
-    if (callback) {
-      p.then(callback, callback);
-      return;
-    }
-    return p;
+    const { err, callback } = destroyArgs(a, b);
+    return promiseOrCallback(this.#shutdown(err ?? new BalancerClosedError(this.name)), callback);
   }
 
   async #shutdown(destroyWith: Error | null): Promise<void> {

@@ -1,5 +1,6 @@
 import { Dispatcher } from "undici";
 import type { Random } from "../clock.js";
+import { destroyArgs, promiseOrCallback } from "../dispatcher/lifecycle.js";
 import { typeError } from "../validate.js";
 import { WeightedChoice } from "./weighted-choice.js";
 
@@ -76,12 +77,11 @@ export class TrafficSplit extends Dispatcher {
   override close(): Promise<void>;
   override close(callback: () => void): void;
   override close(callback?: () => void): Promise<void> | void {
-    const p = Promise.all(this.#backends.map((b) => b.dispatcher.close())).then(() => undefined);
-    if (callback) {
-      p.then(callback, callback);
-      return;
-    }
-    return p;
+    const closed = Promise.all(this.#backends.map((b) => b.dispatcher.close()));
+    return promiseOrCallback(
+      closed.then(() => undefined),
+      callback,
+    );
   }
 
   override destroy(): Promise<void>;
@@ -89,16 +89,12 @@ export class TrafficSplit extends Dispatcher {
   override destroy(callback: () => void): void;
   override destroy(err: Error | null, callback: () => void): void;
   override destroy(a?: Error | null | (() => void), b?: () => void): Promise<void> | void {
-    const err = typeof a === "function" ? null : (a ?? null);
-    const callback = typeof a === "function" ? a : b;
-    const p = Promise.all(this.#backends.map((x) => x.dispatcher.destroy(err))).then(
-      () => undefined,
+    const { err, callback } = destroyArgs(a, b);
+    const destroyed = Promise.all(this.#backends.map((x) => x.dispatcher.destroy(err)));
+    return promiseOrCallback(
+      destroyed.then(() => undefined),
+      callback,
     );
-    if (callback) {
-      p.then(callback, callback);
-      return;
-    }
-    return p;
   }
 }
 
