@@ -25,13 +25,34 @@ export interface FailFastEvent {
   waitedMs: number;
 }
 
+/**
+ * Payload of `mesh:balancer:zone`: a zone-local balancer (`localZone` set) switched between
+ * picking in its own zone and spilling over to every ready endpoint.
+ */
+export interface ZoneEvent {
+  balancer: string;
+  /** The balancer's local zone. */
+  zone: string;
+  /** `local`: picks among the local zone's ready endpoints; `spillover`: among all ready ones. */
+  state: "local" | "spillover";
+  /** `no-local-endpoint`, `overloaded` (spillover) or `recovered` (back to local). */
+  reason: "no-local-endpoint" | "overloaded" | "recovered";
+  /** Ready endpoints in the local zone at that moment. */
+  localReady: number;
+  /** Requests awaiting response headers from them. */
+  localPending: number;
+}
+
 /** Channel names this package publishes on. */
 export const CHANNELS = {
   endpoint: "mesh:balancer:endpoint",
   failFast: "mesh:balancer:fail-fast",
+  zone: "mesh:balancer:zone",
 } as const;
 
 /** @internal */
 export const endpointChannel = channel(CHANNELS.endpoint);
 /** @internal */
 export const failFastChannel = channel(CHANNELS.failFast);
+/** @internal */
+export const zoneChannel = channel(CHANNELS.zone);

@@ -35,9 +35,16 @@ export {
   EndpointSet,
   type EndpointSetOptions,
   type EndpointSnapshot,
+  type ZoneSnapshot,
 } from "./endpoints/endpoint-set.js";
 export { BalancerClosedError, NoEndpointsReadyError, ResolverError } from "./errors.js";
-export { CHANNELS, type EndpointEvent, type EndpointState, type FailFastEvent } from "./events.js";
+export {
+  CHANNELS,
+  type EndpointEvent,
+  type EndpointState,
+  type FailFastEvent,
+  type ZoneEvent,
+} from "./events.js";
 export {
   FailureRate,
   type FailureRateConfig,

@@ -80,6 +80,82 @@ describe("dnsResolver against a real DNS server on loopback", () => {
     });
   });
 
+  it("re-resolves SRV on the SRV record's own TTL when it is shorter than the addresses'", async () => {
+    const zone: Zone = {
+      "_http._tcp.ttl.test": {
+        SRV: [{ priority: 1, weight: 1, port: 9001, target: "a.ttl.test", ttl: 1 }],
+      },
+      "a.ttl.test": { A: [{ address: "10.3.0.1", ttl: 300 }] },
+    };
+    const { resolver } = await setup(zone);
+    const it = dnsResolver({ hostname: "_http._tcp.ttl.test", srv: true, family: 4, resolver })[
+      Symbol.asyncIterator
+    ]();
+    cleanup.push(() => it.return?.());
+    const first = await take(it);
+    expect(first.type === "endpoints" && first.endpoints.map((e) => e.address)).toEqual([
+      "10.3.0.1:9001",
+    ]);
+    const at = performance.now();
+    zone["_http._tcp.ttl.test"]!.SRV = [
+      { priority: 1, weight: 1, port: 9002, target: "a.ttl.test", ttl: 1 },
+    ];
+    // The SRV TTL (1 s) drives the refresh; the address TTL (300 s, clamped to maxTtlMs 30 s)
+    // would have kept the old port for 30 s.
+    const second = await take(it);
+    expect(second.type === "endpoints" && second.endpoints.map((e) => e.address)).toEqual([
+      "10.3.0.1:9002",
+    ]);
+    expect(performance.now() - at).toBeLessThan(15_000);
+  });
+
+  it("the shorter address TTL still wins over a long SRV TTL", async () => {
+    const zone: Zone = {
+      "_http._tcp.addr.test": {
+        SRV: [{ priority: 1, weight: 1, port: 9001, target: "a.addr.test", ttl: 300 }],
+      },
+      "a.addr.test": { A: [{ address: "10.4.0.1", ttl: 1 }] },
+    };
+    const { resolver } = await setup(zone);
+    const it = dnsResolver({ hostname: "_http._tcp.addr.test", srv: true, family: 4, resolver })[
+      Symbol.asyncIterator
+    ]();
+    cleanup.push(() => it.return?.());
+    await take(it);
+    zone["a.addr.test"]!.A = [{ address: "10.4.0.2", ttl: 1 }];
+    const second = await take(it);
+    expect(second.type === "endpoints" && second.endpoints.map((e) => e.address)).toEqual([
+      "10.4.0.2:9001",
+    ]);
+  });
+
+  it("without an answer to the SRV TTL query, the address TTLs drive the refresh", async () => {
+    const zone: Zone = {
+      "_http._tcp.fb.test": {
+        SRV: [{ priority: 1, weight: 1, port: 9001, target: "a.fb.test", ttl: 1 }],
+      },
+      "a.fb.test": { A: [{ address: "10.5.0.1", ttl: 1 }] },
+    };
+    const { resolver: real } = await setup(zone);
+    // Records still come from the real resolver; the direct TTL query goes nowhere.
+    const resolver = {
+      resolve4: real.resolve4.bind(real),
+      resolve6: real.resolve6.bind(real),
+      resolveSrv: real.resolveSrv.bind(real),
+      getServers: () => ["bad server"],
+    };
+    const it = dnsResolver({ hostname: "_http._tcp.fb.test", srv: true, family: 4, resolver })[
+      Symbol.asyncIterator
+    ]();
+    cleanup.push(() => it.return?.());
+    await take(it);
+    zone["a.fb.test"]!.A = [{ address: "10.5.0.2", ttl: 1 }];
+    const second = await take(it);
+    expect(second.type === "endpoints" && second.endpoints.map((e) => e.address)).toEqual([
+      "10.5.0.2:9001",
+    ]);
+  });
+
   it("a failing lookup reports an error and never empties the balancer's healthy set", async () => {
     const http = await startServer();
     cleanup.push(() => http.close());

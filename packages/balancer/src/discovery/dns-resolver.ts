@@ -3,6 +3,10 @@ import type { EndpointInit } from "../endpoints/endpoint.js";
 import { ResolverError } from "../errors.js";
 import { duration, integerIn, typeError } from "../validate.js";
 import { type Resolver, type ResolverUpdate, updateStream } from "./resolver.js";
+import { querySrvTtl } from "./srv-ttl.js";
+
+/** How long to wait for the SRV TTL query before falling back to the address TTLs. */
+const SRV_TTL_TIMEOUT_MS = 2_000;
 
 /** Options for {@link dnsResolver}. Durations in milliseconds. */
 export interface DnsResolverOptions {
@@ -10,7 +14,11 @@ export interface DnsResolverOptions {
   hostname: string;
   /** Port for A/AAAA answers. Required unless `srv` is true. */
   port?: number;
-  /** Resolve SRV records for targets and ports (lowest priority group; SRV weight becomes endpoint weight). */
+  /**
+   * Resolve SRV records for targets and ports (lowest priority group; SRV weight becomes
+   * endpoint weight). The set is re-resolved when the shortest TTL of the SRV records and of
+   * their targets' addresses expires.
+   */
   srv?: boolean;
   /** Address families to ask for. Default `"any"` (A and AAAA). */
   family?: 4 | 6 | "any";
@@ -24,8 +32,13 @@ export interface DnsResolverOptions {
   retryMs?: number;
   /** Metadata copied onto every endpoint (protocol hint, zone, identity, connect options). */
   template?: Omit<EndpointInit, "address">;
-  /** The resolver to use (e.g. one with `setServers`). Default: a new `dns.promises.Resolver`. */
-  resolver?: Pick<dns.Resolver, "resolve4" | "resolve6" | "resolveSrv">;
+  /**
+   * The resolver to use (e.g. one with `setServers`). Default: a new `dns.promises.Resolver`.
+   * With `srv`, its first server (`getServers()`, else the system's) is also asked directly for
+   * the SRV records' TTL, which `resolveSrv` does not report.
+   */
+  resolver?: Pick<dns.Resolver, "resolve4" | "resolve6" | "resolveSrv"> &
+    Partial<Pick<dns.Resolver, "getServers">>;
 }
 
 interface Answer {
@@ -36,7 +49,8 @@ interface Answer {
 /**
  * Discovers endpoints through DNS: A/AAAA (with a fixed port) or SRV (ports from the records),
  * re-resolved when the shortest TTL expires (clamped to `minTtlMs..maxTtlMs`) or on a fixed
- * interval. A failed lookup or an empty answer yields an `error` update and is retried; the
+ * interval. For SRV that is the shortest of the SRV records' own TTL and their targets'
+ * address TTLs. A failed lookup or an empty answer yields an `error` update and is retried; the
  * last good set stays in use.
  */
 export function dnsResolver(options: DnsResolverOptions): Resolver {
@@ -82,6 +96,9 @@ export function dnsResolver(options: DnsResolverOptions): Resolver {
 
   const resolveOnce = async (): Promise<Answer> => {
     if (!srv) return addresses(hostname, port);
+    const server = (resolver.getServers?.() ?? dns.getServers())[0];
+    const srvTtl =
+      server === undefined ? undefined : querySrvTtl(hostname, server, SRV_TTL_TIMEOUT_MS);
     const records = await resolver.resolveSrv(hostname);
     if (records.length === 0) return { endpoints: [], ttlMs: undefined };
     const best = Math.min(...records.map((r) => r.priority));
@@ -91,6 +108,8 @@ export function dnsResolver(options: DnsResolverOptions): Resolver {
         .map((r) => addresses(r.name, r.port, r.weight > 0 ? r.weight : 1)),
     );
     const ttls = answers.map((a) => a.ttlMs).filter((t): t is number => t !== undefined);
+    const ownTtl = await srvTtl;
+    if (ownTtl !== undefined) ttls.push(ownTtl * 1000);
     return {
       endpoints: answers.flatMap((a) => a.endpoints),
       ttlMs: ttls.length ? Math.min(...ttls) : undefined,

@@ -7,6 +7,7 @@ import {
   EndpointSet,
   type EndpointSetOptions,
   type EndpointSnapshot,
+  type ZoneSnapshot,
 } from "../endpoints/endpoint-set.js";
 import { BalancerClosedError, NoEndpointsReadyError } from "../errors.js";
 import { type EndpointState, failFastChannel } from "../events.js";
@@ -46,6 +47,8 @@ export interface BalancerSnapshot {
   waiting: number;
   endpoints: EndpointSnapshot[];
   resolver?: { source: string; updates: number; lastError?: string };
+  /** Zone-local balancing state, present when `localZone` is set. */
+  zone?: ZoneSnapshot;
 }
 
 interface Waiter {
@@ -62,6 +65,8 @@ const BALANCER_OPTIONS = [
   "ewma",
   "failureRate",
   "accrual",
+  "localZone",
+  "localZoneMaxPending",
   "failFastMs",
   "maxWaiting",
   "pool",
@@ -180,6 +185,8 @@ export class Balancer extends Dispatcher {
       endpoints: this.#set.snapshot(),
     };
     if (this.#resolver) s.resolver = { ...this.#resolver };
+    const zone = this.#set.zone;
+    if (zone) s.zone = zone;
     return s;
   }
 

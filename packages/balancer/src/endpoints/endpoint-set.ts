@@ -6,7 +6,7 @@ import {
   failureAccrualConfig,
 } from "../accrual/failure-accrual.js";
 import { type Clock, monotonicClock, type Random } from "../clock.js";
-import { type EndpointState, endpointChannel } from "../events.js";
+import { type EndpointState, endpointChannel, zoneChannel } from "../events.js";
 import {
   FailureRate,
   type FailureRateConfig,
@@ -20,7 +20,7 @@ import {
   peakEwmaConfig,
 } from "../ewma/peak-ewma.js";
 import { createSelector, type Selector, STRATEGIES, type Strategy } from "../select/selector.js";
-import { typeError } from "../validate.js";
+import { numberIn, typeError } from "../validate.js";
 import { Endpoint, type EndpointInfo, type EndpointInit, endpointInfo } from "./endpoint.js";
 
 /** Options for {@link EndpointSet}. */
@@ -38,12 +38,35 @@ export interface EndpointSetOptions {
   failureRate?: FailureRateOptions;
   /** Failure accrual settings, or `false` to never eject. */
   accrual?: FailureAccrualOptions | false;
+  /**
+   * Zone-local balancing: the zone this client runs in. When set, each pick chooses among the
+   * ready endpoints whose `zone` equals it, and spills over to all ready endpoints while the
+   * local zone has none ready or is overloaded (see `localZoneMaxPending`). Default: off.
+   */
+  localZone?: string;
+  /**
+   * The local zone counts as overloaded while its ready endpoints average more than this many
+   * requests awaiting response headers (from this balancer). Default 10. Only with `localZone`.
+   */
+  localZoneMaxPending?: number;
   /** Time source (ms). Default `performance.now()`. */
   clock?: Clock;
   /** Randomness for P2C and jitter. Default `Math.random`; use `seededRandom(n)` in tests. */
   random?: Random;
   /** Called after an endpoint changes state (after the event is published). */
   onStateChange?: (endpoint: Endpoint, state: EndpointState, reason: string) => void;
+}
+
+/** Zone-local balancing state (when `localZone` is set). */
+export interface ZoneSnapshot {
+  /** The local zone. */
+  local: string;
+  /** Ready endpoints in the local zone. */
+  ready: number;
+  /** Requests awaiting response headers from them. */
+  pending: number;
+  /** True while picks spill over to every ready endpoint (no local endpoint ready, or overloaded). */
+  spillover: boolean;
 }
 
 /** A point-in-time view of one endpoint. */
@@ -91,6 +114,13 @@ export class EndpointSet {
   readonly #ready: Endpoint[] = [];
   readonly #ejected: Endpoint[] = [];
   #nextProbeAt = Number.POSITIVE_INFINITY;
+  readonly #localZone: string | undefined;
+  readonly #localMaxPending: number;
+  /** Ready endpoints of the local zone; undefined when zone-local balancing is off. */
+  readonly #local: Endpoint[] | undefined;
+  /** Sum of `pending` over {@link EndpointSet.#local}. */
+  #localPending = 0;
+  #spilling = false;
 
   constructor(options: EndpointSetOptions = {}) {
     if (options === null || typeof options !== "object")
@@ -119,6 +149,21 @@ export class EndpointSet {
       throw typeError("strategy", "a strategy name or a Selector", strategy);
     }
     this.#onStateChange = options.onStateChange;
+    if (
+      options.localZone !== undefined &&
+      (typeof options.localZone !== "string" || options.localZone.length === 0)
+    ) {
+      throw typeError("localZone", "a non-empty string", options.localZone);
+    }
+    this.#localZone = options.localZone;
+    this.#local = options.localZone === undefined ? undefined : [];
+    this.#localMaxPending = numberIn(
+      "localZoneMaxPending",
+      options.localZoneMaxPending,
+      10,
+      0,
+      1_000_000,
+    );
   }
 
   /** Number of endpoints currently ready for traffic. */
@@ -129,6 +174,18 @@ export class EndpointSet {
   /** Number of endpoints known (including ejected and draining). */
   get size(): number {
     return this.#all.size;
+  }
+
+  /** Zone-local balancing state, or `undefined` when `localZone` is not set. */
+  get zone(): ZoneSnapshot | undefined {
+    const local = this.#local;
+    if (local === undefined) return undefined;
+    return {
+      local: this.#localZone!,
+      ready: local.length,
+      pending: this.#localPending,
+      spillover: this.#overloaded(local.length),
+    };
   }
 
   /** Earliest time (ms) an ejected endpoint may be probed; `Infinity` when none. */
@@ -188,11 +245,20 @@ export class EndpointSet {
   /**
    * Chooses an endpoint for the next request, or `undefined` when none is ready. A due probe of
    * an ejected endpoint takes precedence (one request), so recovery does not depend on luck.
+   * With `localZone`, the choice is among the local zone's ready endpoints unless it has none
+   * or is overloaded; then among all ready endpoints.
    */
   pick(now = this.#clock.now()): Endpoint | undefined {
     if (now >= this.#nextProbeAt) {
       const probe = this.#takeProbe(now);
       if (probe) return probe;
+    }
+    const local = this.#local;
+    if (local !== undefined) {
+      const n = local.length;
+      const spill = this.#overloaded(n);
+      if (spill !== this.#spilling) this.#zoneChanged(spill, n);
+      if (!spill) return n > 1 ? this.selector.pick(local, now) : local[0];
     }
     const ready = this.#ready;
     if (ready.length > 1) return this.selector.pick(ready, now);
@@ -201,6 +267,7 @@ export class EndpointSet {
 
   /** Records that a request was sent to `endpoint`. */
   start(endpoint: Endpoint): void {
+    if (endpoint.localIndex !== -1) this.#localPending++;
     endpoint.pending++;
     endpoint.requests++;
   }
@@ -211,6 +278,7 @@ export class EndpointSet {
    * @param _failed ignored, kept for compatibility: failures are counted by {@link settled}.
    */
   responded(endpoint: Endpoint, rttMs: number, _failed?: boolean, now = this.#clock.now()): void {
+    if (endpoint.localIndex !== -1) this.#localPending--;
     endpoint.pending--;
     endpoint.load.observe(rttMs, now);
     if (endpoint.pending === 0 && endpoint.state === "draining") this.#finishDrain(endpoint);
@@ -290,6 +358,7 @@ export class EndpointSet {
     const known = this.#all.get(info.origin);
     if (known) {
       known.setInfo(info);
+      if (known.readyIndex !== -1) this.#syncLocal(known);
       if (known.state === "draining") {
         // Re-added before it finished draining: serve it again, keep its connections.
         if (known.accrual && known.accrual.state !== "ready") {
@@ -347,10 +416,56 @@ export class EndpointSet {
       endpoint.readyIndex = this.#ready.length;
       this.#ready.push(endpoint);
     }
+    this.#syncLocal(endpoint);
     this.#setState(endpoint, "ready", reason);
   }
 
+  /** Puts a ready endpoint in the local zone's list, or takes it out, after its zone is known. */
+  #syncLocal(endpoint: Endpoint): void {
+    const local = this.#local;
+    if (local === undefined) return;
+    const isLocal = endpoint.readyIndex !== -1 && endpoint.info.zone === this.#localZone;
+    if (isLocal && endpoint.localIndex === -1) {
+      endpoint.localIndex = local.length;
+      local.push(endpoint);
+      this.#localPending += endpoint.pending;
+    } else if (!isLocal && endpoint.localIndex !== -1) {
+      this.#removeLocal(endpoint);
+    }
+  }
+
+  #removeLocal(endpoint: Endpoint): void {
+    const local = this.#local!;
+    const i = endpoint.localIndex;
+    const last = local.pop()!;
+    if (last !== endpoint) {
+      local[i] = last;
+      last.localIndex = i;
+    }
+    endpoint.localIndex = -1;
+    this.#localPending -= endpoint.pending;
+  }
+
+  /** Whether picks spill over: no local endpoint ready, or their average pending above the limit. */
+  #overloaded(localReady: number): boolean {
+    return localReady === 0 || this.#localPending > this.#localMaxPending * localReady;
+  }
+
+  #zoneChanged(spill: boolean, localReady: number): void {
+    this.#spilling = spill;
+    if (!zoneChannel.hasSubscribers) return;
+    zoneChannel.publish({
+      balancer: this.name,
+      zone: this.#localZone!,
+      state: spill ? "spillover" : "local",
+      reason: spill ? (localReady === 0 ? "no-local-endpoint" : "overloaded") : "recovered",
+      localReady,
+      localPending: this.#localPending,
+    });
+  }
+
   #removeReady(endpoint: Endpoint): void {
+    if (endpoint.localIndex !== -1) this.#removeLocal(endpoint);
     const i = endpoint.readyIndex;
     if (i === -1) return;
     const last = this.#ready.pop()!;

@@ -25,7 +25,7 @@ export interface EndpointInit {
   identity?: string;
   /** Protocol hint; `h2` speaks HTTP/2. Default: HTTP/1.1 (or ALPN over TLS). */
   protocol?: ProtocolHint;
-  /** Topology zone, for display and future zone-aware routing. */
+  /** Topology zone (e.g. `eu-west-1a`); a balancer with `localZone` prefers its own zone's endpoints. */
   zone?: string;
   /** Free-form labels (pod name, version ...). */
   labels?: Readonly<Record<string, string>>;
@@ -130,6 +130,8 @@ export class Endpoint {
   resource: unknown;
   /** @internal position in the ready list, -1 when not ready. */
   readyIndex = -1;
+  /** @internal position in the local zone's ready list, -1 when not in it. */
+  localIndex = -1;
   #weight: number;
 
   /**
