@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { failureRateConfig, peakEwmaConfig } from "@mesh/balancer";
 import { describe, expect, test } from "vitest";
 import { configJsonSchema, parseConfigText, parseDuration, validateConfig } from "../src/index.js";
 import { runCli, tempDir, writeConfig } from "./helpers.js";
@@ -155,6 +156,107 @@ inbound: { listen: 4143 }
     expect(r.ok).toBe(true);
   });
 
+  test("balancer tuning defaults to @mesh/balancer's own defaults", () => {
+    const r = validateConfig({
+      outbound: { services: [{ name: "a", discovery: { static: ["127.0.0.1:1"] } }] },
+    });
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    const ewma = peakEwmaConfig(undefined);
+    const rate = failureRateConfig(undefined);
+    expect(r.config.outbound?.services[0]?.balancer).toEqual({
+      ewma: { decay: ewma.decayMs, defaultRtt: ewma.defaultRttMs },
+      failureRate: {
+        decay: rate.decayMs,
+        prior: rate.prior,
+        failureCostFactor: rate.failureCostFactor,
+      },
+      localZoneMaxPending: 10,
+    });
+  });
+
+  test("balancer tuning takes durations with units and fills the rest with defaults", () => {
+    const r = parseConfigText(`
+outbound:
+  services:
+    - name: a
+      discovery: { static: ["127.0.0.1:1"] }
+      balancer:
+        ewma: { decay: 2s, defaultRtt: 100ms }
+        failureRate: { prior: 0 }
+`);
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    expect(r.config.outbound?.services[0]?.balancer).toEqual({
+      ewma: { decay: 2_000, defaultRtt: 100 },
+      failureRate: { decay: 5_000, prior: 0, failureCostFactor: 15 },
+      localZoneMaxPending: 10,
+    });
+  });
+
+  test("outbound.zone is every service's local zone unless the service names its own", () => {
+    const r = validateConfig(
+      {
+        outbound: {
+          services: [
+            {
+              name: "a",
+              discovery: { static: [{ address: "127.0.0.1:1", zone: "eu-1a" }, "127.0.0.1:2"] },
+            },
+            {
+              name: "b",
+              discovery: { static: ["127.0.0.1:3"] },
+              balancer: { localZone: "eu-1b", localZoneMaxPending: 4 },
+            },
+          ],
+        },
+      },
+      { MESH_PROXY_OUTBOUND__ZONE: "eu-1a" },
+    );
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    const [a, b] = r.config.outbound?.services ?? [];
+    expect(r.config.outbound?.zone).toBe("eu-1a");
+    expect(a?.balancer).toMatchObject({ localZone: "eu-1a", localZoneMaxPending: 10 });
+    expect(a?.discovery?.static?.[0]).toEqual({ address: "127.0.0.1:1", zone: "eu-1a" });
+    expect(b?.balancer).toMatchObject({ localZone: "eu-1b", localZoneMaxPending: 4 });
+    const off = validateConfig({
+      outbound: { services: [{ name: "a", discovery: { static: ["127.0.0.1:1"] } }] },
+    });
+    if (!off.ok) throw new Error(JSON.stringify(off.problems));
+    expect(off.config.outbound?.services[0]?.balancer.localZone).toBeUndefined();
+  });
+
+  test("bad balancer tuning is reported with its path and value", () => {
+    const r = parseConfigText(`
+outbound:
+  services:
+    - name: a
+      discovery: { static: ["127.0.0.1:1"] }
+      balancer:
+        ewma: { decay: 0ms, defaultRtt: 2m }
+        failureRate: { decay: soon, prior: -1, failureCostFactor: 101, penalty: 2 }
+        strategy: p2c
+        localZone: ""
+        localZoneMaxPending: many
+  zone: 7
+`);
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    const at = "outbound.services[0].balancer";
+    expect(r.problems.map((p) => `${p.path}: ${p.message}`)).toEqual(
+      expect.arrayContaining([
+        `${at}.ewma.decay: expected a duration between 1ms and 1h, got "0ms"`,
+        `${at}.ewma.defaultRtt: expected a duration between 1ms and 60s, got "2m"`,
+        `${at}.failureRate.decay: expected a duration such as 500ms, 2s or 1m, got "soon"`,
+        `${at}.failureRate.prior: expected a number in 0..1000000, got -1`,
+        `${at}.failureRate.failureCostFactor: expected a number in 0..100, got 101`,
+        `${at}.failureRate.penalty: unknown field`,
+        `${at}.strategy: unknown field`,
+        `${at}.localZone: expected a non-empty string, got ""`,
+        `${at}.localZoneMaxPending: expected a number in 0..1000000, got "many"`,
+        "outbound.zone: expected a non-empty string, got 7",
+      ]),
+    );
+  });
+
   test("the JSON Schema is generated and shipped in dist", () => {
     const schema = configJsonSchema() as { properties: Record<string, unknown> };
     expect(Object.keys(schema.properties)).toEqual(
@@ -164,6 +266,27 @@ inbound: { listen: 4143 }
       readFileSync(new URL("../dist/config.schema.json", import.meta.url), "utf8"),
     ) as unknown;
     expect(shipped).toEqual(schema);
+    const service = (
+      schema as {
+        properties: {
+          outbound: {
+            properties: { services: { items: { properties: Record<string, unknown> } } };
+          };
+        };
+      }
+    ).properties.outbound.properties.services.items.properties;
+    expect(service.balancer).toMatchObject({
+      properties: {
+        ewma: { properties: { decay: { anyOf: expect.any(Array) }, defaultRtt: {} } },
+        failureRate: {
+          properties: {
+            decay: { anyOf: expect.any(Array) },
+            prior: { default: 10 },
+            failureCostFactor: { default: 15 },
+          },
+        },
+      },
+    });
   });
 });
 

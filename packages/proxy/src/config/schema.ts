@@ -143,6 +143,7 @@ const endpointSchema = z.union(
       weight: integer(0).optional(),
       identity: text().optional().describe("expected SPIFFE ID of the endpoint (mTLS)"),
       protocol: z.enum(["http1", "h2c"], { error: "expected http1 or h2c" }).optional(),
+      zone: text().optional().describe("topology zone of the endpoint (zone-local balancing)"),
     }),
   ],
   { error: "expected host:port or { address: host:port }" },
@@ -203,6 +204,79 @@ const routeSchema = strict({
   backends: list(backendSchema).optional().describe("split for this route only"),
 });
 
+/** Defaults of @mesh/balancer's `PeakEwma` and `FailureRate` (a test keeps them equal). */
+const EWMA_DEFAULTS = { decay: 10_000, defaultRtt: 30 };
+const FAILURE_RATE_DEFAULTS = { decay: 5_000, prior: 10, failureCostFactor: 15 };
+
+/** A duration field that must fall in `min..max` ms (checked after parsing the unit). */
+function boundedDuration(
+  description: string,
+  min: number,
+  max: number,
+  minText: string,
+  maxText: string,
+) {
+  const what = `expected a duration between ${minText} and ${maxText}`;
+  return duration(description).refine((ms) => ms >= min && ms <= max, { error: what });
+}
+
+/** Load-balancer tuning of a service: Peak-EWMA and the failure-rate cost. */
+const balancerSchema = strict({
+  ewma: strict({
+    decay: boundedDuration(
+      "time constant of the RTT estimate's decay (Linkerd: 10s)",
+      1,
+      3_600_000,
+      "1ms",
+      "1h",
+    ).default(EWMA_DEFAULTS.decay),
+    defaultRtt: boundedDuration(
+      "RTT estimate a new endpoint starts with",
+      1,
+      60_000,
+      "1ms",
+      "60s",
+    ).default(EWMA_DEFAULTS.defaultRtt),
+  })
+    .default(EWMA_DEFAULTS)
+    .describe("Peak-EWMA latency estimate behind power-of-two-choices"),
+  failureRate: strict({
+    decay: boundedDuration(
+      "time constant of the decay of the failure and response counts",
+      1,
+      3_600_000,
+      "1ms",
+      "1h",
+    ).default(FAILURE_RATE_DEFAULTS.decay),
+    prior: number(0, 1_000_000)
+      .default(FAILURE_RATE_DEFAULTS.prior)
+      .describe(
+        "pseudo-successes added when the rate is read (one failure at low traffic reads as at most 1/(prior+1))",
+      ),
+    failureCostFactor: number(0, 100)
+      .default(FAILURE_RATE_DEFAULTS.failureCostFactor)
+      .describe("k in cost × exp(k × failure rate); 0 leaves failures out of the cost"),
+  })
+    .default(FAILURE_RATE_DEFAULTS)
+    .describe("failures raise an endpoint's cost so fast failures do not attract traffic"),
+  localZone: text()
+    .optional()
+    .describe(
+      "prefer endpoints of this zone (default outbound.zone); spill over to all when none is ready or the zone is overloaded",
+    ),
+  localZoneMaxPending: number(0, 1_000_000)
+    .default(10)
+    .describe(
+      "the local zone is overloaded while its ready endpoints average more than this many requests in flight",
+    ),
+}).describe("load-balancer tuning (defaults are @mesh/balancer's)");
+
+const BALANCER_DEFAULTS = {
+  ewma: EWMA_DEFAULTS,
+  failureRate: FAILURE_RATE_DEFAULTS,
+  localZoneMaxPending: 10,
+};
+
 const serviceSchema = strict({
   name: text(),
   authorities: list(text())
@@ -229,6 +303,7 @@ const serviceSchema = strict({
     jitter: number(0, 1).default(0.5),
   }).default({ consecutiveFailures: 7, minPenalty: 1_000, maxPenalty: 60_000, jitter: 0.5 }),
   failFast: duration("how long a request waits for a ready endpoint").default(3_000),
+  balancer: balancerSchema.default(BALANCER_DEFAULTS),
   routes: list(routeSchema).default([]),
   backends: list(backendSchema).optional(),
 })
@@ -295,6 +370,11 @@ const outboundSchema = strict({
     .describe("what to do with requests for an authority no service claims"),
   maxConcurrentRequests: integer(1).default(10_000).describe("load shedding threshold (503)"),
   connectTimeout: duration("TCP connect timeout to endpoints").default(1_000),
+  zone: text()
+    .optional()
+    .describe(
+      "the topology zone this proxy runs in (e.g. topology.kubernetes.io/zone); services prefer endpoints of this zone",
+    ),
   requireIdentity: bool()
     .default(false)
     .describe(
@@ -332,6 +412,19 @@ const outboundSchema = strict({
         } else authorities.set(key, i);
       }
     });
+  })
+  // The proxy's zone is every service's local zone unless the service names its own.
+  .transform((o) => {
+    const zone = o.zone;
+    if (zone === undefined) return o;
+    return {
+      ...o,
+      services: o.services.map((s) =>
+        s.balancer.localZone === undefined
+          ? { ...s, balancer: { ...s.balancer, localZone: zone } }
+          : s,
+      ),
+    };
   })
   .describe("the listener the local app talks to");
 
@@ -518,5 +611,7 @@ export type IdentitySettings = NonNullable<ProxyConfig["identity"]>;
 export type PolicyConfig = InboundConfig["policy"];
 /** A parsed outbound opaque-TCP listener. */
 export type TcpRouteConfig = OutboundConfig["tcp"][number];
+/** Parsed load-balancer tuning of a service. */
+export type BalancerConfig = ServiceConfig["balancer"];
 /** A parsed weighted backend. */
 export type BackendConfig = NonNullable<ServiceConfig["backends"]>[number];

@@ -7,7 +7,7 @@ import {
   fileResolver,
 } from "@mesh/balancer";
 import type { Dispatcher } from "undici";
-import type { DiscoveryConfig, ServiceConfig } from "../config/schema.js";
+import type { BalancerConfig, DiscoveryConfig, ServiceConfig } from "../config/schema.js";
 import { endpointFactory, type MeshTransport } from "./endpoint-factory.js";
 
 /**
@@ -24,6 +24,28 @@ export interface BackendSettings {
   connectTimeout: number;
   failFast: number;
   failureAccrual: ServiceConfig["failureAccrual"];
+  /** Peak-EWMA, failure-rate and zone-local tuning (`services[].balancer`); the balancer's defaults when absent. */
+  balancer?: BalancerConfig;
+}
+
+/** The balancer options a service's `balancer` settings map to. */
+export function balancerTuning(
+  config: BalancerConfig | undefined,
+): Pick<BalancerOptions, "ewma" | "failureRate" | "localZone" | "localZoneMaxPending"> {
+  if (config === undefined) return {};
+  const options: ReturnType<typeof balancerTuning> = {
+    ewma: { decayMs: config.ewma.decay, defaultRttMs: config.ewma.defaultRtt },
+    failureRate: {
+      decayMs: config.failureRate.decay,
+      prior: config.failureRate.prior,
+      failureCostFactor: config.failureRate.failureCostFactor,
+    },
+  };
+  if (config.localZone !== undefined) {
+    options.localZone = config.localZone;
+    options.localZoneMaxPending = config.localZoneMaxPending;
+  }
+  return options;
 }
 
 type Protocol = "http1" | "h2c";
@@ -35,6 +57,7 @@ function endpointsOf(discovery: DiscoveryConfig, protocol: Protocol): EndpointIn
     if (typeof e !== "string") {
       if (e.weight !== undefined) init.weight = e.weight;
       if (e.identity !== undefined) init.identity = e.identity;
+      if (e.zone !== undefined) init.zone = e.zone;
     }
     const p = typeof e === "string" ? protocol : (e.protocol ?? protocol);
     // Meshed endpoints speak HTTP/2 over mTLS (ALPN) whatever the client spoke.
@@ -76,6 +99,7 @@ export class Backend {
         maxPenaltyMs: s.failureAccrual.maxPenalty,
         jitter: s.failureAccrual.jitter,
       },
+      ...balancerTuning(s.balancer),
       pool: { connectTimeout: s.connectTimeout, keepAliveTimeout: 4_000 },
       onResolverError: (err) => this.onResolverError(this.name, err),
       factory: endpointFactory(this.transport),
@@ -173,6 +197,7 @@ export class Backend {
           requests: 0,
           failures: 0,
           failureRate: 0,
+          ...(e.zone === undefined ? {} : { zone: e.zone }),
           protocol: "idle",
         });
       }

@@ -107,6 +107,7 @@ export class Outbound {
         connectTimeout: config.connectTimeout,
         failFast: svc.config.failFast,
         failureAccrual: svc.config.failureAccrual,
+        balancer: svc.config.balancer,
       };
       for (const route of [svc.defaultRoute, ...svc.routes]) {
         for (const b of route.backends) {

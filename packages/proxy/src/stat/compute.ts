@@ -51,6 +51,11 @@ export interface EndpointStat {
   readonly cost: number;
   /** Peak-EWMA round-trip estimate, ms. */
   readonly rttMs: number;
+  /**
+   * The balancer's time-decayed failure rate, 0..1, including its prior pseudo-successes
+   * (not a window count like `successRate`): what raises the endpoint's cost.
+   */
+  readonly failureRate: number;
   readonly total: { readonly requests: number; readonly failures: number };
 }
 
@@ -175,6 +180,7 @@ function endpointStats(
       pending: e.pending,
       cost: e.cost,
       rttMs: e.rttMs,
+      failureRate: e.failureRate,
       total: { requests: e.requests, failures: e.failures },
     });
   }

@@ -12,6 +12,11 @@ export interface EndpointTotals {
   readonly pending: number;
   readonly cost: number;
   readonly rttMs: number;
+  /**
+   * The balancer's time-decayed failure rate, 0..1 (with its prior pseudo-successes): what
+   * raises the endpoint's cost by `exp(failureCostFactor × rate)`.
+   */
+  readonly failureRate: number;
   /** Requests the balancer sent to the endpoint since it appeared. */
   readonly requests: number;
   /** Of those, responses classified as failures. */
@@ -42,8 +47,8 @@ function bad(what: string, got: unknown): StatError {
 /**
  * Flattens the admin's `/endpoints` JSON (`[{ service, backends: [{ name, endpoints }] }]`)
  * into one entry per (service, backend, address). An address balanced by several protocol
- * balancers (HTTP/1.1 and h2c) is merged: counters add up and the state of its busiest
- * entry wins.
+ * balancers (HTTP/1.1 and h2c) is merged: counters add up, the state of its busiest
+ * entry wins, and cost and failure rate are the worse of the two.
  *
  * @throws {StatError} `MESH_PROXY_STAT_BAD_RESPONSE` when the document has another shape.
  */
@@ -69,6 +74,7 @@ export function endpointTotals(doc: unknown): Map<string, EndpointTotals> {
           pending: num(e.pending),
           cost: num(e.cost),
           rttMs: num(e.rttMs),
+          failureRate: Math.min(1, num(e.failureRate)),
           requests: num(e.requests),
           failures: num(e.failures),
         };
@@ -84,6 +90,7 @@ export function endpointTotals(doc: unknown): Map<string, EndpointTotals> {
           identity: seen.identity ?? entry.identity,
           pending: seen.pending + entry.pending,
           cost: Math.max(seen.cost, entry.cost),
+          failureRate: Math.max(seen.failureRate, entry.failureRate),
           requests: seen.requests + entry.requests,
           failures: seen.failures + entry.failures,
         });

@@ -62,6 +62,7 @@ const ENDPOINT_HEADER = [
   "SHARE",
   "RPS",
   "SUCCESS",
+  "FAILURE_RATE",
   "EWMA_RTT",
   "PENDING",
 ];
@@ -69,7 +70,8 @@ const ENDPOINT_HEADER = [
 /**
  * Renders stats as `linkerd viz stat` does: one aligned row per (proxy, direction,
  * authority), an error row for each proxy that could not be scraped, then one row per
- * balanced endpoint with its share of the backend's traffic.
+ * balanced endpoint with its share of the backend's traffic and the balancer's view of it
+ * (decayed failure rate, EWMA round trip, pending requests).
  */
 export function renderStatTable(stats: readonly ProxyStat[]): string {
   const traffic: string[][] = [];
@@ -103,6 +105,7 @@ export function renderStatTable(stats: readonly ProxyStat[]): string {
         e.share === null ? "-" : `${(e.share * 100).toFixed(1)}%`,
         formatRps(e.rps),
         formatPercent(e.successRate),
+        formatPercent(e.failureRate),
         formatMs(e.rttMs),
         String(e.pending),
       ]);
@@ -113,7 +116,7 @@ export function renderStatTable(stats: readonly ProxyStat[]): string {
   }
   const out = [renderColumns(TRAFFIC_HEADER, traffic, new Set([4, 5, 6, 7, 8]))];
   if (endpoints.length > 0) {
-    out.push("", renderColumns(ENDPOINT_HEADER, endpoints, new Set([5, 6, 7, 8, 9])));
+    out.push("", renderColumns(ENDPOINT_HEADER, endpoints, new Set([5, 6, 7, 8, 9, 10])));
   }
   return `${out.join("\n")}\n`;
 }

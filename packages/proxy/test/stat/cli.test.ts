@@ -123,6 +123,15 @@ describe("mesh-proxy stat against a running proxy", () => {
     expect(eps.map((e) => e.address).sort()).toEqual(apps.map((a) => a.address).sort());
     expect(eps.reduce((n, e) => n + e.total.requests, 0)).toBe(50);
     expect(eps.reduce((n, e) => n + (e.share ?? 0), 0)).toBeCloseTo(1, 9);
+    // Every endpoint answered /fail with 500 at least once (10 /fail requests, each tried
+    // twice, P2C over two endpoints): the balancer's decayed failure rate shows, below 1 thanks
+    // to its prior of 10 pseudo-successes.
+    for (const e of eps) {
+      if (e.total.failures === 0) continue;
+      expect(e.failureRate).toBeGreaterThan(0);
+      expect(e.failureRate).toBeLessThan(1);
+    }
+    expect(eps.some((e) => e.failureRate > 0)).toBe(true);
   });
 
   it("measures rps, success rate and latency over the window while traffic flows", async () => {
@@ -175,8 +184,17 @@ describe("mesh-proxy stat against a running proxy", () => {
     for (const row of rows) expect(row.slice(rps - 6, rps)).toBe("0.0rps");
     expect(lines).toContain(`${dead}  error: GET http://${dead}/metrics: ECONNREFUSED`);
     expect(
-      lines.some((l) => /^PROXY\s+SERVICE\s+ENDPOINT\s+IDENTITY\s+STATE\s+SHARE/.test(l)),
+      lines.some((l) =>
+        /^PROXY\s+SERVICE\s+ENDPOINT\s+IDENTITY\s+STATE\s+SHARE\s+RPS\s+SUCCESS\s+FAILURE_RATE\s+EWMA_RTT\s+PENDING$/.test(
+          l,
+        ),
+      ),
     ).toBe(true);
+    // The failing /fail requests show as a non-zero balancer failure rate on some endpoint.
+    const endpointRows = lines.filter(
+      (l) => l.startsWith("sidecar ") && /127\.0\.0\.1:\d+/.test(l),
+    );
+    expect(endpointRows.some((l) => /\s(?!0\.00%)\d+\.\d\d%\s+\S+ms\s+\d+$/.test(l))).toBe(true);
   });
 
   it("--watch --json prints one report per interval and exits 0 on SIGTERM", async () => {

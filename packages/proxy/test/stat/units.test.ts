@@ -192,6 +192,7 @@ describe("endpoint shares", () => {
               pending: 1,
               cost: 3,
               rttMs: 3,
+              failureRate: 0,
               protocol: "http1",
             },
             {
@@ -202,6 +203,7 @@ describe("endpoint shares", () => {
               pending: 0,
               cost: 2,
               rttMs: 2,
+              failureRate: 0.01,
               protocol: "h2c",
             },
             {
@@ -212,6 +214,7 @@ describe("endpoint shares", () => {
               pending: 0,
               cost: 50,
               rttMs: 50,
+              failureRate: failed / (slow + 10),
               identity: "spiffe://td/ns/d/sa/books",
               protocol: "http1",
             },
@@ -235,6 +238,7 @@ describe("endpoint shares", () => {
         successRate: 1,
         pending: 1,
         cost: 3,
+        failureRate: 0.01,
         total: { requests: 200, failures: 0 },
       }),
       expect.objectContaining({
@@ -244,8 +248,43 @@ describe("endpoint shares", () => {
         successRate: 0.5,
         state: "ejected",
         identity: "spiffe://td/ns/d/sa/books",
+        failureRate: 0.125,
       }),
     ]);
+  });
+
+  it("show the balancer's failure rate next to the window's success rate", () => {
+    const signals = new GoldenSignals();
+    const stat = computeProxyStat(
+      scrapeOf(signals, 0, doc(100, 20, 0)),
+      scrapeOf(signals, 2_000, doc(190, 30, 5)),
+    );
+    const lines = renderStatTable([stat]).trimEnd().split("\n");
+    const header = lines.findIndex((l) => l.startsWith("PROXY  SERVICE"));
+    expect(lines.slice(header)).toEqual([
+      "PROXY  SERVICE  ENDPOINT     IDENTITY                   STATE    SHARE      RPS  SUCCESS  FAILURE_RATE  EWMA_RTT  PENDING",
+      "web    books    127.0.0.1:1  -                          ready    90.0%  45.0rps  100.00%         1.00%     3.0ms        1",
+      "web    books    127.0.0.1:2  spiffe://td/ns/d/sa/books  ejected  10.0%   5.0rps   50.00%        12.50%      50ms        0",
+    ]);
+  });
+
+  it("read a missing or bad failureRate as 0 and clamp it to 1", () => {
+    const totals = endpointTotals([
+      {
+        service: "s",
+        backends: [
+          {
+            name: "s",
+            endpoints: [
+              { address: "127.0.0.1:1", requests: 1 },
+              { address: "127.0.0.1:2", failureRate: "x" },
+              { address: "127.0.0.1:3", failureRate: 7 },
+            ],
+          },
+        ],
+      },
+    ]);
+    expect([...totals.values()].map((e) => e.failureRate)).toEqual([0, 0, 1]);
   });
 
   it("reject a document of another shape", () => {

@@ -1,0 +1,135 @@
+import { request } from "undici";
+import { afterEach, describe, expect, test } from "vitest";
+import { validateConfig } from "../src/index.js";
+import { Backend, type BackendSettings } from "../src/outbound/backend.js";
+import { h1App } from "./helpers.js";
+
+/*
+ * The service's `balancer` settings reach @mesh/balancer: real requests to real loopback
+ * servers through a Backend built from a parsed config, read back from its snapshot (what
+ * the admin `/endpoints` page serves).
+ */
+
+const closers: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  await Promise.all(closers.splice(0).map((c) => c()));
+});
+
+/** An HTTP/1.1 server answering `status` after at least `delayMs`. */
+async function app(status: number, delayMs = 0) {
+  const a = await h1App((req, res) => {
+    req.resume();
+    setTimeout(() => {
+      res.writeHead(status);
+      res.end();
+    }, delayMs);
+  });
+  closers.push(() => a.close());
+  return a;
+}
+
+function backendFor(
+  service: Record<string, unknown>,
+  outbound: Record<string, unknown> = {},
+): Backend {
+  const r = validateConfig({ outbound: { ...outbound, services: [{ name: "api", ...service }] } });
+  if (!r.ok) throw new Error(JSON.stringify(r.problems));
+  const svc = r.config.outbound!.services[0]!;
+  const settings: BackendSettings = {
+    connectTimeout: 1_000,
+    failFast: svc.failFast,
+    failureAccrual: svc.failureAccrual,
+    balancer: svc.balancer,
+  };
+  const backend = new Backend("api", svc.discovery!, settings);
+  closers.push(() => backend.close());
+  return backend;
+}
+
+async function send(backend: Backend, times: number): Promise<number[]> {
+  const statuses: number[] = [];
+  for (let i = 0; i < times; i++) {
+    const res = await request("http://api/", { dispatcher: backend.dispatcher("http1") });
+    await res.body.dump();
+    statuses.push(res.statusCode);
+  }
+  return statuses;
+}
+
+describe("service balancer settings", () => {
+  test("ewma.defaultRtt and ewma.decay set the estimate of an endpoint not yet used", async () => {
+    const untouchedRtt = async (decay: string) => {
+      const a = await app(200, 30);
+      const b = await app(200, 30);
+      const backend = backendFor({
+        discovery: { static: [a.address, b.address] },
+        balancer: { ewma: { defaultRtt: "400ms", decay } },
+      });
+      // One request (≥ 30 ms): the other endpoint keeps its default RTT, decayed over that time.
+      expect(await send(backend, 1)).toEqual([200]);
+      const idle = backend.snapshot().find((e) => e.requests === 0);
+      return idle?.rttMs;
+    };
+    // A one-hour decay keeps the 400 ms start; a 1 ms decay has reached the 1 ms floor.
+    const slow = await untouchedRtt("1h");
+    expect(slow).toBeGreaterThan(399);
+    expect(slow).toBeLessThanOrEqual(400);
+    expect(await untouchedRtt("1ms")).toBe(1);
+  });
+
+  test("the default ewma starts new endpoints at 30 ms", async () => {
+    const a = await app(200);
+    const b = await app(200);
+    const backend = backendFor({ discovery: { static: [a.address, b.address] } });
+    expect(await send(backend, 1)).toEqual([200]);
+    const idle = backend.snapshot().find((e) => e.requests === 0);
+    expect(idle?.rttMs).toBeGreaterThan(15);
+    expect(idle?.rttMs).toBeLessThanOrEqual(30);
+  });
+
+  test("failureRate.prior and failureCostFactor shape the failure cost", async () => {
+    const failing = await app(500);
+    const tuned = backendFor({
+      discovery: { static: [failing.address] },
+      balancer: { failureRate: { prior: 0, failureCostFactor: 2, decay: "1h" } },
+    });
+    expect(await send(tuned, 2)).toEqual([500, 500]);
+    const [e] = tuned.snapshot();
+    // prior 0: two failures out of two responses read as a rate of 1 …
+    expect(e?.failureRate).toBeCloseTo(1, 3);
+    // … and the cost is rtt × (pending + 1) × exp(2 × 1).
+    expect(e!.cost / e!.rttMs).toBeCloseTo(Math.exp(2), 2);
+
+    const defaults = backendFor({ discovery: { static: [failing.address] } });
+    expect(await send(defaults, 2)).toEqual([500, 500]);
+    const [d] = defaults.snapshot();
+    // The default prior of 10 pseudo-successes: 2 / 12, cost × exp(15 × 2/12).
+    expect(d?.failureRate).toBeCloseTo(2 / 12, 2);
+    expect(d!.cost / d!.rttMs).toBeCloseTo(Math.exp(15 * d!.failureRate), 2);
+  });
+
+  test("outbound.zone keeps traffic in the proxy's zone and spills over when it is gone", async () => {
+    const local = await app(200);
+    const remote = await app(200);
+    const backend = backendFor(
+      {
+        discovery: {
+          static: [
+            { address: local.address, zone: "eu-1a" },
+            // Weight 100 makes it far cheaper: without zones it would take every request.
+            { address: remote.address, zone: "eu-1b", weight: 100 },
+          ],
+        },
+      },
+      { zone: "eu-1a" },
+    );
+    expect(await send(backend, 20)).toEqual(Array(20).fill(200));
+    const byZone = (zone: string) => backend.snapshot().find((e) => e.zone === zone)?.requests ?? 0;
+    expect(byZone("eu-1a")).toBe(20);
+    expect(byZone("eu-1b")).toBe(0);
+    // The local endpoint leaves discovery: requests spill over to the other zone.
+    backend.update({ static: [{ address: remote.address, zone: "eu-1b", weight: 100 }] });
+    expect(await send(backend, 5)).toEqual(Array(5).fill(200));
+    expect(byZone("eu-1b")).toBe(5);
+  });
+});
