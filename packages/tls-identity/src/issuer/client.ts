@@ -20,8 +20,12 @@ export interface IssuerClientOptions {
   token?: string | (() => string | Promise<string>);
   /** A file holding the bearer token, re-read per request (rotating projected tokens). */
   tokenFile?: string;
-  /** CA PEM that verifies an HTTPS issuer's certificate. */
-  ca?: string | Buffer;
+  /**
+   * CA PEM that verifies an HTTPS issuer's certificate, or a function returning it, called
+   * for each request so a rotated CA file (e.g. `() => readFile("bundle.pem")`) applies to
+   * the next CSR without a restart.
+   */
+  ca?: string | Buffer | (() => string | Buffer | Promise<string | Buffer>);
   /** Key algorithm for the new key. Default `ec-p256`. */
   keyType?: KeyType;
   /** Request timeout, ms. Default 10 000. */
@@ -35,6 +39,15 @@ async function tokenOf(o: IssuerClientOptions): Promise<string> {
   throw new TypeError(
     "options.token: expected a token string, function or tokenFile, got undefined",
   );
+}
+
+async function caOf(o: IssuerClientOptions): Promise<string | Buffer | undefined> {
+  const ca = typeof o.ca === "function" ? await o.ca() : o.ca;
+  if (ca !== undefined && typeof ca !== "string" && !Buffer.isBuffer(ca))
+    throw new TypeError(
+      `options.ca: expected a PEM string or Buffer (or a function returning one), got ${typeof ca}`,
+    );
+  return ca;
 }
 
 function post(
@@ -87,6 +100,8 @@ export async function requestSvid(
   const csr = createCsr(keyPair, id);
   const url = new URL(ISSUE_PATH, options.url);
   const token = await tokenOf(options);
+  // Resolved per request: a rotated CA applies to the next CSR.
+  const ca = url.protocol === "https:" ? await caOf(options) : undefined;
   let res: { status: number; text: string };
   try {
     res = await post(
@@ -97,7 +112,7 @@ export async function requestSvid(
         "content-type": "application/pkcs10",
         accept: "application/json",
       },
-      options.ca,
+      ca,
       options.timeoutMs ?? 10_000,
     );
   } catch (cause) {

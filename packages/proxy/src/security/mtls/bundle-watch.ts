@@ -7,8 +7,11 @@ import { optionalMs, optionsObject, typeError } from "../validate.js";
 export interface IssuerBundleWatchOptions {
   /** Base URL of the issuer (the one the source gets SVIDs from). */
   url: string;
-  /** PEM CA that verifies an `https:` issuer. */
-  ca?: string | Buffer | undefined;
+  /**
+   * PEM CA that verifies an `https:` issuer, or a function returning it, called for each
+   * check (so a rotated CA file applies to the next one).
+   */
+  ca?: string | Buffer | (() => string | Buffer | Promise<string | Buffer>) | undefined;
   /** How often to fetch `GET /v1/bundle`, ms. Default 60 000. */
   intervalMs?: number;
   /** Per-request timeout, ms. Default 10 000. */
@@ -85,7 +88,8 @@ export function watchIssuerBundle(
   const check = async (): Promise<boolean> => {
     const current = source.current;
     if (current === undefined) return false; // the first SVID brings the bundle anyway
-    const body = JSON.parse(await getText(url, o.ca, timeoutMs)) as { bundlePem?: unknown };
+    const ca = typeof o.ca === "function" ? await o.ca() : o.ca;
+    const body = JSON.parse(await getText(url, ca, timeoutMs)) as { bundlePem?: unknown };
     if (typeof body?.bundlePem !== "string") throw new Error(`${url.href} sent no bundlePem`);
     const next = fingerprints(TrustBundle.fromPem(body.bundlePem));
     const held = fingerprints(current.bundle);

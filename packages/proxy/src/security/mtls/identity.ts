@@ -21,7 +21,11 @@ export interface IdentityConfig {
   issuer?: {
     url: string;
     tokenFile: string;
-    /** PEM CA that verifies an `https:` issuer's certificate. */
+    /**
+     * PEM CA that verifies an `https:` issuer's certificate. Read at start (a missing file
+     * fails the start) and again for each request to the issuer, so a rotated file applies
+     * to the next renewal.
+     */
     bundleFile?: string;
   };
   /** Read the SVID, key and bundle from PEM files, watched and reloaded. */
@@ -65,8 +69,11 @@ export class MeshIdentity {
   readonly id: string;
   /** Where SVIDs come from. */
   readonly kind: "issuer" | "files";
-  /** The issuer's URL and the CA that verifies it (`https:`), for an issuer source. */
-  readonly issuer: { readonly url: string; readonly ca?: Buffer } | undefined;
+  /**
+   * The issuer's URL and, with `bundleFile`, the CA that verifies it (`https:`): a function
+   * that reads the file again on each call, for each request to the issuer.
+   */
+  readonly issuer: { readonly url: string; readonly ca?: () => Promise<Buffer> } | undefined;
   #refreshes = 0;
   #failures = 0;
   #lastError: Error | undefined;
@@ -77,7 +84,7 @@ export class MeshIdentity {
     trustDomain: string,
     id: string,
     kind: "issuer" | "files",
-    issuer?: { url: string; ca?: Buffer },
+    issuer?: { url: string; ca?: () => Promise<Buffer> },
   ) {
     this.source = source;
     this.issuer = issuer;
@@ -207,11 +214,13 @@ export async function createIdentity(
     if (!/^https?:\/\//.test(url))
       throw new TypeError(`${at}.issuer.url: expected an http(s):// URL, got ${show(url)}`);
     const tokenFile = resolve(base, str(issuer, "tokenFile", `${at}.issuer`));
-    let ca: Buffer | undefined;
+    let ca: (() => Promise<Buffer>) | undefined;
     if (issuer.bundleFile !== undefined) {
       const bundleFile = resolve(base, str(issuer, "bundleFile", `${at}.issuer`));
       try {
-        ca = await readFile(bundleFile);
+        await readFile(bundleFile);
+        // Re-read per request: the issuer's serving certificate may move to a new root.
+        ca = () => readFile(bundleFile);
       } catch (err) {
         throw new MeshTlsError(
           "MESH_PROXY_IDENTITY_SETUP",

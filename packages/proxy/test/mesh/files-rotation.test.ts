@@ -1,0 +1,221 @@
+import type { X509Certificate } from "node:crypto";
+import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import tls from "node:tls";
+import { type CertificateAuthority, createTrustAnchor, type TrustBundle } from "@mesh/tls-identity";
+import { describe, expect, it } from "vitest";
+import { type ProxyProcess, tempDir } from "../helpers.js";
+import {
+  admin,
+  BOOKS,
+  CountingRelay,
+  cleanupAfterAll,
+  echoApp,
+  MeshLoad,
+  metric,
+  proxy,
+  ready,
+  TD,
+  tcpEcho,
+  until,
+  WEB,
+} from "./fixtures.js";
+
+/** The documented `anchor` label: first 16 hex digits of the SHA-256 fingerprint. */
+const label = (c: X509Certificate) =>
+  c.fingerprint256.replaceAll(":", "").slice(0, 16).toLowerCase();
+
+async function trusted(p: ProxyProcess): Promise<string> {
+  const text = (await admin(p, "/metrics")).body;
+  return [
+    ...text.matchAll(
+      /^identity_trust_anchor_expiration_timestamp_seconds\{[^}]*anchor="([0-9a-f]+)"/gm,
+    ),
+  ]
+    .map((m) => m[1] as string)
+    .sort()
+    .join();
+}
+
+async function certAnchor(p: ProxyProcess): Promise<string | undefined> {
+  const text = (await admin(p, "/metrics")).body;
+  return /^identity_cert_anchor_info\{[^}]*anchor="([0-9a-f]+)"[^}]*\} 1$/m.exec(text)?.[1];
+}
+
+/** Replaces a file atomically (write aside, rename), as cert-manager and SPIRE helpers do. */
+function replace(file: string, text: string): void {
+  writeFileSync(`${file}.tmp`, text, { mode: 0o600 });
+  renameSync(`${file}.tmp`, file);
+}
+
+/** One workload's watched identity files in a directory of its own. */
+class IdentityFiles {
+  readonly dir: string;
+  readonly cert: string;
+  readonly key: string;
+  readonly bundle: string;
+  constructor(
+    root: string,
+    readonly id: string,
+  ) {
+    this.dir = join(root, id.split("/").pop() as string);
+    mkdirSync(this.dir);
+    this.cert = join(this.dir, "svid.pem");
+    this.key = join(this.dir, "key.pem");
+    this.bundle = join(this.dir, "bundle.pem");
+  }
+  /** Writes an SVID from `ca`: key first, then the certificate (a mismatch in between is retried). */
+  issueFrom(ca: CertificateAuthority): void {
+    const svid = ca.issue(this.id);
+    replace(this.key, svid.privateKey.export({ type: "pkcs8", format: "pem" }).toString());
+    replace(this.cert, svid.chainPem);
+  }
+  trust(bundle: TrustBundle): void {
+    replace(this.bundle, bundle.pem);
+  }
+  section(): Record<string, unknown> {
+    return {
+      trustDomain: TD,
+      id: this.id,
+      files: { cert: this.cert, key: this.key, bundle: this.bundle },
+      // A key/cert pair caught half-replaced is re-read soon.
+      renewal: { retryInitial: "100ms", retryMax: "500ms" },
+    };
+  }
+}
+
+describe("trust-anchor rotation with identity.files", () => {
+  const defer = cleanupAfterAll();
+
+  it("bundle with both roots, certificates under the new root, old root removed: zero failures; an old-root client is then refused", async () => {
+    const root = tempDir();
+    const oldRoot = createTrustAnchor({ trustDomain: TD });
+    const oldCa = oldRoot.createAuthority();
+    const newRoot = createTrustAnchor({ trustDomain: TD });
+    const newCa = newRoot.createAuthority();
+    const both = oldRoot.bundle.with(newRoot.certificate);
+    const [r1, r2] = [label(oldRoot.certificate), label(newRoot.certificate)];
+
+    const web = new IdentityFiles(root, WEB);
+    const books = new IdentityFiles(root, BOOKS);
+    for (const f of [web, books]) {
+      f.issueFrom(oldCa);
+      f.trust(oldRoot.bundle);
+    }
+    const app = await echoApp();
+    const echo = await tcpEcho();
+    defer(
+      () => app.close(),
+      () => echo.close(),
+    );
+    const booksProxy = await proxy({
+      identity: books.section(),
+      inbound: {
+        listen: "127.0.0.1:0",
+        app: app.address,
+        opaquePorts: [7000],
+        ports: { "7000": `127.0.0.1:${echo.port}` },
+        policy: { default: "all-authenticated" },
+      },
+    });
+    defer(() => booksProxy.stop());
+    const relay = new CountingRelay(booksProxy.addresses.inbound as string);
+    const viaRelay = await relay.listen();
+    defer(() => relay.close());
+    const webProxy = await proxy({
+      identity: web.section(),
+      outbound: {
+        listen: "127.0.0.1:0",
+        services: [
+          { name: "books", discovery: { static: [{ address: viaRelay, identity: BOOKS }] } },
+        ],
+        tcp: [
+          {
+            name: "echo",
+            listen: "127.0.0.1:0",
+            targetPort: 7000,
+            discovery: { static: [{ address: booksProxy.addresses.inbound, identity: BOOKS }] },
+          },
+        ],
+      },
+    });
+    defer(() => webProxy.stop());
+    await Promise.all([ready(booksProxy), ready(webProxy)]);
+    expect(await trusted(webProxy)).toBe(r1);
+
+    const proxies = [webProxy, booksProxy];
+    const everywhere = (check: (p: ProxyProcess) => Promise<boolean>) => async () =>
+      (await Promise.all(proxies.map(check))).every(Boolean);
+    // Every opaque TCP exchange is a new mTLS handshake with the files current at that moment.
+    const load = new MeshLoad({
+      outbound: webProxy.addresses.outbound as string,
+      httpLoops: 2,
+      tcp: webProxy.addresses.tcp?.echo as string,
+      tcpGapMs: 30,
+    });
+    const handshakesAfter = async (what: string) => {
+      const n = load.tcp;
+      await until(() => load.tcp >= n + 5, `new handshakes after ${what}`);
+    };
+    try {
+      // 1. Both roots in every bundle; certificates still under the old root.
+      for (const f of [web, books]) f.trust(both);
+      await until(
+        everywhere(async (p) => (await trusted(p)) === [r1, r2].sort().join()),
+        "both proxies trusting both roots",
+      );
+      await handshakesAfter("adding the new root");
+      // 2. Certificates re-issued under the new root, one workload at a time.
+      web.issueFrom(newCa);
+      await until(async () => (await certAnchor(webProxy)) === r2, "web under the new root");
+      await handshakesAfter("web moved");
+      books.issueFrom(newCa);
+      await until(async () => (await certAnchor(booksProxy)) === r2, "books under the new root");
+      await handshakesAfter("books moved");
+      // 3. The old root leaves every bundle.
+      for (const f of [web, books]) f.trust(newRoot.bundle);
+      await until(
+        everywhere(async (p) => (await trusted(p)) === r2),
+        "both proxies trusting only the new root",
+      );
+      await handshakesAfter("removing the old root");
+    } finally {
+      await load.stop();
+    }
+    expect(load.failures).toEqual([]);
+    expect(load.http).toBeGreaterThan(20);
+    // The HTTP/2 connection opened under the old root carried on through every step.
+    expect(relay.accepted).toBe(1);
+
+    // A peer still presenting a certificate under the removed root is refused.
+    const stale = oldCa.issue(WEB);
+    const refused = async () =>
+      metric((await admin(booksProxy, "/metrics")).body, "inbound_tls_refused_total");
+    const before = await refused();
+    const [host, port] = (booksProxy.addresses.inbound as string).split(":") as [string, string];
+    const outcome = await new Promise<string>((resolve) => {
+      let got = "";
+      const s = tls.connect({
+        host,
+        port: Number(port),
+        cert: stale.chainPem,
+        key: stale.privateKey.export({ type: "pkcs8", format: "pem" }),
+        ca: both.pem,
+        minVersion: "TLSv1.3",
+        checkServerIdentity: () => undefined,
+        ALPNProtocols: ["h2"],
+      });
+      s.on("data", (d: Buffer) => {
+        got += d.toString("latin1");
+      });
+      s.on("error", (e) => resolve(`error ${e.message}`));
+      s.on("close", () => resolve(got.length > 0 ? "answered" : "closed"));
+      s.on("secureConnect", () => s.write("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
+    });
+    expect(outcome).not.toBe("answered");
+    await until(
+      async () => (await refused()) === before + 1,
+      "the stale client counted as refused",
+    );
+  });
+});
