@@ -1,7 +1,8 @@
-import { Pool } from "undici";
+import { type Dispatcher, Pool } from "undici";
 import type { InboundConfig } from "../config/schema.js";
 import { createDirectionListener, type DirectionDeps } from "../http/direction.js";
 import { ProxyError } from "../http/errors.js";
+import { Http2Client } from "../http/h2-client.js";
 import type { HttpListener } from "../http/listener.js";
 import type { PeerInfo, RouteInput, Target } from "../http/serve.js";
 import { type AuthzPolicy, compileAuthzPolicy } from "../security/authz/index.js";
@@ -17,7 +18,7 @@ export interface InboundDeps extends DirectionDeps {
 /** Connection pools to the local app, one per protocol, created when first needed. */
 class AppClients {
   private h1: Pool | undefined;
-  private h2: Pool | undefined;
+  private h2: Http2Client | undefined;
   readonly origin: string;
 
   constructor(
@@ -27,15 +28,9 @@ class AppClients {
     this.origin = `http://${address}`;
   }
 
-  get(protocol: "http1" | "h2c"): Pool {
+  get(protocol: "http1" | "h2c"): Dispatcher {
     if (protocol === "h2c") {
-      this.h2 ??= new Pool(this.origin, {
-        useH2c: true,
-        allowH2: true,
-        connectTimeout: this.connectTimeout,
-        connections: 4,
-        pipelining: 100,
-      } as Pool.Options);
+      this.h2 ??= new Http2Client(this.origin, { connectTimeout: this.connectTimeout });
       return this.h2;
     }
     this.h1 ??= new Pool(this.origin, {

@@ -1,6 +1,7 @@
 import type { EndpointInfo } from "@mesh/balancer";
 import type { IdentityMaterial } from "@mesh/tls-identity";
 import { type Dispatcher, Pool } from "undici";
+import { type H2Connector, Http2Client } from "../http/h2-client.js";
 import { MeshTlsError } from "../security/mtls/errors.js";
 import { meshConnector } from "../security/mtls/outbound.js";
 import { ORIG_PROTO_HEADER } from "../security/orig-proto/orig-proto.js";
@@ -42,12 +43,12 @@ function refuseConnector(address: string) {
 }
 
 /**
- * The balancer's per-endpoint dispatcher factory. Endpoints with an identity get a pool
- * whose connections are mTLS (TLS 1.3, our SVID, the server's SPIFFE ID checked) and
- * speak HTTP/2 via ALPN, so every request to that peer, HTTP/1.1 ones included (carried
- * with `mesh-orig-proto`), is multiplexed on one connection. Endpoints without one get
- * plaintext (the protocol discovery and the request chose), or are refused under
- * `requireIdentity`.
+ * The balancer's per-endpoint dispatcher factory. Endpoints with an identity get one
+ * mTLS connection (TLS 1.3, our SVID, the server's SPIFFE ID checked) speaking HTTP/2 via
+ * ALPN, so every request to that peer, HTTP/1.1 ones included (carried with
+ * `mesh-orig-proto`), is multiplexed on it. Endpoints without one get plaintext (the
+ * protocol discovery and the request chose), or are refused under `requireIdentity`.
+ * HTTP/2 goes through {@link Http2Client} (node:http2), HTTP/1.1 through an undici `Pool`.
  */
 export function endpointFactory(
   transport: () => MeshTransport,
@@ -60,22 +61,21 @@ export function endpointFactory(
         // The connect timeout plus time for the TLS handshake on a busy host.
         timeoutMs: ((options.connectTimeout as number | undefined) ?? 1_000) + 5_000,
       });
-      const { useH2c: _plaintextOnly, ...rest } = options as Pool.Options & { useH2c?: boolean };
-      // One HTTP/2 connection per peer (as Linkerd): without the cap the pool would open a
-      // connection per request that arrives while the first handshake is in progress.
-      return new Pool(origin, {
-        ...rest,
-        allowH2: true,
-        connections: 1,
-        maxConcurrentStreams: 1_000,
-        connect,
-      } as Pool.Options);
+      // One multiplexed HTTP/2 connection per peer, as Linkerd.
+      return new Http2Client(origin.replace(/^http:/, "https:"), {
+        connect: connect as unknown as H2Connector,
+      });
     }
     if (t.requireIdentity) {
       return new Pool(origin, {
         ...options,
         connect: refuseConnector(endpoint.address),
       } as Pool.Options);
+    }
+    if ((options as { useH2c?: boolean }).useH2c === true) {
+      return new Http2Client(origin, {
+        connectTimeout: options.connectTimeout as number | undefined,
+      }).compose(stripOrigProto);
     }
     return new Pool(origin, options).compose(stripOrigProto);
   };

@@ -9,6 +9,7 @@ import type {
 } from "../config/schema.js";
 import { createDirectionListener, type DirectionDeps } from "../http/direction.js";
 import { ProxyError } from "../http/errors.js";
+import { Http2Client } from "../http/h2-client.js";
 import type { HttpListener } from "../http/listener.js";
 import type { RouteInput, Target } from "../http/serve.js";
 import type { ProxyLogger } from "../log.js";
@@ -266,8 +267,7 @@ export class Outbound {
     if (h2) {
       this.passthrough.h2 ??= new Agent({
         connectTimeout,
-        useH2c: true,
-        allowH2: true,
+        factory: (origin: string | URL) => new Http2Client(origin, { connectTimeout }),
       } as Agent.Options);
       return this.passthrough.h2;
     }

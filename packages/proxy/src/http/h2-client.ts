@@ -1,0 +1,556 @@
+import type { IncomingHttpHeaders } from "node:http";
+import { type ClientHttp2Session, type ClientHttp2Stream, connect, constants } from "node:http2";
+import { connect as netConnect, type Socket } from "node:net";
+import { Readable } from "node:stream";
+import { Dispatcher } from "undici";
+
+/** Opens the transport of a session: a connected socket (TLS with ALPN `h2`, or plain TCP). */
+export type H2Connector = (
+  params: { hostname: string; host: string; port: string; protocol: string; servername?: string },
+  callback: (err: Error | null, socket: Socket | null) => void,
+) => void;
+
+/** Options of {@link Http2Client}. */
+export interface Http2ClientOptions {
+  /** Opens the socket; default plain TCP (h2c with prior knowledge). */
+  connect?: H2Connector | undefined;
+  /** Connect timeout for the default connector, ms. Default 10 000. */
+  connectTimeout?: number | undefined;
+  /** Receive window per stream, bytes (SETTINGS_INITIAL_WINDOW_SIZE). Default 1 MiB. */
+  streamWindow?: number | undefined;
+  /** Receive window of the whole connection, bytes. Default 8 MiB. */
+  connectionWindow?: number | undefined;
+}
+
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "upgrade",
+  "host",
+  "http2-settings",
+]);
+const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM } = constants;
+
+/** A stream ended, or the connection went away, before the response completed. */
+export class Http2StreamError extends Error {
+  /** Node's code for HTTP/2 stream failures, which the proxy maps to a reset (502). */
+  readonly code = "ERR_HTTP2_STREAM_ERROR";
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "Http2StreamError";
+  }
+}
+
+/** The dispatcher is closed or destroyed. */
+export class Http2ClientClosedError extends Error {
+  readonly code = "UND_ERR_CLOSED";
+  constructor(message = "HTTP/2 client is closed") {
+    super(message);
+    this.name = "Http2ClientClosedError";
+  }
+}
+
+/** Request headers in any form undici accepts, as an HTTP/2 header block. */
+function h2Headers(
+  opts: Dispatcher.DispatchOptions,
+  scheme: string,
+  defaultAuthority: string,
+): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {
+    ":method": opts.method,
+    ":path": opts.path,
+    ":scheme": scheme,
+    ":authority": defaultAuthority,
+  };
+  const add = (rawName: string, value: unknown) => {
+    if (value === undefined || value === null) return;
+    const name = rawName.toLowerCase();
+    if (name === "host") {
+      out[":authority"] = String(value);
+      return;
+    }
+    if (HOP_BY_HOP.has(name)) return;
+    if (name === "te") {
+      if (String(value).toLowerCase() === "trailers") out.te = "trailers";
+      return;
+    }
+    const v = Array.isArray(value) ? value.map(String) : String(value);
+    const prev = out[name];
+    if (prev === undefined) out[name] = v;
+    else out[name] = ([] as string[]).concat(prev, v);
+  };
+  const h = opts.headers as unknown;
+  if (Array.isArray(h)) {
+    for (let i = 0; i + 1 < h.length; i += 2) add(String(h[i]), h[i + 1]);
+  } else if (h !== null && typeof h === "object") {
+    if (Symbol.iterator in h && typeof (h as Map<string, string>).entries === "function") {
+      for (const [k, v] of h as Iterable<[string, string]>) add(k, v);
+    } else {
+      for (const k of Object.keys(h)) add(k, (h as Record<string, unknown>)[k]);
+    }
+  }
+  return out;
+}
+
+type Body = Dispatcher.DispatchOptions["body"];
+
+/** A body that can be sent again after a refused stream (nothing of it was consumed). */
+function replayable(body: Body): boolean {
+  return (
+    body === null || body === undefined || typeof body === "string" || body instanceof Uint8Array
+  );
+}
+
+const kExchange = Symbol("mesh.h2.exchange");
+type ExchangeStream = ClientHttp2Stream & { [kExchange]?: Exchange };
+
+// Stream listeners shared by every exchange (no closures per request).
+function onStreamResponse(this: ExchangeStream, headers: IncomingHttpHeaders): void {
+  this[kExchange]?.onResponse(headers);
+}
+function onStreamData(this: ExchangeStream, chunk: Buffer): void {
+  this[kExchange]?.onData(chunk);
+}
+function onStreamTrailers(this: ExchangeStream, trailers: IncomingHttpHeaders): void {
+  this[kExchange]?.onTrailers(trailers);
+}
+function onStreamEnd(this: ExchangeStream): void {
+  this[kExchange]?.onEnd();
+}
+function onStreamError(this: ExchangeStream, err: Error): void {
+  this[kExchange]?.onError(err);
+}
+function onStreamClose(this: ExchangeStream): void {
+  this[kExchange]?.onClose(this);
+}
+
+/** One request on the wire: the handler's controller and the stream's lifecycle. */
+class Exchange implements Dispatcher.DispatchController {
+  #stream: ClientHttp2Stream | undefined;
+  #paused = false;
+  #aborted = false;
+  #reason: Error | null = null;
+  #settled = false;
+  #responded = false;
+  #trailers: IncomingHttpHeaders = {};
+  #bodyStarted = false;
+  #ended = false;
+  #error: Error | undefined;
+
+  constructor(
+    readonly client: Http2Client,
+    readonly opts: Dispatcher.DispatchOptions,
+    readonly handler: Dispatcher.DispatchHandler,
+  ) {}
+
+  get aborted(): boolean {
+    return this.#aborted;
+  }
+  get paused(): boolean {
+    return this.#paused;
+  }
+  get reason(): Error | null {
+    return this.#reason;
+  }
+
+  pause(): void {
+    this.#paused = true;
+    this.#stream?.pause();
+  }
+
+  resume(): void {
+    this.#paused = false;
+    if (this.#responded) this.#stream?.resume();
+  }
+
+  abort(reason: Error): void {
+    if (this.#aborted || this.#settled) return;
+    this.#aborted = true;
+    this.#reason = reason;
+    const stream = this.#stream;
+    if (stream !== undefined && !stream.destroyed) stream.close(NGHTTP2_CANCEL);
+    this.fail(reason);
+  }
+
+  /** Called once: the session is connected and the request is about to be written. */
+  start(session: ClientHttp2Session): void {
+    if (this.#settled) return;
+    this.handler.onRequestStart?.(this, {});
+    if (this.#aborted || this.#settled) return;
+    const body = this.opts.body;
+    const hasBody = body !== null && body !== undefined;
+    let stream: ClientHttp2Stream;
+    try {
+      stream = session.request(h2Headers(this.opts, this.client.scheme, this.client.authority), {
+        endStream: !hasBody,
+      });
+    } catch {
+      // e.g. the session is closing or out of stream ids: a fresh session can take it.
+      this.client.retire(session);
+      this.client.requeue(this);
+      return;
+    }
+    this.#stream = stream;
+    (stream as ExchangeStream)[kExchange] = this;
+    stream.pause(); // nothing flows until the response head is delivered
+    stream.once("response", onStreamResponse);
+    stream.once("trailers", onStreamTrailers);
+    stream.once("end", onStreamEnd);
+    stream.once("close", onStreamClose);
+    stream.on("error", onStreamError);
+    if (hasBody) this.#sendBody(stream, body);
+    else this.handler.onRequestSent?.();
+  }
+
+  #sendBody(stream: ClientHttp2Stream, body: NonNullable<Body>): void {
+    if (typeof body === "string" || body instanceof Uint8Array) {
+      stream.end(body);
+      this.handler.onRequestSent?.();
+      return;
+    }
+    this.#bodyStarted = true;
+    const source =
+      body instanceof Readable ? body : Readable.from(body as unknown as AsyncIterable<Uint8Array>);
+    const onData = (chunk: Buffer) => {
+      if (!stream.write(chunk)) source.pause();
+    };
+    const onDrain = () => source.resume();
+    const cleanup = () => {
+      source.off("data", onData);
+      source.off("end", onEnd);
+      source.off("error", onSourceError);
+      stream.off("drain", onDrain);
+    };
+    const onEnd = () => {
+      cleanup();
+      stream.end();
+      this.handler.onRequestSent?.();
+    };
+    const onSourceError = (err: Error) => {
+      cleanup();
+      this.abort(err);
+    };
+    source.on("data", onData);
+    source.once("end", onEnd);
+    source.once("error", onSourceError);
+    stream.on("drain", onDrain);
+  }
+
+  /** @internal */
+  onResponse(headers: IncomingHttpHeaders & { ":status"?: number }): void {
+    if (this.#settled) return;
+    const status = Number(headers[":status"]);
+    delete headers[":status"];
+    this.#responded = true;
+    this.handler.onResponseStart?.(this, status, headers, "");
+    if (this.#settled) return;
+    const stream = this.#stream as ClientHttp2Stream;
+    stream.on("data", onStreamData);
+    if (!this.#paused) stream.resume();
+  }
+
+  /** @internal */
+  onData(chunk: Buffer): void {
+    if (this.#settled) return;
+    this.handler.onResponseData?.(this, chunk);
+  }
+
+  /** @internal Trailers are kept until 'end': DATA that arrived before them may still be buffered. */
+  onTrailers(trailers: IncomingHttpHeaders): void {
+    this.#trailers = trailers;
+  }
+
+  /** @internal The body was read to its end; 'close' tells whether the stream ended cleanly. */
+  onEnd(): void {
+    this.#ended = true;
+  }
+
+  /** @internal */
+  onError(err: Error): void {
+    this.#error ??= err;
+  }
+
+  /**
+   * @internal The stream closed: the response is complete only if its body was read to the
+   * end and the stream was not reset (a reset also ends the readable side).
+   */
+  onClose(stream: ClientHttp2Stream): void {
+    if (this.#settled || stream !== this.#stream) return;
+    const code = stream.rstCode ?? NGHTTP2_NO_ERROR;
+    if (this.#responded && this.#ended && code === NGHTTP2_NO_ERROR) {
+      this.#settled = true;
+      this.client.done(this);
+      this.handler.onResponseEnd?.(this, this.#trailers);
+      return;
+    }
+    if (
+      code === NGHTTP2_REFUSED_STREAM &&
+      !this.#responded &&
+      !this.#bodyStarted &&
+      replayable(this.opts.body) &&
+      !this.client.closed
+    ) {
+      // The peer refused the stream before processing it (e.g. a GOAWAY raced the request):
+      // safe to send again, on a fresh connection.
+      this.#stream = undefined;
+      this.#error = undefined;
+      if (stream.session !== undefined) this.client.retire(stream.session as ClientHttp2Session);
+      this.client.requeue(this);
+      return;
+    }
+    const err = this.#error;
+    this.fail(
+      new Http2StreamError(
+        `HTTP/2 stream to ${this.client.authority} closed before the response ${this.#responded ? "ended" : "started"}${code !== NGHTTP2_NO_ERROR ? ` (RST_STREAM code ${code})` : ""}${err ? `: ${err.message}` : ""}`,
+        err === undefined ? undefined : { cause: err },
+      ),
+    );
+  }
+
+  /** Ends the exchange with an error (once). */
+  fail(err: Error): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.client.done(this);
+    this.handler.onResponseError?.(this, err);
+  }
+}
+
+/**
+ * An undici `Dispatcher` over one multiplexed HTTP/2 connection, built on node:http2.
+ *
+ * Why not undici's own HTTP/2 client: in undici 8.13 a response whose DATA is still
+ * buffered in the stream when its trailers arrive loses that DATA (the data listener is
+ * removed on 'trailers'), which under load turns gRPC replies into empty OK responses.
+ * This client completes a response on the stream's 'end', after every byte was delivered,
+ * and takes the trailers from the 'trailers' event. It also opens larger flow-control
+ * windows (1 MiB per stream, 8 MiB per connection) than HTTP/2's 64 KiB default, which
+ * caps a streaming response at one window per round trip.
+ *
+ * Streams beyond the peer's SETTINGS_MAX_CONCURRENT_STREAMS wait in nghttp2's queue.
+ * A stream the peer refuses before processing (REFUSED_STREAM, e.g. racing a GOAWAY) is
+ * sent again on a new connection when its body can be replayed. After a GOAWAY the
+ * connection finishes its streams and new requests open a new one.
+ */
+export class Http2Client extends Dispatcher {
+  readonly origin: URL;
+  /** `:scheme` of requests. */
+  readonly scheme: string;
+  /** Default `:authority` (a `host` header overrides it). */
+  readonly authority: string;
+  private session: ClientHttp2Session | undefined;
+  private connecting = false;
+  private queue: Exchange[] = [];
+  private readonly active = new Set<Exchange>();
+  private isClosed = false;
+  private closeWaiters: Array<() => void> = [];
+  private readonly connector: H2Connector;
+  private readonly streamWindow: number;
+  private readonly connectionWindow: number;
+
+  constructor(origin: string | URL, options: Http2ClientOptions = {}) {
+    super();
+    this.origin = new URL(origin);
+    this.scheme = this.origin.protocol === "https:" ? "https" : "http";
+    this.authority = this.origin.host;
+    const timeout = options.connectTimeout ?? 10_000;
+    this.connector = options.connect ?? tcpConnector(timeout);
+    this.streamWindow = options.streamWindow ?? 1 << 20;
+    this.connectionWindow = options.connectionWindow ?? 8 << 20;
+  }
+
+  /** True once `close()` or `destroy()` was called. */
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  /** Requests in flight or waiting for the connection. */
+  get pending(): number {
+    return this.active.size + this.queue.length;
+  }
+
+  override dispatch(
+    opts: Dispatcher.DispatchOptions,
+    handler: Dispatcher.DispatchHandler,
+  ): boolean {
+    const exchange = new Exchange(this, opts, handler);
+    if (this.isClosed) {
+      queueMicrotask(() => exchange.fail(new Http2ClientClosedError()));
+      return false;
+    }
+    this.active.add(exchange);
+    const session = this.session;
+    if (session !== undefined && !session.closed && !session.destroyed && !this.connecting) {
+      exchange.start(session);
+    } else {
+      this.queue.push(exchange);
+      this.ensureSession();
+    }
+    return true;
+  }
+
+  /** @internal An exchange finished (either way). */
+  done(exchange: Exchange): void {
+    this.active.delete(exchange);
+    const i = this.queue.indexOf(exchange);
+    if (i !== -1) this.queue.splice(i, 1);
+    if (this.isClosed && this.active.size === 0) this.finishClose();
+  }
+
+  /** @internal Sends an exchange again on the next session. */
+  requeue(exchange: Exchange): void {
+    this.queue.push(exchange);
+    this.ensureSession();
+  }
+
+  /** @internal Stops using a session for new streams. */
+  retire(session: ClientHttp2Session): void {
+    if (this.session === session) this.session = undefined;
+    if (!session.closed && !session.destroyed) session.close();
+  }
+
+  private ensureSession(): void {
+    const current = this.session;
+    if (current !== undefined && !current.closed && !current.destroyed && !this.connecting) {
+      this.startQueued(current);
+      return;
+    }
+    if (this.connecting || this.isClosed) return;
+    this.connecting = true;
+    this.session = undefined;
+    const { hostname, port, protocol } = this.origin;
+    this.connector(
+      {
+        hostname: hostname.replace(/^\[|\]$/g, ""),
+        host: this.origin.host,
+        port: port || (protocol === "https:" ? "443" : "80"),
+        protocol,
+      },
+      (err, socket) => {
+        if (err !== null || socket === null) {
+          this.connecting = false;
+          const error = err ?? new Http2StreamError(`could not connect to ${this.authority}`);
+          for (const e of this.queue.splice(0)) e.fail(error);
+          return;
+        }
+        if (this.isClosed) {
+          this.connecting = false;
+          socket.destroy();
+          for (const e of this.queue.splice(0)) e.fail(new Http2ClientClosedError());
+          return;
+        }
+        const alpn = (socket as Socket & { alpnProtocol?: string | false }).alpnProtocol;
+        if (this.scheme === "https" && alpn !== "h2") {
+          this.connecting = false;
+          socket.destroy();
+          const error = new Http2StreamError(
+            `${this.authority} did not negotiate HTTP/2 via ALPN (got ${alpn || "none"})`,
+          );
+          for (const e of this.queue.splice(0)) e.fail(error);
+          return;
+        }
+        this.openSession(socket);
+      },
+    );
+  }
+
+  private openSession(socket: Socket): void {
+    const session = connect(this.origin, {
+      createConnection: () => socket,
+      settings: { initialWindowSize: this.streamWindow, enablePush: false },
+    });
+    this.session = session;
+    this.connecting = false;
+    session.on("error", () => {}); // streams report their own failures
+    session.once("connect", () => {
+      try {
+        session.setLocalWindowSize(this.connectionWindow);
+      } catch {
+        // the session may already be closing; streams report that
+      }
+    });
+    const retire = () => {
+      if (this.session === session) this.session = undefined;
+      if (this.queue.length > 0 && !this.isClosed) this.ensureSession();
+    };
+    session.once("goaway", retire);
+    session.once("close", retire);
+    this.startQueued(session);
+  }
+
+  private startQueued(session: ClientHttp2Session): void {
+    const queued = this.queue.splice(0);
+    for (const e of queued) e.start(session);
+  }
+
+  override close(): Promise<void>;
+  override close(callback: () => void): void;
+  override close(callback?: () => void): Promise<void> | void {
+    this.isClosed = true;
+    const promise = new Promise<void>((resolve) => {
+      if (this.active.size === 0) {
+        this.finishClose();
+        resolve();
+      } else this.closeWaiters.push(resolve);
+    });
+    if (callback === undefined) return promise;
+    void promise.then(callback);
+  }
+
+  private finishClose(): void {
+    const session = this.session;
+    this.session = undefined;
+    if (session !== undefined && !session.closed) session.close();
+    for (const w of this.closeWaiters.splice(0)) w();
+  }
+
+  override destroy(): Promise<void>;
+  override destroy(err: Error | null): Promise<void>;
+  override destroy(callback: () => void): void;
+  override destroy(err: Error | null, callback: () => void): void;
+  override destroy(
+    errOrCallback?: Error | null | (() => void),
+    callback?: () => void,
+  ): Promise<void> | void {
+    const cb = typeof errOrCallback === "function" ? errOrCallback : callback;
+    const err =
+      (typeof errOrCallback === "function" ? null : errOrCallback) ??
+      new Http2ClientClosedError("HTTP/2 client was destroyed");
+    this.isClosed = true;
+    for (const e of [...this.active]) e.fail(err);
+    const session = this.session;
+    this.session = undefined;
+    session?.destroy();
+    for (const w of this.closeWaiters.splice(0)) w();
+    if (cb === undefined) return Promise.resolve();
+    queueMicrotask(cb);
+  }
+}
+
+/** Plain TCP for h2c (prior knowledge), with Nagle off and a connect timeout. */
+function tcpConnector(timeoutMs: number): H2Connector {
+  return (params, callback) => {
+    const socket = netConnect({ host: params.hostname, port: Number(params.port), noDelay: true });
+    const timer = setTimeout(() => {
+      const err = Object.assign(
+        new Error(`connect to ${params.host} timed out after ${timeoutMs} ms`),
+        {
+          code: "UND_ERR_CONNECT_TIMEOUT",
+        },
+      );
+      socket.destroy(err);
+    }, timeoutMs);
+    socket.once("connect", () => {
+      clearTimeout(timer);
+      socket.off("error", onError);
+      callback(null, socket);
+    });
+    const onError = (err: Error) => {
+      clearTimeout(timer);
+      callback(err, null);
+    };
+    socket.once("error", onError);
+  };
+}

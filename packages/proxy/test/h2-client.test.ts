@@ -1,0 +1,281 @@
+import { createHash } from "node:crypto";
+import type { IncomingHttpHeaders } from "node:http";
+import http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import { Readable } from "node:stream";
+import type { Dispatcher } from "undici";
+import { afterEach, describe, expect, test } from "vitest";
+import { Http2Client } from "../src/http/h2-client.js";
+
+interface Outcome {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+  trailers: IncomingHttpHeaders;
+}
+
+const closers: Array<() => Promise<unknown> | unknown> = [];
+afterEach(async () => {
+  for (const c of closers.splice(0).reverse()) await c();
+});
+
+async function h2Server(
+  onStream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void,
+  settings: http2.Settings = {},
+): Promise<{ origin: string; server: http2.Http2Server; sessions: () => number }> {
+  const server = http2.createServer({ settings });
+  let sessions = 0;
+  server.on("session", () => sessions++);
+  server.on("stream", (stream, headers) => {
+    stream.on("error", () => undefined); // resets are part of some tests
+    onStream(stream, headers);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  closers.push(
+    () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        // sessions may still be open: close() waits for them
+        for (const s of openSessions) s.destroy();
+      }),
+  );
+  const openSessions = new Set<http2.ServerHttp2Session>();
+  server.on("session", (s) => {
+    openSessions.add(s);
+    s.on("close", () => openSessions.delete(s));
+  });
+  const { port } = server.address() as AddressInfo;
+  return { origin: `http://127.0.0.1:${port}`, server, sessions: () => sessions };
+}
+
+function client(origin: string): Http2Client {
+  const c = new Http2Client(origin);
+  closers.push(() => c.destroy());
+  return c;
+}
+
+/** Dispatches and collects the whole response; `hooks` may pause/resume or abort. */
+function send(
+  d: Dispatcher,
+  opts: Partial<Dispatcher.DispatchOptions> = {},
+  hooks: {
+    onStart?: (c: Dispatcher.DispatchController) => void;
+    onData?: (c: Dispatcher.DispatchController) => void;
+  } = {},
+): Promise<Outcome> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let status = 0;
+    let headers: IncomingHttpHeaders = {};
+    d.dispatch(
+      { origin: "http://unused", path: "/", method: "GET", ...opts } as Dispatcher.DispatchOptions,
+      {
+        onRequestStart() {},
+        onResponseStart(c, s, h) {
+          status = s;
+          headers = h;
+          hooks.onStart?.(c);
+        },
+        onResponseData(c, chunk) {
+          chunks.push(chunk);
+          hooks.onData?.(c);
+        },
+        onResponseEnd(_c, trailers) {
+          resolve({ status, headers, body: Buffer.concat(chunks), trailers });
+        },
+        onResponseError(_c, err) {
+          reject(err);
+        },
+      },
+    );
+  });
+}
+
+function grpcLikeReply(stream: http2.ServerHttp2Stream, body: Buffer): void {
+  stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
+  stream.once("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+  stream.end(body);
+}
+
+describe("Http2Client", () => {
+  test("a paused response keeps DATA that arrived before its trailers (undici 8.13 drops it)", async () => {
+    const { origin } = await h2Server((stream, headers) => {
+      stream.resume();
+      grpcLikeReply(stream, Buffer.from(`reply to ${headers[":path"]}`));
+    });
+    const c = client(origin);
+    let paused!: Dispatcher.DispatchController;
+    const first = send(
+      c,
+      { path: "/first" },
+      {
+        onStart: (ctl) => {
+          paused = ctl;
+          ctl.pause();
+        },
+      },
+    );
+    // A second exchange on the same connection completes only after the first one's DATA
+    // and trailers were read off the socket: then the first is resumed.
+    const second = await send(c, { path: "/second" });
+    expect(second.body.toString()).toBe("reply to /second");
+    expect(paused.paused).toBe(true);
+    paused.resume();
+    const r = await first;
+    expect(r.status).toBe(200);
+    expect(r.body.toString()).toBe("reply to /first");
+    expect(r.trailers["grpc-status"]).toBe("0");
+    expect(r.headers[":status"]).toBeUndefined();
+  });
+
+  test("streams request and response bodies with back-pressure, byte for byte", async () => {
+    const download = Buffer.alloc(4 << 20);
+    for (let i = 0; i < download.length; i++) download[i] = (i * 31) & 0xff;
+    const { origin } = await h2Server((stream) => {
+      const hash = createHash("sha256");
+      let n = 0;
+      stream.on("data", (chunk: Buffer) => {
+        hash.update(chunk);
+        n += chunk.length;
+      });
+      stream.on("end", () => {
+        stream.respond({ ":status": 200, "x-upload": `${n}:${hash.digest("hex")}` });
+        stream.end(download);
+      });
+    });
+    const c = client(origin);
+    const upload = Buffer.alloc(3 << 20, 7);
+    const parts = Array.from({ length: 48 }, (_, i) => upload.subarray(i << 16, (i + 1) << 16));
+    let pauses = 0;
+    const r = await send(
+      c,
+      { method: "POST", body: Readable.from(parts) },
+      {
+        // pause after every chunk and resume on the next turn: the consumer is slow
+        onData: (ctl) => {
+          pauses++;
+          ctl.pause();
+          setImmediate(() => ctl.resume());
+        },
+      },
+    );
+    expect(r.headers["x-upload"]).toBe(
+      `${upload.length}:${createHash("sha256").update(upload).digest("hex")}`,
+    );
+    expect(r.body.equals(download)).toBe(true);
+    expect(pauses).toBeGreaterThan(1);
+  });
+
+  test("maps headers: host becomes :authority, hop-by-hop headers are dropped, te only as trailers", async () => {
+    let seen: http2.IncomingHttpHeaders = {};
+    const { origin } = await h2Server((stream, headers) => {
+      seen = headers;
+      stream.respond({ ":status": 204 });
+      stream.end();
+    });
+    const c = client(origin);
+    const r = await send(c, {
+      method: "GET",
+      path: "/x?y=1",
+      headers: ["host", "books.svc:8080", "connection", "keep-alive", "te", "trailers", "x-a", "1"],
+    });
+    expect(r.status).toBe(204);
+    expect(seen[":authority"]).toBe("books.svc:8080");
+    expect(seen[":path"]).toBe("/x?y=1");
+    expect(seen[":scheme"]).toBe("http");
+    expect(seen.te).toBe("trailers");
+    expect(seen["x-a"]).toBe("1");
+    expect(seen.connection).toBeUndefined();
+  });
+
+  test("after the peer's GOAWAY, streams in flight finish and new requests use a new connection", async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const { origin, sessions } = await h2Server((stream, headers) => {
+      stream.resume();
+      if (headers[":path"] === "/slow") {
+        stream.session?.goaway(http2.constants.NGHTTP2_NO_ERROR);
+        void held.then(() => grpcLikeReply(stream, Buffer.from("slow")));
+      } else grpcLikeReply(stream, Buffer.from("fast"));
+    });
+    const c = client(origin);
+    const slow = send(c, { path: "/slow" });
+    // wait until the old connection is retired, then send on a fresh one
+    await new Promise<void>((resolve) => {
+      const poll = () => (sessions() === 1 ? setImmediate(poll) : resolve());
+      poll();
+    });
+    let fast: Outcome | undefined;
+    for (let i = 0; i < 100 && fast === undefined; i++) {
+      fast = await send(c, { path: "/fast" }).catch(() => undefined);
+    }
+    expect(fast?.body.toString()).toBe("fast");
+    expect(sessions()).toBe(2);
+    release();
+    expect((await slow).body.toString()).toBe("slow");
+  });
+
+  test("a stream refused before processing is sent again on a new connection", async () => {
+    let refused = 0;
+    const { origin, sessions } = await h2Server((stream) => {
+      if (refused === 0) {
+        refused++;
+        stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+        stream.session?.goaway(http2.constants.NGHTTP2_NO_ERROR);
+        return;
+      }
+      stream.resume();
+      stream.on("end", () => grpcLikeReply(stream, Buffer.from("second try")));
+    });
+    const c = client(origin);
+    const r = await send(c, { method: "POST", body: Buffer.from("replayable") });
+    expect(r.body.toString()).toBe("second try");
+    expect(refused).toBe(1);
+    expect(sessions()).toBe(2);
+  });
+
+  test("failures: connection refused, reset mid-response, abort by the handler", async () => {
+    const dead = new Http2Client("http://127.0.0.1:1");
+    closers.push(() => dead.destroy());
+    await expect(send(dead)).rejects.toMatchObject({ code: "ECONNREFUSED" });
+
+    let cancelled!: () => void;
+    const sawCancel = new Promise<void>((r) => (cancelled = r));
+    const { origin } = await h2Server((stream, headers) => {
+      stream.resume();
+      stream.respond({ ":status": 200 });
+      stream.write("partial");
+      if (headers[":path"] === "/reset") setImmediate(() => stream.session?.destroy());
+      else stream.on("close", () => stream.rstCode === 8 && cancelled());
+    });
+    const c = client(origin);
+    await expect(send(client(origin), { path: "/reset" })).rejects.toMatchObject({
+      code: "ERR_HTTP2_STREAM_ERROR",
+    });
+    const reason = new Error("client went away");
+    await expect(send(c, { path: "/abort" }, { onData: (ctl) => ctl.abort(reason) })).rejects.toBe(
+      reason,
+    );
+    await sawCancel; // the server saw RST_STREAM(CANCEL)
+  });
+
+  test("close() lets requests in flight finish, then refuses new ones", async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let arrived!: () => void;
+    const arrivedP = new Promise<void>((r) => (arrived = r));
+    const { origin } = await h2Server((stream) => {
+      stream.resume();
+      arrived();
+      void held.then(() => grpcLikeReply(stream, Buffer.from("done")));
+    });
+    const c = client(origin);
+    const inflight = send(c);
+    await arrivedP;
+    const closed = c.close();
+    await expect(send(c)).rejects.toMatchObject({ code: "UND_ERR_CLOSED" });
+    release();
+    expect((await inflight).body.toString()).toBe("done");
+    await closed;
+  });
+});
