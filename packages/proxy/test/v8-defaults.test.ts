@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { sidecarV8Flags } from "../src/cli/v8-defaults.js";
+import { applySidecarV8Defaults, sidecarV8Flags } from "../src/cli/v8-defaults.js";
 
 describe("mesh-proxy launcher V8 defaults", () => {
   test("applies both sidecar defaults when the user set no V8 flags", () => {
@@ -23,5 +23,9 @@ describe("mesh-proxy launcher V8 defaults", () => {
     expect(sidecarV8Flags(["--maglev"], undefined)).toEqual(["--semi-space-growth-factor=1"]);
     expect(sidecarV8Flags([], "--no-maglev")).toEqual(["--semi-space-growth-factor=1"]);
     expect(sidecarV8Flags(["--maglev", "--max-semi-space-size=8"], undefined)).toEqual([]);
+  });
+
+  test("MESH_V8_DEFAULTS=0 applies none, so node keeps V8's own defaults", () => {
+    expect(applySidecarV8Defaults([], undefined, "0")).toEqual([]);
   });
 });

@@ -2,9 +2,12 @@
  * The Node floor: node:http in front of an undici Pool, each request passed through with
  * `pool.stream()` straight into the client response (hop-by-hop headers dropped).
  * Usage: `node floor.mjs <upstream-origin>`; prints `READY <port>`.
+ * `FLOOR_UNDICI=undici7` loads undici 7 instead (it still runs on Node 20).
  */
 import { createServer } from "node:http";
-import { Pool } from "undici";
+
+// FLOOR_UNDICI=undici7 runs the floor with undici 7 (which still runs on Node 20).
+const { Pool } = await import(process.env.FLOOR_UNDICI || "undici");
 
 const HOP = new Set([
   "connection",

@@ -10,7 +10,12 @@
  *        [--mesh-flags "--max-semi-space-size=16"] [--cli path/to/cli.js] [--label x]
  *
  * A target may be `name=node-flags` (e.g. `mesh16=--max-semi-space-size=16`) to run the
- * proxy with other V8 flags, or `before` for a second CLI given by `--before-cli`.
+ * proxy with other V8 flags, or `before` for a second CLI given by `--before-cli`. Tokens in
+ * the flags: `raw` starts the proxy without the launcher's V8 defaults (`MESH_V8_DEFAULTS=0`),
+ * `rt:<flag>` applies <flag> at run time before the proxy loads (as the launcher does, through
+ * runtime-flags.mjs), `alt` runs the target with `--alt-node` (e.g. Node 20) and `--alt-cli`
+ * (a build that runs there), `u7` makes the floor load undici 7. Targets named `floor…` run floor.mjs (`FLOOR_UNDICI` env picks
+ * the undici package). `--warmup` seconds at 1000 rps precede the measured 1000 rps window.
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -29,6 +34,12 @@ const { values } = parseArgs({
     cli: { type: "string", default: join(here, "../../dist/cli.js") },
     "before-cli": { type: "string" },
     "rate-seconds": { type: "string", default: "5" },
+    warmup: { type: "string", default: "0" },
+    "idle-ms": { type: "string", default: "1000" },
+    json: { type: "string" },
+    "alt-node": { type: "string", default: "/usr/bin/node" },
+    "alt-cli": { type: "string" },
+    "floor-undici": { type: "string", default: "undici" },
     "no-rate": { type: "boolean", default: false },
     "cpu-prof": { type: "boolean", default: false },
   },
@@ -170,6 +181,29 @@ async function wrk(url, seconds) {
   return { rps, total, non2xx, errors };
 }
 
+/** Splits a target's tokens into node flags, environment and binary. */
+function launch(flags) {
+  const env = { ...process.env };
+  const args = [];
+  const runtime = [];
+  let bin = node;
+  let alt = false;
+  for (const f of flags) {
+    if (f === "raw") env.MESH_V8_DEFAULTS = "0";
+    else if (f === "u7") env.FLOOR_UNDICI = "undici7";
+    else if (f === "alt") {
+      bin = values["alt-node"];
+      alt = true;
+    } else if (f.startsWith("rt:")) runtime.push(f.slice(3));
+    else if (f !== "") args.push(f);
+  }
+  if (runtime.length > 0) {
+    env.PERF_RUNTIME_FLAGS = runtime.join(" ");
+    args.push("--import", join(here, "runtime-flags.mjs"));
+  }
+  return { bin, args, env, alt };
+}
+
 async function startMesh(backendPort, flags, cli) {
   const port = await freePort();
   const admin = await freePort();
@@ -195,13 +229,24 @@ async function startMesh(backendPort, flags, cli) {
     }),
   );
   const extra = values["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${tmp}`] : [];
-  const child = start("mesh", node, [...flags, ...extra, cli, "--config", file]);
+  const l = launch(flags);
+  const entry = l.alt && values["alt-cli"] ? values["alt-cli"] : cli;
+  const child = start("mesh", l.bin, [...l.args, ...extra, entry, "--config", file], {
+    env: l.env,
+  });
   await waitPort(port, child);
   return { child, port };
 }
 
-async function startFloor(backendPort) {
-  const child = start("floor", node, [join(here, "floor.mjs"), `http://127.0.0.1:${backendPort}`]);
+async function startFloor(backendPort, flags) {
+  const l = launch(flags);
+  l.env.FLOOR_UNDICI ??= values["floor-undici"];
+  const child = start(
+    "floor",
+    l.bin,
+    [...l.args, join(here, "floor.mjs"), `http://127.0.0.1:${backendPort}`],
+    { env: l.env },
+  );
   return { child, port: await readyLine(child) };
 }
 
@@ -247,16 +292,18 @@ for (let round = 0; round < ROUNDS; round++) {
   const order = targets.map((_, i) => targets[(i + round) % targets.length]);
   for (const t of order) {
     let s;
-    if (t.name === "floor") s = await startFloor(backendPort);
+    if (t.name.startsWith("floor")) s = await startFloor(backendPort, t.flags);
     else if (t.name === "nginx") s = await startNginx(backendPort);
     else if (t.name === "before") s = await startMesh(backendPort, t.flags, values["before-cli"]);
     else s = await startMesh(backendPort, t.flags, values.cli);
     const pid = s.child.pid;
     // taskset execs the target, so the pid is the target's own.
-    await sleep(1000);
+    await sleep(Number(values["idle-ms"]));
     const url = `http://127.0.0.1:${s.port}/`;
     const r = { rssIdle: rssMb(pid) };
     if (!values["no-rate"]) {
+      if (Number(values.warmup) > 0)
+        await run(node, [join(here, "rate.mjs"), url, "1000", values.warmup]);
       const stopRss = sampleRss(pid);
       const c0 = cpuTicks(pid);
       const out = JSON.parse(
@@ -309,4 +356,5 @@ for (const { name } of targets) {
 process.stdout.write(
   `${lines.join("\n")}\n(medians of ${ROUNDS} rounds; loadavg ${readFileSync("/proc/loadavg", "utf8").trim()})\n`,
 );
+if (values.json) writeFileSync(values.json, JSON.stringify(Object.fromEntries(results), null, 1));
 if (values["cpu-prof"]) process.stdout.write(`profiles in ${tmp}\n`);

@@ -40,11 +40,19 @@ export function sidecarV8Flags(
   return SIDECAR_V8_DEFAULTS.filter((d) => !d.tunedBy.test(user)).map((d) => d.flag);
 }
 
-/** Applies {@link sidecarV8Flags} to this process; returns the flags applied. */
+/** Environment variable that turns the launcher's V8 defaults off when set to `0`. */
+export const ENV_V8_DEFAULTS = "MESH_V8_DEFAULTS";
+
+/**
+ * Applies {@link sidecarV8Flags} to this process; returns the flags applied. With
+ * `MESH_V8_DEFAULTS=0` (not a `MESH_PROXY_*` name, which would be a config override) it applies none, so node runs with V8's own defaults.
+ */
 export function applySidecarV8Defaults(
   execArgv: readonly string[] = process.execArgv,
   nodeOptions: string | undefined = process.env.NODE_OPTIONS,
+  enabled: string | undefined = process.env[ENV_V8_DEFAULTS],
 ): string[] {
+  if (enabled === "0") return [];
   const flags = sidecarV8Flags(execArgv, nodeOptions);
   for (const flag of flags) setFlagsFromString(flag);
   return flags;
