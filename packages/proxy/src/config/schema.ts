@@ -511,7 +511,11 @@ const identitySchema = strict({
   issuer: strict({
     url: text().regex(/^https?:\/\//, { error: "expected an http(s):// URL" }),
     tokenFile: text().describe("bearer token file, re-read for each request"),
-    bundleFile: text().optional().describe("PEM CA that verifies an https issuer (re-read for every request to the issuer, so a rotated CA applies without a restart)"),
+    bundleFile: text()
+      .optional()
+      .describe(
+        "PEM CA that verifies an https issuer (re-read for every request to the issuer, so a rotated CA applies without a restart)",
+      ),
     bundleRefresh: duration(
       "how often to check the issuer's trust bundle (GET /v1/bundle); a change renews the SVID at once; 0 = only with renewals",
     ).default(60_000),
