@@ -7,6 +7,7 @@ import { identity } from "./identity.ts";
 import { metricsCost } from "./metrics-cost.ts";
 import { overhead } from "./overhead.ts";
 import { retryStorm } from "./retry-storm.ts";
+import { rotation } from "./rotation.ts";
 
 /** A runnable scenario. */
 export interface Scenario {
@@ -37,5 +38,9 @@ export const SCENARIOS: Record<string, Scenario> = {
   "metrics-cost": {
     describe: "pass-through proxy throughput with @mesh/metrics on vs off",
     run: metricsCost,
+  },
+  rotation: {
+    describe: "10 s certificates rotating under HTTP/1.1 + gRPC load through the sidecar pair",
+    run: rotation,
   },
 };
