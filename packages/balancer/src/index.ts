@@ -22,6 +22,13 @@ export {
 export type { Resolver, ResolverUpdate } from "./discovery/resolver.js";
 export { staticResolver } from "./discovery/static-resolver.js";
 export { Balancer, type BalancerOptions, type BalancerSnapshot } from "./dispatcher/balancer.js";
+export {
+  type H2Connector,
+  Http2Client,
+  Http2ClientClosedError,
+  type Http2ClientOptions,
+  Http2StreamError,
+} from "./dispatcher/h2-client.js";
 export { type ParsedAddress, parseAddress } from "./endpoints/address.js";
 export {
   Endpoint,

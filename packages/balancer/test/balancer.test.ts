@@ -163,6 +163,65 @@ describe("Balancer as a dispatcher", () => {
     await expect(fetch8("http://backend.test/", { dispatcher: plain })).rejects.toThrow();
   });
 
+  it("speaks HTTP/2 over TLS (ALPN h2) to an h2 endpoint with its connect options, trailers included", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "balancer-h2tls-"));
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=grpc.test",
+        "-addext",
+        "subjectAltName=DNS:grpc.test",
+        "-keyout",
+        join(dir, "key.pem"),
+        "-out",
+        join(dir, "cert.pem"),
+      ],
+      { stdio: "ignore" },
+    );
+    const cert = readFileSync(join(dir, "cert.pem"));
+    const server = http2.createSecureServer({ cert, key: readFileSync(join(dir, "key.pem")) });
+    server.on("stream", (stream, headers) => {
+      stream.resume();
+      stream.respond(
+        { ":status": 200, "content-type": "application/grpc" },
+        { waitForTrailers: true },
+      );
+      stream.once("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+      stream.end(`h2 over tls for ${headers[":authority"]}`);
+    });
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    cleanup.push(() => new Promise((r) => server.close(() => r(undefined))));
+    const port = (server.address() as AddressInfo).port;
+    const b = balancer({
+      endpoints: [
+        {
+          address: `https://127.0.0.1:${port}`,
+          protocol: "h2",
+          connect: { ca: cert, servername: "grpc.test" },
+        },
+      ],
+    });
+    const res = await request("http://grpc.test/pkg.Svc/Call", {
+      method: "POST",
+      body: "x",
+      dispatcher: b,
+    });
+    expect(await res.body.text()).toBe("h2 over tls for grpc.test");
+    expect(res.trailers["grpc-status"]).toBe("0");
+    await b.close();
+  });
+
   it("calls a per-endpoint connector function for that endpoint only", async () => {
     const [a, c] = await servers(2);
     let connects = 0;

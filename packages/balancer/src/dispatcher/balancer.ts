@@ -13,6 +13,7 @@ import { BalancerClosedError, NoEndpointsReadyError } from "../errors.js";
 import { type EndpointState, failFastChannel } from "../events.js";
 import { duration, integerIn, rejectUnknownOptions, typeError } from "../validate.js";
 import { Exchange } from "./exchange.js";
+import { Http2Client, type Http2ClientOptions } from "./h2-client.js";
 import { destroyArgs, promiseOrCallback } from "./lifecycle.js";
 
 /** Options for {@link Balancer}. */
@@ -78,6 +79,18 @@ const BALANCER_OPTIONS = [
 ] as const;
 
 /**
+ * Endpoints that speak HTTP/2 get an {@link Http2Client} (node:http2; undici 8.13's own h2
+ * client drops DATA still buffered when trailers arrive), the others an undici `Pool`.
+ */
+function defaultFactory(origin: string, options: Pool.Options, info: EndpointInfo): Dispatcher {
+  if (info.protocol !== "h2") return new Pool(origin, options);
+  return new Http2Client(origin, {
+    connect: options.connect as Http2ClientOptions["connect"],
+    connectTimeout: options.connectTimeout as number | undefined,
+  });
+}
+
+/**
  * An undici `Dispatcher` that balances requests over a live set of endpoints with
  * power-of-two-choices over Peak-EWMA cost, ejects endpoints by failure accrual, and follows a
  * {@link Resolver}. Each endpoint gets its own undici `Pool` (or `factory` dispatcher).
@@ -129,7 +142,7 @@ export class Balancer extends Dispatcher {
     if (options.factory !== undefined && typeof options.factory !== "function") {
       throw typeError("factory", "a function", options.factory);
     }
-    this.#factory = options.factory ?? ((origin, opts) => new Pool(origin, opts));
+    this.#factory = options.factory ?? defaultFactory;
     if (options.preserveHost !== undefined && typeof options.preserveHost !== "boolean") {
       throw typeError("preserveHost", "a boolean", options.preserveHost);
     }

@@ -1,8 +1,8 @@
+import { Http2Client } from "@mesh/balancer";
 import { type Dispatcher, Pool } from "undici";
 import type { InboundConfig } from "../config/schema.js";
 import { createDirectionListener, type DirectionDeps } from "../http/direction.js";
 import { ProxyError } from "../http/errors.js";
-import { Http2Client } from "../http/h2-client.js";
 import type { HttpListener } from "../http/listener.js";
 import type { PeerInfo, RouteInput, Target } from "../http/serve.js";
 import { type AuthzPolicy, compileAuthzPolicy } from "../security/authz/index.js";

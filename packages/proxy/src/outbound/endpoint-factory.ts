@@ -1,7 +1,7 @@
 import type { EndpointInfo } from "@mesh/balancer";
+import { type H2Connector, Http2Client } from "@mesh/balancer";
 import type { IdentityMaterial } from "@mesh/tls-identity";
 import { type Dispatcher, Pool } from "undici";
-import { type H2Connector, Http2Client } from "../http/h2-client.js";
 import { MeshTlsError } from "../security/mtls/errors.js";
 import { meshConnector } from "../security/mtls/outbound.js";
 import { ORIG_PROTO_HEADER } from "../security/orig-proto/orig-proto.js";

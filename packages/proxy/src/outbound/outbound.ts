@@ -1,3 +1,4 @@
+import { Http2Client } from "@mesh/balancer";
 import { RetryBudget, type RetryPolicyOptions, retry } from "@mesh/retry";
 import type { IdentityMaterial } from "@mesh/tls-identity";
 import { Agent, type Dispatcher } from "undici";
@@ -9,7 +10,6 @@ import type {
 } from "../config/schema.js";
 import { createDirectionListener, type DirectionDeps } from "../http/direction.js";
 import { ProxyError } from "../http/errors.js";
-import { Http2Client } from "../http/h2-client.js";
 import type { HttpListener } from "../http/listener.js";
 import type { RouteInput, Target } from "../http/serve.js";
 import type { ProxyLogger } from "../log.js";

@@ -5,7 +5,7 @@ import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
 import type { Dispatcher } from "undici";
 import { afterEach, describe, expect, test } from "vitest";
-import { Http2Client } from "../src/http/h2-client.js";
+import { Http2Client } from "../src/dispatcher/h2-client.js";
 
 interface Outcome {
   status: number;

@@ -1,7 +1,8 @@
 import type { IncomingHttpHeaders } from "node:http";
 import { type ClientHttp2Session, type ClientHttp2Stream, connect, constants } from "node:http2";
-import { connect as netConnect, type Socket } from "node:net";
+import { isIP, connect as netConnect, type Socket } from "node:net";
 import { Readable } from "node:stream";
+import { type ConnectionOptions, connect as tlsConnect } from "node:tls";
 import { Dispatcher } from "undici";
 
 /** Opens the transport of a session: a connected socket (TLS with ALPN `h2`, or plain TCP). */
@@ -12,9 +13,14 @@ export type H2Connector = (
 
 /** Options of {@link Http2Client}. */
 export interface Http2ClientOptions {
-  /** Opens the socket; default plain TCP (h2c with prior knowledge). */
-  connect?: H2Connector | undefined;
-  /** Connect timeout for the default connector, ms. Default 10 000. */
+  /**
+   * How to open the socket: a connector function (undici's signature, e.g. an mTLS
+   * connector), or `node:tls` options (`ca`, `cert`, `key`, `servername`, …) for an
+   * `https:` origin. Default: TLS with ALPN `h2` for `https:`, plain TCP (h2c with prior
+   * knowledge) for `http:`.
+   */
+  connect?: H2Connector | ConnectionOptions | undefined;
+  /** Connect (and TLS handshake) timeout of the built-in connectors, ms. Default 10 000. */
   connectTimeout?: number | undefined;
   /** Receive window per stream, bytes (SETTINGS_INITIAL_WINDOW_SIZE). Default 1 MiB. */
   streamWindow?: number | undefined;
@@ -356,7 +362,13 @@ export class Http2Client extends Dispatcher {
     this.scheme = this.origin.protocol === "https:" ? "https" : "http";
     this.authority = this.origin.host;
     const timeout = options.connectTimeout ?? 10_000;
-    this.connector = options.connect ?? tcpConnector(timeout);
+    const c = options.connect;
+    this.connector =
+      typeof c === "function"
+        ? c
+        : this.scheme === "https"
+          ? tlsConnector(c ?? {}, timeout)
+          : tcpConnector(timeout);
     this.streamWindow = options.streamWindow ?? 1 << 20;
     this.connectionWindow = options.connectionWindow ?? 8 << 20;
   }
@@ -529,28 +541,52 @@ export class Http2Client extends Dispatcher {
   }
 }
 
-/** Plain TCP for h2c (prior knowledge), with Nagle off and a connect timeout. */
+/** Calls back once with the socket when `ready` fires, or with the first error or a timeout. */
+function whenReady(
+  socket: Socket,
+  ready: "connect" | "secureConnect",
+  target: string,
+  timeoutMs: number,
+  callback: (err: Error | null, socket: Socket | null) => void,
+): void {
+  const timer = setTimeout(() => {
+    socket.destroy(
+      Object.assign(new Error(`connect to ${target} timed out after ${timeoutMs} ms`), {
+        code: "UND_ERR_CONNECT_TIMEOUT",
+      }),
+    );
+  }, timeoutMs);
+  const onError = (err: Error) => {
+    clearTimeout(timer);
+    callback(err, null);
+  };
+  socket.once("error", onError);
+  socket.once(ready, () => {
+    clearTimeout(timer);
+    socket.off("error", onError);
+    callback(null, socket);
+  });
+}
+
+/** Plain TCP for h2c (prior knowledge), with Nagle off. */
 function tcpConnector(timeoutMs: number): H2Connector {
   return (params, callback) => {
     const socket = netConnect({ host: params.hostname, port: Number(params.port), noDelay: true });
-    const timer = setTimeout(() => {
-      const err = Object.assign(
-        new Error(`connect to ${params.host} timed out after ${timeoutMs} ms`),
-        {
-          code: "UND_ERR_CONNECT_TIMEOUT",
-        },
-      );
-      socket.destroy(err);
-    }, timeoutMs);
-    socket.once("connect", () => {
-      clearTimeout(timer);
-      socket.off("error", onError);
-      callback(null, socket);
+    whenReady(socket, "connect", params.host, timeoutMs, callback);
+  };
+}
+
+/** TLS offering only ALPN `h2`, with the caller's `node:tls` options (CA, client cert, SNI). */
+function tlsConnector(options: ConnectionOptions, timeoutMs: number): H2Connector {
+  return (params, callback) => {
+    const socket = tlsConnect({
+      ...(isIP(params.hostname) === 0 ? { servername: params.hostname } : {}),
+      ...options,
+      host: params.hostname,
+      port: Number(params.port),
+      ALPNProtocols: ["h2"],
     });
-    const onError = (err: Error) => {
-      clearTimeout(timer);
-      callback(err, null);
-    };
-    socket.once("error", onError);
+    socket.setNoDelay(true);
+    whenReady(socket, "secureConnect", params.host, timeoutMs, callback);
   };
 }
