@@ -10,10 +10,11 @@ describe("mesh-proxy launcher V8 defaults", () => {
     ]);
   });
 
-  test("leaves the young generation alone when NODE_OPTIONS or the command line sizes it", () => {
-    // The container image's NODE_OPTIONS.
+  test("keeps the young generation from growing under a max size, leaves other young-generation choices alone", () => {
+    // The container image's NODE_OPTIONS: a cap for its heap budget; not growing fits under it.
     expect(sidecarV8Flags([], "--max-old-space-size=128 --max-semi-space-size=16")).toEqual([
       "--no-maglev",
+      "--semi-space-growth-factor=1",
     ]);
     expect(sidecarV8Flags(["--min_semi_space_size=2"], undefined)).toEqual(["--no-maglev"]);
     expect(sidecarV8Flags(["--semi-space-growth-factor=2"], undefined)).toEqual(["--no-maglev"]);
@@ -22,7 +23,7 @@ describe("mesh-proxy launcher V8 defaults", () => {
   test("leaves Maglev alone when the user chose either way", () => {
     expect(sidecarV8Flags(["--maglev"], undefined)).toEqual(["--semi-space-growth-factor=1"]);
     expect(sidecarV8Flags([], "--no-maglev")).toEqual(["--semi-space-growth-factor=1"]);
-    expect(sidecarV8Flags(["--maglev", "--max-semi-space-size=8"], undefined)).toEqual([]);
+    expect(sidecarV8Flags(["--maglev", "--semi-space-growth-factor=4"], undefined)).toEqual([]);
   });
 
   test("MESH_V8_DEFAULTS=0 applies none, so node keeps V8's own defaults", () => {

@@ -24,7 +24,9 @@ const SIDECAR_V8_DEFAULTS: readonly V8Default[] = [
   { flag: "--no-maglev", tunedBy: /--(no-)?maglev\b/ },
   {
     flag: "--semi-space-growth-factor=1",
-    tunedBy: /--(max|min)[-_]semi[-_]space[-_]size|--semi[-_]space[-_]growth[-_]factor/,
+    // A max size is only a cap (the image sets one for its heap budget): not growing stays
+    // compatible with it. An initial size or a growth factor is a different choice.
+    tunedBy: /--min[-_]semi[-_]space[-_]size|--semi[-_]space[-_]growth[-_]factor/,
   },
 ];
 
