@@ -278,4 +278,20 @@ describe("Http2Client", () => {
     expect((await inflight).body.toString()).toBe("done");
     await closed;
   });
+
+  test("close() right after dispatch still sends the queued request; upgrades are refused", async () => {
+    const { origin } = await h2Server((stream) => {
+      stream.resume();
+      grpcLikeReply(stream, Buffer.from("queued"));
+    });
+    const c = client(origin);
+    const queued = send(c); // the connection is still being opened
+    const closed = c.close();
+    expect((await queued).body.toString()).toBe("queued");
+    await closed;
+    const other = client(origin);
+    await expect(send(other, { upgrade: "websocket" })).rejects.toMatchObject({
+      code: "ERR_HTTP2_STREAM_ERROR",
+    });
+  });
 });

@@ -296,7 +296,7 @@ class Exchange implements Dispatcher.DispatchController {
       !this.#responded &&
       !this.#bodyStarted &&
       replayable(this.opts.body) &&
-      !this.client.closed
+      !this.client.destroyed
     ) {
       // The peer refused the stream before processing it (e.g. a GOAWAY raced the request):
       // safe to send again, on a fresh connection.
@@ -351,6 +351,7 @@ export class Http2Client extends Dispatcher {
   private queue: Exchange[] = [];
   private readonly active = new Set<Exchange>();
   private isClosed = false;
+  private isDestroyed = false;
   private closeWaiters: Array<() => void> = [];
   private readonly connector: H2Connector;
   private readonly streamWindow: number;
@@ -378,6 +379,11 @@ export class Http2Client extends Dispatcher {
     return this.isClosed;
   }
 
+  /** True once `destroy()` was called. */
+  get destroyed(): boolean {
+    return this.isDestroyed;
+  }
+
   /** Requests in flight or waiting for the connection. */
   get pending(): number {
     return this.active.size + this.queue.length;
@@ -388,6 +394,13 @@ export class Http2Client extends Dispatcher {
     handler: Dispatcher.DispatchHandler,
   ): boolean {
     const exchange = new Exchange(this, opts, handler);
+    if (opts.upgrade) {
+      const err = new Http2StreamError(
+        `${this.authority}: upgrade/CONNECT is not supported over HTTP/2 here`,
+      );
+      queueMicrotask(() => exchange.fail(err));
+      return false;
+    }
     if (this.isClosed) {
       queueMicrotask(() => exchange.fail(new Http2ClientClosedError()));
       return false;
@@ -429,7 +442,7 @@ export class Http2Client extends Dispatcher {
       this.startQueued(current);
       return;
     }
-    if (this.connecting || this.isClosed) return;
+    if (this.connecting || this.isDestroyed) return;
     this.connecting = true;
     this.session = undefined;
     const { hostname, port, protocol } = this.origin;
@@ -447,7 +460,7 @@ export class Http2Client extends Dispatcher {
           for (const e of this.queue.splice(0)) e.fail(error);
           return;
         }
-        if (this.isClosed) {
+        if (this.isDestroyed) {
           this.connecting = false;
           socket.destroy();
           for (const e of this.queue.splice(0)) e.fail(new Http2ClientClosedError());
@@ -485,7 +498,7 @@ export class Http2Client extends Dispatcher {
     });
     const retire = () => {
       if (this.session === session) this.session = undefined;
-      if (this.queue.length > 0 && !this.isClosed) this.ensureSession();
+      if (this.queue.length > 0 && !this.isDestroyed) this.ensureSession();
     };
     session.once("goaway", retire);
     session.once("close", retire);
@@ -531,6 +544,7 @@ export class Http2Client extends Dispatcher {
       (typeof errOrCallback === "function" ? null : errOrCallback) ??
       new Http2ClientClosedError("HTTP/2 client was destroyed");
     this.isClosed = true;
+    this.isDestroyed = true;
     for (const e of [...this.active]) e.fail(err);
     const session = this.session;
     this.session = undefined;
