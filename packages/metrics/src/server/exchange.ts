@@ -6,20 +6,39 @@ import { startServerSpan, tracerRegistered } from "../otel/trace.js";
 import type { HttpSignals, SignalRecorder } from "../signals/golden-signals.js";
 import type { Direction } from "../signals/labels.js";
 
-/** One request/response in flight on an instrumented server. */
+/**
+ * One request/response in flight on an instrumented server. Built per request, so its
+ * properties are `declare`d and assigned in the constructor (plain stores) rather than
+ * class fields, which would each be defined through a define-property IC first.
+ */
 export class Exchange {
+  /** The ServerResponse (h1) or ServerHttp2Stream (h2) it belongs to. */
+  declare readonly target: object;
+  declare readonly handle: HttpSignals;
+  declare readonly start: number;
+  declare readonly clock: Clock;
+  declare readonly span: Span | undefined;
+  /** The response's own header-sending method, wrapped to take the time. */
+  declare readonly send: (...args: unknown[]) => unknown;
   /** Time to the response headers, or -1 until they are sent. */
-  ttfb = -1;
+  declare ttfb: number;
+
   constructor(
-    /** The ServerResponse (h1) or ServerHttp2Stream (h2) it belongs to. */
-    readonly target: object,
-    readonly handle: HttpSignals,
-    readonly start: number,
-    readonly clock: Clock,
-    readonly span: Span | undefined,
-    /** The response's own header-sending method, wrapped to take the time. */
-    readonly send: (...args: unknown[]) => unknown,
-  ) {}
+    target: object,
+    handle: HttpSignals,
+    start: number,
+    clock: Clock,
+    span: Span | undefined,
+    send: (...args: unknown[]) => unknown,
+  ) {
+    this.target = target;
+    this.handle = handle;
+    this.start = start;
+    this.clock = clock;
+    this.span = span;
+    this.send = send;
+    this.ttfb = -1;
+  }
 
   /** Latency to record: until the headers, or until now when none were sent. */
   latency(): number {

@@ -47,27 +47,37 @@ export interface MetricsInterceptorOptions {
 
 const MAX_CACHED_ORIGINS = 1024;
 
-/** Forwards every callback to the next handler and records the exchange once it ends. */
+/**
+ * Forwards every callback to the next handler and records the exchange once it ends.
+ * Plain properties, not `#private` class fields: one of these is built per request, and
+ * each field definition went through a define-property IC (~800 instructions per request
+ * under callgrind in the bench proxy) where plain stores are in-object writes.
+ */
 class MetricsHandler implements DispatchHandler {
-  readonly #next: DispatchHandler;
-  readonly #signals: HttpSignals;
-  readonly #clock: Clock;
-  readonly #start: number;
-  readonly #span: Span | undefined;
-  #status = 0;
-  #grpc = NO_GRPC_STATUS;
-  #ttfb = -1;
+  // `declare`: no class-field definitions; the constructor's plain stores give every
+  // instance the same shape.
+  declare readonly next: DispatchHandler;
+  declare readonly signals: HttpSignals;
+  declare readonly clock: Clock;
+  declare readonly span: Span | undefined;
+  declare readonly start: number;
+  declare status: number;
+  declare grpc: number;
+  declare ttfb: number;
 
   constructor(next: DispatchHandler, signals: HttpSignals, clock: Clock, span: Span | undefined) {
-    this.#next = next;
-    this.#signals = signals;
-    this.#clock = clock;
-    this.#span = span;
-    this.#start = clock.now();
+    this.next = next;
+    this.signals = signals;
+    this.clock = clock;
+    this.span = span;
+    this.start = clock.now();
+    this.status = 0;
+    this.grpc = NO_GRPC_STATUS;
+    this.ttfb = -1;
   }
 
   onRequestStart(controller: DispatchController, context: unknown): void {
-    this.#next.onRequestStart?.(controller, context);
+    this.next.onRequestStart?.(controller, context);
   }
 
   onRequestUpgrade(
@@ -76,13 +86,13 @@ class MetricsHandler implements DispatchHandler {
     headers: IncomingHeaders,
     socket: Duplex,
   ): void {
-    this.#status = statusCode;
-    this.#signals.response(statusCode, NO_GRPC_STATUS, this.#clock.now() - this.#start);
-    this.#next.onRequestUpgrade?.(controller, statusCode, headers, socket);
+    this.status = statusCode;
+    this.signals.response(statusCode, NO_GRPC_STATUS, this.clock.now() - this.start);
+    this.next.onRequestUpgrade?.(controller, statusCode, headers, socket);
   }
 
   onResponseStarted(): void {
-    this.#next.onResponseStarted?.();
+    this.next.onResponseStarted?.();
   }
 
   onResponseStart(
@@ -91,38 +101,38 @@ class MetricsHandler implements DispatchHandler {
     headers: IncomingHeaders,
     statusMessage?: string,
   ): void {
-    this.#status = statusCode;
-    this.#grpc = grpcStatusOf(headers as HeaderBag);
-    this.#next.onResponseStart?.(controller, statusCode, headers, statusMessage);
+    this.status = statusCode;
+    this.grpc = grpcStatusOf(headers as HeaderBag);
+    this.next.onResponseStart?.(controller, statusCode, headers, statusMessage);
   }
 
   onResponseData(controller: DispatchController, chunk: Buffer): void {
-    if (this.#ttfb < 0) this.#ttfb = this.#clock.now() - this.#start;
-    this.#next.onResponseData?.(controller, chunk);
+    if (this.ttfb < 0) this.ttfb = this.clock.now() - this.start;
+    this.next.onResponseData?.(controller, chunk);
   }
 
   onResponseEnd(controller: DispatchController, trailers: IncomingHeaders): void {
     const fromTrailers = grpcStatusOf(trailers as HeaderBag);
-    if (fromTrailers !== NO_GRPC_STATUS) this.#grpc = fromTrailers;
-    const latency = this.#ttfb >= 0 ? this.#ttfb : this.#clock.now() - this.#start;
-    this.#signals.response(this.#status, this.#grpc, latency);
-    if (this.#span !== undefined) endSpan(this.#span, this.#status, this.#grpc);
-    this.#next.onResponseEnd?.(controller, trailers);
+    if (fromTrailers !== NO_GRPC_STATUS) this.grpc = fromTrailers;
+    const latency = this.ttfb >= 0 ? this.ttfb : this.clock.now() - this.start;
+    this.signals.response(this.status, this.grpc, latency);
+    if (this.span !== undefined) endSpan(this.span, this.status, this.grpc);
+    this.next.onResponseEnd?.(controller, trailers);
   }
 
   onResponseError(controller: DispatchController, error: Error): void {
-    const latency = this.#ttfb >= 0 ? this.#ttfb : this.#clock.now() - this.#start;
-    this.#signals.streamError(latency, this.#status);
-    if (this.#span !== undefined) endSpan(this.#span, this.#status, this.#grpc, error);
-    this.#next.onResponseError?.(controller, error);
+    const latency = this.ttfb >= 0 ? this.ttfb : this.clock.now() - this.start;
+    this.signals.streamError(latency, this.status);
+    if (this.span !== undefined) endSpan(this.span, this.status, this.grpc, error);
+    this.next.onResponseError?.(controller, error);
   }
 
   onBodySent(chunk: Buffer | number, totalBytesSent?: number): void {
-    this.#next.onBodySent?.(chunk, totalBytesSent);
+    this.next.onBodySent?.(chunk, totalBytesSent);
   }
 
   onRequestSent(): void {
-    this.#next.onRequestSent?.();
+    this.next.onRequestSent?.();
   }
 }
 
