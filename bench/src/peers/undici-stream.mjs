@@ -5,11 +5,19 @@
  * server instrumented (recording into GoldenSignals, rendered every 10 s as a scrape
  * would); `--metrics=noop` installs the same hooks over NOOP_SIGNALS. Plain JavaScript so
  * its RSS carries no TypeScript-stripping cost.
- * Usage: `node undici-stream.mjs <port> <upstream-origin> [--metrics[=noop]]`;
+ * `--fixed-young-gen` applies `--semi-space-growth-factor=1` at start, as mesh-proxy's
+ * launcher does: the young generation stays at its initial size instead of a size V8 picks
+ * during warm-up, so variants compared with each other get the same heap sizing.
+ * Usage: `node undici-stream.mjs <port> <upstream-origin> [--metrics[=noop]] [--fixed-young-gen]`;
  * prints `READY <port>`.
  */
 import { createServer } from "node:http";
+import { setFlagsFromString } from "node:v8";
 import { Pool } from "undici";
+
+// Applied at run time like mesh-proxy's launcher (on the command line V8 would still grow
+// the young generation while modules load).
+if (process.argv.includes("--fixed-young-gen")) setFlagsFromString("--semi-space-growth-factor=1");
 
 const port = Number(process.argv[2]);
 const upstream = process.argv[3];

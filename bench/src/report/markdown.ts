@@ -49,7 +49,7 @@ export function renderSection(result: ScenarioResult): string {
   );
   lines.push("");
   lines.push(
-    "> Noise: this machine has 2 cores shared with other engineers' test runs while these numbers were taken; absolute values are noisy, compare ratios within one run.",
+    "> Noise: 2 cores shared by the load generator, the peers and the backend; tail latencies move between runs, so compare ratios within one run. The 1-minute load average above was taken as the scenario started (a previous scenario's load shows in it).",
   );
   lines.push("");
   const tools = result.tools.map((t) =>

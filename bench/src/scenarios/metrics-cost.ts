@@ -98,6 +98,7 @@ export async function metricsCost(ctx: BenchContext): Promise<ScenarioOutput> {
             String(port),
             backend.endpoints[0]!.origin,
             ...v.args,
+            "--fixed-young-gen",
           ],
           { cpus: ctx.pinning.peer },
         );
@@ -203,6 +204,7 @@ export async function metricsCost(ctx: BenchContext): Promise<ScenarioOutput> {
   return {
     notes: [
       "the proxy is bench/src/peers/undici-stream.mjs (node:http server + undici Pool.stream); only the metrics hooks differ between variants",
+      "every variant runs with --semi-space-growth-factor=1 applied at start, as mesh-proxy's launcher does: left to V8's heuristics each process picks its young-generation size during warm-up (32 or 64 MB seen), which moved single runs by more than the hooks cost",
     ],
     peers,
     targets,

@@ -22,6 +22,8 @@ export class Exchange {
   declare readonly send: (...args: unknown[]) => unknown;
   /** Time to the response headers, or -1 until they are sent. */
   declare ttfb: number;
+  /** Another instrumentation's exchange of the same response (HTTP/1), if any. */
+  declare sibling: Exchange | undefined;
 
   constructor(
     target: object,
@@ -38,6 +40,7 @@ export class Exchange {
     this.span = span;
     this.send = send;
     this.ttfb = -1;
+    this.sibling = undefined;
   }
 
   /** Latency to record: until the headers, or until now when none were sent. */

@@ -31,21 +31,27 @@ class Connection extends LabelCache {
   }
 }
 
-// Weak: a server dropped without detaching must not be kept alive by its instrumentation.
-const servers = new WeakMap<object, ServerInstrumentation[]>();
+// State lives on the objects it belongs to, under symbols (one inline-cached property read
+// per request instead of a WeakMap lookup), so a server, socket or response dropped without
+// detaching is collected with its instrumentation state.
+const kOwners = Symbol("mesh.metrics.owners");
+const kConnection = Symbol("mesh.metrics.connection");
+const kExchange = Symbol("mesh.metrics.exchange");
+type WithOwners = { [kOwners]?: ServerInstrumentation[] | undefined };
+type WithConnection = { [kConnection]?: Connection | undefined };
+type WithExchange = { [kExchange]?: Exchange | undefined };
 let attachedCount = 0;
-const connections = new WeakMap<object, Connection>();
 let inFlight = 0;
 let subscribed = false;
 
-function connectionOf(socket: Socket, owner: ServerInstrumentation): Connection {
-  const first = connections.get(socket);
+function connectionOf(socket: Socket & WithConnection, owner: ServerInstrumentation): Connection {
+  const first = socket[kConnection];
   let c = first;
   while (c !== undefined && c.owner !== owner) c = c.next;
   if (c !== undefined) return c;
   c = new Connection(owner);
   if (first === undefined) {
-    connections.set(socket, c);
+    socket[kConnection] = c;
     socket.once("close", onSocketClose);
   } else {
     c.next = first.next;
@@ -56,10 +62,10 @@ function connectionOf(socket: Socket, owner: ServerInstrumentation): Connection 
 
 function onRequestStart(message: unknown): void {
   const m = message as ServerMessage;
-  const owners = servers.get(m.server);
+  const owners = (m.server as WithOwners)[kOwners];
   if (owners === undefined) return;
   const req = m.request;
-  const res = m.response;
+  const res = m.response as ServerResponse & WithExchange;
   for (let i = 0; i < owners.length; i++) {
     const conn = connectionOf(m.socket, owners[i]!);
     const x = owners[i]!.begin(
@@ -75,6 +81,9 @@ function onRequestStart(message: unknown): void {
     if (conn.head === undefined) conn.head = x;
     else if (conn.queue === undefined) conn.queue = [x];
     else conn.queue.push(x);
+    // Several instrumentations of one server chain their exchanges on the response.
+    x.sibling = res[kExchange];
+    res[kExchange] = x;
     inFlight++;
   }
   res.writeHead = timedWriteHead as ServerResponse["writeHead"];
@@ -93,7 +102,7 @@ function settled(): void {
 function onResponseFinish(message: unknown): void {
   const m = message as ServerMessage;
   const res = m.response;
-  for (let c = connections.get(m.socket); c !== undefined; c = c.next) {
+  for (let c = (m.socket as WithConnection)[kConnection]; c !== undefined; c = c.next) {
     const x = c.head;
     if (x === undefined || x.target !== res) continue;
     shift(c);
@@ -119,9 +128,9 @@ function abort(x: Exchange): void {
   settled();
 }
 
-function onSocketClose(this: Socket): void {
-  const first = connections.get(this);
-  connections.delete(this);
+function onSocketClose(this: Socket & WithConnection): void {
+  const first = this[kConnection];
+  this[kConnection] = undefined;
   for (let c = first; c !== undefined; c = c.next) {
     while (c.head !== undefined) {
       const x = c.head;
@@ -131,19 +140,10 @@ function onSocketClose(this: Socket): void {
   }
 }
 
-function queued(c: Connection, res: ServerResponse): Exchange | undefined {
-  const q = c.queue;
-  if (q !== undefined) for (const x of q) if (x.target === res) return x;
-  return undefined;
-}
-
 // writeHead is where h1 headers are committed (write/end reach it via _implicitHeader).
-function timedWriteHead(this: ServerResponse): unknown {
+function timedWriteHead(this: ServerResponse & WithExchange): unknown {
   let send: Exchange["send"] | undefined;
-  // A pipelined response waiting for its turn has no socket yet; its request has one.
-  for (let c = connections.get(this.req?.socket as object); c !== undefined; c = c.next) {
-    const x = c.head?.target === this ? c.head : queued(c, this);
-    if (x === undefined) continue;
+  for (let x = this[kExchange]; x !== undefined; x = x.sibling) {
     if (x.ttfb < 0) x.ttfb = x.clock.now() - x.start;
     send = x.send;
   }
@@ -164,8 +164,9 @@ function unsubscribeAll(): void {
  * exchanges in flight then are still recorded.
  */
 export function trackHttp1(server: object, owner: ServerInstrumentation): () => void {
-  const owners = servers.get(server);
-  if (owners === undefined) servers.set(server, [owner]);
+  const s = server as WithOwners;
+  const owners = s[kOwners];
+  if (owners === undefined) s[kOwners] = [owner];
   else owners.push(owner);
   attachedCount++;
   if (!subscribed) {
@@ -177,10 +178,10 @@ export function trackHttp1(server: object, owner: ServerInstrumentation): () => 
   return () => {
     if (!attached) return;
     attached = false;
-    const list = servers.get(server);
+    const list = s[kOwners];
     const i = list === undefined ? -1 : list.indexOf(owner);
     if (i >= 0) list!.splice(i, 1);
-    if (list !== undefined && list.length === 0) servers.delete(server);
+    if (list !== undefined && list.length === 0) s[kOwners] = undefined;
     attachedCount--;
     if (inFlight === 0 && attachedCount === 0) unsubscribeAll();
   };
