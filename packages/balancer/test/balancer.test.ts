@@ -1,12 +1,8 @@
-import { execFileSync } from "node:child_process";
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import { once } from "node:events";
-import { mkdtempSync, readFileSync } from "node:fs";
 import http2 from "node:http2";
 import https from "node:https";
 import net, { type AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { fetch as fetch8, request } from "undici";
 import { fetch as fetch7 } from "undici7";
 import { afterEach, describe, expect, it } from "vitest";
@@ -18,7 +14,7 @@ import {
   NoEndpointsReadyError,
   seededRandom,
 } from "../src/index.js";
-import { startH2Server, startServer, type TestServer } from "./helpers.js";
+import { selfSignedCert, startH2Server, startServer, type TestServer } from "./helpers.js";
 
 const cleanup: (() => Promise<unknown> | unknown)[] = [];
 afterEach(async () => {
@@ -118,35 +114,8 @@ describe("Balancer as a dispatcher", () => {
   });
 
   it("uses per-endpoint connect options (TLS with a private CA)", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "balancer-tls-"));
-    execFileSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=backend.test",
-        "-addext",
-        "subjectAltName=DNS:backend.test",
-        "-keyout",
-        join(dir, "key.pem"),
-        "-out",
-        join(dir, "cert.pem"),
-      ],
-      { stdio: "ignore" },
-    );
-    const cert = readFileSync(join(dir, "cert.pem"));
-    const server = https.createServer(
-      { cert, key: readFileSync(join(dir, "key.pem")) },
-      (_req, res) => res.end("tls ok"),
-    );
+    const { cert, key } = selfSignedCert("backend.test");
+    const server = https.createServer({ cert, key }, (_req, res) => res.end("tls ok"));
     server.listen(0, "127.0.0.1");
     await once(server, "listening");
     cleanup.push(() => new Promise((r) => server.close(r)));
@@ -164,32 +133,8 @@ describe("Balancer as a dispatcher", () => {
   });
 
   it("speaks HTTP/2 over TLS (ALPN h2) to an h2 endpoint with its connect options, trailers included", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "balancer-h2tls-"));
-    execFileSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        "/CN=grpc.test",
-        "-addext",
-        "subjectAltName=DNS:grpc.test",
-        "-keyout",
-        join(dir, "key.pem"),
-        "-out",
-        join(dir, "cert.pem"),
-      ],
-      { stdio: "ignore" },
-    );
-    const cert = readFileSync(join(dir, "cert.pem"));
-    const server = http2.createSecureServer({ cert, key: readFileSync(join(dir, "key.pem")) });
+    const { cert, key } = selfSignedCert("grpc.test");
+    const server = http2.createSecureServer({ cert, key });
     server.on("stream", (stream, headers) => {
       stream.resume();
       stream.respond(

@@ -1,7 +1,40 @@
+import { execFileSync } from "node:child_process";
 import { once } from "node:events";
+import { mkdtempSync, readFileSync } from "node:fs";
 import http from "node:http";
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+/** A self-signed P-256 certificate for `dnsName`, made by the real `openssl` CLI. */
+export function selfSignedCert(dnsName: string): { cert: Buffer; key: Buffer } {
+  const dir = mkdtempSync(join(tmpdir(), "balancer-tls-"));
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      `/CN=${dnsName}`,
+      "-addext",
+      `subjectAltName=DNS:${dnsName}`,
+      "-keyout",
+      join(dir, "key.pem"),
+      "-out",
+      join(dir, "cert.pem"),
+    ],
+    { stdio: "ignore" },
+  );
+  return { cert: readFileSync(join(dir, "cert.pem")), key: readFileSync(join(dir, "key.pem")) };
+}
 
 /** A fake clock for core tests. */
 export class FakeClock {
