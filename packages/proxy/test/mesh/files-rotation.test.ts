@@ -1,7 +1,6 @@
 import type { X509Certificate } from "node:crypto";
 import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import tls from "node:tls";
 import { type CertificateAuthority, createTrustAnchor, type TrustBundle } from "@mesh/tls-identity";
 import { describe, expect, it } from "vitest";
 import { type ProxyProcess, tempDir } from "../helpers.js";
@@ -11,8 +10,8 @@ import {
   CountingRelay,
   cleanupAfterAll,
   echoApp,
+  expectStaleClientRefused,
   MeshLoad,
-  metric,
   proxy,
   ready,
   TD,
@@ -188,34 +187,6 @@ describe("trust-anchor rotation with identity.files", () => {
     expect(relay.accepted).toBe(1);
 
     // A peer still presenting a certificate under the removed root is refused.
-    const stale = oldCa.issue(WEB);
-    const refused = async () =>
-      metric((await admin(booksProxy, "/metrics")).body, "inbound_tls_refused_total");
-    const before = await refused();
-    const [host, port] = (booksProxy.addresses.inbound as string).split(":") as [string, string];
-    const outcome = await new Promise<string>((resolve) => {
-      let got = "";
-      const s = tls.connect({
-        host,
-        port: Number(port),
-        cert: stale.chainPem,
-        key: stale.privateKey.export({ type: "pkcs8", format: "pem" }),
-        ca: both.pem,
-        minVersion: "TLSv1.3",
-        checkServerIdentity: () => undefined,
-        ALPNProtocols: ["h2"],
-      });
-      s.on("data", (d: Buffer) => {
-        got += d.toString("latin1");
-      });
-      s.on("error", (e) => resolve(`error ${e.message}`));
-      s.on("close", () => resolve(got.length > 0 ? "answered" : "closed"));
-      s.on("secureConnect", () => s.write("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
-    });
-    expect(outcome).not.toBe("answered");
-    await until(
-      async () => (await refused()) === before + 1,
-      "the stale client counted as refused",
-    );
+    await expectStaleClientRefused(booksProxy, oldCa.issue(WEB), both.pem);
   });
 });

@@ -1,7 +1,9 @@
+import type { KeyObject } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import http from "node:http";
 import net, { type AddressInfo } from "node:net";
 import { join } from "node:path";
+import tls from "node:tls";
 import {
   CertificateAuthority,
   createIssuer,
@@ -363,4 +365,41 @@ export class MeshLoad {
     await this.#done;
     this.#agent.destroy();
   }
+}
+
+/**
+ * Connects to `target`'s inbound listener with a certificate `stale` issued under a root the
+ * proxy no longer trusts, and checks that the handshake is refused (nothing answered) and
+ * counted in `inbound_tls_refused_total`.
+ */
+export async function expectStaleClientRefused(
+  target: ProxyProcess,
+  stale: { chainPem: string; privateKey: KeyObject },
+  serverCa: string,
+): Promise<void> {
+  const refused = async () =>
+    metric((await admin(target, "/metrics")).body, "inbound_tls_refused_total");
+  const before = await refused();
+  const [host, port] = (target.addresses.inbound as string).split(":") as [string, string];
+  const outcome = await new Promise<string>((resolve) => {
+    let got = "";
+    const s = tls.connect({
+      host,
+      port: Number(port),
+      cert: stale.chainPem,
+      key: stale.privateKey.export({ type: "pkcs8", format: "pem" }),
+      ca: serverCa,
+      minVersion: "TLSv1.3",
+      checkServerIdentity: () => undefined,
+      ALPNProtocols: ["h2"],
+    });
+    s.on("data", (d: Buffer) => {
+      got += d.toString("latin1");
+    });
+    s.on("error", (e) => resolve(`error ${e.message}`));
+    s.on("close", () => resolve(got.length > 0 ? "answered" : "closed"));
+    s.on("secureConnect", () => s.write("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
+  });
+  if (outcome === "answered") throw new Error("a client under the removed root was answered");
+  await until(async () => (await refused()) === before + 1, "the stale client counted as refused");
 }

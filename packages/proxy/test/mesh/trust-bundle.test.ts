@@ -1,5 +1,4 @@
 import type { X509Certificate } from "node:crypto";
-import tls from "node:tls";
 import { createTrustAnchor } from "@mesh/tls-identity";
 import { describe, expect, it } from "vitest";
 import type { ProxyProcess } from "../helpers.js";
@@ -7,8 +6,8 @@ import {
   admin,
   BOOKS,
   cleanupAfterAll,
+  expectStaleClientRefused,
   MeshLoad,
-  metric,
   Pki,
   proxy,
   ready,
@@ -96,31 +95,7 @@ describe("trust-anchor rotation", () => {
     expect(relay.accepted).toBe(1);
 
     // A client whose certificate chains to the removed root is now refused at the handshake.
-    const stale = oldCa.issue(WEB);
-    const refused = async () =>
-      metric((await admin(books, "/metrics")).body, "inbound_tls_refused_total");
-    const before = await refused();
-    const [host, port] = (books.addresses.inbound as string).split(":") as [string, string];
-    const outcome = await new Promise<string>((resolve) => {
-      const s = tls.connect({
-        host,
-        port: Number(port),
-        cert: stale.chainPem,
-        key: stale.privateKey.export({ type: "pkcs8", format: "pem" }),
-        ca: both.pem,
-        minVersion: "TLSv1.3",
-        checkServerIdentity: () => undefined,
-        ALPNProtocols: ["h2"],
-      });
-      s.on("error", (e) => resolve(`error ${e.message}`));
-      s.on("close", () => resolve("closed"));
-      s.on("secureConnect", () => s.write("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
-    });
-    expect(outcome).not.toBe("");
-    await until(
-      async () => (await refused()) === before + 1,
-      "the stale client counted as refused",
-    );
+    await expectStaleClientRefused(books, oldCa.issue(WEB), both.pem);
   });
 
   it("a root added at the issuer reaches a proxy holding a day-long certificate within the bundle refresh interval", async () => {
