@@ -1,5 +1,6 @@
 import { execFile } from "node:child_process";
 import type http from "node:http";
+import http2 from "node:http2";
 import net from "node:net";
 import { Agent, request } from "undici";
 import { afterEach, describe, expect, test } from "vitest";
@@ -381,5 +382,45 @@ describe("outbound traffic policies (real backends)", () => {
     const res = await answered;
     expect(res.statusCode).toBe(200);
     expect(await res.body.text()).toBe("ok");
+  });
+
+  test("a request body with a content-length ends at its last byte, so the app connection is reused even when END_STREAM comes after the response", async () => {
+    let connections = 0;
+    const app = await h1App((req, res) => {
+      req.resume();
+      req.on("end", () => res.end("ok"));
+    });
+    app.server.on("connection", () => connections++);
+    closers.push(() => app.close());
+    const r = validateConfig({
+      admin: { listen: "127.0.0.1:0" },
+      inbound: { listen: "127.0.0.1:0", app: app.address, appProtocol: "http1" },
+    });
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    const proxy = await MeshProxy.start({ config: r.config, logger: createLogger("silent") });
+    closers.push(() => proxy.shutdown(1_000));
+    const session = http2.connect(`http://${proxy.addresses.inbound}`);
+    closers.push(async () => session.destroy());
+    for (let i = 0; i < 5; i++) {
+      // The whole body, but END_STREAM only once the response is in: the app has answered
+      // before the proxy's end of the body arrives.
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = session.request(
+          { ":method": "POST", ":path": "/", "content-length": "5" },
+          { endStream: false },
+        );
+        let status = 0;
+        req.on("response", (h) => {
+          status = Number(h[":status"]);
+          req.end();
+        });
+        req.on("error", reject);
+        req.resume();
+        req.on("end", () => resolve(status));
+        req.write("hello");
+      });
+      expect(status).toBe(200);
+    }
+    expect(connections).toBe(1);
   });
 });
