@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
 import http2 from "node:http2";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
 import { Readable } from "node:stream";
 import type { Dispatcher } from "undici";
 import { afterEach, describe, expect, test } from "vitest";
@@ -293,5 +293,44 @@ describe("Http2Client", () => {
     await expect(send(other, { upgrade: "websocket" })).rejects.toMatchObject({
       code: "ERR_HTTP2_STREAM_ERROR",
     });
+  });
+
+  test("a peer that stops answering (no FIN) is noticed by an unanswered PING: streams fail, the next request reconnects", async () => {
+    const { origin } = await h2Server((stream) => {
+      stream.resume();
+      grpcLikeReply(stream, Buffer.from("alive"));
+    });
+    // A relay whose connections can be frozen: bytes stop flowing both ways, nothing closes.
+    const sockets: net.Socket[] = [];
+    let accepted = 0;
+    const relay = net.createServer((down) => {
+      accepted++;
+      const up = net.connect(Number(new URL(origin).port), "127.0.0.1");
+      down.pipe(up).pipe(down);
+      sockets.push(down, up);
+      down.on("error", () => undefined);
+      up.on("error", () => undefined);
+    });
+    await new Promise<void>((r) => relay.listen(0, "127.0.0.1", r));
+    closers.push(
+      () =>
+        new Promise<void>((r) => {
+          for (const s of sockets) s.destroy();
+          relay.close(() => r());
+        }),
+    );
+    const { port } = relay.address() as AddressInfo;
+    const c = new Http2Client(`http://127.0.0.1:${port}`, {
+      keepAlive: { intervalMs: 50, timeoutMs: 100 },
+    });
+    closers.push(() => c.destroy());
+    expect((await send(c)).body.toString()).toBe("alive");
+    for (const s of sockets) {
+      s.unpipe();
+      s.pause();
+    }
+    await expect(send(c)).rejects.toMatchObject({ code: "ERR_HTTP2_STREAM_ERROR" });
+    expect((await send(c)).body.toString()).toBe("alive");
+    expect(accepted).toBe(2);
   });
 });

@@ -26,6 +26,14 @@ export interface Http2ClientOptions {
   streamWindow?: number | undefined;
   /** Receive window of the whole connection, bytes. Default 8 MiB. */
   connectionWindow?: number | undefined;
+  /**
+   * Liveness of the connection: an HTTP/2 PING every `intervalMs` (default 10 000); a PING
+   * not acknowledged within `timeoutMs` (default 5 000) closes the connection, failing its
+   * streams, so a peer that vanished without a FIN is noticed in seconds rather than at the
+   * kernel's TCP timeout. TCP keep-alive is switched on with the same interval. `false`
+   * turns both off.
+   */
+  keepAlive?: { intervalMs?: number; timeoutMs?: number } | false | undefined;
 }
 
 const HOP_BY_HOP = new Set([
@@ -356,6 +364,8 @@ export class Http2Client extends Dispatcher {
   private readonly connector: H2Connector;
   private readonly streamWindow: number;
   private readonly connectionWindow: number;
+  private readonly pingIntervalMs: number;
+  private readonly pingTimeoutMs: number;
 
   constructor(origin: string | URL, options: Http2ClientOptions = {}) {
     super();
@@ -372,6 +382,9 @@ export class Http2Client extends Dispatcher {
           : tcpConnector(timeout);
     this.streamWindow = options.streamWindow ?? 1 << 20;
     this.connectionWindow = options.connectionWindow ?? 8 << 20;
+    const ka = options.keepAlive;
+    this.pingIntervalMs = ka === false ? 0 : (ka?.intervalMs ?? 10_000);
+    this.pingTimeoutMs = ka === false ? 0 : (ka?.timeoutMs ?? 5_000);
   }
 
   /** True once `close()` or `destroy()` was called. */
@@ -496,13 +509,49 @@ export class Http2Client extends Dispatcher {
         // the session may already be closing; streams report that
       }
     });
+    const stopPings = this.keepAlive(session, socket);
     const retire = () => {
       if (this.session === session) this.session = undefined;
       if (this.queue.length > 0 && !this.isDestroyed) this.ensureSession();
     };
     session.once("goaway", retire);
-    session.once("close", retire);
+    session.once("close", () => {
+      stopPings();
+      retire();
+    });
     this.startQueued(session);
+  }
+
+  /** PINGs the peer every interval; a PING left unanswered closes the session. */
+  private keepAlive(session: ClientHttp2Session, socket: Socket): () => void {
+    const interval = this.pingIntervalMs;
+    if (interval <= 0) return () => {};
+    socket.setKeepAlive(true, interval);
+    let deadline: NodeJS.Timeout | undefined;
+    const timer = setInterval(() => {
+      if (deadline !== undefined || session.closed || session.destroyed) return;
+      deadline = setTimeout(() => {
+        session.destroy(
+          new Http2StreamError(
+            `${this.authority} did not answer an HTTP/2 PING within ${this.pingTimeoutMs} ms`,
+          ),
+        );
+      }, this.pingTimeoutMs);
+      deadline.unref();
+      try {
+        session.ping(() => {
+          clearTimeout(deadline);
+          deadline = undefined;
+        });
+      } catch {
+        // the session is closing: its 'close' stops the pings
+      }
+    }, interval);
+    timer.unref();
+    return () => {
+      clearInterval(timer);
+      if (deadline !== undefined) clearTimeout(deadline);
+    };
   }
 
   private startQueued(session: ClientHttp2Session): void {
