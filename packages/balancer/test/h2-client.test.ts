@@ -333,4 +333,31 @@ describe("Http2Client", () => {
     expect((await send(c)).body.toString()).toBe("alive");
     expect(accepted).toBe(2);
   });
+
+  test("a bad request fails alone (no reconnect loop); a failed exchange destroys its streaming body", async () => {
+    const { origin, sessions } = await h2Server((stream, headers) => {
+      if (headers[":path"] === "/reset-upload") {
+        stream.once("data", () => stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR));
+        return;
+      }
+      stream.resume();
+      grpcLikeReply(stream, Buffer.from("ok"));
+    });
+    const c = client(origin);
+    await expect(send(c, { headers: ["bad header", "x"] })).rejects.toBeInstanceOf(Error);
+    expect((await send(c)).body.toString()).toBe("ok");
+    expect(sessions()).toBe(1);
+
+    let pushed = 0;
+    const body = new Readable({
+      read() {
+        // An endless upload: only a destroy stops it.
+        this.push(Buffer.alloc(1024, pushed++ & 0xff));
+      },
+    });
+    await expect(send(c, { method: "POST", path: "/reset-upload", body })).rejects.toMatchObject({
+      code: "ERR_HTTP2_STREAM_ERROR",
+    });
+    expect(body.destroyed).toBe(true);
+  });
 });

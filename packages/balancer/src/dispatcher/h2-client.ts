@@ -46,6 +46,12 @@ const HOP_BY_HOP = new Set([
   "http2-settings",
 ]);
 const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM } = constants;
+/** Errors of `session.request()` that mean "not on this session", not "bad request". */
+const SESSION_GONE = new Set([
+  "ERR_HTTP2_INVALID_SESSION",
+  "ERR_HTTP2_GOAWAY_SESSION",
+  "ERR_HTTP2_OUT_OF_STREAMS",
+]);
 
 /** A stream ended, or the connection went away, before the response completed. */
 export class Http2StreamError extends Error {
@@ -152,6 +158,9 @@ class Exchange implements Dispatcher.DispatchController {
   #bodyStarted = false;
   #ended = false;
   #error: Error | undefined;
+  #started = false;
+  /** Stops the request body's pump and destroys the body, if one is streaming. */
+  #stopBody: (() => void) | undefined;
 
   constructor(
     readonly client: Http2Client,
@@ -188,11 +197,17 @@ class Exchange implements Dispatcher.DispatchController {
     this.fail(reason);
   }
 
-  /** Called once: the session is connected and the request is about to be written. */
+  /**
+   * The session is connected and the request is about to be written. Called again only
+   * when a refused stream is re-sent; the handler hears `onRequestStart` once.
+   */
   start(session: ClientHttp2Session): void {
     if (this.#settled) return;
-    this.handler.onRequestStart?.(this, {});
-    if (this.#aborted || this.#settled) return;
+    if (!this.#started) {
+      this.#started = true;
+      this.handler.onRequestStart?.(this, {});
+      if (this.#aborted || this.#settled) return;
+    }
     const body = this.opts.body;
     const hasBody = body !== null && body !== undefined;
     let stream: ClientHttp2Stream;
@@ -200,10 +215,16 @@ class Exchange implements Dispatcher.DispatchController {
       stream = session.request(h2Headers(this.opts, this.client.scheme, this.client.authority), {
         endStream: !hasBody,
       });
-    } catch {
-      // e.g. the session is closing or out of stream ids: a fresh session can take it.
-      this.client.retire(session);
-      this.client.requeue(this);
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (typeof code === "string" && SESSION_GONE.has(code)) {
+        // The session is closing or out of stream ids: a fresh session can take it.
+        this.client.retire(session);
+        this.client.requeue(this);
+      } else {
+        // The request itself is bad (e.g. an invalid header): no session would take it.
+        this.fail(err as Error);
+      }
       return;
     }
     this.#stream = stream;
@@ -239,12 +260,20 @@ class Exchange implements Dispatcher.DispatchController {
     };
     const onEnd = () => {
       cleanup();
+      this.#stopBody = undefined;
       stream.end();
       this.handler.onRequestSent?.();
     };
     const onSourceError = (err: Error) => {
       cleanup();
+      this.#stopBody = undefined;
       this.abort(err);
+    };
+    // When the exchange ends first the body is destroyed, so its producer stops. Without an
+    // error: nobody may be listening for one, and an unhandled 'error' would crash the process.
+    this.#stopBody = () => {
+      cleanup();
+      if (!source.destroyed) source.destroy();
     };
     source.on("data", onData);
     source.once("end", onEnd);
@@ -295,6 +324,10 @@ class Exchange implements Dispatcher.DispatchController {
     const code = stream.rstCode ?? NGHTTP2_NO_ERROR;
     if (this.#responded && this.#ended && code === NGHTTP2_NO_ERROR) {
       this.#settled = true;
+      // An answer before the whole body was sent (e.g. 413): the rest is not needed.
+      const stopBody = this.#stopBody;
+      this.#stopBody = undefined;
+      stopBody?.();
       this.client.done(this);
       this.handler.onResponseEnd?.(this, this.#trailers);
       return;
@@ -327,6 +360,9 @@ class Exchange implements Dispatcher.DispatchController {
   fail(err: Error): void {
     if (this.#settled) return;
     this.#settled = true;
+    const stopBody = this.#stopBody;
+    this.#stopBody = undefined;
+    stopBody?.();
     this.client.done(this);
     this.handler.onResponseError?.(this, err);
   }
