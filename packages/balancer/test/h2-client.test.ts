@@ -360,4 +360,24 @@ describe("Http2Client", () => {
     });
     expect(body.destroyed).toBe(true);
   });
+
+  test("a connector that throws fails the queued requests, and the next request tries again", async () => {
+    const { origin } = await h2Server((stream) => {
+      stream.resume();
+      grpcLikeReply(stream, Buffer.from("ok"));
+    });
+    let calls = 0;
+    const c = new Http2Client(origin, {
+      connect: (params, callback) => {
+        if (calls++ === 0) throw new Error("identity not ready");
+        const socket = net.connect(Number(params.port), params.hostname, () =>
+          callback(null, socket),
+        );
+        socket.once("error", (e) => callback(e, null));
+      },
+    });
+    closers.push(() => c.destroy());
+    await expect(send(c)).rejects.toThrow("identity not ready");
+    expect((await send(c)).body.toString()).toBe("ok");
+  });
 });

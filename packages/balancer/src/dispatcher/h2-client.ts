@@ -374,8 +374,8 @@ class Exchange implements Dispatcher.DispatchController {
  * Why not undici's own HTTP/2 client: in undici 8.13 a response whose DATA is still
  * buffered in the stream when its trailers arrive loses that DATA (the data listener is
  * removed on 'trailers'), which under load turns gRPC replies into empty OK responses.
- * This client completes a response on the stream's 'end', after every byte was delivered,
- * and takes the trailers from the 'trailers' event. It also opens larger flow-control
+ * This client completes a response when the stream closes cleanly after its 'end' (every
+ * byte delivered; a reset is a failure) and takes the trailers from the 'trailers' event. It also opens larger flow-control
  * windows (1 MiB per stream, 8 MiB per connection) than HTTP/2's 64 KiB default, which
  * caps a streaming response at one window per round trip.
  *
@@ -495,39 +495,45 @@ export class Http2Client extends Dispatcher {
     this.connecting = true;
     this.session = undefined;
     const { hostname, port, protocol } = this.origin;
-    this.connector(
-      {
-        hostname: hostname.replace(/^\[|\]$/g, ""),
-        host: this.origin.host,
-        port: port || (protocol === "https:" ? "443" : "80"),
-        protocol,
-      },
-      (err, socket) => {
-        if (err !== null || socket === null) {
-          this.connecting = false;
-          const error = err ?? new Http2StreamError(`could not connect to ${this.authority}`);
-          for (const e of this.queue.splice(0)) e.fail(error);
-          return;
-        }
-        if (this.isDestroyed) {
-          this.connecting = false;
-          socket.destroy();
-          for (const e of this.queue.splice(0)) e.fail(new Http2ClientClosedError());
-          return;
-        }
-        const alpn = (socket as Socket & { alpnProtocol?: string | false }).alpnProtocol;
-        if (this.scheme === "https" && alpn !== "h2") {
-          this.connecting = false;
-          socket.destroy();
-          const error = new Http2StreamError(
-            `${this.authority} did not negotiate HTTP/2 via ALPN (got ${alpn || "none"})`,
-          );
-          for (const e of this.queue.splice(0)) e.fail(error);
-          return;
-        }
-        this.openSession(socket);
-      },
-    );
+    const failQueued = (error: Error) => {
+      this.connecting = false;
+      for (const e of this.queue.splice(0)) e.fail(error);
+    };
+    try {
+      this.connector(
+        {
+          hostname: hostname.replace(/^\[|\]$/g, ""),
+          host: this.origin.host,
+          port: port || (protocol === "https:" ? "443" : "80"),
+          protocol,
+        },
+        (err, socket) => {
+          if (err !== null || socket === null) {
+            failQueued(err ?? new Http2StreamError(`could not connect to ${this.authority}`));
+            return;
+          }
+          if (this.isDestroyed) {
+            socket.destroy();
+            failQueued(new Http2ClientClosedError());
+            return;
+          }
+          const alpn = (socket as Socket & { alpnProtocol?: string | false }).alpnProtocol;
+          if (this.scheme === "https" && alpn !== "h2") {
+            socket.destroy();
+            failQueued(
+              new Http2StreamError(
+                `${this.authority} did not negotiate HTTP/2 via ALPN (got ${alpn || "none"})`,
+              ),
+            );
+            return;
+          }
+          this.openSession(socket);
+        },
+      );
+    } catch (err) {
+      // A connector that throws (e.g. identity not ready) fails these requests, not the client.
+      failQueued(err as Error);
+    }
   }
 
   private openSession(socket: Socket): void {
