@@ -93,7 +93,7 @@ function defaultFactory(origin: string, options: Pool.Options, info: EndpointInf
 /**
  * An undici `Dispatcher` that balances requests over a live set of endpoints with
  * power-of-two-choices over Peak-EWMA cost, ejects endpoints by failure accrual, and follows a
- * {@link Resolver}. Each endpoint gets its own undici `Pool` (or `factory` dispatcher).
+ * {@link Resolver}. Each endpoint gets its own undici `Pool`, an {@link Http2Client} for `protocol: "h2"` endpoints, or what `factory` builds.
  * Works as `fetch(url, { dispatcher })` with undici 7 and 8 and Node's global `fetch`.
  *
  * @example
