@@ -79,7 +79,8 @@ async function pairIdentities(
   };
 }
 
-async function startProxy(
+/** Starts `mesh-proxy --config <file>` (pinned like every peer) and waits for its listener. */
+export async function startProxy(
   ctx: BenchContext,
   name: string,
   configFile: string,

@@ -13,7 +13,7 @@ import http2 from "node:http2";
 import net, { type AddressInfo } from "node:net";
 import { join } from "node:path";
 import type { BenchContext } from "../lib/context.ts";
-import { freePort, LOOPBACK, waitForPort } from "../lib/net.ts";
+import { freePort, LOOPBACK } from "../lib/net.ts";
 import type { ManagedProcess } from "../lib/proc.ts";
 import {
   type Chart,
@@ -26,8 +26,9 @@ import {
 } from "../lib/result.ts";
 import { runLoad } from "../lib/runners.ts";
 import { grpcFrame, readGrpcMessages } from "../load/grpc-wire.ts";
-import { importMesh, REPO_ROOT } from "../load/mesh-adapters.ts";
+import { importMesh } from "../load/mesh-adapters.ts";
 import type { OpenLoopResult } from "../load/open-loop.ts";
+import { startProxy } from "../peers/mesh.ts";
 import { meshProxyUnavailable } from "../peers/proxies.ts";
 
 const TRUST_DOMAIN = "rotation.bench.mesh.local";
@@ -283,17 +284,10 @@ export async function rotation(ctx: BenchContext): Promise<ScenarioOutput> {
       };
       const file = join(dir, `${role}.json`);
       writeFileSync(file, `${JSON.stringify(config, null, 2)}\n`);
-      const cli = join(REPO_ROOT, "packages", "proxy", "dist", "cli.js");
-      const proc = ctx.pm.start(`mesh-${role}`, process.execPath, [cli, "--config", file], {
-        cpus: ctx.pinning.peer,
-      });
+      const proc = await startProxy(ctx, `mesh-${role}`, file, port);
       const p: PairProxy = { role, id, proc, admin: adminAddr };
       proxies.push(p);
-      const alive = () => ctx.pm.livePids().includes(proc.pid);
-      await waitForPort(port, 15_000, alive).catch((error: Error) => {
-        throw new Error(`${error.message}; stderr: ${proc.stderr().slice(-600)}`);
-      });
-      await waitReady(p, alive);
+      await waitReady(p, () => ctx.pm.livePids().includes(proc.pid));
       return p;
     };
     await start("inbound", INBOUND_ID, inPort, {
