@@ -9,14 +9,11 @@
 // --trace: tracing left at its default (no OTel SDK registered) instead of `trace: false`.
 // --baseline=FILE: also run noop/on against another build of dist/index.js (before/after).
 // --variants=a,b: run "off" plus these (e.g. noop-server,noop-client,compose-only).
-// --gc: also report GC pause per request (proxy.mjs only; the observer itself costs a little).
-// --peer=FILE: drive the repository's bench peer (bench/src/peers/undici-stream.mjs) instead
-//   of proxy.mjs (variants off/noop/on only; no GC accounting).
+// --gc: also report GC pause per request (the observer itself costs a little).
+// The proxy is the repository's bench peer, bench/src/peers/undici-stream.mjs.
 // --prof=DIR: one extra `node --cpu-prof` run of the "on" variant, profile written to DIR.
 import { execFileSync, spawn } from "node:child_process";
-import { once } from "node:events";
 import { readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -31,7 +28,7 @@ const duration = Number(arg("duration", 3));
 const trace = process.argv.includes("--trace");
 const profDir = arg("prof", undefined);
 const baseline = arg("baseline", undefined);
-const peer = arg("peer", undefined);
+const PEER = resolve(here, "../../../bench/src/peers/undici-stream.mjs");
 const gcStats = process.argv.includes("--gc");
 const only = arg("variants", undefined);
 const VARIANTS = only
@@ -84,27 +81,15 @@ function wrk(url, seconds) {
   return { rps, requests, non2xx, errors };
 }
 
-async function freePort() {
-  const s = createServer().listen(0, "127.0.0.1");
-  await once(s, "listening");
-  const { port } = s.address();
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 async function startProxy(origin, variant, nodeFlags = []) {
   const [mode, build] = variant.split("@");
-  const env = build === "baseline" ? { METRICS_ENTRY: resolve(baseline) } : {};
-  let p;
-  if (peer === undefined) {
-    const flags = [...(trace ? ["--trace"] : []), ...(gcStats ? ["--gc"] : [])];
-    p = start("0", "proxy.mjs", [origin, mode, ...flags], nodeFlags, env);
-  } else {
-    // the repository's bench peer: <port> <upstream> [--metrics[=noop]]
-    const flag = mode === "off" ? [] : mode === "noop" ? ["--metrics=noop"] : ["--metrics"];
-    const args = [String(await freePort()), origin, ...flag];
-    p = start("0", resolve(peer), args, nodeFlags, env);
-  }
+  const env = build === "baseline" ? { MESH_METRICS_ENTRY: resolve(baseline) } : {};
+  const flags = [
+    ...(mode === "off" ? [] : [`--metrics=${mode}`]),
+    ...(trace ? ["--trace"] : []),
+    ...(gcStats ? ["--gc"] : []),
+  ];
+  const p = start("0", PEER, ["0", origin, ...flags], nodeFlags, env);
   const port = await p.ready;
   p.url = `http://127.0.0.1:${port}/`;
   wrk(p.url, 2); // warm-up: JIT and connection pools
@@ -112,7 +97,7 @@ async function startProxy(origin, variant, nodeFlags = []) {
 }
 
 function measure(p) {
-  if (gcStats && peer === undefined) p.child.kill("SIGUSR2"); // reset GC accounting
+  if (gcStats) p.child.kill("SIGUSR2"); // reset GC accounting
   const c0 = cpuSeconds(p.child.pid);
   const r = wrk(p.url, duration);
   const c1 = cpuSeconds(p.child.pid);
@@ -166,7 +151,7 @@ try {
   console.log(
     `\nNode ${process.version}, ${generations} generations × ${rounds} rounds × ${duration} s, wrk -t1 -c32, trace ${trace ? "default" : "false"}`,
   );
-  const gcCol = gcStats && peer === undefined;
+  const gcCol = gcStats;
   console.log(
     `| variant | median rps (min–max) | vs off | paired vs off | CPU µs/req |${gcCol ? " GC pause µs/req |" : ""}`,
   );

@@ -14,7 +14,7 @@
  * the flags: `raw` starts the proxy without the launcher's V8 defaults (`MESH_V8_DEFAULTS=0`),
  * `rt:<flag>` applies <flag> at run time before the proxy loads (as the launcher does, through
  * runtime-flags.mjs), `alt` runs the target with `--alt-node` (e.g. Node 20) and `--alt-cli`
- * (a build that runs there), `u7` makes the floor load undici 7. Targets named `floor…` run floor.mjs (`FLOOR_UNDICI` env picks
+ * (a build that runs there), `u7` makes the floor load undici 7. Targets named `floor…` run bench/src/peers/undici-stream.mjs (`FLOOR_UNDICI` env picks
  * the undici package). `--warmup` seconds at 1000 rps precede the measured 1000 rps window.
  */
 import { spawn } from "node:child_process";
@@ -26,6 +26,8 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
 const here = dirname(fileURLToPath(import.meta.url));
+/** The floor is the repository's one pass-through, the bench peer. */
+const FLOOR = join(here, "../../../../bench/src/peers/undici-stream.mjs");
 const { values } = parseArgs({
   options: {
     rounds: { type: "string", default: "3" },
@@ -240,11 +242,11 @@ async function startMesh(backendPort, flags, cli) {
 
 async function startFloor(backendPort, flags) {
   const l = launch(flags);
-  l.env.FLOOR_UNDICI ??= values["floor-undici"];
+  const undici = l.env.FLOOR_UNDICI ?? values["floor-undici"];
   const child = start(
     "floor",
     l.bin,
-    [...l.args, join(here, "floor.mjs"), `http://127.0.0.1:${backendPort}`],
+    [...l.args, FLOOR, "0", `http://127.0.0.1:${backendPort}`, `--undici=${undici}`],
     { env: l.env },
   );
   return { child, port: await readyLine(child) };
