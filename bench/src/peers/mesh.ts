@@ -134,6 +134,32 @@ export async function startMeshSingleHop(
   return { url: `http://${LOOPBACK}:${port}/`, procs: [proc] };
 }
 
+/** The inbound side of a sidecar pair: mTLS from meshed peers only, to the app on `appPort`. */
+export function pairInboundSection(inPort: number, appPort: number, appProtocol: string): object {
+  return {
+    listen: `${LOOPBACK}:${inPort}`,
+    app: `${LOOPBACK}:${appPort}`,
+    appProtocol,
+    policy: { default: "all-authenticated" },
+  };
+}
+
+/** The outbound side of a sidecar pair: one service whose endpoint is the peer's inbound. */
+export function pairOutboundSection(outPort: number, inPort: number, inboundId: string): object {
+  return {
+    listen: `${LOOPBACK}:${outPort}`,
+    unknownAuthority: "deny",
+    requireIdentity: true,
+    services: [
+      {
+        name: "backend",
+        authorities: [`${LOOPBACK}:${outPort}`, "backend"],
+        discovery: { static: [{ address: `${LOOPBACK}:${inPort}`, identity: inboundId }] },
+      },
+    ],
+  };
+}
+
 /**
  * The sidecar pair as a mesh runs it: outbound proxy → mTLS (TLS 1.3, SPIFFE X.509-SVIDs from
  * one CA, the inbound's identity checked by the outbound, client certificate required by the
@@ -154,32 +180,14 @@ export async function startMeshSidecarPair(
     admin: { listen: `${LOOPBACK}:${await freePort()}` },
     log: { level: "warn", accessLog: false },
     identity: { trustDomain: PAIR_TRUST_DOMAIN, id: PAIR_INBOUND_ID, files: ids.inbound },
-    inbound: {
-      listen: `${LOOPBACK}:${inPort}`,
-      app: `${LOOPBACK}:${upstreamPort}`,
-      appProtocol,
-      policy: { default: "all-authenticated" },
-    },
+    inbound: pairInboundSection(inPort, upstreamPort, appProtocol),
   };
   const outbound = {
     proxyId: "bench-outbound",
     admin: { listen: `${LOOPBACK}:${await freePort()}` },
     log: { level: "warn", accessLog: false },
     identity: { trustDomain: PAIR_TRUST_DOMAIN, id: PAIR_OUTBOUND_ID, files: ids.outbound },
-    outbound: {
-      listen: `${LOOPBACK}:${outPort}`,
-      unknownAuthority: "deny",
-      requireIdentity: true,
-      services: [
-        {
-          name: "backend",
-          authorities: [`${LOOPBACK}:${outPort}`, "backend"],
-          discovery: {
-            static: [{ address: `${LOOPBACK}:${inPort}`, identity: PAIR_INBOUND_ID }],
-          },
-        },
-      ],
-    },
+    outbound: pairOutboundSection(outPort, inPort, PAIR_INBOUND_ID),
   };
   const inProc = await startProxy(
     ctx,

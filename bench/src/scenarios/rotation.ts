@@ -28,7 +28,7 @@ import { runLoad } from "../lib/runners.ts";
 import { grpcFrame, readGrpcMessages } from "../load/grpc-wire.ts";
 import { importMesh } from "../load/mesh-adapters.ts";
 import type { OpenLoopResult } from "../load/open-loop.ts";
-import { startProxy } from "../peers/mesh.ts";
+import { pairInboundSection, pairOutboundSection, startProxy } from "../peers/mesh.ts";
 import { meshProxyUnavailable } from "../peers/proxies.ts";
 
 const TRUST_DOMAIN = "rotation.bench.mesh.local";
@@ -291,26 +291,10 @@ export async function rotation(ctx: BenchContext): Promise<ScenarioOutput> {
       return p;
     };
     await start("inbound", INBOUND_ID, inPort, {
-      inbound: {
-        listen: `${LOOPBACK}:${inPort}`,
-        app: `${LOOPBACK}:${app.port}`,
-        appProtocol: "auto",
-        policy: { default: "all-authenticated" },
-      },
+      inbound: pairInboundSection(inPort, app.port, "auto"),
     });
     await start("outbound", OUTBOUND_ID, outPort, {
-      outbound: {
-        listen: `${LOOPBACK}:${outPort}`,
-        unknownAuthority: "deny",
-        requireIdentity: true,
-        services: [
-          {
-            name: "backend",
-            authorities: [`${LOOPBACK}:${outPort}`, "backend"],
-            discovery: { static: [{ address: `${LOOPBACK}:${inPort}`, identity: INBOUND_ID }] },
-          },
-        ],
-      },
+      outbound: pairOutboundSection(outPort, inPort, INBOUND_ID),
     });
     for (const p of proxies) before[p.role] = await identityCounters(p);
 
