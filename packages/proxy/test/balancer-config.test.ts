@@ -1,6 +1,6 @@
 import { request } from "undici";
 import { afterEach, describe, expect, test } from "vitest";
-import { validateConfig } from "../src/index.js";
+import { createLogger, MeshProxy, validateConfig } from "../src/index.js";
 import { Backend, type BackendSettings } from "../src/outbound/backend.js";
 import { h1App } from "./helpers.js";
 
@@ -57,6 +57,38 @@ async function send(backend: Backend, times: number): Promise<number[]> {
 }
 
 describe("service balancer settings", () => {
+  test("a running proxy passes services[].balancer to its balancer (admin /endpoints)", async () => {
+    const a = await app(200);
+    const b = await app(200);
+    const r = validateConfig({
+      admin: { listen: "127.0.0.1:0" },
+      outbound: {
+        listen: "127.0.0.1:0",
+        services: [
+          {
+            name: "api",
+            discovery: { static: [a.address, b.address] },
+            balancer: { ewma: { defaultRtt: "400ms", decay: "1h" } },
+          },
+        ],
+      },
+    });
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    const proxy = await MeshProxy.start({ config: r.config, logger: createLogger("silent") });
+    closers.push(() => proxy.shutdown(1_000));
+    const res = await request(`http://${proxy.addresses.outbound}/`, { headers: { host: "api" } });
+    await res.body.dump();
+    expect(res.statusCode).toBe(200);
+    const page = (await (
+      await request(`http://${proxy.addresses.admin}/endpoints`)
+    ).body.json()) as {
+      backends: { endpoints: { requests: number; rttMs: number }[] }[];
+    }[];
+    const idle = page[0]!.backends[0]!.endpoints.find((e) => e.requests === 0);
+    // Not the balancer's 30 ms default: the configured 400 ms start, kept by the 1 h decay.
+    expect(idle?.rttMs).toBeGreaterThan(399);
+  });
+
   test("ewma.defaultRtt and ewma.decay set the estimate of an endpoint not yet used", async () => {
     const untouchedRtt = async (decay: string) => {
       const a = await app(200, 30);
