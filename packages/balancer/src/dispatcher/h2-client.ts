@@ -72,6 +72,25 @@ export class Http2ClientClosedError extends Error {
   }
 }
 
+/** Adds one request header to an HTTP/2 header block: `host` becomes `:authority`. */
+function addHeader(out: Record<string, string | string[]>, rawName: string, value: unknown): void {
+  if (value === undefined || value === null) return;
+  const name = rawName.toLowerCase();
+  if (name === "host") {
+    out[":authority"] = String(value);
+    return;
+  }
+  if (HOP_BY_HOP.has(name)) return;
+  if (name === "te") {
+    if (String(value).toLowerCase() === "trailers") out.te = "trailers";
+    return;
+  }
+  const v = Array.isArray(value) ? value.map(String) : String(value);
+  const prev = out[name];
+  if (prev === undefined) out[name] = v;
+  else out[name] = ([] as string[]).concat(prev, v);
+}
+
 /** Request headers in any form undici accepts, as an HTTP/2 header block. */
 function h2Headers(
   opts: Dispatcher.DispatchOptions,
@@ -84,31 +103,14 @@ function h2Headers(
     ":scheme": scheme,
     ":authority": defaultAuthority,
   };
-  const add = (rawName: string, value: unknown) => {
-    if (value === undefined || value === null) return;
-    const name = rawName.toLowerCase();
-    if (name === "host") {
-      out[":authority"] = String(value);
-      return;
-    }
-    if (HOP_BY_HOP.has(name)) return;
-    if (name === "te") {
-      if (String(value).toLowerCase() === "trailers") out.te = "trailers";
-      return;
-    }
-    const v = Array.isArray(value) ? value.map(String) : String(value);
-    const prev = out[name];
-    if (prev === undefined) out[name] = v;
-    else out[name] = ([] as string[]).concat(prev, v);
-  };
   const h = opts.headers as unknown;
   if (Array.isArray(h)) {
-    for (let i = 0; i + 1 < h.length; i += 2) add(String(h[i]), h[i + 1]);
+    for (let i = 0; i + 1 < h.length; i += 2) addHeader(out, String(h[i]), h[i + 1]);
   } else if (h !== null && typeof h === "object") {
     if (Symbol.iterator in h && typeof (h as Map<string, string>).entries === "function") {
-      for (const [k, v] of h as Iterable<[string, string]>) add(k, v);
+      for (const [k, v] of h as Iterable<[string, string]>) addHeader(out, k, v);
     } else {
-      for (const k of Object.keys(h)) add(k, (h as Record<string, unknown>)[k]);
+      for (const k of Object.keys(h)) addHeader(out, k, (h as Record<string, unknown>)[k]);
     }
   }
   return out;
