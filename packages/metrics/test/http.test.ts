@@ -1,8 +1,8 @@
 import { once } from "node:events";
 import http from "node:http";
 import http2 from "node:http2";
-import { Agent, request as undiciRequest } from "undici";
-import { Agent as Agent7, request as undici7Request } from "undici7";
+import { Agent, Pool, request as undiciRequest } from "undici";
+import { Agent as Agent7, Pool as Pool7, request as undici7Request } from "undici7";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   GoldenSignals,
@@ -133,6 +133,59 @@ describe.each([
       expect(check.code).not.toBe(1);
       expect(check.problems.filter((p) => !ACCEPTED_LINT.test(p))).toEqual([]);
     }
+  });
+});
+
+// undici 8's compose() tells the interceptor the pool's origin; undici 7's does not, so there
+// requests name their origin in the options (as the README says).
+describe.each([
+  ["undici 8", Pool, false],
+  ["undici 7", Pool7, true],
+] as const)("metrics() composed onto a %s Pool", (_name, PoolClass, originInOptions) => {
+  it("labels every request with the pool's origin, with and without a route function", async () => {
+    const server = http.createServer((req, res) => {
+      res.writeHead(req.url === "/missing" ? 404 : 200);
+      res.end("ok");
+    });
+    const port = await listen(server);
+    const origin = `http://127.0.0.1:${port}`;
+    const plain = new GoldenSignals();
+    const routed = new GoldenSignals();
+    const pool = new (PoolClass as typeof Pool)(origin);
+    const pools = [
+      pool.compose(metrics({ signals: plain, backend: "b" })),
+      pool.compose(
+        metrics({ signals: routed, route: (o) => (o.path === "/missing" ? "missing" : "other") }),
+      ),
+    ];
+    cleanups.push(
+      () => close(server),
+      () => pool.close(),
+    );
+    for (const p of pools) {
+      for (const path of ["/", "/missing", "/a"]) {
+        const r = await p.request({ path, method: "GET", ...(originInOptions ? { origin } : {}) });
+        await r.body.text();
+      }
+    }
+    const a = `direction="outbound",authority="127.0.0.1:${port}",tls="no_identity"`;
+    const plainText = renderPrometheus(plain.registry);
+    expect(sampleOf(plainText, `request_total{${a},backend="b"}`)).toBe(3);
+    expect(
+      sampleOf(
+        plainText,
+        `response_total{${a},backend="b",classification="success",status_code="200"}`,
+      ),
+    ).toBe(2);
+    expect(
+      sampleOf(
+        plainText,
+        `response_total{${a},backend="b",classification="success",status_code="404"}`,
+      ),
+    ).toBe(1);
+    const routedText = renderPrometheus(routed.registry);
+    expect(sampleOf(routedText, `request_total{${a},route="missing"}`)).toBe(1);
+    expect(sampleOf(routedText, `request_total{${a},route="other"}`)).toBe(2);
   });
 });
 

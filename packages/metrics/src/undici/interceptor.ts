@@ -159,7 +159,9 @@ function withHeaders(options: DispatchOptions, extra: Record<string, string>): D
  * Composed outermost it sees each logical request once; composed inside a retry
  * interceptor it records every attempt.
  */
-export function metrics(options: MetricsInterceptorOptions): (dispatch: Dispatch) => Dispatch {
+export function metrics(
+  options: MetricsInterceptorOptions,
+): (dispatch: Dispatch, boundOrigin?: string | null) => Dispatch {
   if (typeof options !== "object" || options === null) typeError("options", "an object", options);
   const signals = options.signals;
   if (typeof signals?.http !== "function") {
@@ -210,26 +212,40 @@ export function metrics(options: MetricsInterceptorOptions): (dispatch: Dispatch
     return h;
   };
 
-  return (dispatch) => (opts: DispatchOptions, handler: DispatchHandler | LegacyHandler) => {
-    const o = opts.origin;
-    const origin = o == null ? "" : typeof o === "string" ? o : o.origin;
-    const route = routeOf === undefined ? undefined : routeOf(opts);
-    const h = resolve(origin, route);
-    h.request();
-    let span: Span | undefined;
-    if (tracing) {
-      if (tracerRegistered()) {
-        span = startClientSpan(opts.method, {
-          "http.request.method": opts.method,
-          "url.full": origin + opts.path,
-        });
+  // undici 8's compose() passes the origin of a dispatcher bound to one (Pool, Client): every
+  // request then goes there, so its handle is resolved once here instead of comparing
+  // `opts.origin` per request (compose hands each request a freshly built origin string).
+  return (dispatch, boundOrigin?: string | null) => {
+    const bound = typeof boundOrigin === "string" ? boundOrigin : undefined;
+    const boundHandle =
+      bound !== undefined && routeOf === undefined ? resolve(bound, undefined) : undefined;
+    return (opts: DispatchOptions, handler: DispatchHandler | LegacyHandler) => {
+      let origin: string;
+      let h: HttpSignals;
+      if (boundHandle !== undefined) {
+        origin = bound!;
+        h = boundHandle;
+      } else {
+        const o = opts.origin;
+        origin = bound ?? (o == null ? "" : typeof o === "string" ? o : o.origin);
+        h = resolve(origin, routeOf === undefined ? undefined : routeOf(opts));
       }
-      const carrier = injectTraceContext(span);
-      if (carrier !== undefined) opts = withHeaders(opts, carrier);
-    }
-    // Outermost under Node's global fetch, the handler is a legacy one: adapt it, or nothing
-    // above would ever hear back.
-    const downstream = toControllerHandler(handler);
-    return dispatch(opts, new MetricsHandler(downstream, h, clock, span));
+      h.request();
+      let span: Span | undefined;
+      if (tracing) {
+        if (tracerRegistered()) {
+          span = startClientSpan(opts.method, {
+            "http.request.method": opts.method,
+            "url.full": origin + opts.path,
+          });
+        }
+        const carrier = injectTraceContext(span);
+        if (carrier !== undefined) opts = withHeaders(opts, carrier);
+      }
+      // Outermost under Node's global fetch, the handler is a legacy one: adapt it, or nothing
+      // above would ever hear back.
+      const downstream = toControllerHandler(handler);
+      return dispatch(opts, new MetricsHandler(downstream, h, clock, span));
+    };
   };
 }
