@@ -54,6 +54,7 @@ export class LabelCache {
   authority: string | undefined = undefined;
   route: string | undefined = undefined;
   handle: HttpSignals | undefined = undefined;
+  constructor(readonly owner: ServerInstrumentation) {}
 }
 
 /** One `instrumentServer` call's settings and per-request work shared by HTTP/1 and HTTP/2. */

@@ -26,9 +26,6 @@ class Connection extends LabelCache {
   /** Pipelined exchanges waiting behind `head`, in response order. */
   queue: Exchange[] | undefined = undefined;
   next: Connection | undefined = undefined;
-  constructor(readonly owner: ServerInstrumentation) {
-    super();
-  }
 }
 
 // State lives on the objects it belongs to, under symbols (one inline-cached property read
