@@ -23,7 +23,7 @@ import { round, type Spread, spread } from "../lib/stats.ts";
 import type { ClientSpec } from "../load/clients.ts";
 import { meshUnavailableReason } from "../load/mesh-adapters.ts";
 import type { OpenLoopResult } from "../load/open-loop.ts";
-import type { EndpointSpec } from "../peers/backend.ts";
+import type { BackendStats, EndpointSpec } from "../peers/backend.ts";
 
 const RATE = 1000;
 const HEALTHY_MS = 2;
@@ -104,6 +104,28 @@ function caseSpec(
   return out;
 }
 
+/**
+ * Each endpoint's share of the requests the backend counted, rounded to 4 digits: all of them,
+ * or with `fromEpochMs` only those that arrived in timeline buckets from the one holding
+ * `fromEpochMs` on (the warm-up ends ~1.5 s before the measured start, so that bucket holds
+ * measured requests only).
+ */
+export function measuredShares(stats: BackendStats, fromEpochMs?: number): Record<string, number> {
+  const from =
+    fromEpochMs === undefined
+      ? 0
+      : Math.max(0, Math.floor((fromEpochMs - stats.sinceEpochMs) / stats.bucketMs));
+  const counts = stats.endpoints.map((e) =>
+    fromEpochMs === undefined ? e.requests : e.timeline.slice(from).reduce((a, n) => a + n, 0),
+  );
+  const total = counts.reduce((a, n) => a + n, 0) || 1;
+  const share: Record<string, number> = {};
+  stats.endpoints.forEach((e, i) => {
+    share[e.name] = round(counts[i]! / total, 4);
+  });
+  return share;
+}
+
 /** Runs the balancer scenario. */
 export async function balancer(ctx: BenchContext): Promise<ScenarioOutput> {
   const durationMs = ctx.quick ? 500 : 6000;
@@ -142,16 +164,7 @@ export async function balancer(ctx: BenchContext): Promise<ScenarioOutput> {
               startAtEpochMs: startAt,
             });
             const stats = await backend.stats();
-            // Requests that arrived from the measured start on (warm-up excluded).
-            const from = Math.max(0, Math.floor((startAt - stats.sinceEpochMs) / stats.bucketMs));
-            const counts = stats.endpoints.map((e) =>
-              warmupMs === 0 ? e.requests : e.timeline.slice(from).reduce((a, n) => a + n, 0),
-            );
-            const total = counts.reduce((a, n) => a + n, 0) || 1;
-            const share: Record<string, number> = {};
-            stats.endpoints.forEach((e, i) => {
-              share[e.name] = round(counts[i]! / total, 4);
-            });
+            const share = measuredShares(stats, warmupMs === 0 ? undefined : startAt);
             runs[s.name] ??= { healthy: [], slow: [], "fail-fast": [], degrading: [] };
             runs[s.name]![c].push({
               p50: res.latencyMs.p50,
