@@ -232,10 +232,12 @@ class Exchange implements Dispatcher.DispatchController {
     this.#stream = stream;
     (stream as ExchangeStream)[kExchange] = this;
     stream.pause(); // nothing flows until the response head is delivered
-    stream.once("response", onStreamResponse);
-    stream.once("trailers", onStreamTrailers);
-    stream.once("end", onStreamEnd);
-    stream.once("close", onStreamClose);
+    // Each of these fires at most once per stream and the stream is this request's alone,
+    // so plain listeners do: `once` would allocate a wrapper per listener per request.
+    stream.on("response", onStreamResponse);
+    stream.on("trailers", onStreamTrailers);
+    stream.on("end", onStreamEnd);
+    stream.on("close", onStreamClose);
     stream.on("error", onStreamError);
     if (hasBody) this.#sendBody(stream, body);
     else this.handler.onRequestSent?.();

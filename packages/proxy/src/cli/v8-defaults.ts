@@ -9,9 +9,9 @@ interface V8Default {
 }
 
 /**
- * The V8 settings `mesh-proxy` starts with, for a sidecar's memory budget. Both can be set
- * once the process runs, so the launcher needs no wrapper process; measured on the
- * single-hop benchmark (packages/proxy/README.md, Performance):
+ * The V8 settings `mesh-proxy` starts with, for a sidecar's memory and CPU budget. All can
+ * be set once the process runs, so the launcher needs no wrapper process; measured on the
+ * single-hop benchmark and the sidecar pair (packages/proxy/README.md, Performance):
  *
  * - `--no-maglev`: Node 24's mid-tier JIT compiles the hot path a second time and keeps
  *   the zone memory of those compilations; TurboFan alone reaches the same throughput
@@ -19,6 +19,12 @@ interface V8Default {
  * - `--semi-space-growth-factor=1`: the young generation stays at its initial size
  *   instead of doubling up to 2 × 32 MB (Node 24 has no pointer compression). A proxy's
  *   per-request garbage dies young, so small scavenges stay cheap.
+ * - `--invocation-count-for-turbofan=1000`: with Maglev off, a function runs in the
+ *   interpreter or Sparkplug (generic inline caches) until TurboFan takes it; V8's default
+ *   of 3000 calls means ~15–20 k requests before the per-request code is optimized, and
+ *   until then each request costs ~1.4× the CPU of the steady state (the first ~20 s at
+ *   1000 rps). 1000 calls get there after ~5 k requests, with the same steady-state CPU
+ *   and RSS.
  */
 const SIDECAR_V8_DEFAULTS: readonly V8Default[] = [
   { flag: "--no-maglev", tunedBy: /--(no-)?maglev\b/ },
@@ -27,6 +33,10 @@ const SIDECAR_V8_DEFAULTS: readonly V8Default[] = [
     // A max size is only a cap (the image sets one for its heap budget): not growing stays
     // compatible with it. An initial size or a growth factor is a different choice.
     tunedBy: /--min[-_]semi[-_]space[-_]size|--semi[-_]space[-_]growth[-_]factor/,
+  },
+  {
+    flag: "--invocation-count-for-turbofan=1000",
+    tunedBy: /--invocation[-_]count[-_]for[-_]turbofan/,
   },
 ];
 
@@ -47,7 +57,8 @@ export const ENV_V8_DEFAULTS = "MESH_V8_DEFAULTS";
 
 /**
  * Applies {@link sidecarV8Flags} to this process; returns the flags applied. With
- * `MESH_V8_DEFAULTS=0` (not a `MESH_PROXY_*` name, which would be a config override) it applies none, so node runs with V8's own defaults.
+ * `MESH_V8_DEFAULTS=0` (not a `MESH_PROXY_*` name, which would be a config override) it
+ * applies none, so node runs with V8's own defaults.
  */
 export function applySidecarV8Defaults(
   execArgv: readonly string[] = process.execArgv,

@@ -92,6 +92,8 @@ export function upstreamRequestHeaders(
 export function viaContains(value: string | string[] | undefined, pseudonym: string): boolean {
   if (value === undefined) return false;
   const text = Array.isArray(value) ? value.join(",") : value;
+  // Every meshed request carries the peer proxy's `via`: skip the split when ours is absent.
+  if (!text.includes(pseudonym)) return false;
   for (const entry of text.split(",")) {
     const parts = entry.trim().split(/\s+/);
     if (parts[1] === pseudonym) return true;

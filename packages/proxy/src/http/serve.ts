@@ -39,8 +39,10 @@ export interface Target {
    * pipeline may keep per-target state on it: the metric handles by authority.
    */
   stable?: boolean | undefined;
-  /** Pipeline state of a stable target (see {@link cachedSignals}). */
+  /** Pipeline state of a stable target (see {@link cachedSignals}): handles by authority. */
   signals?: Map<string, CachedSignals> | undefined;
+  /** Inbound pipeline state of a stable target: handles by authority, then by client. */
+  peerSignals?: Map<string, Map<string, CachedSignals>> | undefined;
 }
 
 /** A metric handle kept on a stable target, and when it was last resolved. */
@@ -55,7 +57,10 @@ interface CachedSignals {
  * second is always the live one; re-resolving keeps it so after such a pause.
  */
 const SIGNALS_REFRESH_MS = 1_000;
-/** Authorities a stable target caches handles for (port-less authorities match any port). */
+/**
+ * Authorities a stable target caches handles for (port-less authorities match any port);
+ * also the clients cached per authority inbound.
+ */
 const MAX_CACHED_AUTHORITIES = 64;
 
 /** Inbound: what mTLS and the listener know about the connection a request came on. */
@@ -197,8 +202,8 @@ export function createRequestPipeline(ctx: DirectionContext): {
         timeoutMs = deadline;
     }
     const signals =
-      peer === undefined && target.stable === true
-        ? cachedSignals(ctx, target, authority, start)
+      target.stable === true
+        ? cachedSignals(ctx, target, authority, peer, start)
         : ctx.metrics.http(targetLabels(ctx, target, authority, peer));
     signals.request();
     inFlight++;
@@ -286,28 +291,53 @@ function targetLabels(
   return labels;
 }
 
+/** What tells a client's metric labels apart: its verified ID, or how it connected. */
+function peerKey(peer: PeerInfo): string {
+  return peer.clientId ?? (peer.tls ? "\0tls" : "\0plaintext");
+}
+
 /**
- * The metric handle for requests to a stable target from `authority`: resolved once a
- * second at most instead of per request (resolving renders the label set).
+ * The metric handle for requests to a stable target from `authority` (and, inbound, from
+ * `peer`): resolved once a second at most instead of per request (resolving renders the
+ * label set).
  */
 function cachedSignals(
   ctx: DirectionContext,
   target: Target,
   authority: string,
+  peer: PeerInfo | undefined,
   now: number,
 ): HttpSignals {
-  let cache = target.signals;
-  if (cache === undefined) {
-    cache = new Map();
-    target.signals = cache;
+  if (peer === undefined) {
+    target.signals ??= new Map();
+    return refreshed(ctx, target.signals, authority, now, target, authority, undefined);
   }
-  const hit = cache.get(authority);
+  target.peerSignals ??= new Map();
+  let peers = target.peerSignals.get(authority);
+  if (peers === undefined) {
+    peers = new Map();
+    if (target.peerSignals.size < MAX_CACHED_AUTHORITIES) target.peerSignals.set(authority, peers);
+  }
+  return refreshed(ctx, peers, peerKey(peer), now, target, authority, peer);
+}
+
+/** The handle cached under `key` in `cache`, resolved again when older than a second. */
+function refreshed(
+  ctx: DirectionContext,
+  cache: Map<string, CachedSignals>,
+  key: string,
+  now: number,
+  target: Target,
+  authority: string,
+  peer: PeerInfo | undefined,
+): HttpSignals {
+  const hit = cache.get(key);
   if (hit !== undefined && now - hit.at < SIGNALS_REFRESH_MS) return hit.signals;
-  const signals = ctx.metrics.http(targetLabels(ctx, target, authority, undefined));
+  const signals = ctx.metrics.http(targetLabels(ctx, target, authority, peer));
   if (hit !== undefined) {
     hit.signals = signals;
     hit.at = now;
-  } else if (cache.size < MAX_CACHED_AUTHORITIES) cache.set(authority, { signals, at: now });
+  } else if (cache.size < MAX_CACHED_AUTHORITIES) cache.set(key, { signals, at: now });
   return signals;
 }
 

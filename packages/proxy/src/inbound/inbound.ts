@@ -119,15 +119,27 @@ export class Inbound {
     });
   }
 
+  /**
+   * The app target per protocol for the current config and app clients: built once and
+   * reused (`stable`), so the pipeline keeps its metric handles on it; `update` drops them.
+   */
+  private targets: Partial<Record<"http1" | "h2c", Target>> = {};
+
   private resolve(input: RouteInput): Target {
     const c = this.config;
     const protocol = c.appProtocol === "auto" ? (input.h2 ? "h2c" : "http1") : c.appProtocol;
-    return {
-      dispatcher: this.app.get(protocol),
-      origin: this.app.origin,
-      timeoutMs: c.timeout.request,
-      idleTimeoutMs: c.timeout.idle,
-    };
+    let target = this.targets[protocol];
+    if (target === undefined) {
+      target = {
+        dispatcher: this.app.get(protocol),
+        origin: this.app.origin,
+        timeoutMs: c.timeout.request,
+        idleTimeoutMs: c.timeout.idle,
+        stable: true,
+      };
+      this.targets[protocol] = target;
+    }
+    return target;
   }
 
   /**
@@ -147,6 +159,7 @@ export class Inbound {
     // Compiled before anything changes: the schema validated it, so this does not throw.
     this.policy = Inbound.compile(next, this.trustDomain);
     this.config = next;
+    this.targets = {};
     return warnings;
   }
 

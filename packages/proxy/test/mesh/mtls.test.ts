@@ -193,6 +193,28 @@ describe("mTLS between proxies", () => {
     expect(after - before).toBe(2);
   });
 
+  it("counts each client's requests under its own identity, interleaved on one authority", async () => {
+    const count = async (id: string) =>
+      metric(
+        (await admin(books, "/metrics")).body,
+        "request_total",
+        'direction="inbound"',
+        `client_id="${id}"`,
+      );
+    const [webBefore, evilBefore] = [await count(WEB), await count(EVIL)];
+    // Alternating within well under a second: the inbound keeps one metric handle per
+    // client, and a handle resolved for one client must never count another's request.
+    for (let i = 0; i < 6; i++) {
+      const who = i % 2 === 0 ? web : evil;
+      const r = await get(who.addresses.outbound as string, "books", "/public/counted");
+      expect(r.status).toBe(200);
+    }
+    const webAfter = await count(WEB);
+    const evilAfter = await count(EVIL);
+    expect(webAfter - webBefore).toBe(3);
+    expect(evilAfter - evilBefore).toBe(3);
+  });
+
   it("refuses plaintext clients when the policy needs an identity", async () => {
     const r = await get(books.addresses.inbound as string, "books", "/");
     expect(r.status).toBe(403);

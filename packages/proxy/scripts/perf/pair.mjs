@@ -1,0 +1,348 @@
+/**
+ * The sidecar pair at a fixed rate, as bench/src/scenarios/overhead.ts runs it but for this
+ * one peer: a node:http "ok" backend and both proxies (outbound → mTLS h2 → inbound) pinned
+ * on CPU 0, the bench's open-loop load worker (16 connections, CO-corrected) on CPU 1.
+ * Per round: direct p50/p99, then the pair after 2 s warm-up: p50/p99 and each proxy's CPU
+ * µs per request (warm-up of the generator included, as the harness counts), plus each
+ * proxy's per-thread CPU split (main thread, V8 workers, libuv pool, other).
+ *
+ *   node scripts/perf/pair.mjs [--rounds 3] [--rate 1000] [--seconds 6]
+ *        [--variants "base,maglev=--maglev"] [--cli dist/cli.js] [--max] [--dump dir]
+ *
+ * A variant is `name` or `name=node flags` (space separated); the token `raw` in the flags
+ * sets MESH_V8_DEFAULTS=0, a token `env:K=V` sets an environment variable, `prewarm:<s>` runs
+ * closed-loop max load for <s> seconds after the 2 s warm-up (a warmer JIT), `cli:<path>` runs
+ * another build (e.g. a copy of the previous dist/) for an A/B. Variants rotate
+ * between rounds; medians are printed at the end. `--dump` writes each proxy's output
+ * (e.g. of `--trace-gc`); `--windows <n>` measures n consecutive windows (the warm-up curve) to `<dir>/<variant>-<round>-<out|in>.log`; `--hold <s>` keeps the
+ * pair up after a round (printing its URL and pids) for strace/perf.
+ */
+import { spawn } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repo = join(here, "../../../..");
+const WORKER = join(repo, "bench/src/load/worker.ts");
+const { values } = parseArgs({
+  options: {
+    rounds: { type: "string", default: "3" },
+    rate: { type: "string", default: "1000" },
+    seconds: { type: "string", default: "6" },
+    variants: { type: "string", default: "base" },
+    cli: { type: "string", default: join(here, "../../dist/cli.js") },
+    max: { type: "boolean", default: false },
+    hold: { type: "string", default: "0" },
+    dump: { type: "string" },
+    windows: { type: "string", default: "1" },
+  },
+});
+const node = process.execPath;
+const tmp = mkdtempSync(join(tmpdir(), "mesh-pair-"));
+const children = new Set();
+const TICK = 100;
+
+function start(cpu, args, env = {}) {
+  const child = spawn("taskset", ["-c", cpu, node, ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...env },
+  });
+  children.add(child);
+  let out = "";
+  let err = "";
+  child.stdout.on("data", (d) => {
+    out += d;
+  });
+  child.stderr.on("data", (d) => {
+    err += d;
+  });
+  child.on("exit", () => children.delete(child));
+  return {
+    child,
+    out: () => out,
+    err: () => err,
+    done: new Promise((r) => child.on("exit", (code) => r(code))),
+  };
+}
+const stop = async (p) => {
+  if (p.child.exitCode !== null) return;
+  p.child.kill("SIGTERM");
+  await p.done;
+};
+process.on("exit", () => {
+  for (const c of children) c.kill("SIGKILL");
+});
+
+const freePort = () =>
+  new Promise((resolve) => {
+    const s = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+async function waitPort(port) {
+  for (let i = 0; i < 300; i++) {
+    const ok = await new Promise((r) => {
+      const s = net.connect(port, "127.0.0.1");
+      s.once("connect", () => {
+        s.destroy();
+        r(true);
+      });
+      s.once("error", () => r(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`port ${port} never opened`);
+}
+
+/** utime+stime seconds of a process, and per thread grouped by name. */
+function cpuOf(pid) {
+  const parse = (path) => {
+    const s = readFileSync(path, "utf8");
+    const name = s.slice(s.indexOf("(") + 1, s.lastIndexOf(")"));
+    const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+    return { name, sec: (Number(f[11]) + Number(f[12])) / TICK };
+  };
+  const total = parse(`/proc/${pid}/stat`).sec;
+  const threads = {};
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const t = parse(`/proc/${pid}/task/${tid}/stat`);
+      const group =
+        Number(tid) === pid
+          ? "main"
+          : /^V8 |DelayedTask|V8Worker/.test(t.name)
+            ? "v8"
+            : /libuv/.test(t.name)
+              ? "uv"
+              : t.name;
+      threads[group] = (threads[group] ?? 0) + t.sec;
+    } catch {}
+  }
+  return { total, threads };
+}
+
+async function load(url, rate, ms, warmupMs) {
+  const job = {
+    mode: "open",
+    client: { kind: "pool", origin: new URL(url).origin, connections: 16 },
+    path: "/",
+    rate,
+    durationMs: ms,
+    warmupMs,
+    drainTimeoutMs: 5000,
+  };
+  return runWorker(job);
+}
+/** Runs one bench load-worker job on CPU 1 and returns its RESULT. */
+async function runWorker(job) {
+  const w = start("1", [WORKER, JSON.stringify(job)]);
+  await w.done;
+  const line = w
+    .out()
+    .split("\n")
+    .find((l) => l.startsWith("RESULT "));
+  if (!line) throw new Error(`load worker: ${w.out()} ${w.err()}`);
+  return JSON.parse(line.slice(7));
+}
+async function closed(url, ms) {
+  const job = {
+    mode: "closed",
+    client: { kind: "pool", origin: new URL(url).origin, connections: 32 },
+    path: "/",
+    concurrency: 32,
+    durationMs: ms,
+  };
+  return runWorker(job);
+}
+
+async function identities() {
+  const { createTrustAnchor } = await import(join(repo, "packages/tls-identity/dist/index.js"));
+  const td = "bench.mesh.local";
+  const ca = createTrustAnchor({ trustDomain: td }).createAuthority();
+  const bundle = join(tmp, "bundle.pem");
+  writeFileSync(bundle, ca.bundle.pem);
+  const write = (name, id) => {
+    const svid = ca.issue(id);
+    const cert = join(tmp, `${name}.crt.pem`);
+    const key = join(tmp, `${name}.key.pem`);
+    writeFileSync(cert, svid.chainPem);
+    writeFileSync(key, svid.privateKey.export({ type: "pkcs8", format: "pem" }).toString());
+    return { cert, key, bundle };
+  };
+  return {
+    td,
+    outId: `spiffe://${td}/ns/bench/sa/client`,
+    inId: `spiffe://${td}/ns/bench/sa/server`,
+    out: write("outbound", `spiffe://${td}/ns/bench/sa/client`),
+    in: write("inbound", `spiffe://${td}/ns/bench/sa/server`),
+  };
+}
+
+function parseVariant(spec) {
+  const eq = spec.indexOf("=");
+  const name = eq < 0 ? spec : spec.slice(0, eq);
+  const tokens =
+    eq < 0
+      ? []
+      : spec
+          .slice(eq + 1)
+          .split(" ")
+          .filter(Boolean);
+  const env = {};
+  const flags = [];
+  let prewarm = 0;
+  let cli = values.cli;
+  for (const t of tokens) {
+    if (t === "raw") env.MESH_V8_DEFAULTS = "0";
+    else if (t.startsWith("prewarm:")) prewarm = Number(t.slice(8));
+    else if (t.startsWith("cli:")) cli = t.slice(4);
+    else if (t.startsWith("env:")) {
+      const [k, v] = t.slice(4).split("=");
+      env[k] = v;
+    } else flags.push(t);
+  }
+  return { name, env, flags, prewarm, cli };
+}
+
+async function startPair(ids, upstream, variant) {
+  const outPort = await freePort();
+  const inPort = await freePort();
+  const cfg = (name, obj) => {
+    const f = join(tmp, `${name}.json`);
+    writeFileSync(f, JSON.stringify(obj));
+    return f;
+  };
+  const inbound = cfg("inbound", {
+    proxyId: "bench-inbound",
+    admin: { listen: `127.0.0.1:${await freePort()}` },
+    log: { level: "warn", accessLog: false },
+    identity: { trustDomain: ids.td, id: ids.inId, files: ids.in },
+    inbound: {
+      listen: `127.0.0.1:${inPort}`,
+      app: `127.0.0.1:${upstream}`,
+      appProtocol: "http1",
+      policy: { default: "all-authenticated" },
+    },
+  });
+  const outbound = cfg("outbound", {
+    proxyId: "bench-outbound",
+    admin: { listen: `127.0.0.1:${await freePort()}` },
+    log: { level: "warn", accessLog: false },
+    identity: { trustDomain: ids.td, id: ids.outId, files: ids.out },
+    outbound: {
+      listen: `127.0.0.1:${outPort}`,
+      unknownAuthority: "deny",
+      requireIdentity: true,
+      services: [
+        {
+          name: "backend",
+          authorities: [`127.0.0.1:${outPort}`, "backend"],
+          discovery: { static: [{ address: `127.0.0.1:${inPort}`, identity: ids.inId }] },
+        },
+      ],
+    },
+  });
+  const pin = start("0", [...variant.flags, variant.cli, "--config", inbound], variant.env);
+  await waitPort(inPort);
+  const pout = start("0", [...variant.flags, variant.cli, "--config", outbound], variant.env);
+  await waitPort(outPort);
+  return { url: `http://127.0.0.1:${outPort}/`, procs: { out: pout, in: pin } };
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.floor((s.length - 1) / 2)] : Number.NaN;
+};
+const rss = (pid) =>
+  Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))[1]) / 1024;
+
+const rate = Number(values.rate);
+const seconds = Number(values.seconds);
+const variants = values.variants.split(",").map(parseVariant);
+const ids = await identities();
+const backend = start("0", [join(here, "backend.mjs"), "0"]);
+while (!/READY (\d+)/.test(backend.out())) await new Promise((r) => setTimeout(r, 20));
+const upstream = Number(/READY (\d+)/.exec(backend.out())[1]);
+const results = {};
+for (let round = 0; round < Number(values.rounds); round++) {
+  const direct = await load(`http://127.0.0.1:${upstream}/`, rate, seconds * 1000, 1000);
+  for (let i = 0; i < variants.length; i++) {
+    const v = variants[(i + round) % variants.length];
+    const pair = await startPair(ids, upstream, v);
+    await load(pair.url, 1000, 2000, 0);
+    if (v.prewarm > 0) await closed(pair.url, v.prewarm * 1000);
+    const pids = { out: pair.procs.out.child.pid, in: pair.procs.in.child.pid };
+    // taskset execs node in place, so the pid is node's.
+    let c0 = { out: cpuOf(pids.out), in: cpuOf(pids.in) };
+    let r = await load(pair.url, rate, seconds * 1000, 1000);
+    let c1 = { out: cpuOf(pids.out), in: cpuOf(pids.in) };
+    // Earlier windows show the warm-up curve; the last one is the round's result.
+    for (let w = 1; w < Number(values.windows); w++) {
+      const n = r.completed + r.warmupCompleted;
+      process.stdout.write(
+        `  window ${w}: p99 ${r.latencyMs.p99} out ${(((c1.out.total - c0.out.total) / n) * 1e6).toFixed(0)} in ${(((c1.in.total - c0.in.total) / n) * 1e6).toFixed(0)} µs/req\n`,
+      );
+      c0 = c1;
+      r = await load(pair.url, rate, seconds * 1000, 1000);
+      c1 = { out: cpuOf(pids.out), in: cpuOf(pids.in) };
+    }
+    const n = r.completed + r.warmupCompleted;
+    const per = (k) => ((c1[k].total - c0[k].total) / n) * 1e6;
+    const split = (k) =>
+      Object.fromEntries(
+        Object.keys(c1[k].threads).map((t) => [
+          t,
+          Math.round((((c1[k].threads[t] ?? 0) - (c0[k].threads[t] ?? 0)) / n) * 1e6),
+        ]),
+      );
+    const row = {
+      p50: r.latencyMs.p50,
+      p99: r.latencyMs.p99,
+      addedP99: r.latencyMs.p99 - direct.latencyMs.p99,
+      outUs: per("out"),
+      inUs: per("in"),
+      rssOut: rss(pids.out),
+      rssIn: rss(pids.in),
+      failed: r.non2xx + r.errors + r.timedOut,
+    };
+    if (values.max) {
+      const m0 = { out: cpuOf(pids.out).total, in: cpuOf(pids.in).total };
+      const m = await closed(pair.url, 5000);
+      row.maxRps = m.requests / (m.elapsedMs / 1000) || m.rps;
+      row.maxOutUs = ((cpuOf(pids.out).total - m0.out) / m.requests) * 1e6;
+      row.maxInUs = ((cpuOf(pids.in).total - m0.in) / m.requests) * 1e6;
+    }
+    if (Number(values.hold) > 0) {
+      process.stdout.write(`HOLD ${pair.url} out=${pids.out} in=${pids.in}\n`);
+      await new Promise((r) => setTimeout(r, Number(values.hold) * 1000));
+    }
+    results[v.name] = [...(results[v.name] ?? []), row];
+    process.stdout.write(
+      `round ${round + 1} ${v.name}: direct p99 ${direct.latencyMs.p99} | pair p50 ${row.p50} p99 ${row.p99} (+${row.addedP99.toFixed(2)}) | out ${row.outUs.toFixed(0)} µs/req ${JSON.stringify(split("out"))} | in ${row.inUs.toFixed(0)} µs/req ${JSON.stringify(split("in"))} | rss ${row.rssOut.toFixed(0)}+${row.rssIn.toFixed(0)} MB${values.max ? ` | max ${row.maxRps?.toFixed(0)} rps out ${row.maxOutUs?.toFixed(0)} in ${row.maxInUs?.toFixed(0)} µs/req` : ""} failed ${row.failed}\n`,
+    );
+    await stop(pair.procs.out);
+    await stop(pair.procs.in);
+    if (values.dump)
+      for (const k of ["out", "in"])
+        writeFileSync(
+          join(values.dump, `${v.name}-${round}-${k}.log`),
+          pair.procs[k].out() + pair.procs[k].err(),
+        );
+  }
+}
+await stop(backend);
+for (const [name, rows] of Object.entries(results)) {
+  const f = (k, d = 0) => {
+    const xs = rows.map((r) => r[k]).filter((x) => x !== undefined);
+    return `${median(xs).toFixed(d)} (${Math.min(...xs).toFixed(d)}–${Math.max(...xs).toFixed(d)})`;
+  };
+  process.stdout.write(
+    `${name}: p99 added ${f("addedP99", 2)} ms, p50 ${f("p50", 2)}, out ${f("outUs")} µs/req, in ${f("inUs")} µs/req, rss ${f("rssOut")}+${f("rssIn")} MB${values.max ? `, max ${f("maxRps")} rps, out ${f("maxOutUs")} in ${f("maxInUs")} µs/req` : ""}\n`,
+  );
+}
