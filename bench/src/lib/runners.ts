@@ -71,6 +71,32 @@ export class LoadWorkerError extends Error {
   }
 }
 
+/** Requests per second and how long {@link warmUp} loads a peer before it is measured. */
+export const WARMUP = { rate: 1000, durationMs: 20_000 } as const;
+
+/**
+ * Brings a freshly started peer to its steady state before it is measured, the state a
+ * sidecar that runs for days is in: 20 000 requests at 1000 rps, enough for V8 to have
+ * optimized every Node peer's per-request code (with Maglev off, as mesh-proxy runs,
+ * TurboFan takes a function after 1000 calls; cold, the pair cost ~1.4× the CPU per request
+ * over its first ~15 k requests). Moderate on purpose: a closed-loop burst would also grow
+ * the young generation of peers whose heap is not fixed, tilting their RSS at 1000 rps.
+ */
+export async function warmUp(
+  ctx: BenchContext,
+  client: LoadJob["client"],
+  path = "/",
+): Promise<void> {
+  await runLoad(ctx, {
+    mode: "open",
+    client,
+    path,
+    rate: WARMUP.rate,
+    durationMs: ctx.quick ? 200 : WARMUP.durationMs,
+    drainTimeoutMs: 2000,
+  });
+}
+
 /** Runs one load job in a worker process pinned to the load CPU; resolves with its result. */
 export async function runLoad<T = OpenLoopResult>(
   ctx: BenchContext,

@@ -18,7 +18,7 @@ import {
   settlePeerStatuses,
   type Table,
 } from "../lib/result.ts";
-import { runLoad, SRC_DIR } from "../lib/runners.ts";
+import { runLoad, SRC_DIR, WARMUP, warmUp } from "../lib/runners.ts";
 import { ratio, round, type Spread, spread } from "../lib/stats.ts";
 import type { ClosedLoopResult } from "../load/closed-loop-undici.ts";
 import type { OpenLoopResult } from "../load/open-loop.ts";
@@ -82,6 +82,7 @@ export async function grpc(ctx: BenchContext): Promise<ScenarioOutput> {
   const notes: string[] = [
     "gRPC is framed by hand over node:http2 (length-prefixed messages, grpc-status trailers) on both client and server; @grpc/grpc-js is not a bench dependency",
     `unary: ${durationMs / 1000} s per rate, one HTTP/2 connection; streaming: ${STREAM_CONCURRENCY} concurrent calls of ${STREAM_MESSAGES} × 64-byte messages for ${streamMs / 1000} s`,
+    `every peer is measured in its steady state: after ${(WARMUP.rate * WARMUP.durationMs) / 1000} unary calls at ${WARMUP.rate}/s`,
   ];
   try {
     for (let r = 0; r < ctx.rounds; r++) {
@@ -94,6 +95,7 @@ export async function grpc(ctx: BenchContext): Promise<ScenarioOutput> {
           running = await peer.start(ctx, port);
           for (const n of running.notes ?? []) if (!notes.includes(n)) notes.push(n);
           const origin = new URL(running.url).origin;
+          await warmUp(ctx, { kind: "grpc-unary", origin });
           const unary: Round["unary"] = {};
           for (const rate of RATES) {
             const res = await runLoad<OpenLoopResult>(ctx, {

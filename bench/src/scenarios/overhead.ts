@@ -17,7 +17,14 @@ import {
   type Table,
   type TargetCheck,
 } from "../lib/result.ts";
-import { type MaxThroughput, runLoad, runMaxThroughput, startBackend } from "../lib/runners.ts";
+import {
+  type MaxThroughput,
+  runLoad,
+  runMaxThroughput,
+  startBackend,
+  WARMUP,
+  warmUp,
+} from "../lib/runners.ts";
 import { ratio, round, type Spread, spread } from "../lib/stats.ts";
 import type { OpenLoopResult, Percentiles } from "../load/open-loop.ts";
 import { OVERHEAD_PEERS, type PeerDefinition } from "../peers/proxies.ts";
@@ -71,15 +78,8 @@ async function measurePeer(
     const rssIdleMb = rss();
     const url = new URL(running.url);
     const client = { kind: "pool" as const, origin: url.origin, connections: 16 };
-    // Warm-up (JIT, connection pools) at the middle rate; not recorded.
-    await runLoad(ctx, {
-      mode: "open",
-      client,
-      path: "/",
-      rate: 1000,
-      durationMs: ctx.quick ? 200 : 2000,
-      drainTimeoutMs: 2000,
-    });
+    // Steady state first (JIT, connection pools); not recorded.
+    await warmUp(ctx, client);
     const rateResults: Record<string, RateRound> = {};
     for (const rate of rates) {
       const samplers = pids.map((pid) => sampleRss(pid, 100));
@@ -140,6 +140,7 @@ export async function overhead(ctx: BenchContext): Promise<ScenarioOutput> {
     `open loop: ${durationMs / 1000} s per rate, 16 connections, latency from the intended send time (coordinated omission corrected); closed loop: ${maxDurationMs / 1000} s, 32 connections`,
     "added latency = peer percentile − direct percentile in the same round; summaries are median (min–max) over rounds",
     "CPU and RSS are of the proxy process(es) only (summed for the sidecar pair); the backend is a node:http server answering 'ok'",
+    `every peer is measured in its steady state, as a long-running sidecar is: after ${(WARMUP.rate * WARMUP.durationMs) / 1000} requests at ${WARMUP.rate} rps (RSS idle is taken before them), by which time V8 has optimized the Node peers' per-request code`,
   ];
   const statuses: PeerStatus[] = [];
   const available: PeerDefinition[] = [];
