@@ -175,6 +175,46 @@ describe("mesh diagnostics_channel events", () => {
     expect(check.problems.filter((p) => !ACCEPTED_LINT.test(p))).toEqual([]);
   });
 
+  it("counts every authorization decision into its own series, repeated or alternating", () => {
+    const registry = new Registry();
+    unsubscribe = subscribeMeshEvents(registry);
+    const decide = (
+      allowed: boolean,
+      protocol: string,
+      port: number,
+      reason: string,
+      route?: string,
+    ) => publish("mesh:authz:decision", { allowed, audit: false, protocol, port, route, reason });
+    for (let i = 0; i < 3; i++) decide(true, "http", 4143, "allow-rule", "GET /");
+    decide(true, "http", 4143, "allow-rule", "POST /");
+    decide(true, "grpc", 4143, "allow-rule", "GET /");
+    decide(true, "http", 4143, "allow-rule");
+    decide(true, "http", 4143, "audit", "GET /");
+    decide(true, "http", 8080, "allow-rule", "GET /");
+    decide(false, "http", 4143, "unauthenticated", "GET /");
+    decide(true, "tcp", 4143, "allow-rule", "ignored for tcp");
+    decide(true, "tcp", 4143, "allow-rule");
+    decide(false, "tcp", 4143, "deny");
+
+    const t = renderPrometheus(registry);
+    const allow = (labels: string) => sampleOf(t, `inbound_http_authz_allow_total{${labels}}`);
+    expect(allow('target_port="4143",route="GET /",reason="allow-rule"')).toBe(4);
+    expect(allow('target_port="4143",route="POST /",reason="allow-rule"')).toBe(1);
+    expect(allow('target_port="4143",reason="allow-rule"')).toBe(1);
+    expect(allow('target_port="4143",route="GET /",reason="audit"')).toBe(1);
+    expect(allow('target_port="8080",route="GET /",reason="allow-rule"')).toBe(1);
+    expect(
+      sampleOf(
+        t,
+        'inbound_http_authz_deny_total{target_port="4143",route="GET /",reason="unauthenticated"}',
+      ),
+    ).toBe(1);
+    expect(
+      sampleOf(t, 'inbound_tcp_authz_allow_total{target_port="4143",reason="allow-rule"}'),
+    ).toBe(2);
+    expect(sampleOf(t, 'inbound_tcp_authz_deny_total{target_port="4143",reason="deny"}')).toBe(1);
+  });
+
   it("caps free-text reasons and stops recording after unsubscribe", () => {
     const registry = new Registry();
     unsubscribe = subscribeMeshEvents(registry, { maxReasons: 2 });

@@ -1,4 +1,5 @@
 import diagnostics_channel from "node:diagnostics_channel";
+import type { CounterFamily, CounterSeries } from "../registry/family.js";
 import { LabelLimiter } from "../registry/labels.js";
 import type { Registry } from "../registry/registry.js";
 
@@ -29,6 +30,15 @@ const BREAKER_STATES = ["closed", "open", "half-open"] as const;
 const ENDPOINT_STATES = ["ready", "probing", "ejected", "draining"] as const;
 
 type Payload = Record<string, unknown>;
+
+/** The series an authorization decision last counted into, and that decision's raw fields. */
+interface LastDecision {
+  readonly family: CounterFamily;
+  series: CounterSeries | undefined;
+  port: unknown;
+  route: unknown;
+  reason: unknown;
+}
 const str = (v: unknown): string | undefined =>
   typeof v === "string" && v !== "" ? v : typeof v === "number" ? String(v) : undefined;
 
@@ -156,6 +166,20 @@ export function subscribeMeshEvents(
     ]),
   };
 
+  const lastDecision = (family: CounterFamily): LastDecision => ({
+    family,
+    series: undefined,
+    port: undefined,
+    route: undefined,
+    reason: undefined,
+  });
+  const authzLast = {
+    httpAllow: lastDecision(authz.httpAllow),
+    httpDeny: lastDecision(authz.httpDeny),
+    tcpAllow: lastDecision(authz.tcpAllow),
+    tcpDeny: lastDecision(authz.tcpDeny),
+  };
+
   const retryReason = reason();
   const budgetReason = reason();
   const limitReason = reason();
@@ -262,16 +286,34 @@ export function subscribeMeshEvents(
       issued.inc();
       return true;
     },
+    // One event per inbound request: a decision repeating the previous one of its kind (same
+    // port, route and reason) counts into that series without rendering its label set again.
     "mesh:authz:decision": (p) => {
       if (typeof p.allowed !== "boolean") return false;
-      const port = str(p.port);
-      const r = authzReason(p.reason);
-      if (p.protocol === "tcp") {
-        (p.allowed ? authz.tcpAllow : authz.tcpDeny).inc({ target_port: port, reason: r });
-      } else if (p.protocol === "http" || p.protocol === "grpc") {
-        const route = p.route === undefined ? undefined : authzRoute(p.route);
-        (p.allowed ? authz.httpAllow : authz.httpDeny).inc({ target_port: port, route, reason: r });
+      let last: LastDecision;
+      if (p.protocol === "tcp") last = p.allowed ? authzLast.tcpAllow : authzLast.tcpDeny;
+      else if (p.protocol === "http" || p.protocol === "grpc") {
+        last = p.allowed ? authzLast.httpAllow : authzLast.httpDeny;
       } else return false;
+      const http = p.protocol !== "tcp";
+      const route = http ? p.route : undefined;
+      if (
+        last.series === undefined ||
+        last.port !== p.port ||
+        last.route !== route ||
+        last.reason !== p.reason
+      ) {
+        const labels = {
+          target_port: str(p.port),
+          reason: authzReason(p.reason),
+          ...(http && route !== undefined ? { route: authzRoute(route) } : {}),
+        };
+        last.series = last.family.get(labels);
+        last.port = p.port;
+        last.route = route;
+        last.reason = p.reason;
+      }
+      last.series.inc();
       return true;
     },
   };
