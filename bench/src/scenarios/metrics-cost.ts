@@ -9,7 +9,7 @@
  * round; the target uses the median of those per-round ratios (min–max shown). A process's
  * own state (young-generation size chosen by V8's GC heuristics during warm-up, JIT
  * decisions) shifts its throughput by several percent for its whole life, so comparing
- * medians of a few unpaired processes mostly measures that; at least 5 rounds run unless
+ * medians of a few unpaired processes mostly measures that; at least 7 rounds run unless
  * `--quick`.
  */
 import { join } from "node:path";
@@ -60,7 +60,7 @@ const VARIANTS: Variant[] = [
 /** Runs the metrics-cost scenario. */
 export async function metricsCost(ctx: BenchContext): Promise<ScenarioOutput> {
   const durationMs = ctx.quick ? 1000 : 8000;
-  const rounds = ctx.quick ? ctx.rounds : Math.max(ctx.rounds, 5);
+  const rounds = ctx.quick ? ctx.rounds : Math.max(ctx.rounds, 7);
   const meshReason = await meshUnavailableReason("metrics");
   const peers: PeerStatus[] = [];
   const active = VARIANTS.filter((v) => {
