@@ -20,15 +20,19 @@ afterEach(async () => {
 });
 
 async function h2Server(
-  onStream: (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => void,
+  onStream: (
+    stream: http2.ServerHttp2Stream,
+    headers: http2.IncomingHttpHeaders,
+    rawHeaders: string[],
+  ) => void,
   settings: http2.Settings = {},
 ): Promise<{ origin: string; server: http2.Http2Server; sessions: () => number }> {
   const server = http2.createServer({ settings });
   let sessions = 0;
   server.on("session", () => sessions++);
-  server.on("stream", (stream, headers) => {
+  server.on("stream", (stream, headers, _flags, rawHeaders) => {
     stream.on("error", () => undefined); // resets are part of some tests
-    onStream(stream, headers);
+    onStream(stream, headers, rawHeaders);
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   closers.push(
@@ -186,6 +190,65 @@ describe("Http2Client", () => {
     expect(seen.te).toBe("trailers");
     expect(seen["x-a"]).toBe("1");
     expect(seen.connection).toBeUndefined();
+  });
+
+  test("multi-value headers arrive as separate field lines in order, in every header form undici accepts", async () => {
+    const seen: string[][] = [];
+    const { origin } = await h2Server((stream, _headers, raw) => {
+      seen.push(raw);
+      stream.respond({ ":status": 204 });
+      stream.end();
+    });
+    const c = client(origin);
+    const port = new URL(origin).host;
+    const pairs = (raw: string[]) => {
+      const out: string[] = [];
+      for (let i = 0; i < raw.length; i += 2) out.push(`${raw[i]}: ${raw[i + 1]}`);
+      return out;
+    };
+    // Flat list: repeated names, mixed case, a null value dropped, no host (the default).
+    await send(c, {
+      method: "POST",
+      path: "/a",
+      body: "x",
+      headers: ["X-Multi", "1", "cookie", "a=1", "x-multi", "2", "cookie", "b=2", "x-gone", null],
+    } as unknown as Partial<Dispatcher.DispatchOptions>);
+    // Object with array values, and a host that becomes :authority.
+    await send(c, {
+      path: "/b",
+      headers: { "x-list": ["p", "q"], Host: "books.svc", "Keep-Alive": "1", te: "gzip" },
+    });
+    // Map-like iterable.
+    await send(c, {
+      path: "/c",
+      headers: new Map([["x-map", "m"]]) as unknown as Record<string, string>,
+    });
+    expect(seen).toHaveLength(3);
+    expect(pairs(seen[0] as string[])).toEqual([
+      ":method: POST",
+      ":path: /a",
+      ":scheme: http",
+      `:authority: ${port}`,
+      "x-multi: 1",
+      "cookie: a=1",
+      "x-multi: 2",
+      "cookie: b=2",
+    ]);
+    expect(pairs(seen[1] as string[])).toEqual([
+      ":method: GET",
+      ":path: /b",
+      ":scheme: http",
+      ":authority: books.svc",
+      "x-list: p",
+      "x-list: q",
+    ]);
+    expect(pairs(seen[2] as string[])).toEqual([
+      ":method: GET",
+      ":path: /c",
+      ":scheme: http",
+      `:authority: ${port}`,
+      "x-map: m",
+    ]);
   });
 
   test("after the peer's GOAWAY, streams in flight finish and new requests use a new connection", async () => {

@@ -72,48 +72,86 @@ export class Http2ClientClosedError extends Error {
   }
 }
 
-/** Adds one request header to an HTTP/2 header block: `host` becomes `:authority`. */
-function addHeader(out: Record<string, string | string[]>, rawName: string, value: unknown): void {
+/**
+ * A request header block being built in node:http2's raw form, a flat
+ * `[name, value, …]` list: `session.request()` takes it as is, where a header object
+ * would be copied and walked again inside node:http2.
+ */
+interface RawBlock {
+  list: string[];
+  /** Entries written to `list`. */
+  n: number;
+  /** The last `host` header's value: it becomes `:authority`. */
+  authority: string | undefined;
+  /** Whether the client asked for `te: trailers`. */
+  teTrailers: boolean;
+}
+
+/** Adds one request header: `host` becomes `:authority`, hop-by-hop ones are dropped. */
+function addHeader(block: RawBlock, rawName: string, value: unknown): void {
   if (value === undefined || value === null) return;
   const name = rawName.toLowerCase();
   if (name === "host") {
-    out[":authority"] = String(value);
+    block.authority = String(value);
     return;
   }
   if (HOP_BY_HOP.has(name)) return;
   if (name === "te") {
-    if (String(value).toLowerCase() === "trailers") out.te = "trailers";
+    if (String(value).toLowerCase() === "trailers") block.teTrailers = true;
     return;
   }
-  const v = Array.isArray(value) ? value.map(String) : String(value);
-  const prev = out[name];
-  if (prev === undefined) out[name] = v;
-  else out[name] = ([] as string[]).concat(prev, v);
+  // Repeated names and multi-value headers stay separate field lines, in order.
+  const list = block.list;
+  if (Array.isArray(value)) {
+    for (const v of value) {
+      list[block.n++] = name;
+      list[block.n++] = String(v);
+    }
+  } else {
+    list[block.n++] = name;
+    list[block.n++] = String(value);
+  }
 }
 
-/** Request headers in any form undici accepts, as an HTTP/2 header block. */
+/**
+ * Request headers in any form undici accepts, as an HTTP/2 header block in node:http2's
+ * raw form (pseudo-headers first, `:authority` last so a `host` header can set it).
+ */
 function h2Headers(
   opts: Dispatcher.DispatchOptions,
   scheme: string,
   defaultAuthority: string,
-): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {
-    ":method": opts.method,
-    ":path": opts.path,
-    ":scheme": scheme,
-    ":authority": defaultAuthority,
-  };
+): string[] {
   const h = opts.headers as unknown;
-  if (Array.isArray(h)) {
-    for (let i = 0; i + 1 < h.length; i += 2) addHeader(out, String(h[i]), h[i + 1]);
+  const flat = Array.isArray(h);
+  // Sized for a flat list up front (6 pseudo-header entries, `te`, `:authority`): the list
+  // is built without growing.
+  const list: string[] = new Array(flat ? h.length + 10 : 16);
+  list[0] = ":method";
+  list[1] = opts.method;
+  list[2] = ":path";
+  list[3] = opts.path;
+  list[4] = ":scheme";
+  list[5] = scheme;
+  const block: RawBlock = { list, n: 6, authority: undefined, teTrailers: false };
+  if (flat) {
+    for (let i = 0; i + 1 < h.length; i += 2) addHeader(block, String(h[i]), h[i + 1]);
   } else if (h !== null && typeof h === "object") {
     if (Symbol.iterator in h && typeof (h as Map<string, string>).entries === "function") {
-      for (const [k, v] of h as Iterable<[string, string]>) addHeader(out, k, v);
+      for (const [k, v] of h as Iterable<[string, string]>) addHeader(block, k, v);
     } else {
-      for (const k of Object.keys(h)) addHeader(out, k, (h as Record<string, unknown>)[k]);
+      for (const k of Object.keys(h)) addHeader(block, k, (h as Record<string, unknown>)[k]);
     }
   }
-  return out;
+  let n = block.n;
+  if (block.teTrailers) {
+    list[n++] = "te";
+    list[n++] = "trailers";
+  }
+  list[n++] = ":authority";
+  list[n++] = block.authority ?? defaultAuthority;
+  list.length = n;
+  return list;
 }
 
 type Body = Dispatcher.DispatchOptions["body"];

@@ -15,7 +15,10 @@
  * another build (e.g. a copy of the previous dist/) for an A/B. Variants rotate
  * between rounds; medians are printed at the end. `--dump` writes each proxy's output
  * (e.g. of `--trace-gc`); `--windows <n>` measures n consecutive windows (the warm-up curve) to `<dir>/<variant>-<round>-<out|in>.log`; `--hold <s>` keeps the
- * pair up after a round (printing its URL and pids) for strace/perf.
+ * pair up after a round (printing its URL and pids) for strace/perf. `--alloc <dir>` loads
+ * heapsample.mjs into both proxies and samples every allocation (collected objects
+ * included) over the last measured window: prints KB allocated per request per proxy and
+ * writes the profiles to <dir> (the profiler costs CPU: do not read CPU numbers from such a run).
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -39,6 +42,7 @@ const { values } = parseArgs({
     hold: { type: "string", default: "0" },
     dump: { type: "string" },
     windows: { type: "string", default: "1" },
+    alloc: { type: "string" },
   },
 });
 const node = process.execPath;
@@ -207,6 +211,10 @@ function parseVariant(spec) {
       env[k] = v;
     } else flags.push(t);
   }
+  if (values.alloc) {
+    flags.unshift("--import", join(here, "heapsample.mjs"));
+    env.MESH_HEAPSAMPLE_DIR = values.alloc;
+  }
   return { name, env, flags, prewarm, cli };
 }
 
@@ -255,6 +263,29 @@ async function startPair(ids, upstream, variant) {
   return { url: `http://127.0.0.1:${outPort}/`, procs: { out: pout, in: pin } };
 }
 
+/** Starts or stops heapsample.mjs's profiler in both proxies. */
+function sampleToggle(pids) {
+  if (!values.alloc) return;
+  process.kill(pids.out, "SIGUSR2");
+  process.kill(pids.in, "SIGUSR2");
+}
+/** Stops sampling and reads each proxy's allocated bytes per request over `n` requests. */
+async function sampled(pids, n) {
+  const seen = new Set(readdirSync(values.alloc));
+  sampleToggle(pids);
+  const read = async (pid) => {
+    for (let i = 0; i < 200; i++) {
+      const f = readdirSync(values.alloc).find(
+        (x) => x.startsWith(`${pid}-`) && x.endsWith(".json") && !seen.has(x),
+      );
+      if (f) return JSON.parse(readFileSync(join(values.alloc, f), "utf8")).totalBytes;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`no heap profile from ${pid}`);
+  };
+  return { kbOut: (await read(pids.out)) / n / 1024, kbIn: (await read(pids.in)) / n / 1024 };
+}
+
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? s[Math.floor((s.length - 1) / 2)] : Number.NaN;
@@ -280,6 +311,7 @@ for (let round = 0; round < Number(values.rounds); round++) {
     const pids = { out: pair.procs.out.child.pid, in: pair.procs.in.child.pid };
     // taskset execs node in place, so the pid is node's.
     let c0 = { out: cpuOf(pids.out), in: cpuOf(pids.in) };
+    if (Number(values.windows) === 1) sampleToggle(pids);
     let r = await load(pair.url, rate, seconds * 1000, 1000);
     let c1 = { out: cpuOf(pids.out), in: cpuOf(pids.in) };
     // Earlier windows show the warm-up curve; the last one is the round's result.
@@ -289,10 +321,12 @@ for (let round = 0; round < Number(values.rounds); round++) {
         `  window ${w}: p99 ${r.latencyMs.p99} out ${(((c1.out.total - c0.out.total) / n) * 1e6).toFixed(0)} in ${(((c1.in.total - c0.in.total) / n) * 1e6).toFixed(0)} µs/req\n`,
       );
       c0 = c1;
+      if (w === Number(values.windows) - 1) sampleToggle(pids);
       r = await load(pair.url, rate, seconds * 1000, 1000);
       c1 = { out: cpuOf(pids.out), in: cpuOf(pids.in) };
     }
     const n = r.completed + r.warmupCompleted;
+    const alloc = values.alloc ? await sampled(pids, n) : undefined;
     const per = (k) => ((c1[k].total - c0[k].total) / n) * 1e6;
     const split = (k) =>
       Object.fromEntries(
@@ -310,6 +344,7 @@ for (let round = 0; round < Number(values.rounds); round++) {
       rssOut: rss(pids.out),
       rssIn: rss(pids.in),
       failed: r.non2xx + r.errors + r.timedOut,
+      ...(alloc ?? {}),
     };
     if (values.max) {
       const m0 = { out: cpuOf(pids.out).total, in: cpuOf(pids.in).total };
@@ -324,7 +359,7 @@ for (let round = 0; round < Number(values.rounds); round++) {
     }
     results[v.name] = [...(results[v.name] ?? []), row];
     process.stdout.write(
-      `round ${round + 1} ${v.name}: direct p99 ${direct.latencyMs.p99} | pair p50 ${row.p50} p99 ${row.p99} (+${row.addedP99.toFixed(2)}) | out ${row.outUs.toFixed(0)} µs/req ${JSON.stringify(split("out"))} | in ${row.inUs.toFixed(0)} µs/req ${JSON.stringify(split("in"))} | rss ${row.rssOut.toFixed(0)}+${row.rssIn.toFixed(0)} MB${values.max ? ` | max ${row.maxRps?.toFixed(0)} rps out ${row.maxOutUs?.toFixed(0)} in ${row.maxInUs?.toFixed(0)} µs/req` : ""} failed ${row.failed}\n`,
+      `round ${round + 1} ${v.name}: direct p99 ${direct.latencyMs.p99} | pair p50 ${row.p50} p99 ${row.p99} (+${row.addedP99.toFixed(2)}) | out ${row.outUs.toFixed(0)} µs/req ${JSON.stringify(split("out"))} | in ${row.inUs.toFixed(0)} µs/req ${JSON.stringify(split("in"))} | rss ${row.rssOut.toFixed(0)}+${row.rssIn.toFixed(0)} MB${values.max ? ` | max ${row.maxRps?.toFixed(0)} rps out ${row.maxOutUs?.toFixed(0)} in ${row.maxInUs?.toFixed(0)} µs/req` : ""}${alloc ? ` | alloc out ${alloc.kbOut.toFixed(2)} in ${alloc.kbIn.toFixed(2)} KB/req` : ""} failed ${row.failed}\n`,
     );
     await stop(pair.procs.out);
     await stop(pair.procs.in);
@@ -343,6 +378,6 @@ for (const [name, rows] of Object.entries(results)) {
     return `${median(xs).toFixed(d)} (${Math.min(...xs).toFixed(d)}–${Math.max(...xs).toFixed(d)})`;
   };
   process.stdout.write(
-    `${name}: p99 added ${f("addedP99", 2)} ms, p50 ${f("p50", 2)}, out ${f("outUs")} µs/req, in ${f("inUs")} µs/req, rss ${f("rssOut")}+${f("rssIn")} MB${values.max ? `, max ${f("maxRps")} rps, out ${f("maxOutUs")} in ${f("maxInUs")} µs/req` : ""}\n`,
+    `${name}: p99 added ${f("addedP99", 2)} ms, p50 ${f("p50", 2)}, out ${f("outUs")} µs/req, in ${f("inUs")} µs/req, rss ${f("rssOut")}+${f("rssIn")} MB${values.alloc ? `, alloc out ${f("kbOut", 2)} in ${f("kbIn", 2)} KB/req` : ""}${values.max ? `, max ${f("maxRps")} rps, out ${f("maxOutUs")} in ${f("maxInUs")} µs/req` : ""}\n`,
   );
 }

@@ -16,6 +16,10 @@
  * runtime-flags.mjs), `alt` runs the target with `--alt-node` (e.g. Node 20) and `--alt-cli`
  * (a build that runs there), `u7` makes the floor load undici 7. Targets named `floor…` run bench/src/peers/undici-stream.mjs (`FLOOR_UNDICI` env picks
  * the undici package). `--warmup` seconds at 1000 rps precede the measured 1000 rps window.
+ * Targets named `image…` run the proxy as the container image does: the bundle
+ * (`--image-cli`, default dist/bundle/mesh-proxy.mjs from `node image/bundle.mjs`) with
+ * NODE_OPTIONS taken from the Dockerfile's `ENV NODE_OPTIONS=…` line (same node binary, no
+ * container needed). A token `imageenv` gives any other target that NODE_OPTIONS too.
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -44,6 +48,7 @@ const { values } = parseArgs({
     "floor-undici": { type: "string", default: "undici" },
     "no-rate": { type: "boolean", default: false },
     "cpu-prof": { type: "boolean", default: false },
+    "image-cli": { type: "string", default: join(here, "../../dist/bundle/mesh-proxy.mjs") },
   },
 });
 const ROUNDS = Number(values.rounds);
@@ -183,6 +188,14 @@ async function wrk(url, seconds) {
   return { rps, total, non2xx, errors };
 }
 
+/** The NODE_OPTIONS the container image sets (its Dockerfile's ENV line). */
+function imageNodeOptions() {
+  const dockerfile = readFileSync(join(here, "../../Dockerfile"), "utf8");
+  const m = /^ENV NODE_OPTIONS="([^"]*)"/m.exec(dockerfile);
+  if (!m) throw new Error("Dockerfile: no ENV NODE_OPTIONS line");
+  return m[1];
+}
+
 /** Splits a target's tokens into node flags, environment and binary. */
 function launch(flags) {
   const env = { ...process.env };
@@ -193,6 +206,7 @@ function launch(flags) {
   for (const f of flags) {
     if (f === "raw") env.MESH_V8_DEFAULTS = "0";
     else if (f === "u7") env.FLOOR_UNDICI = "undici7";
+    else if (f === "imageenv") env.NODE_OPTIONS = imageNodeOptions();
     else if (f === "alt") {
       bin = values["alt-node"];
       alt = true;
@@ -297,6 +311,8 @@ for (let round = 0; round < ROUNDS; round++) {
     if (t.name.startsWith("floor")) s = await startFloor(backendPort, t.flags);
     else if (t.name === "nginx") s = await startNginx(backendPort);
     else if (t.name === "before") s = await startMesh(backendPort, t.flags, values["before-cli"]);
+    else if (t.name.startsWith("image"))
+      s = await startMesh(backendPort, ["imageenv", ...t.flags], values["image-cli"]);
     else s = await startMesh(backendPort, t.flags, values.cli);
     const pid = s.child.pid;
     // taskset execs the target, so the pid is the target's own.

@@ -60,7 +60,7 @@ function grpcStatusOf(headers: IncomingHttpHeaders | undefined): number | undefi
  */
 export function forward(dispatcher: Dispatcher, fr: ForwardRequest): Promise<ForwardResult> {
   return new Promise<ForwardResult>((resolve) => {
-    new Exchange(dispatcher, fr, resolve).start();
+    new Exchange(dispatcher, fr, resolve, undefined).start();
   });
 }
 
@@ -68,15 +68,29 @@ export function forward(dispatcher: Dispatcher, fr: ForwardRequest): Promise<For
  * {@link forward} with a callback instead of a promise: the request pipeline's form, which
  * saves a promise and a microtask per request. `done` is called exactly once.
  */
-export function forwardTo(
+export function forwardTo<T>(
   dispatcher: Dispatcher,
   fr: ForwardRequest,
-  done: (result: ForwardResult) => void,
+  done: (result: ForwardResult, arg: T) => void,
+  arg: T,
 ): void {
-  new Exchange(dispatcher, fr, done).start();
+  new Exchange(dispatcher, fr, done, arg).start();
 }
 
-class Exchange implements Dispatcher.DispatchHandler {
+// Timer callbacks shared by every exchange (the exchange rides as the timer's argument),
+// so a request without a deadline allocates no closures for them.
+interface Timed {
+  deadlineReached(): void;
+  idleReached(): void;
+}
+function onExchangeDeadline(exchange: Timed): void {
+  exchange.deadlineReached();
+}
+function onExchangeIdle(exchange: Timed): void {
+  exchange.idleReached();
+}
+
+class Exchange<T = unknown> implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | undefined;
   /** Why the exchange was aborted, as the client's result reports it. */
   private abortReason: Error | undefined;
@@ -96,7 +110,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   constructor(
     private readonly dispatcher: Dispatcher,
     private readonly fr: ForwardRequest,
-    private readonly resolve: (r: ForwardResult) => void,
+    private readonly resolve: (r: ForwardResult, arg: T) => void,
+    private readonly arg: T,
   ) {
     this.h2 = (fr.res as Http2ServerResponse).stream !== undefined;
   }
@@ -105,7 +120,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     const { fr } = this;
     fr.res.on("close", this.onClientClose);
     if (fr.timeoutMs !== undefined && fr.timeoutMs > 0) {
-      this.timer = setTimeout(this.onDeadline, fr.timeoutMs);
+      this.timer = setTimeout(onExchangeDeadline, fr.timeoutMs, this);
     }
     const body = hasRequestBody(fr.req) ? requestBody(fr.req) : null;
     try {
@@ -139,15 +154,17 @@ class Exchange implements Dispatcher.DispatchHandler {
     );
   };
 
-  private readonly onDeadline = (): void => {
+  /** The request's deadline passed. */
+  deadlineReached(): void {
     this.timer = undefined;
     this.abort(new ProxyError("MESH_PROXY_TIMEOUT", "request timeout"));
-  };
+  }
 
-  private readonly onIdle = (): void => {
+  /** The response body was silent for longer than the idle timeout. */
+  idleReached(): void {
     this.idleTimer = undefined;
     this.abort(new ProxyError("MESH_PROXY_TIMEOUT", "response idle timeout"));
-  };
+  }
 
   private abort(reason: Error, upstream: Error = reason): void {
     if (this.done) return;
@@ -268,7 +285,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     const ms = this.fr.idleTimeoutMs;
     if (ms === undefined || ms <= 0) return;
     if (this.idleTimer !== undefined) this.idleTimer.refresh();
-    else this.idleTimer = setTimeout(this.onIdle, ms);
+    else this.idleTimer = setTimeout(onExchangeIdle, ms, this);
   }
 
   private finish(error?: ProxyError): void {
@@ -283,6 +300,6 @@ class Exchange implements Dispatcher.DispatchHandler {
     };
     if (this.grpcStatus !== undefined) result.grpcStatus = this.grpcStatus;
     if (error !== undefined) result.error = error;
-    this.resolve(result);
+    this.resolve(result, this.arg);
   }
 }

@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from "node:http";
 import type { Dispatcher } from "undici";
 import type { ProxyLogger } from "../log.js";
 import type { HttpLabels, HttpSignals, ProxyMetrics } from "../metrics/proxy-metrics.js";
-import { withClientIdRaw } from "../security/mtls/client-id.js";
+import { setClientIdRaw } from "../security/mtls/client-id.js";
 import {
   ORIG_PROTO_HEADER,
   OrigProtoError,
@@ -12,7 +12,7 @@ import { hasRequestBody, type IncomingRequest } from "./body.js";
 import { classifyError, ProxyError, respondWithError } from "./errors.js";
 import { type ForwardResult, forwardTo, type OutgoingResponse } from "./forward.js";
 import { isGrpcContentType, parseGrpcTimeout } from "./grpc.js";
-import { upstreamRequestHeaders, viaContains } from "./headers.js";
+import { dropRawHeader, upstreamRequestHeaders, viaContains } from "./headers.js";
 
 /** What a direction resolved a request to. */
 export interface Target {
@@ -114,25 +114,6 @@ export interface DirectionContext {
   security?: InboundSecurity | undefined;
 }
 
-/** Flat header list without any `name` entry (lower-case `name`). */
-function without(headers: string[], name: string): string[] {
-  let found = false;
-  for (let i = 0; i < headers.length; i += 2)
-    if (
-      (headers[i] as string).length === name.length &&
-      (headers[i] as string).toLowerCase() === name
-    ) {
-      found = true;
-      break;
-    }
-  if (!found) return headers;
-  const out: string[] = [];
-  for (let i = 0; i < headers.length; i += 2)
-    if ((headers[i] as string).toLowerCase() !== name)
-      out.push(headers[i] as string, headers[i + 1] as string);
-  return out;
-}
-
 /**
  * One request in the pipeline. It is also the {@link RouteInput} handed to routing and
  * authorization (`h2` there is the protocol the app gets), so a request costs one object.
@@ -146,6 +127,19 @@ interface PipelineRequest extends RouteInput {
   upstream: string[];
   /** Inbound: the connection's peer, once known. */
   peer: PeerInfo | undefined;
+  /** The pipeline the request runs in. */
+  pipeline: PipelineState;
+  /** Where it is forwarded, once routed. */
+  target: Target | undefined;
+  /** Its metric handle, once routed. */
+  signals: HttpSignals | undefined;
+}
+
+/** The state one request pipeline shares across its requests. */
+interface PipelineState {
+  readonly ctx: DirectionContext;
+  /** Requests being forwarded now (load shedding). */
+  inFlight: number;
 }
 
 /**
@@ -157,7 +151,7 @@ export function createRequestPipeline(ctx: DirectionContext): {
   handle(req: IncomingRequest, res: OutgoingResponse): void;
   inFlight(): number;
 } {
-  let inFlight = 0;
+  const pipeline: PipelineState = { ctx, inFlight: 0 };
   const via11 = `1.1 ${ctx.pseudonym}`;
   const via2 = `2 ${ctx.pseudonym}`;
   const handle = (req: IncomingRequest, res: OutgoingResponse): void => {
@@ -180,8 +174,11 @@ export function createRequestPipeline(ctx: DirectionContext): {
       start,
       upstream: prepared.headers,
       peer: undefined,
+      pipeline,
+      target: undefined,
+      signals: undefined,
     };
-    const refused = admit(ctx, r, inFlight);
+    const refused = admit(ctx, r, pipeline.inFlight);
     if (refused !== undefined) {
       reject(ctx, r, refused);
       return;
@@ -193,7 +190,8 @@ export function createRequestPipeline(ctx: DirectionContext): {
       reject(ctx, r, classifyError(err));
       return;
     }
-    const { method, authority, path, grpc, peer } = r;
+    r.target = target;
+    const { authority, grpc, peer } = r;
     if (target.origProto && !h2) r.upstream.push(ORIG_PROTO_HEADER, `HTTP/${req.httpVersion}`);
     let timeoutMs = target.timeoutMs;
     if (grpc) {
@@ -205,67 +203,80 @@ export function createRequestPipeline(ctx: DirectionContext): {
       target.stable === true
         ? cachedSignals(ctx, target, authority, peer, start)
         : ctx.metrics.http(targetLabels(ctx, target, authority, peer));
+    r.signals = signals;
     signals.request();
-    inFlight++;
+    pipeline.inFlight++;
     forwardTo(
       target.dispatcher,
       {
         req,
         res,
         origin: target.origin,
-        method,
-        path,
+        method: r.method,
+        path: r.path,
         headers: r.upstream,
         grpc,
         timeoutMs,
         idleTimeoutMs: target.idleTimeoutMs,
         closeConnection: ctx.draining(),
       },
-      (result: ForwardResult) => {
-        inFlight--;
-        const latency = (result.firstByteAt || performance.now()) - start;
-        if (result.status === 0) signals.streamError(latency);
-        else signals.response(result.status, result.grpcStatus ?? -1, latency);
-        if (result.error !== undefined) {
-          ctx.logger.warn(
-            {
-              direction: ctx.direction,
-              method,
-              authority,
-              path,
-              error: result.error.reason,
-              cause: causeOf(result.error),
-              status: result.status,
-              grpcStatus: result.grpcStatus,
-              route: target.route,
-              backend: target.backend,
-            },
-            "proxy error",
-          );
-        }
-        if (ctx.accessLog) {
-          ctx.logger.info(
-            {
-              access: true,
-              direction: ctx.direction,
-              method,
-              authority,
-              path,
-              status: result.status,
-              grpcStatus: result.grpcStatus,
-              bytes: result.bytes,
-              durationMs: Math.round((performance.now() - start) * 1000) / 1000,
-              route: target.route,
-              backend: target.backend,
-              protocol: h2 ? "HTTP/2" : `HTTP/${req.httpVersion}`,
-            },
-            "request",
-          );
-        }
-      },
+      onForwarded,
+      r,
     );
   };
-  return { handle, inFlight: () => inFlight };
+  return { handle, inFlight: () => pipeline.inFlight };
+}
+
+/**
+ * A forwarded request ended: metrics, then the error and access logs. Shared by every
+ * request (the request rides as the argument), so a request allocates no closure for it.
+ */
+function onForwarded(result: ForwardResult, r: PipelineRequest): void {
+  const { ctx } = r.pipeline;
+  r.pipeline.inFlight--;
+  const target = r.target as Target;
+  const signals = r.signals as HttpSignals;
+  const { start, method, authority, path } = r;
+  const latency = (result.firstByteAt || performance.now()) - start;
+  if (result.status === 0) signals.streamError(latency);
+  else signals.response(result.status, result.grpcStatus ?? -1, latency);
+  if (result.error !== undefined) {
+    ctx.logger.warn(
+      {
+        direction: ctx.direction,
+        method,
+        authority,
+        path,
+        error: result.error.reason,
+        cause: causeOf(result.error),
+        status: result.status,
+        grpcStatus: result.grpcStatus,
+        route: target.route,
+        backend: target.backend,
+      },
+      "proxy error",
+    );
+  }
+  if (ctx.accessLog) {
+    const req = r.req;
+    ctx.logger.info(
+      {
+        access: true,
+        direction: ctx.direction,
+        method,
+        authority,
+        path,
+        status: result.status,
+        grpcStatus: result.grpcStatus,
+        bytes: result.bytes,
+        durationMs: Math.round((performance.now() - start) * 1000) / 1000,
+        route: target.route,
+        backend: target.backend,
+        protocol: req.httpVersionMajor === 2 ? "HTTP/2" : `HTTP/${req.httpVersion}`,
+      },
+      "request",
+    );
+  }
 }
 
 /** The metric labels of a request to `target`. */
@@ -370,7 +381,7 @@ function admit(
   const security = ctx.security;
   const orig = req.headers[ORIG_PROTO_HEADER];
   if (orig !== undefined) {
-    r.upstream = without(r.upstream, ORIG_PROTO_HEADER);
+    dropRawHeader(r.upstream, ORIG_PROTO_HEADER);
     if (security !== undefined && r.h2) {
       try {
         if (Array.isArray(orig)) throw new OrigProtoError(orig.join(", "));
@@ -388,7 +399,7 @@ function admit(
   const denied = security.admit(peer, r);
   if (denied !== undefined) return denied;
   // Never trust a client's own mesh-client-id; set the verified one.
-  r.upstream = withClientIdRaw(r.upstream, peer.clientId);
+  setClientIdRaw(r.upstream, peer.clientId);
   return undefined;
 }
 

@@ -5,7 +5,11 @@ import { createDirectionListener, type DirectionDeps } from "../http/direction.j
 import { ProxyError } from "../http/errors.js";
 import type { HttpListener } from "../http/listener.js";
 import type { PeerInfo, RouteInput, Target } from "../http/serve.js";
-import { type AuthzPolicy, compileAuthzPolicy } from "../security/authz/index.js";
+import {
+  type AuthzPolicy,
+  type AuthzRequest,
+  compileAuthzPolicy,
+} from "../security/authz/index.js";
 import { InboundTls, type MeshIdentity } from "../security/mtls/index.js";
 import { InboundConnections } from "./connections.js";
 
@@ -65,6 +69,14 @@ export class Inbound {
   private app: AppClients;
   private policy: AuthzPolicy;
   private readonly tls: InboundTls | undefined;
+  private readonly authzRequest: AuthzRequest = {
+    clientId: undefined,
+    remoteAddress: undefined,
+    port: 0,
+    protocol: "http",
+    method: "",
+    path: "",
+  };
 
   constructor(config: InboundConfig, deps: InboundDeps) {
     this.config = config;
@@ -94,14 +106,15 @@ export class Inbound {
         peer: (req) =>
           (this.listener.connectionInfo(req) as PeerInfo | undefined) ?? PLAINTEXT_PEER,
         admit: (peer, input) => {
-          const d = this.policy.authorize({
-            clientId: peer.clientId,
-            remoteAddress: peer.remoteAddress,
-            port: peer.port,
-            protocol: input.grpc ? "grpc" : "http",
-            method: input.method,
-            path: input.path,
-          });
+          // One request object reused: authorization is synchronous and keeps nothing.
+          const q = this.authzRequest;
+          q.clientId = peer.clientId;
+          q.remoteAddress = peer.remoteAddress;
+          q.port = peer.port;
+          q.protocol = input.grpc ? "grpc" : "http";
+          q.method = input.method;
+          q.path = input.path;
+          const d = this.policy.authorize(q);
           return d.allowed
             ? undefined
             : new ProxyError("MESH_PROXY_FORBIDDEN", `forbidden by policy (${d.reason})`);

@@ -7,6 +7,7 @@ import {
   parseOrigProto,
   requestTarget,
   setClientIdHeader,
+  setClientIdRaw,
   withClientIdRaw,
 } from "../../src/security/index.js";
 
@@ -97,5 +98,14 @@ describe("mesh-client-id", () => {
       withClientIdRaw(["Host", "a", "MESH-CLIENT-ID", "forged", "X", "1"], "spiffe://td/x"),
     ).toEqual(["Host", "a", "X", "1", "mesh-client-id", "spiffe://td/x"]);
     expect(withClientIdRaw(["mesh-client-id", "forged"], undefined)).toEqual([]);
+  });
+
+  it("sets the verified ID in place on the proxy's own list, removing every forged one", () => {
+    const list = ["mesh-client-id", "f1", "Host", "a", "Mesh-Client-Id", "f2", "X", "1"];
+    setClientIdRaw(list, "spiffe://td/x");
+    expect(list).toEqual(["Host", "a", "X", "1", "mesh-client-id", "spiffe://td/x"]);
+    const none = ["X", "1", "MESH-CLIENT-ID", "forged"];
+    setClientIdRaw(none, undefined);
+    expect(none).toEqual(["X", "1"]);
   });
 });

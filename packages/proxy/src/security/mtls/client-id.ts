@@ -1,4 +1,5 @@
 import type { SpiffeId } from "@mesh/tls-identity";
+import { dropRawHeader } from "../../http/headers.js";
 
 /** The header that carries the verified client identity to the application. @public */
 export const CLIENT_ID_HEADER = "mesh-client-id";
@@ -32,13 +33,19 @@ export function withClientIdRaw(
   rawHeaders: readonly string[],
   clientId: SpiffeId | string | undefined,
 ): string[] {
-  const out: string[] = [];
-  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i] as string;
-    if (name.length === CLIENT_ID_HEADER.length && name.toLowerCase() === CLIENT_ID_HEADER)
-      continue;
-    out.push(name, rawHeaders[i + 1] as string);
-  }
-  if (clientId !== undefined && clientId !== "") out.push(CLIENT_ID_HEADER, String(clientId));
+  const out = rawHeaders.slice(0, rawHeaders.length & ~1);
+  setClientIdRaw(out, clientId);
   return out;
+}
+
+/**
+ * {@link withClientIdRaw} in place: removes every `mesh-client-id` from `headers` (a flat
+ * list the caller owns) and appends the verified one when given. No copy, so the proxy's
+ * per-request path allocates nothing here.
+ *
+ * @public
+ */
+export function setClientIdRaw(headers: string[], clientId: SpiffeId | string | undefined): void {
+  dropRawHeader(headers, CLIENT_ID_HEADER);
+  if (clientId !== undefined && clientId !== "") headers.push(CLIENT_ID_HEADER, String(clientId));
 }
