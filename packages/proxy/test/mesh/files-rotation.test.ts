@@ -7,12 +7,11 @@ import { type ProxyProcess, tempDir } from "../helpers.js";
 import {
   admin,
   BOOKS,
-  CountingRelay,
   cleanupAfterAll,
   echoApp,
   expectStaleClientRefused,
   MeshLoad,
-  proxy,
+  meshPair,
   ready,
   TD,
   tcpEcho,
@@ -107,38 +106,16 @@ describe("trust-anchor rotation with identity.files", () => {
       () => app.close(),
       () => echo.close(),
     );
-    const booksProxy = await proxy({
-      identity: books.section(),
-      inbound: {
-        listen: "127.0.0.1:0",
-        app: app.address,
-        opaquePorts: [7000],
-        ports: { "7000": `127.0.0.1:${echo.port}` },
-        policy: { default: "all-authenticated" },
-      },
-    });
-    defer(() => booksProxy.stop());
-    const relay = new CountingRelay(booksProxy.addresses.inbound as string);
-    const viaRelay = await relay.listen();
-    defer(() => relay.close());
-    const webProxy = await proxy({
-      identity: web.section(),
-      outbound: {
-        listen: "127.0.0.1:0",
-        services: [
-          { name: "books", discovery: { static: [{ address: viaRelay, identity: BOOKS }] } },
-        ],
-        tcp: [
-          {
-            name: "echo",
-            listen: "127.0.0.1:0",
-            targetPort: 7000,
-            discovery: { static: [{ address: booksProxy.addresses.inbound, identity: BOOKS }] },
-          },
-        ],
-      },
-    });
-    defer(() => webProxy.stop());
+    const {
+      books: booksProxy,
+      web: webProxy,
+      relay,
+    } = await meshPair({ books: books.section(), web: web.section() }, app.address, echo.port);
+    defer(
+      () => booksProxy.stop(),
+      () => webProxy.stop(),
+      () => relay.close(),
+    );
     await Promise.all([ready(booksProxy), ready(webProxy)]);
     expect(await trusted(webProxy)).toBe(r1);
 

@@ -235,16 +235,15 @@ export const RENEWAL = { fraction: 0.5, min: "200ms", retryInitial: "200ms", ret
 
 /**
  * Starts books (inbound: HTTP app + TCP echo on opaque port 7000) and web (outbound via a
- * relay that counts proxy-to-proxy connections). `issuer` adds fields to both issuer sections.
+ * relay that counts proxy-to-proxy connections), each with its `identity` config section.
  */
 export async function meshPair(
-  pki: Pki,
+  identity: { books: unknown; web: unknown },
   app: string,
   echoPort: number,
-  issuer: Record<string, unknown> = {},
 ) {
   const books = await proxy({
-    identity: pki.identity(BOOKS, RENEWAL, issuer),
+    identity: identity.books,
     inbound: {
       listen: "127.0.0.1:0",
       app,
@@ -256,7 +255,7 @@ export async function meshPair(
   const relay = new CountingRelay(books.addresses.inbound as string);
   const viaRelay = await relay.listen();
   const web = await proxy({
-    identity: pki.identity(WEB, RENEWAL, issuer),
+    identity: identity.web,
     outbound: {
       listen: "127.0.0.1:0",
       services: [
@@ -277,6 +276,14 @@ export async function meshPair(
     web,
     relay,
     tcp: web.addresses.tcp?.echo as string,
+  };
+}
+
+/** Both proxies' identity sections from `pki`'s issuer; `issuer` adds fields to both. */
+export function issuedIdentities(pki: Pki, issuer: Record<string, unknown> = {}) {
+  return {
+    books: pki.identity(BOOKS, RENEWAL, issuer),
+    web: pki.identity(WEB, RENEWAL, issuer),
   };
 }
 
@@ -308,7 +315,7 @@ export async function startMesh(
     () => app.close(),
     () => echo.close(),
   );
-  const pair = await meshPair(pki, app.address, echo.port, issuer);
+  const pair = await meshPair(issuedIdentities(pki, issuer), app.address, echo.port);
   defer(
     () => pair.books.stop(),
     () => pair.web.stop(),

@@ -5,6 +5,7 @@ import {
   cleanupAfterAll,
   echoApp,
   get,
+  issuedIdentities,
   MeshLoad,
   meshPair,
   metric,
@@ -55,7 +56,11 @@ describe("certificate rotation", () => {
     );
     // Issuer down before the proxies start: not ready until an SVID is held.
     await pki.stop();
-    const { books, web, relay, tcp } = await meshPair(pki, app.address, echo.port);
+    const { books, web, relay, tcp } = await meshPair(
+      issuedIdentities(pki),
+      app.address,
+      echo.port,
+    );
     defer(
       () => books.stop(),
       () => web.stop(),
