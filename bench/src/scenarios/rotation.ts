@@ -170,16 +170,10 @@ async function waitReady(p: PairProxy, alive: () => boolean, timeoutMs = 15_000)
 }
 
 /** Load result reduced to what the report shows. */
-interface LoadSummary {
-  describe: string;
-  rate: number;
-  sent: number;
-  ok: number;
-  failed: number;
-  statusCounts: Record<string, number>;
-  errorCodes: Record<string, number>;
-  latencyMs: OpenLoopResult["latencyMs"];
-}
+type LoadSummary = Pick<
+  OpenLoopResult,
+  "rate" | "ok" | "statusCounts" | "errorCodes" | "latencyMs"
+> & { describe: string; sent: number; failed: number };
 
 function summarise(r: OpenLoopResult & { describe: string }): LoadSummary {
   return {
