@@ -342,6 +342,32 @@ describe("Http2Client", () => {
     await closed;
   });
 
+  test("destroy() fails requests in flight and closes their connection at once", async () => {
+    let serverStreamClosed!: () => void;
+    const closedP = new Promise<void>((r) => (serverStreamClosed = r));
+    let arrived!: () => void;
+    const arrivedP = new Promise<void>((r) => (arrived = r));
+    const { origin } = await h2Server((stream) => {
+      stream.on("close", () => serverStreamClosed());
+      stream.respond({ ":status": 200 });
+      stream.write("half"); // and never ends
+      arrived();
+    });
+    const c = client(origin);
+    const inflight = send(c);
+    await arrivedP;
+    await c.destroy();
+    await expect(inflight).rejects.toMatchObject({ code: "UND_ERR_CLOSED" });
+    await closedP; // the held stream did not outlive the client
+  });
+
+  test("works as the dispatcher of Node's global fetch (legacy handler API)", async () => {
+    const { origin } = await h2Server((stream) => grpcLikeReply(stream, Buffer.from("via fetch")));
+    const res = await fetch(origin, { dispatcher: client(origin) } as RequestInit);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toBe("via fetch");
+  });
+
   test("close() right after dispatch still sends the queued request; upgrades are refused", async () => {
     const { origin } = await h2Server((stream) => {
       stream.resume();

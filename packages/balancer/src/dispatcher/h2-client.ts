@@ -3,7 +3,9 @@ import { type ClientHttp2Session, type ClientHttp2Stream, connect, constants } f
 import { isIP, connect as netConnect, type Socket } from "node:net";
 import { Readable } from "node:stream";
 import { type ConnectionOptions, connect as tlsConnect } from "node:tls";
+import { toControllerHandler } from "@mesh/undici-compat";
 import { Dispatcher } from "undici";
+import { destroyArgs, promiseOrCallback } from "./lifecycle.js";
 
 /** Opens the transport of a session: a connected socket (TLS with ALPN `h2`, or plain TCP). */
 export type H2Connector = (
@@ -42,7 +44,6 @@ const HOP_BY_HOP = new Set([
   "proxy-connection",
   "transfer-encoding",
   "upgrade",
-  "host",
   "http2-settings",
 ]);
 const { NGHTTP2_CANCEL, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM } = constants;
@@ -475,16 +476,17 @@ export class Http2Client extends Dispatcher {
     return this.isDestroyed;
   }
 
-  /** Requests in flight or waiting for the connection. */
+  /** Requests in flight or waiting for the connection (a queued one is also active). */
   get pending(): number {
-    return this.active.size + this.queue.length;
+    return this.active.size;
   }
 
   override dispatch(
     opts: Dispatcher.DispatchOptions,
     handler: Dispatcher.DispatchHandler,
   ): boolean {
-    const exchange = new Exchange(this, opts, handler);
+    // Node's global fetch and other undici 7 callers pass a legacy handler.
+    const exchange = new Exchange(this, opts, toControllerHandler(handler));
     if (opts.upgrade) {
       const err = new Http2StreamError(
         `${this.authority}: upgrade/CONNECT is not supported over HTTP/2 here`,
@@ -498,7 +500,7 @@ export class Http2Client extends Dispatcher {
     }
     this.active.add(exchange);
     const session = this.session;
-    if (session !== undefined && !session.closed && !session.destroyed && !this.connecting) {
+    if (usable(session)) {
       exchange.start(session);
     } else {
       this.queue.push(exchange);
@@ -529,7 +531,7 @@ export class Http2Client extends Dispatcher {
 
   private ensureSession(): void {
     const current = this.session;
-    if (current !== undefined && !current.closed && !current.destroyed && !this.connecting) {
+    if (usable(current)) {
       this.startQueued(current);
       return;
     }
@@ -653,8 +655,7 @@ export class Http2Client extends Dispatcher {
         resolve();
       } else this.closeWaiters.push(resolve);
     });
-    if (callback === undefined) return promise;
-    void promise.then(callback);
+    return promiseOrCallback(promise, callback);
   }
 
   private finishClose(): void {
@@ -670,22 +671,26 @@ export class Http2Client extends Dispatcher {
   override destroy(err: Error | null, callback: () => void): void;
   override destroy(
     errOrCallback?: Error | null | (() => void),
-    callback?: () => void,
+    callbackArg?: () => void,
   ): Promise<void> | void {
-    const cb = typeof errOrCallback === "function" ? errOrCallback : callback;
-    const err =
-      (typeof errOrCallback === "function" ? null : errOrCallback) ??
-      new Http2ClientClosedError("HTTP/2 client was destroyed");
+    const { err, callback } = destroyArgs(errOrCallback, callbackArg);
+    const error = err ?? new Http2ClientClosedError("HTTP/2 client was destroyed");
     this.isClosed = true;
     this.isDestroyed = true;
-    for (const e of [...this.active]) e.fail(err);
+    // Taken first: failing the last exchange would otherwise run finishClose(), whose
+    // graceful close() leaves the streams in flight open.
     const session = this.session;
     this.session = undefined;
+    for (const e of [...this.active]) e.fail(error);
     session?.destroy();
     for (const w of this.closeWaiters.splice(0)) w();
-    if (cb === undefined) return Promise.resolve();
-    queueMicrotask(cb);
+    return promiseOrCallback(Promise.resolve(), callback);
   }
+}
+
+/** A session new streams may go on: open, not closing, not destroyed. */
+function usable(session: ClientHttp2Session | undefined): session is ClientHttp2Session {
+  return session !== undefined && !session.closed && !session.destroyed;
 }
 
 /** Calls back once with the socket when `ready` fires, or with the first error or a timeout. */
