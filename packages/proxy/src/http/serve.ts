@@ -326,8 +326,12 @@ function cachedSignals(
   target.peerSignals ??= new Map();
   let peers = target.peerSignals.get(authority);
   if (peers === undefined) {
+    // Full: resolve uncached rather than fill a map that is dropped at once.
+    if (target.peerSignals.size >= MAX_CACHED_AUTHORITIES) {
+      return ctx.metrics.http(targetLabels(ctx, target, authority, peer));
+    }
     peers = new Map();
-    if (target.peerSignals.size < MAX_CACHED_AUTHORITIES) target.peerSignals.set(authority, peers);
+    target.peerSignals.set(authority, peers);
   }
   return refreshed(ctx, peers, peerKey(peer), now, target, authority, peer);
 }
@@ -371,7 +375,8 @@ function admit(
       if (url.protocol !== "http:") throw new Error("scheme");
       r.authority = url.host.toLowerCase();
       r.path = `${url.pathname}${url.search}`;
-      r.upstream = replaceHost(r.upstream, url.host);
+      dropRawHeader(r.upstream, "host");
+      r.upstream.push("host", url.host);
     } catch {
       return new ProxyError("MESH_PROXY_BAD_REQUEST", "unsupported request target");
     }
@@ -407,16 +412,6 @@ function causeOf(err: ProxyError): string | undefined {
   const c = err.cause as { code?: string; message?: string } | undefined;
   if (c === undefined) return undefined;
   return c.code ?? c.message;
-}
-
-function replaceHost(headers: string[], host: string): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < headers.length; i += 2) {
-    if ((headers[i] as string).toLowerCase() === "host") continue;
-    out.push(headers[i] as string, headers[i + 1] as string);
-  }
-  out.push("host", host);
-  return out;
 }
 
 /** Answers a refused request with its proxy error, and counts and logs it. */

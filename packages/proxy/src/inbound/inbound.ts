@@ -19,7 +19,7 @@ export interface InboundDeps extends DirectionDeps {
   identity?: MeshIdentity | undefined;
 }
 
-/** Connection pools to the local app, one per protocol, created when first needed. */
+/** Clients of the local app, one per protocol (an HTTP/1.1 pool; one multiplexed h2c connection), created when first needed. */
 class AppClients {
   private h1: Pool | undefined;
   private h2: Http2Client | undefined;

@@ -8,7 +8,6 @@ import {
   requestTarget,
   setClientIdHeader,
   setClientIdRaw,
-  withClientIdRaw,
 } from "../../src/security/index.js";
 
 describe("mesh-orig-proto", () => {
@@ -91,13 +90,6 @@ describe("mesh-client-id", () => {
     expect(headers).toEqual({ x: "1", "mesh-client-id": "spiffe://example.org/ns/a/sa/b" });
     setClientIdHeader(headers, undefined);
     expect(headers).toEqual({ x: "1" });
-  });
-
-  it("does the same on raw header lists", () => {
-    expect(
-      withClientIdRaw(["Host", "a", "MESH-CLIENT-ID", "forged", "X", "1"], "spiffe://td/x"),
-    ).toEqual(["Host", "a", "X", "1", "mesh-client-id", "spiffe://td/x"]);
-    expect(withClientIdRaw(["mesh-client-id", "forged"], undefined)).toEqual([]);
   });
 
   it("sets the verified ID in place on the proxy's own list, removing every forged one", () => {

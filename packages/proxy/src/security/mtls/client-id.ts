@@ -23,27 +23,9 @@ export function setClientIdHeader(
 }
 
 /**
- * The same for a flat raw header list (`[name, value, name, value, ...]`, as
- * `IncomingMessage.rawHeaders`): returns a new list without any `mesh-client-id` and with
- * the verified one appended when given.
- *
- * @public
- */
-export function withClientIdRaw(
-  rawHeaders: readonly string[],
-  clientId: SpiffeId | string | undefined,
-): string[] {
-  const out = rawHeaders.slice(0, rawHeaders.length & ~1);
-  setClientIdRaw(out, clientId);
-  return out;
-}
-
-/**
- * {@link withClientIdRaw} in place: removes every `mesh-client-id` from `headers` (a flat
- * list the caller owns) and appends the verified one when given. No copy, so the proxy's
- * per-request path allocates nothing here.
- *
- * @public
+ * The same for a flat raw header list the caller owns (`[name, value, …]`), in place:
+ * removes every `mesh-client-id` and appends the verified one when given. No copy, so the
+ * proxy's per-request path allocates nothing here.
  */
 export function setClientIdRaw(headers: string[], clientId: SpiffeId | string | undefined): void {
   dropRawHeader(headers, CLIENT_ID_HEADER);
