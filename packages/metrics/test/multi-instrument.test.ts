@@ -3,7 +3,7 @@ import http2 from "node:http2";
 import { Agent, request } from "undici";
 import { afterEach, describe, expect, it } from "vitest";
 import { GoldenSignals, instrumentServer, renderPrometheus } from "../src/index.js";
-import { close, listen, sampleOf } from "./helpers/net.js";
+import { close, listen, manualClock, sampleOf } from "./helpers/net.js";
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -22,13 +22,31 @@ describe("two instrumentations of one server", () => {
     "over %s each records every request, and detaching one leaves the other",
     async (_name, h2) => {
       const status = answer(200);
-      const server = h2
-        ? http2.createServer((req, res) => res.writeHead(status(req.url)).end("ok"))
-        : http.createServer((req, res) => res.writeHead(status(req.url)).end("ok"));
+      // headers 7 ms in, the body 300 ms later: latency is time to the headers for both
+      const clock = manualClock(0);
+      const reply = (
+        req: { url?: string | undefined },
+        res: {
+          writeHead(s: number): unknown;
+          write(c: string): unknown;
+          end(c: string): unknown;
+        },
+      ) => {
+        clock.t += 7;
+        res.writeHead(status(req.url));
+        res.write("o");
+        clock.t += 300;
+        res.end("k");
+      };
+      const server = h2 ? http2.createServer(reply) : http.createServer(reply);
       const first = new GoldenSignals();
       const second = new GoldenSignals();
-      instrumentServer(server, { signals: first });
-      const detachSecond = instrumentServer(server, { signals: second, direction: "outbound" });
+      instrumentServer(server, { signals: first, clock });
+      const detachSecond = instrumentServer(server, {
+        signals: second,
+        direction: "outbound",
+        clock,
+      });
       const port = await listen(server);
       // one connection for everything, so both instrumentations share its state
       const agent = new Agent({
@@ -64,7 +82,13 @@ describe("two instrumentations of one server", () => {
           `response_total{${labels("inbound")},classification="success",status_code="404"}`,
         ),
       ).toBe(1);
+      expect(sampleOf(a, `response_latency_ms_sum{${labels("inbound")},status_code="200"}`)).toBe(
+        21,
+      );
       const b = renderPrometheus(second.registry);
+      expect(sampleOf(b, `response_latency_ms_sum{${labels("outbound")},status_code="200"}`)).toBe(
+        14,
+      );
       expect(sampleOf(b, `request_total{${labels("outbound")}}`)).toBe(3);
       expect(
         sampleOf(

@@ -18,11 +18,11 @@ export class Exchange {
   declare readonly start: number;
   declare readonly clock: Clock;
   declare readonly span: Span | undefined;
-  /** The response's own header-sending method, wrapped to take the time. */
+  /** The response's own header-sending method, wrapped to take the time (the first exchange's is called). */
   declare readonly send: (...args: unknown[]) => unknown;
   /** Time to the response headers, or -1 until they are sent. */
   declare ttfb: number;
-  /** Another instrumentation's exchange of the same response (HTTP/1), if any. */
+  /** Another instrumentation's exchange of the same HTTP/1 response or HTTP/2 stream, if any. */
   declare sibling: Exchange | undefined;
 
   constructor(

@@ -77,8 +77,7 @@ export function trackHttp2(server: Http2Server, owner: ServerInstrumentation): (
       labels,
       stream.session?.socket as Socket,
       stream,
-      // a later instrumentation must not capture the first one's timedRespond as "the original"
-      earlier === undefined ? (stream.respond as Exchange["send"]) : earlier.send,
+      stream.respond as Exchange["send"],
       String(headers[":method"] ?? "GET"),
       String(headers[":path"] ?? "/"),
       headers[":authority"],
