@@ -74,6 +74,11 @@ export class LoadWorkerError extends Error {
 /** Requests per second and how long {@link warmUp} loads a peer before it is measured. */
 export const WARMUP = { rate: 1000, durationMs: 20_000 } as const;
 
+/** How long {@link warmUp} runs in this context (short in `--quick` smoke runs). */
+export function warmUpMs(ctx: BenchContext): number {
+  return ctx.quick ? 200 : WARMUP.durationMs;
+}
+
 /**
  * Brings a freshly started peer to its steady state before it is measured, the state a
  * sidecar that runs for days is in: 20 000 requests at 1000 rps, enough for V8 to have
@@ -92,7 +97,7 @@ export async function warmUp(
     client,
     path,
     rate: WARMUP.rate,
-    durationMs: ctx.quick ? 200 : WARMUP.durationMs,
+    durationMs: warmUpMs(ctx),
     drainTimeoutMs: 2000,
   });
 }

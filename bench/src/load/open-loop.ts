@@ -52,6 +52,11 @@ export interface OpenLoopResult {
   timeline: Timeline;
 }
 
+/** Requests that did not succeed: non-2xx answers, errors and those still in flight at the end. */
+export function failedOf(r: Pick<OpenLoopResult, "non2xx" | "errors" | "timedOut">): number {
+  return r.non2xx + r.errors + r.timedOut;
+}
+
 /** Options for {@link runOpenLoop}. */
 export interface OpenLoopOptions {
   /** Requests per second. */

@@ -23,13 +23,15 @@ export const PAIR_INBOUND_ID = `spiffe://${PAIR_TRUST_DOMAIN}/ns/bench/sa/server
  */
 export const TUNED_NODE_FLAGS = ["--max-semi-space-size=16"];
 
-function runDir(ctx: BenchContext, name: string): string {
+/** A fresh directory under the run's temp dir for one peer's files. */
+export function runDir(ctx: BenchContext, name: string): string {
   const dir = join(ctx.tmpDir, `${name}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`);
   mkdirSync(dir, { recursive: true });
   return dir;
 }
 
-function writeConfig(
+/** Writes `config` as `<name>.json` in `dir` (a fresh {@link runDir} by default). */
+export function writeConfig(
   ctx: BenchContext,
   name: string,
   config: object,

@@ -18,10 +18,10 @@ import {
   settlePeerStatuses,
   type Table,
 } from "../lib/result.ts";
-import { runLoad, SRC_DIR, WARMUP, warmUp } from "../lib/runners.ts";
+import { runLoad, SRC_DIR, WARMUP, warmUp, warmUpMs } from "../lib/runners.ts";
 import { ratio, round, type Spread, spread } from "../lib/stats.ts";
 import type { ClosedLoopResult } from "../load/closed-loop-undici.ts";
-import type { OpenLoopResult } from "../load/open-loop.ts";
+import { failedOf, type OpenLoopResult } from "../load/open-loop.ts";
 import { startMeshSidecarPair } from "../peers/mesh.ts";
 import { meshProxyUnavailable, type RunningPeer } from "../peers/proxies.ts";
 
@@ -82,7 +82,7 @@ export async function grpc(ctx: BenchContext): Promise<ScenarioOutput> {
   const notes: string[] = [
     "gRPC is framed by hand over node:http2 (length-prefixed messages, grpc-status trailers) on both client and server; @grpc/grpc-js is not a bench dependency",
     `unary: ${durationMs / 1000} s per rate, one HTTP/2 connection; streaming: ${STREAM_CONCURRENCY} concurrent calls of ${STREAM_MESSAGES} × 64-byte messages for ${streamMs / 1000} s`,
-    `every peer is measured in its steady state: after ${(WARMUP.rate * WARMUP.durationMs) / 1000} unary calls at ${WARMUP.rate}/s`,
+    `every peer is measured in its steady state: after ${(WARMUP.rate * warmUpMs(ctx)) / 1000} unary calls at ${WARMUP.rate}/s`,
   ];
   try {
     for (let r = 0; r < ctx.rounds; r++) {
@@ -111,7 +111,7 @@ export async function grpc(ctx: BenchContext): Promise<ScenarioOutput> {
               p50: res.latencyMs.p50,
               p99: res.latencyMs.p99,
               p999: res.latencyMs.p999,
-              failed: res.non2xx + res.errors + res.timedOut,
+              failed: failedOf(res),
             };
           }
           const pids = running.procs.map((p) => p.pid);

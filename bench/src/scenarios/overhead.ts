@@ -24,9 +24,10 @@ import {
   startBackend,
   WARMUP,
   warmUp,
+  warmUpMs,
 } from "../lib/runners.ts";
 import { ratio, round, type Spread, spread } from "../lib/stats.ts";
-import type { OpenLoopResult, Percentiles } from "../load/open-loop.ts";
+import { failedOf, type OpenLoopResult, type Percentiles } from "../load/open-loop.ts";
 import { OVERHEAD_PEERS, type PeerDefinition } from "../peers/proxies.ts";
 
 const PCTS = ["p50", "p90", "p99", "p999"] as const;
@@ -101,7 +102,7 @@ async function measurePeer(
         achievedRps: r.achievedRps,
         offered: r.offered,
         ok: r.ok,
-        failed: r.non2xx + r.errors + r.timedOut,
+        failed: failedOf(r),
         // CPU covers the warm-up too, so divide by every request the proxy served.
         cpuSecPer10k:
           c0 !== null && c1 !== null && r.completed > 0
@@ -140,7 +141,7 @@ export async function overhead(ctx: BenchContext): Promise<ScenarioOutput> {
     `open loop: ${durationMs / 1000} s per rate, 16 connections, latency from the intended send time (coordinated omission corrected); closed loop: ${maxDurationMs / 1000} s, 32 connections`,
     "added latency = peer percentile − direct percentile in the same round; summaries are median (min–max) over rounds",
     "CPU and RSS are of the proxy process(es) only (summed for the sidecar pair); the backend is a node:http server answering 'ok'",
-    `every peer is measured in its steady state, as a long-running sidecar is: after ${(WARMUP.rate * WARMUP.durationMs) / 1000} requests at ${WARMUP.rate} rps (RSS idle is taken before them), by which time V8 has optimized the Node peers' per-request code`,
+    `every peer is measured in its steady state, as a long-running sidecar is: after ${(WARMUP.rate * warmUpMs(ctx)) / 1000} requests at ${WARMUP.rate} rps (RSS idle is taken before them), by which time V8 has optimized the Node peers' per-request code`,
   ];
   const statuses: PeerStatus[] = [];
   const available: PeerDefinition[] = [];

@@ -7,7 +7,7 @@
  * handshakes while the HTTP/2 connection between the proxies carries on; the scenario counts
  * the rotations each proxy reports on `/metrics` and every request that failed.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import http from "node:http";
 import http2 from "node:http2";
 import net, { type AddressInfo } from "node:net";
@@ -27,8 +27,14 @@ import {
 import { runLoad } from "../lib/runners.ts";
 import { grpcFrame, readGrpcMessages } from "../load/grpc-wire.ts";
 import { importMesh } from "../load/mesh-adapters.ts";
-import type { OpenLoopResult } from "../load/open-loop.ts";
-import { pairInboundSection, pairOutboundSection, startProxy } from "../peers/mesh.ts";
+import { failedOf, type OpenLoopResult } from "../load/open-loop.ts";
+import {
+  pairInboundSection,
+  pairOutboundSection,
+  runDir,
+  startProxy,
+  writeConfig,
+} from "../peers/mesh.ts";
 import { meshProxyUnavailable } from "../peers/proxies.ts";
 
 const TRUST_DOMAIN = "rotation.bench.mesh.local";
@@ -181,7 +187,7 @@ function summarise(r: OpenLoopResult & { describe: string }): LoadSummary {
     rate: r.rate,
     sent: r.offered,
     ok: r.ok,
-    failed: r.non2xx + r.errors + r.timedOut,
+    failed: failedOf(r),
     statusCounts: r.statusCounts,
     errorCodes: r.errorCodes,
     latencyMs: r.latencyMs,
@@ -224,8 +230,7 @@ export async function rotation(ctx: BenchContext): Promise<ScenarioOutput> {
     t: Record<string, string>,
   ) => unknown;
 
-  const dir = join(ctx.tmpDir, `rotation-${Date.now()}`);
-  mkdirSync(dir, { recursive: true });
+  const dir = runDir(ctx, "rotation");
   const tokens = { [`token-${OUTBOUND_ID}`]: OUTBOUND_ID, [`token-${INBOUND_ID}`]: INBOUND_ID };
   const tokenFile = (id: string) => {
     const file = join(dir, `${id.split("/").pop()}.token`);
@@ -276,8 +281,7 @@ export async function rotation(ctx: BenchContext): Promise<ScenarioOutput> {
         identity: identity(id),
         ...section,
       };
-      const file = join(dir, `${role}.json`);
-      writeFileSync(file, `${JSON.stringify(config, null, 2)}\n`);
+      const file = writeConfig(ctx, role, config, dir);
       const proc = await startProxy(ctx, `mesh-${role}`, file, port);
       const p: PairProxy = { role, id, proc, admin: adminAddr };
       proxies.push(p);
