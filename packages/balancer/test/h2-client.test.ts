@@ -123,7 +123,6 @@ describe("Http2Client", () => {
     // and trailers were read off the socket: then the first is resumed.
     const second = await send(c, { path: "/second" });
     expect(second.body.toString()).toBe("reply to /second");
-    expect(paused.paused).toBe(true);
     paused.resume();
     const r = await first;
     expect(r.status).toBe(200);
@@ -254,25 +253,23 @@ describe("Http2Client", () => {
   test("after the peer's GOAWAY, streams in flight finish and new requests use a new connection", async () => {
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
+    let wentAway!: () => void;
+    const goneAway = new Promise<void>((r) => (wentAway = r));
     const { origin, sessions } = await h2Server((stream, headers) => {
       stream.resume();
       if (headers[":path"] === "/slow") {
         stream.session?.goaway(http2.constants.NGHTTP2_NO_ERROR);
+        wentAway();
         void held.then(() => grpcLikeReply(stream, Buffer.from("slow")));
       } else grpcLikeReply(stream, Buffer.from("fast"));
     });
     const c = client(origin);
     const slow = send(c, { path: "/slow" });
-    // wait until the old connection is retired, then send on a fresh one
-    await new Promise<void>((resolve) => {
-      const poll = () => (sessions() === 1 ? setImmediate(poll) : resolve());
-      poll();
-    });
-    let fast: Outcome | undefined;
-    for (let i = 0; i < 100 && fast === undefined; i++) {
-      fast = await send(c, { path: "/fast" }).catch(() => undefined);
-    }
-    expect(fast?.body.toString()).toBe("fast");
+    await goneAway;
+    // Sent once, after the GOAWAY left the server: it must succeed on a second connection
+    // (directly, or re-sent if it raced the GOAWAY and was refused) while /slow is held.
+    const fast = await send(c, { path: "/fast" });
+    expect(fast.body.toString()).toBe("fast");
     expect(sessions()).toBe(2);
     release();
     expect((await slow).body.toString()).toBe("slow");
@@ -433,7 +430,9 @@ describe("Http2Client", () => {
       grpcLikeReply(stream, Buffer.from("ok"));
     });
     const c = client(origin);
-    await expect(send(c, { headers: ["bad header", "x"] })).rejects.toBeInstanceOf(Error);
+    await expect(send(c, { headers: ["bad header", "x"] })).rejects.toMatchObject({
+      code: "ERR_INVALID_HTTP_TOKEN",
+    });
     expect((await send(c)).body.toString()).toBe("ok");
     expect(sessions()).toBe(1);
 

@@ -97,8 +97,11 @@ export function dnsResolver(options: DnsResolverOptions): Resolver {
   const resolveOnce = async (): Promise<Answer> => {
     if (!srv) return addresses(hostname, port);
     const server = (resolver.getServers?.() ?? dns.getServers())[0];
+    // A fixed `intervalMs` ignores TTLs: then the SRV record's own TTL is not asked for.
     const srvTtl =
-      server === undefined ? undefined : querySrvTtl(hostname, server, SRV_TTL_TIMEOUT_MS);
+      server === undefined || intervalMs !== undefined
+        ? undefined
+        : querySrvTtl(hostname, server, SRV_TTL_TIMEOUT_MS);
     const records = await resolver.resolveSrv(hostname);
     if (records.length === 0) return { endpoints: [], ttlMs: undefined };
     const best = Math.min(...records.map((r) => r.priority));

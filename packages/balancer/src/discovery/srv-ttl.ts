@@ -13,7 +13,7 @@ const TYPE_SRV = 33;
 const TYPE_CNAME = 5;
 
 /** Parses `host`, `host:port`, `[v6]` or `[v6]:port` as printed by `Resolver#getServers()`. */
-export function parseDnsServer(server: string): { host: string; port: number } | undefined {
+function parseDnsServer(server: string): { host: string; port: number } | undefined {
   const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(server);
   if (bracket) return { host: bracket[1]!, port: bracket[2] ? Number(bracket[2]) : 53 };
   if (isIPv6(server)) return { host: server, port: 53 };
@@ -23,7 +23,7 @@ export function parseDnsServer(server: string): { host: string; port: number } |
 }
 
 /** A DNS query for `name` of type SRV with a random id, recursion desired. */
-export function encodeSrvQuery(name: string, id: number): Buffer {
+function encodeSrvQuery(name: string, id: number): Buffer {
   const header = Buffer.alloc(12);
   header.writeUInt16BE(id, 0);
   header.writeUInt16BE(0x0100, 2); // RD
@@ -52,11 +52,11 @@ function skipName(msg: Buffer, at: number): number {
 }
 
 /**
- * The smallest TTL (seconds) of the SRV and CNAME records in a DNS response with id `id`, or
+ * The smallest TTL (seconds) of the SRV and CNAME records in a DNS response (id checked), or
  * `undefined` when the response is truncated, an error, or has no SRV answer.
  */
-export function srvTtlOf(msg: Buffer, id: number): number | undefined {
-  if (msg.length < 12 || msg.readUInt16BE(0) !== id) return undefined;
+function srvTtlOf(msg: Buffer): number | undefined {
+  if (msg.length < 12) return undefined;
   const flags = msg.readUInt16BE(2);
   if ((flags & 0x8000) === 0 || (flags & 0x0200) !== 0 || (flags & 0x000f) !== 0) return undefined;
   const questions = msg.readUInt16BE(4);
@@ -112,7 +112,7 @@ export function querySrvTtl(
     socket.on("message", (msg, from) => {
       if (from.port !== target.port) return;
       if (msg.length >= 2 && msg.readUInt16BE(0) !== id) return;
-      finish(srvTtlOf(msg, id));
+      finish(srvTtlOf(msg));
     });
     let query: Buffer;
     try {
