@@ -76,5 +76,7 @@ export function requestBody(req: IncomingRequest): Readable {
   req.on("data", onData);
   req.on("end", onEnd);
   req.on("error", onError);
+  // `content-length: 0`: complete already, no DATA will come to end it.
+  if (remaining === 0) end();
   return body;
 }
