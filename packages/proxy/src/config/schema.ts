@@ -1,3 +1,4 @@
+import { failureRateConfig, peakEwmaConfig } from "@mesh/balancer";
 import { z } from "zod";
 import { parseHostPort } from "./address.js";
 import { parseDuration } from "./duration.js";
@@ -204,9 +205,17 @@ const routeSchema = strict({
   backends: list(backendSchema).optional().describe("split for this route only"),
 });
 
-/** Defaults of @mesh/balancer's `PeakEwma` and `FailureRate` (a test keeps them equal). */
-const EWMA_DEFAULTS = { decay: 10_000, defaultRtt: 30 };
-const FAILURE_RATE_DEFAULTS = { decay: 5_000, prior: 10, failureCostFactor: 15 };
+/** @mesh/balancer's own `PeakEwma` and `FailureRate` defaults, in this schema's field names. */
+const EWMA = peakEwmaConfig(undefined);
+const FAILURE_RATE = failureRateConfig(undefined);
+const EWMA_DEFAULTS = { decay: EWMA.decayMs, defaultRtt: EWMA.defaultRttMs };
+const FAILURE_RATE_DEFAULTS = {
+  decay: FAILURE_RATE.decayMs,
+  prior: FAILURE_RATE.prior,
+  failureCostFactor: FAILURE_RATE.failureCostFactor,
+};
+/** The zone overload threshold, as EndpointSet defaults it (@mesh/balancer does not export it). */
+const LOCAL_ZONE_MAX_PENDING = 10;
 
 /** A duration field that must fall in `min..max` ms (checked after parsing the unit). */
 function boundedDuration(
@@ -265,7 +274,7 @@ const balancerSchema = strict({
       "prefer endpoints of this zone (default outbound.zone); spill over to all when none is ready or the zone is overloaded",
     ),
   localZoneMaxPending: number(0, 1_000_000)
-    .default(10)
+    .default(LOCAL_ZONE_MAX_PENDING)
     .describe(
       "the local zone is overloaded while its ready endpoints average more than this many requests in flight",
     ),
@@ -274,7 +283,7 @@ const balancerSchema = strict({
 const BALANCER_DEFAULTS = {
   ewma: EWMA_DEFAULTS,
   failureRate: FAILURE_RATE_DEFAULTS,
-  localZoneMaxPending: 10,
+  localZoneMaxPending: LOCAL_ZONE_MAX_PENDING,
 };
 
 const serviceSchema = strict({

@@ -78,7 +78,8 @@ export function forwardTo<T>(
 }
 
 // Timer callbacks shared by every exchange (the exchange rides as the timer's argument),
-// so a request without a deadline allocates no closures for them.
+// so a request without a deadline allocates no closures for them. (`Timed`, not `Exchange`:
+// an `Exchange<T>` is not an `Exchange<unknown>`, its callback takes a `T`.)
 interface Timed {
   deadlineReached(): void;
   idleReached(): void;

@@ -24,15 +24,14 @@ export interface BackendSettings {
   connectTimeout: number;
   failFast: number;
   failureAccrual: ServiceConfig["failureAccrual"];
-  /** Peak-EWMA, failure-rate and zone-local tuning (`services[].balancer`); the balancer's defaults when absent. */
-  balancer?: BalancerConfig;
+  /** Peak-EWMA, failure-rate and zone-local tuning (`services[].balancer`, defaults filled by the schema). */
+  balancer: BalancerConfig;
 }
 
 /** The balancer options a service's `balancer` settings map to. */
-export function balancerTuning(
-  config: BalancerConfig | undefined,
+function balancerTuning(
+  config: BalancerConfig,
 ): Pick<BalancerOptions, "ewma" | "failureRate" | "localZone" | "localZoneMaxPending"> {
-  if (config === undefined) return {};
   const options: ReturnType<typeof balancerTuning> = {
     ewma: { decayMs: config.ewma.decay, defaultRttMs: config.ewma.defaultRtt },
     failureRate: {

@@ -265,8 +265,8 @@ export class Outbound {
   private passthroughAgent(h2: boolean): Agent {
     const connectTimeout = this.gen.config.connectTimeout;
     if (h2) {
+      // The factory builds every connection, so the timeout is given to it alone.
       this.passthrough.h2 ??= new Agent({
-        connectTimeout,
         factory: (origin: string | URL) => new Http2Client(origin, { connectTimeout }),
       } as Agent.Options);
       return this.passthrough.h2;
