@@ -1,44 +1,24 @@
-import type { X509Certificate } from "node:crypto";
 import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type CertificateAuthority, createTrustAnchor, type TrustBundle } from "@mesh/tls-identity";
 import { describe, expect, it } from "vitest";
 import { type ProxyProcess, tempDir } from "../helpers.js";
 import {
-  admin,
   BOOKS,
+  certAnchor,
   cleanupAfterAll,
   echoApp,
   expectStaleClientRefused,
+  label,
   MeshLoad,
   meshPair,
   ready,
   TD,
   tcpEcho,
+  trusted,
   until,
   WEB,
 } from "./fixtures.js";
-
-/** The documented `anchor` label: first 16 hex digits of the SHA-256 fingerprint. */
-const label = (c: X509Certificate) =>
-  c.fingerprint256.replaceAll(":", "").slice(0, 16).toLowerCase();
-
-async function trusted(p: ProxyProcess): Promise<string> {
-  const text = (await admin(p, "/metrics")).body;
-  return [
-    ...text.matchAll(
-      /^identity_trust_anchor_expiration_timestamp_seconds\{[^}]*anchor="([0-9a-f]+)"/gm,
-    ),
-  ]
-    .map((m) => m[1] as string)
-    .sort()
-    .join();
-}
-
-async function certAnchor(p: ProxyProcess): Promise<string | undefined> {
-  const text = (await admin(p, "/metrics")).body;
-  return /^identity_cert_anchor_info\{[^}]*anchor="([0-9a-f]+)"[^}]*\} 1$/m.exec(text)?.[1];
-}
 
 /** Replaces a file atomically (write aside, rename), as cert-manager and SPIRE helpers do. */
 function replace(file: string, text: string): void {
@@ -117,7 +97,7 @@ describe("trust-anchor rotation with identity.files", () => {
       () => relay.close(),
     );
     await Promise.all([ready(booksProxy), ready(webProxy)]);
-    expect(await trusted(webProxy)).toBe(r1);
+    expect((await trusted(webProxy)).join()).toBe(r1);
 
     const proxies = [webProxy, booksProxy];
     const everywhere = (check: (p: ProxyProcess) => Promise<boolean>) => async () =>
@@ -137,7 +117,7 @@ describe("trust-anchor rotation with identity.files", () => {
       // 1. Both roots in every bundle; certificates still under the old root.
       for (const f of [web, books]) f.trust(both);
       await until(
-        everywhere(async (p) => (await trusted(p)) === [r1, r2].sort().join()),
+        everywhere(async (p) => (await trusted(p)).join() === [r1, r2].sort().join()),
         "both proxies trusting both roots",
       );
       await handshakesAfter("adding the new root");
@@ -151,7 +131,7 @@ describe("trust-anchor rotation with identity.files", () => {
       // 3. The old root leaves every bundle.
       for (const f of [web, books]) f.trust(newRoot.bundle);
       await until(
-        everywhere(async (p) => (await trusted(p)) === r2),
+        everywhere(async (p) => (await trusted(p)).join() === r2),
         "both proxies trusting only the new root",
       );
       await handshakesAfter("removing the old root");

@@ -1,4 +1,4 @@
-import type { KeyObject } from "node:crypto";
+import type { KeyObject, X509Certificate } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import http from "node:http";
 import net, { type AddressInfo } from "node:net";
@@ -409,4 +409,26 @@ export async function expectStaleClientRefused(
   });
   if (outcome === "answered") throw new Error("a client under the removed root was answered");
   await until(async () => (await refused()) === before + 1, "the stale client counted as refused");
+}
+
+/** The documented `anchor` label: first 16 hex digits of the SHA-256 fingerprint. */
+export const label = (c: X509Certificate) =>
+  c.fingerprint256.replaceAll(":", "").slice(0, 16).toLowerCase();
+
+/** The anchors a proxy trusts now, from `identity_trust_anchor_expiration_timestamp_seconds`. */
+export async function trusted(p: ProxyProcess): Promise<string[]> {
+  const text = (await admin(p, "/metrics")).body;
+  return [
+    ...text.matchAll(
+      /^identity_trust_anchor_expiration_timestamp_seconds\{[^}]*anchor="([0-9a-f]+)"/gm,
+    ),
+  ]
+    .map((m) => m[1] as string)
+    .sort();
+}
+
+/** The anchor a proxy's current certificate chains to, from `identity_cert_anchor_info`. */
+export async function certAnchor(p: ProxyProcess): Promise<string | undefined> {
+  const text = (await admin(p, "/metrics")).body;
+  return /^identity_cert_anchor_info\{[^}]*anchor="([0-9a-f]+)"[^}]*\} 1$/m.exec(text)?.[1];
 }

@@ -1,43 +1,22 @@
-import type { X509Certificate } from "node:crypto";
 import { createTrustAnchor } from "@mesh/tls-identity";
 import { describe, expect, it } from "vitest";
 import type { ProxyProcess } from "../helpers.js";
 import {
-  admin,
   BOOKS,
+  certAnchor,
   cleanupAfterAll,
   expectStaleClientRefused,
+  label,
   MeshLoad,
   Pki,
   proxy,
   ready,
   startMesh,
   TD,
+  trusted,
   until,
   WEB,
 } from "./fixtures.js";
-
-/** The documented `anchor` label: first 16 hex digits of the SHA-256 fingerprint. */
-const label = (c: X509Certificate) =>
-  c.fingerprint256.replaceAll(":", "").slice(0, 16).toLowerCase();
-
-/** The anchors a proxy trusts now, from `identity_trust_anchor_expiration_timestamp_seconds`. */
-async function trusted(p: ProxyProcess): Promise<string[]> {
-  const text = (await admin(p, "/metrics")).body;
-  return [
-    ...text.matchAll(
-      /^identity_trust_anchor_expiration_timestamp_seconds\{[^}]*anchor="([0-9a-f]+)"/gm,
-    ),
-  ]
-    .map((m) => m[1] as string)
-    .sort();
-}
-
-/** The anchor a proxy's current certificate chains to, from `identity_cert_anchor_info`. */
-async function certAnchor(p: ProxyProcess): Promise<string | undefined> {
-  const text = (await admin(p, "/metrics")).body;
-  return /^identity_cert_anchor_info\{[^}]*anchor="([0-9a-f]+)"[^}]*\} 1$/m.exec(text)?.[1];
-}
 
 describe("trust-anchor rotation", () => {
   const defer = cleanupAfterAll();
