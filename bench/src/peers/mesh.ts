@@ -53,7 +53,8 @@ interface IdentityFiles {
  * A fresh trust domain for one sidecar pair: a root and an intermediate CA from
  * @mesh/tls-identity, and an X.509-SVID for each proxy, written as PEM into `dir`.
  */
-async function pairIdentities(
+/** One CA and both proxies' SVID files in `dir`, as `identity.files` takes them. */
+export async function pairIdentities(
   dir: string,
 ): Promise<{ outbound: IdentityFiles; inbound: IdentityFiles }> {
   const mod = await importMesh("tls-identity");

@@ -27,6 +27,15 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+// The pair is configured exactly as the bench harness's mesh-sidecar-pair peer.
+import {
+  PAIR_INBOUND_ID,
+  PAIR_OUTBOUND_ID,
+  PAIR_TRUST_DOMAIN,
+  pairIdentities,
+  pairInboundSection,
+  pairOutboundSection,
+} from "../../../../bench/src/peers/mesh.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = join(here, "../../../..");
@@ -165,29 +174,6 @@ async function closed(url, ms) {
   return runWorker(job);
 }
 
-async function identities() {
-  const { createTrustAnchor } = await import(join(repo, "packages/tls-identity/dist/index.js"));
-  const td = "bench.mesh.local";
-  const ca = createTrustAnchor({ trustDomain: td }).createAuthority();
-  const bundle = join(tmp, "bundle.pem");
-  writeFileSync(bundle, ca.bundle.pem);
-  const write = (name, id) => {
-    const svid = ca.issue(id);
-    const cert = join(tmp, `${name}.crt.pem`);
-    const key = join(tmp, `${name}.key.pem`);
-    writeFileSync(cert, svid.chainPem);
-    writeFileSync(key, svid.privateKey.export({ type: "pkcs8", format: "pem" }).toString());
-    return { cert, key, bundle };
-  };
-  return {
-    td,
-    outId: `spiffe://${td}/ns/bench/sa/client`,
-    inId: `spiffe://${td}/ns/bench/sa/server`,
-    out: write("outbound", `spiffe://${td}/ns/bench/sa/client`),
-    in: write("inbound", `spiffe://${td}/ns/bench/sa/server`),
-  };
-}
-
 function parseVariant(spec) {
   const eq = spec.indexOf("=");
   const name = eq < 0 ? spec : spec.slice(0, eq);
@@ -230,31 +216,15 @@ async function startPair(ids, upstream, variant) {
     proxyId: "bench-inbound",
     admin: { listen: `127.0.0.1:${await freePort()}` },
     log: { level: "warn", accessLog: false },
-    identity: { trustDomain: ids.td, id: ids.inId, files: ids.in },
-    inbound: {
-      listen: `127.0.0.1:${inPort}`,
-      app: `127.0.0.1:${upstream}`,
-      appProtocol: "http1",
-      policy: { default: "all-authenticated" },
-    },
+    identity: { trustDomain: PAIR_TRUST_DOMAIN, id: PAIR_INBOUND_ID, files: ids.inbound },
+    inbound: pairInboundSection(inPort, upstream, "http1"),
   });
   const outbound = cfg("outbound", {
     proxyId: "bench-outbound",
     admin: { listen: `127.0.0.1:${await freePort()}` },
     log: { level: "warn", accessLog: false },
-    identity: { trustDomain: ids.td, id: ids.outId, files: ids.out },
-    outbound: {
-      listen: `127.0.0.1:${outPort}`,
-      unknownAuthority: "deny",
-      requireIdentity: true,
-      services: [
-        {
-          name: "backend",
-          authorities: [`127.0.0.1:${outPort}`, "backend"],
-          discovery: { static: [{ address: `127.0.0.1:${inPort}`, identity: ids.inId }] },
-        },
-      ],
-    },
+    identity: { trustDomain: PAIR_TRUST_DOMAIN, id: PAIR_OUTBOUND_ID, files: ids.outbound },
+    outbound: pairOutboundSection(outPort, inPort, PAIR_INBOUND_ID),
   });
   const pin = start("0", [...variant.flags, variant.cli, "--config", inbound], variant.env);
   await waitPort(inPort);
@@ -296,7 +266,7 @@ const rss = (pid) =>
 const rate = Number(values.rate);
 const seconds = Number(values.seconds);
 const variants = values.variants.split(",").map(parseVariant);
-const ids = await identities();
+const ids = await pairIdentities(tmp);
 const backend = start("0", [join(here, "backend.mjs"), "0"]);
 while (!/READY (\d+)/.test(backend.out())) await new Promise((r) => setTimeout(r, 20));
 const upstream = Number(/READY (\d+)/.exec(backend.out())[1]);
