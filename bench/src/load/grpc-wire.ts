@@ -2,7 +2,7 @@
  * The gRPC wire protocol over node:http2, by hand: 5-byte length-prefixed messages and a
  * client call that resolves with the `grpc-status` from trailers (or trailers-only headers).
  */
-import type { ClientHttp2Session } from "node:http2";
+import type { ClientHttp2Session, ServerHttp2Stream } from "node:http2";
 import type { Readable } from "node:stream";
 
 /** Frames one message: compressed flag 0, big-endian uint32 length, payload. */
@@ -74,4 +74,12 @@ export function grpcCall(
     req.once("error", reject);
     req.end(grpcFrame(message));
   });
+}
+
+/** Answers a gRPC call: `messages` length-prefixed, then `grpc-status` in the trailers. */
+export function grpcReply(stream: ServerHttp2Stream, messages: Buffer[], status = 0): void {
+  stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
+  stream.once("wantTrailers", () => stream.sendTrailers({ "grpc-status": String(status) }));
+  for (const m of messages) stream.write(grpcFrame(m));
+  stream.end();
 }

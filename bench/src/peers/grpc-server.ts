@@ -5,18 +5,11 @@
  * request holding a uint32 count with that many 64-byte messages.
  * Usage: `node grpc-server.ts <port>`; prints `READY <port>`.
  */
-import { createServer, type ServerHttp2Stream } from "node:http2";
-import { grpcFrame, readGrpcMessages } from "../load/grpc-wire.ts";
+import { createServer } from "node:http2";
+import { readGrpcMessages, grpcReply as reply } from "../load/grpc-wire.ts";
 
 const port = Number(process.argv[2]);
 const CHUNK = Buffer.alloc(64, 120);
-
-function reply(stream: ServerHttp2Stream, messages: Buffer[], status = 0): void {
-  stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
-  stream.once("wantTrailers", () => stream.sendTrailers({ "grpc-status": String(status) }));
-  for (const m of messages) stream.write(grpcFrame(m));
-  stream.end();
-}
 
 const server = createServer({ maxSessionMemory: 64 });
 server.on("stream", (stream, headers) => {

@@ -25,7 +25,7 @@ import {
   type TargetCheck,
 } from "../lib/result.ts";
 import { runLoad } from "../lib/runners.ts";
-import { grpcFrame, readGrpcMessages } from "../load/grpc-wire.ts";
+import { grpcReply, readGrpcMessages } from "../load/grpc-wire.ts";
 import { importMesh } from "../load/mesh-adapters.ts";
 import { failedOf, type OpenLoopResult } from "../load/open-loop.ts";
 import {
@@ -87,15 +87,8 @@ async function startDualApp(): Promise<{ port: number; close(): Promise<void> }>
     readGrpcMessages(stream).then(
       (messages) => {
         const known = headers[":path"] === "/bench.Echo/Unary";
-        stream.respond(
-          { ":status": 200, "content-type": "application/grpc" },
-          { waitForTrailers: true },
-        );
-        stream.once("wantTrailers", () =>
-          stream.sendTrailers({ "grpc-status": known ? "0" : "12" }),
-        );
-        if (known) stream.write(grpcFrame(messages[0] ?? Buffer.alloc(0)));
-        stream.end();
+        if (known) grpcReply(stream, [messages[0] ?? Buffer.alloc(0)]);
+        else grpcReply(stream, [], 12); // UNIMPLEMENTED
       },
       () => stream.close(),
     );
