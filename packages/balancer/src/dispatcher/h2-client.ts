@@ -366,12 +366,8 @@ class Exchange implements Dispatcher.DispatchController {
     if (this.#settled || stream !== this.#stream) return;
     const code = stream.rstCode ?? NGHTTP2_NO_ERROR;
     if (this.#responded && this.#ended && code === NGHTTP2_NO_ERROR) {
-      this.#settled = true;
       // An answer before the whole body was sent (e.g. 413): the rest is not needed.
-      const stopBody = this.#stopBody;
-      this.#stopBody = undefined;
-      stopBody?.();
-      this.client.done(this);
+      this.#settle();
       this.handler.onResponseEnd?.(this, this.#trailers);
       return;
     }
@@ -402,12 +398,17 @@ class Exchange implements Dispatcher.DispatchController {
   /** Ends the exchange with an error (once). */
   fail(err: Error): void {
     if (this.#settled) return;
+    this.#settle();
+    this.handler.onResponseError?.(this, err);
+  }
+
+  /** Marks the exchange finished: stops a body still streaming and frees its client slot. */
+  #settle(): void {
     this.#settled = true;
     const stopBody = this.#stopBody;
     this.#stopBody = undefined;
     stopBody?.();
     this.client.done(this);
-    this.handler.onResponseError?.(this, err);
   }
 }
 
