@@ -79,3 +79,29 @@ export function readGrpcStatus(value: unknown): number | undefined {
   const code = Number(v);
   return Number.isInteger(code) && code >= 0 && code <= 16 ? code : undefined;
 }
+
+/**
+ * The gRPC status a client derives from a non-200 HTTP status when the response carries
+ * no `grpc-status` (gRPC's "HTTP to gRPC status code mapping"); undefined for 200.
+ */
+export function grpcStatusOfHttp(status: number): number | undefined {
+  switch (status) {
+    case 200:
+      return undefined;
+    case 400:
+      return 13; // INTERNAL
+    case 401:
+      return 16; // UNAUTHENTICATED
+    case 403:
+      return 7; // PERMISSION_DENIED
+    case 404:
+      return 12; // UNIMPLEMENTED
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+      return 14; // UNAVAILABLE
+    default:
+      return 2; // UNKNOWN
+  }
+}

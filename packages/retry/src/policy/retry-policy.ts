@@ -30,8 +30,6 @@ export interface RetryPolicyOptions {
   retryOnPerTryTimeout?: boolean;
   /** Largest request body kept for replay, in bytes. Larger bodies are sent once, never retried. Default 64 KiB. */
   maxReplayBytes?: number;
-  /** Largest gRPC response held back while waiting for its trailers. Default 64 KiB. */
-  maxGrpcBufferBytes?: number;
   /** Exponential backoff with full jitter. Default 25 ms → 250 ms. */
   backoff?: BackoffOptions;
   /**
@@ -59,7 +57,6 @@ export const retryPolicyOptionNames: OptionNames = {
     "perTryTimeout",
     "retryOnPerTryTimeout",
     "maxReplayBytes",
-    "maxGrpcBufferBytes",
     "backoff",
     "retryAfterMax",
     "budget",
@@ -137,7 +134,6 @@ export class RetryPolicy {
   readonly perTryTimeout: number | undefined;
   readonly retryOnPerTryTimeout: boolean;
   readonly maxReplayBytes: number;
-  readonly maxGrpcBufferBytes: number;
   readonly backoff: Backoff;
   readonly retryAfterMax: number | false;
   readonly budget: RetryBudget | undefined;
@@ -164,14 +160,6 @@ export class RetryPolicy {
     this.maxReplayBytes = numberIn(
       "retry.maxReplayBytes",
       o.maxReplayBytes,
-      0,
-      1 << 30,
-      64 * 1024,
-      true,
-    );
-    this.maxGrpcBufferBytes = numberIn(
-      "retry.maxGrpcBufferBytes",
-      o.maxGrpcBufferBytes,
       0,
       1 << 30,
       64 * 1024,
