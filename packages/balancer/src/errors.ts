@@ -18,6 +18,28 @@ export class NoEndpointsReadyError extends Error {
   }
 }
 
+/**
+ * Raised at once for a request whose chosen endpoint already has `maxPendingPerEndpoint`
+ * requests in flight or queued: a fast, explicit overload signal instead of an unbounded queue.
+ */
+export class EndpointOverloadedError extends Error {
+  /** Stable code to branch on. */
+  readonly code = "MESH_BALANCER_ENDPOINT_OVERLOADED";
+  /** Name of the balancer. */
+  readonly balancer: string;
+  /** The endpoint at its limit (`host:port`). */
+  readonly address: string;
+
+  constructor(balancer: string, address: string, pending: number) {
+    super(
+      `balancer "${balancer}": endpoint ${address} has ${pending} requests pending (maxPendingPerEndpoint)`,
+    );
+    this.name = "EndpointOverloadedError";
+    this.balancer = balancer;
+    this.address = address;
+  }
+}
+
 /** Raised for requests dispatched to, or still waiting in, a balancer that was closed. */
 export class BalancerClosedError extends Error {
   /** Stable code to branch on. */

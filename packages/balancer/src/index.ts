@@ -44,7 +44,12 @@ export {
   type EndpointSnapshot,
   type ZoneSnapshot,
 } from "./endpoints/endpoint-set.js";
-export { BalancerClosedError, NoEndpointsReadyError, ResolverError } from "./errors.js";
+export {
+  BalancerClosedError,
+  EndpointOverloadedError,
+  NoEndpointsReadyError,
+  ResolverError,
+} from "./errors.js";
 export {
   CHANNELS,
   type EndpointEvent,

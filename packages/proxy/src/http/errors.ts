@@ -37,6 +37,11 @@ const KINDS = {
     grpc: GrpcStatus.RESOURCE_EXHAUSTED,
     reason: "load shed: too many requests in flight",
   },
+  MESH_PROXY_ENDPOINT_OVERLOADED: {
+    status: 503,
+    grpc: GrpcStatus.UNAVAILABLE,
+    reason: "endpoint overloaded: too many requests pending",
+  },
   MESH_PROXY_SHUTTING_DOWN: {
     status: 503,
     grpc: GrpcStatus.UNAVAILABLE,
@@ -164,6 +169,8 @@ export function classifyError(err: unknown): ProxyError {
           : "request timeout";
     return new ProxyError("MESH_PROXY_TIMEOUT", kind, { cause: err });
   }
+  if (code === "MESH_BALANCER_ENDPOINT_OVERLOADED")
+    return new ProxyError("MESH_PROXY_ENDPOINT_OVERLOADED", undefined, { cause: err });
   if (/BREAKER|CIRCUIT/.test(code))
     return new ProxyError("MESH_PROXY_CIRCUIT_OPEN", undefined, { cause: err });
   if (
