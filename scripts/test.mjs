@@ -12,6 +12,8 @@ await import("./check-node.mjs");
 /** Steps that must pass before tests make sense (a broken build fails fast). */
 const prepare = [
   ["turbo", "run", "build", "typecheck"],
+  // The bins linked at the root point into dist/, so npm skips them until a build exists.
+  ["npm", "run", "link-bins", "--silent"],
   ["tsc", "-p", "test"],
   ["biome", "check", "."],
   ["node", "scripts/check-pack.mjs"],
