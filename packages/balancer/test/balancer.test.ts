@@ -6,6 +6,7 @@ import net, { type AddressInfo } from "node:net";
 import { fetch as fetch8, request } from "undici";
 import { fetch as fetch7 } from "undici7";
 import { afterEach, describe, expect, it } from "vitest";
+import { missingPeer } from "../../../scripts/peers.mjs";
 import {
   Balancer,
   CHANNELS,
@@ -113,7 +114,8 @@ describe("Balancer as a dispatcher", () => {
     }
   });
 
-  it("uses per-endpoint connect options (TLS with a private CA)", async () => {
+  it("uses per-endpoint connect options (TLS with a private CA)", async ({ skip }) => {
+    skip(missingPeer("openssl"), "needs openssl");
     const { cert, key } = selfSignedCert("backend.test");
     const server = https.createServer({ cert, key }, (_req, res) => res.end("tls ok"));
     server.listen(0, "127.0.0.1");
@@ -132,7 +134,10 @@ describe("Balancer as a dispatcher", () => {
     await expect(fetch8("http://backend.test/", { dispatcher: plain })).rejects.toThrow();
   });
 
-  it("speaks HTTP/2 over TLS (ALPN h2) to an h2 endpoint with its connect options, trailers included", async () => {
+  it("speaks HTTP/2 over TLS (ALPN h2) to an h2 endpoint with its connect options, trailers included", async ({
+    skip,
+  }) => {
+    skip(missingPeer("openssl"), "needs openssl");
     const { cert, key } = selfSignedCert("grpc.test");
     const server = http2.createSecureServer({ cert, key });
     server.on("stream", (stream, headers) => {

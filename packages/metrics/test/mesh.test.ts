@@ -1,5 +1,6 @@
 import diagnostics_channel from "node:diagnostics_channel";
 import { afterEach, describe, expect, it } from "vitest";
+import { missingPeer } from "../../../scripts/peers.mjs";
 import { MESH_CHANNELS, Registry, renderPrometheus, subscribeMeshEvents } from "../src/index.js";
 import { sampleOf } from "./helpers/net.js";
 import { ACCEPTED_LINT, promtoolCheck } from "./helpers/promtool.js";
@@ -13,7 +14,8 @@ let unsubscribe: (() => void) | undefined;
 afterEach(() => unsubscribe?.());
 
 describe("mesh diagnostics_channel events", () => {
-  it("turns retry, breaker, balancer, identity and authz events into series", async () => {
+  it("turns retry, breaker, balancer, identity and authz events into series", async ({ skip }) => {
+    skip(missingPeer("promtool"), "needs promtool");
     const registry = new Registry();
     unsubscribe = subscribeMeshEvents(registry);
     for (const c of MESH_CHANNELS) expect(diagnostics_channel.channel(c).hasSubscribers).toBe(true);
