@@ -64,3 +64,33 @@ export class ResolverError extends Error {
     this.source = source;
   }
 }
+
+/**
+ * Raised when the Kubernetes API server cannot be reached or answers with an error. `status`
+ * is the HTTP status (0 when no answer came); `reason` is the server's `Status.reason`
+ * (`Expired`, `Forbidden`, `Unauthorized` …) or `Unreachable`.
+ */
+export class KubeApiError extends Error {
+  /** Stable code to branch on. */
+  readonly code = "MESH_BALANCER_KUBE_API";
+  /** The request path (or kubeconfig) that failed. */
+  readonly path: string;
+  /** HTTP status, 0 when there was no answer. */
+  readonly status: number;
+  /** `Status.reason` from the server, or `Unreachable`. */
+  readonly reason: string;
+
+  constructor(
+    path: string,
+    status: number,
+    reason: string,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(`Kubernetes API ${path}: ${status ? `${status} ${reason}: ` : ""}${message}`, options);
+    this.name = "KubeApiError";
+    this.path = path;
+    this.status = status;
+    this.reason = reason;
+  }
+}

@@ -47,6 +47,7 @@ export {
 export {
   BalancerClosedError,
   EndpointOverloadedError,
+  KubeApiError,
   NoEndpointsReadyError,
   ResolverError,
 } from "./errors.js";
@@ -69,6 +70,39 @@ export {
   type PeakEwmaOptions,
   peakEwmaConfig,
 } from "./ewma/peak-ewma.js";
+export {
+  type EndpointSliceObject,
+  endpointsFromSlices,
+  type PodObject,
+  protocolOfAppProtocol,
+  type ServiceObject,
+  type SliceSelection,
+  type SliceState,
+} from "./kubernetes/endpoint-slices.js";
+export {
+  defaultKubeApi,
+  inClusterKubeApi,
+  KubeApiClient,
+  type KubeApiConfig,
+  kubeconfigKubeApi,
+  SERVICE_ACCOUNT_DIR,
+  type WatchEvent,
+  type WatchStream,
+} from "./kubernetes/kube-api.js";
+export {
+  KubernetesDiscovery,
+  type KubernetesDiscoveryOptions,
+  type KubernetesServiceRef,
+  kubernetesResolver,
+} from "./kubernetes/kubernetes-resolver.js";
+export {
+  ListWatch,
+  type ListWatchOptions,
+  type Named,
+  realTimers,
+  type Timers,
+  type WatchBackoff,
+} from "./kubernetes/list-watch.js";
 export {
   createSelector,
   LeastPendingSelector,
