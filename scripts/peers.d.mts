@@ -11,6 +11,7 @@ export type PeerName =
   | "prometheus"
   | "redis"
   | "buildah"
+  | "kubectl"
   | "nginx"
   | "haproxy"
   | "wrk";

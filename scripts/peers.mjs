@@ -53,6 +53,12 @@ export const PEERS = {
     brew: undefined, // Linux only
     use: "builds and runs the proxy's OCI image without a daemon",
   },
+  kubectl: {
+    bins: ["kubectl"],
+    apt: "kubectl",
+    brew: "kubectl",
+    use: "gets and watches EndpointSlices from the fake Kubernetes API server (proves it speaks the protocol)",
+  },
   nginx: { bins: ["nginx"], apt: "nginx", brew: "nginx", use: "a C proxy peer in bench/" },
   haproxy: { bins: ["haproxy"], apt: "haproxy", brew: "haproxy", use: "a C proxy peer in bench/" },
   wrk: { bins: ["wrk"], apt: "wrk", brew: "wrk", use: "the closed-loop load generator of bench/" },
