@@ -37,7 +37,13 @@ VLdFrCr9FJT+uXE8/Vxxdy5m23K1Y09DkBndxo1Skk3bjBmXE1Cz0g20
 // biome-ignore lint/suspicious/noExplicitAny: Kubernetes objects are free-form JSON here
 export type KubeObject = Record<string, any> & {
   kind: string;
-  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  metadata: {
+    name: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    // biome-ignore lint/suspicious/noExplicitAny: free-form metadata (uid, ownerReferences …)
+    [field: string]: any;
+  };
 };
 
 interface Resource {

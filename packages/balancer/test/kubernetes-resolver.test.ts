@@ -44,9 +44,9 @@ function manualTimers() {
 /** Reads updates until one satisfies `ok` (error updates are collected). */
 async function until(
   it: AsyncIterator<ResolverUpdate>,
-  ok: (e: EndpointInit[]) => boolean,
+  ok: (e: readonly EndpointInit[]) => boolean,
   errors: Error[] = [],
-): Promise<EndpointInit[]> {
+): Promise<readonly EndpointInit[]> {
   for (;;) {
     const r = await it.next();
     if (r.done) throw new Error("resolver ended");
@@ -54,7 +54,7 @@ async function until(
     else if (ok(r.value.endpoints)) return r.value.endpoints;
   }
 }
-const addresses = (e: EndpointInit[]) => e.map((x) => x.address);
+const addresses = (e: readonly EndpointInit[]) => e.map((x) => x.address);
 
 let api: FakeKubeApiserver;
 let dir: string;
