@@ -19,6 +19,12 @@ export {
   type IssuerErrorBody,
   type IssuerOptions,
 } from "./issuer/service.js";
+export {
+  DEFAULT_TOKEN_AUDIENCE,
+  type KubernetesApiAccess,
+  type TokenReviewAuthenticatorOptions,
+  tokenReviewAuthenticator,
+} from "./issuer/token-review.js";
 export * from "./keys/index.js";
 export {
   type BackoffPolicy,

@@ -2,6 +2,7 @@ import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, test } from "vitest";
 import { missingPeer } from "../../../scripts/peers.mjs";
+import { startFakeKubeApiserver } from "../../../test/fake-kube-apiserver.js";
 import { runCli } from "../src/cli/main.js";
 import { createCsr, csrToPem, generateKeyPair, X509Svid } from "../src/index.js";
 import { run, tempDir, writeFiles } from "./helpers.js";
@@ -86,6 +87,52 @@ describe("mesh-identity CLI", () => {
       expect(res.status).toBe(200);
     } finally {
       await served.close?.();
+    }
+  });
+
+  test("serve --kubernetes authenticates ServiceAccount tokens with a TokenReview, and refuses to start without the permission", async () => {
+    const dir = tempDir();
+    await cli("ca", "create", "--trust-domain", "example.org", "--out", dir);
+    const api = await startFakeKubeApiserver({ tokens: ["issuer-token"] });
+    api.reviews.set("pod-token", {
+      username: "system:serviceaccount:a:b",
+      audiences: ["mesh-identity"],
+    });
+    const f = writeFiles({ ca: api.ca, token: "issuer-token" });
+    const args = [
+      "serve",
+      "--ca",
+      dir,
+      "--kubernetes",
+      "--kube-api",
+      api.url,
+      "--kube-ca",
+      f.path("ca"),
+      "--kube-token-file",
+      f.path("token"),
+      "--port",
+      "0",
+    ];
+    try {
+      const served = await cli(...args);
+      expect(served.code).toBe(0);
+      try {
+        const url = /listening on (\S+)/.exec(served.out)?.[1] as string;
+        const res = await fetch(`${url}/v1/svid`, {
+          method: "POST",
+          headers: { authorization: "Bearer pod-token" },
+          body: csrToPem(createCsr(generateKeyPair(), "spiffe://example.org/ns/a/sa/b")),
+        });
+        expect(res.status).toBe(200);
+      } finally {
+        await served.close?.();
+      }
+      api.allowTokenReviews = false;
+      const refused = await cli(...args);
+      expect(refused.code).toBe(1);
+      expect(refused.err).toContain("may not create tokenreviews");
+    } finally {
+      await api.close();
     }
   });
 

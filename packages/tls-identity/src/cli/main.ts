@@ -5,6 +5,7 @@ import { CertificateAuthority } from "../ca/authority.js";
 import { createTrustAnchor } from "../ca/trust-anchor.js";
 import { tokenFileAuthenticator } from "../issuer/authenticator.js";
 import { createIssuer } from "../issuer/service.js";
+import { tokenReviewAuthenticator } from "../issuer/token-review.js";
 import { exportPrivateKeyPem, keyTypeOf } from "../keys/keys.js";
 import { parseCertificatesPem, spiffeIdOf, uriSansOf } from "../x509/certificate.js";
 
@@ -52,14 +53,21 @@ Options:
 Prints, for each certificate in the file: SPIFFE ID (URI SAN), subject, issuer,
 validity, key type, serial number and whether it is a CA.
 `,
-  serve: `Usage: mesh-identity serve --ca <dir> --tokens <file> [options]
+  serve: `Usage: mesh-identity serve --ca <dir> (--tokens <file> | --kubernetes) [options]
 
 Runs the issuer: POST /v1/svid with "authorization: Bearer <token>" and a CSR (PEM, or
 DER with content-type application/pkcs10); GET /v1/bundle for the trust anchors.
 
 Options:
   --ca <dir>            CA folder from "ca create" (required)
-  --tokens <file>       JSON file {"<token>": "spiffe://..."} (required; re-read on change)
+  --tokens <file>       JSON file {"<token>": "spiffe://..."} (re-read on change)
+  --kubernetes          authenticate projected ServiceAccount tokens with a TokenReview
+                        (system:serviceaccount:NS:SA → spiffe://<td>/ns/NS/sa/SA); checks at
+                        start that it may create tokenreviews. In-cluster by default
+  --audience <aud>      token audience with --kubernetes (default mesh-identity)
+  --kube-api <url>      API server with --kubernetes (default in-cluster)
+  --kube-ca <file>      its CA (default the service account's ca.crt)
+  --kube-token-file <f> the issuer's own token (default the service account's token)
   --port <n>            port (default 8081)
   --host <addr>         address (default 127.0.0.1)
   --tls-cert <file>     serve HTTPS with this certificate chain
@@ -141,6 +149,11 @@ export async function runCli(
         host: { type: "string" },
         "tls-cert": { type: "string" },
         "tls-key": { type: "string" },
+        kubernetes: { type: "boolean" },
+        audience: { type: "string", multiple: true },
+        "kube-api": { type: "string" },
+        "kube-ca": { type: "string" },
+        "kube-token-file": { type: "string" },
       },
     });
     if (values.help) {
@@ -231,9 +244,22 @@ export async function runCli(
         const tlsKey = values["tls-key"];
         if ((tlsCert === undefined) !== (tlsKey === undefined))
           throw new UsageError("--tls-cert and --tls-key go together");
+        if (values.kubernetes === (values.tokens !== undefined))
+          throw new UsageError("expected exactly one of --tokens <file> and --kubernetes");
+        const authenticator = values.kubernetes
+          ? await tokenReviewAuthenticator({
+              trustDomain: ca.trustDomain,
+              ...(values.audience ? { audiences: values.audience } : {}),
+              api: {
+                ...(values["kube-api"] ? { server: values["kube-api"] } : {}),
+                ...(values["kube-ca"] ? { ca: readFileSync(values["kube-ca"]) } : {}),
+                ...(values["kube-token-file"] ? { tokenFile: values["kube-token-file"] } : {}),
+              },
+            })
+          : tokenFileAuthenticator(need(values.tokens, "--tokens"));
         const issuer = createIssuer({
           ca,
-          authenticator: tokenFileAuthenticator(need(values.tokens, "--tokens")),
+          authenticator,
           ...(tlsCert && tlsKey
             ? { tls: { cert: readFileSync(tlsCert), key: readFileSync(tlsKey) } }
             : {}),

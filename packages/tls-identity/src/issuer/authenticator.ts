@@ -8,7 +8,9 @@ import { optionalDuration, typeError } from "../validate.js";
 /**
  * Decides who a workload is from its bearer token. Return the SPIFFE ID the token
  * proves, or `undefined` when the token is not valid (the issuer answers 401).
- * Implement it to plug in Kubernetes TokenReview, OIDC, etc.
+ * To refuse with a reason, throw an `IdentityError` (`MESH_IDENTITY_UNAUTHENTICATED` → 401,
+ * `MESH_IDENTITY_AUTHENTICATOR_UNAVAILABLE` → 503). `tokenReviewAuthenticator` is the
+ * Kubernetes one; implement it to plug in OIDC etc.
  *
  * @public
  */

@@ -66,6 +66,8 @@ const STATUS_BY_CODE: Record<string, number> = {
   MESH_IDENTITY_ID_MISMATCH: 403,
   MESH_IDENTITY_EXTRA_SAN: 403,
   MESH_IDENTITY_CA_EXPIRED: 503,
+  MESH_IDENTITY_UNAUTHENTICATED: 401,
+  MESH_IDENTITY_AUTHENTICATOR_UNAVAILABLE: 503,
 };
 
 function sendJson(
@@ -117,7 +119,9 @@ function readBody(req: IncomingMessage, max: number): Promise<Buffer | undefined
  * `content-type: application/pkcs10`) with `authorization: Bearer <token>`, and get back
  * JSON {@link IssueResponse}. `GET /v1/bundle` returns `{ bundlePem }` without
  * authentication (trust anchors are public). Errors are JSON {@link IssuerErrorBody}:
- * 401 missing or bad token, 403 identity mismatch or extra SANs, 400 malformed CSR or
+ * 401 missing or bad token (with the authenticator's reason when it throws an
+ * `IdentityError`), 503 when the authenticator cannot decide now
+ * (`MESH_IDENTITY_AUTHENTICATOR_UNAVAILABLE`), 403 identity mismatch or extra SANs, 400 malformed CSR or
  * disallowed key type, 413 body too large, 405/404 otherwise.
  *
  * @public
@@ -158,7 +162,15 @@ export function createIssuer(options: IssuerOptions): Issuer {
         "missing bearer token",
         challenge,
       );
-    const id = await authenticator.authenticate(m[1] as string, req);
+    let id: Awaited<ReturnType<Authenticator["authenticate"]>>;
+    try {
+      id = await authenticator.authenticate(m[1] as string, req);
+    } catch (err) {
+      // An authenticator says why it refused (or that it cannot decide now) by throwing.
+      if (!(err instanceof IdentityError)) throw err;
+      const status = STATUS_BY_CODE[err.code] ?? 401;
+      return sendError(res, status, err.code, err.message, status === 401 ? challenge : {});
+    }
     if (!id)
       return sendError(
         res,
