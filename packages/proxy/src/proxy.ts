@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
-import { dirname } from "node:path";
+import { dirname, resolve } from "node:path";
+import { defaultKubeApi, KubernetesDiscovery } from "@mesh/balancer";
 import { AdminServer } from "./admin/admin.js";
 import { formatHostPort } from "./config/address.js";
 import { changedPaths } from "./config/diff.js";
@@ -80,6 +81,7 @@ export class MeshProxy {
   /** This proxy's workload identity, when configured. */
   identity: MeshIdentity | undefined;
   private bundleWatch: IssuerBundleWatch | undefined;
+  private kubernetes: KubernetesDiscovery | undefined;
   private isReady = false;
   private shuttingDown: Promise<void> | undefined;
   private watcher: ConfigWatcher | undefined;
@@ -192,6 +194,7 @@ export class MeshProxy {
       accessLog: c.log.accessLog,
       identity: this.identity,
       material: this.identity?.source,
+      kubernetes: () => this.kubernetesDiscovery(),
     };
     try {
       if (c.outbound !== undefined) {
@@ -212,6 +215,28 @@ export class MeshProxy {
     }
     this.isReady = true;
     this.logger.info({ ...this.addresses, proxyId: this.proxyId }, "listening");
+  }
+
+  /**
+   * The one Kubernetes discovery of this proxy (one watch per Service, shared by every backend
+   * naming it), created when a backend first needs it. The API server config loads lazily
+   * (in-cluster in a pod, else the kubeconfig) and is retried with the watches' backoff; the
+   * trust domain is the identity's, so endpoints carry their Pods' SPIFFE IDs when the proxy
+   * has an identity. Both are fixed at first use: changing `kubernetes` needs a restart.
+   */
+  private kubernetesDiscovery(): { discovery: KubernetesDiscovery; meshed: boolean } {
+    const trustDomain = this.identity?.trustDomain;
+    if (this.kubernetes === undefined) {
+      const k = this.config.kubernetes;
+      const options: { kubeconfig?: string; context?: string } = {};
+      if (k?.kubeconfig !== undefined) options.kubeconfig = resolve(k.kubeconfig);
+      if (k?.context !== undefined) options.context = k.context;
+      this.kubernetes = new KubernetesDiscovery({
+        api: () => defaultKubeApi(options),
+        ...(trustDomain !== undefined ? { trustDomain } : {}),
+      });
+    }
+    return { discovery: this.kubernetes, meshed: trustDomain !== undefined };
   }
 
   /** The effective configuration. */
@@ -288,6 +313,7 @@ export class MeshProxy {
       await Promise.all([this.outbound?.close(graceMs), this.inbound?.close(graceMs)]);
       await this.admin.close();
       this.bundleWatch?.close();
+      this.kubernetes?.close();
       this.identity?.close();
       this.metrics.close();
       this.logger.info("shutdown complete");

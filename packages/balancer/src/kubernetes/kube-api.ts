@@ -154,20 +154,35 @@ export interface WatchStream {
  * it does what discovery needs, with errors naming the path and the server's `Status`.
  */
 export class KubeApiClient {
-  readonly config: KubeApiConfig;
-  readonly #base: URL;
+  readonly #load: (() => Promise<KubeApiConfig>) | undefined;
+  #config: KubeApiConfig | undefined;
 
-  constructor(config: KubeApiConfig) {
-    if (config === null || typeof config !== "object")
-      throw typeError("kubeApi", "an API server config { server, ca, token | tokenFile }", config);
-    if (typeof config.server !== "string" || !/^https?:\/\//.test(config.server))
-      throw typeError("kubeApi.server", "an http(s):// URL", config.server);
-    this.config = config;
-    this.#base = new URL(config.server);
+  /**
+   * @param config the API server, or a function loading it (e.g. `() => defaultKubeApi()`),
+   *   called at the first request and again after it failed, so a kubeconfig or service
+   *   account that is not there yet is retried with the watches' backoff.
+   */
+  constructor(config: KubeApiConfig | (() => Promise<KubeApiConfig>)) {
+    if (typeof config === "function") {
+      this.#load = config;
+      return;
+    }
+    this.#config = checkConfig(config);
+  }
+
+  async #resolve(): Promise<KubeApiConfig> {
+    if (this.#config) return this.#config;
+    try {
+      this.#config = checkConfig(await (this.#load as () => Promise<KubeApiConfig>)());
+    } catch (err) {
+      if (err instanceof KubeApiError) throw err;
+      throw new KubeApiError("(config)", 0, "BadConfig", (err as Error).message, { cause: err });
+    }
+    return this.#config;
   }
 
   async #options(method: string, path: string, body?: string) {
-    const c = this.config;
+    const c = await this.#resolve();
     const headers: Record<string, string> = { accept: "application/json", ...c.headers };
     const token =
       c.tokenFile !== undefined ? (await readFile(c.tokenFile, "utf8")).trim() : c.token;
@@ -176,7 +191,7 @@ export class KubeApiClient {
       headers["content-type"] = "application/json";
       headers["content-length"] = String(Buffer.byteLength(body));
     }
-    const url = new URL(path, this.#base);
+    const url = new URL(path, c.server);
     const tls = url.protocol === "https:";
     return {
       url,
@@ -304,6 +319,14 @@ export class KubeApiClient {
       },
     };
   }
+}
+
+function checkConfig(config: KubeApiConfig): KubeApiConfig {
+  if (config === null || typeof config !== "object")
+    throw typeError("kubeApi", "an API server config { server, ca, token | tokenFile }", config);
+  if (typeof config.server !== "string" || !/^https?:\/\//.test(config.server))
+    throw typeError("kubeApi.server", "an http(s):// URL", config.server);
+  return config;
 }
 
 function statusError(path: string, status: number, parsed: unknown, text: string): KubeApiError {

@@ -14,8 +14,11 @@ import { ListWatch, type Timers, type WatchBackoff } from "./list-watch.js";
 
 /** Options of {@link KubernetesDiscovery}. */
 export interface KubernetesDiscoveryOptions {
-  /** The API server: a config ({@link inClusterKubeApi}, {@link kubeconfigKubeApi}) or a client. */
-  api: KubeApiConfig | KubeApiClient;
+  /**
+   * The API server: a config ({@link inClusterKubeApi}, {@link kubeconfigKubeApi}), a function
+   * loading one (`() => defaultKubeApi()`, retried until it works), or a client.
+   */
+  api: KubeApiConfig | (() => Promise<KubeApiConfig>) | KubeApiClient;
   /**
    * The mesh's trust domain. With it, every endpoint carries its Pod's identity
    * (`spiffe://<td>/ns/<ns>/sa/<sa>`), from a watch on the service's Pods.

@@ -150,6 +150,14 @@ const endpointSchema = z.union(
   { error: "expected host:port or { address: host:port }" },
 );
 
+/** A Kubernetes object name (an RFC 1123 DNS label). */
+const kubeName = (what: string) =>
+  text()
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, {
+      error: `expected a ${what} (lower-case letters, digits and '-')`,
+    })
+    .max(63, { error: `expected a ${what} of at most 63 characters` });
+
 const discoverySchema = strict({
   static: list(endpointSchema).optional().describe("a fixed list of endpoints"),
   dns: strict({
@@ -162,10 +170,24 @@ const discoverySchema = strict({
   file: strict({ path: text().describe("JSON or YAML list of endpoints, watched") })
     .optional()
     .describe("endpoints from a watched file"),
-})
-  .refine((d) => [d.static, d.dns, d.file].filter((x) => x !== undefined).length === 1, {
-    error: "expected exactly one of static, dns or file",
+  kubernetes: strict({
+    service: kubeName("Service name"),
+    namespace: kubeName("namespace").default("default"),
+    port: z
+      .union([kubeName("port name"), integer(1, 65_535)], {
+        error: "expected a port name or a number in 1..65535",
+      })
+      .describe("the Service port, by name or number"),
   })
+    .optional()
+    .describe(
+      "ready endpoints of a Kubernetes Service from its EndpointSlices (watched); with identity, each endpoint's SPIFFE ID from its Pod's service account",
+    ),
+})
+  .refine(
+    (d) => [d.static, d.dns, d.file, d.kubernetes].filter((x) => x !== undefined).length === 1,
+    { error: "expected exactly one of static, dns, file or kubernetes" },
+  )
   .describe("where the endpoints come from");
 
 const backendSchema = strict({
@@ -366,7 +388,7 @@ const tcpRouteSchema = strict({
   ),
 })
   .refine((t) => t.discovery.static !== undefined, {
-    error: "expected static discovery (dns and file discovery are for HTTP services)",
+    error: "expected static discovery (dns, file and kubernetes discovery are for HTTP services)",
     path: ["discovery"],
   })
   .describe("an opaque TCP service");
@@ -594,6 +616,16 @@ export const configSchema = strict({
     gracePeriod: duration("how long in-flight requests may finish on shutdown").default(30_000),
   }).default({ gracePeriod: 30_000 }),
   identity: identitySchema.optional(),
+  kubernetes: strict({
+    kubeconfig: text()
+      .optional()
+      .describe(
+        "kubeconfig file (relative to the working directory); default: in-cluster inside a pod, else $KUBECONFIG or ~/.kube/config",
+      ),
+    context: text().optional().describe("kubeconfig context; default its current context"),
+  })
+    .optional()
+    .describe("how discovery.kubernetes reaches the Kubernetes API server"),
   outbound: outboundSchema.optional(),
   inbound: inboundSchema.optional(),
 })

@@ -5,6 +5,7 @@ import {
   type EndpointInit,
   type EndpointSnapshot,
   fileResolver,
+  type KubernetesDiscovery,
 } from "@mesh/balancer";
 import type { Dispatcher } from "undici";
 import type { BalancerConfig, DiscoveryConfig, ServiceConfig } from "../config/schema.js";
@@ -82,6 +83,11 @@ export class Backend {
       requireIdentity: false,
     }),
     private readonly onResolverError: (backend: string, err: Error) => void = () => undefined,
+    /**
+     * The proxy's shared Kubernetes discovery (one watch per Service, whoever names it), and
+     * whether it gives endpoints identities (the proxy has one).
+     */
+    private readonly kubernetes?: () => { discovery: KubernetesDiscovery; meshed: boolean },
   ) {}
 
   /** A stable key for "same balancer settings", used to reuse backends across reloads. */
@@ -122,6 +128,19 @@ export class Backend {
         template,
       });
     } else if (d.file !== undefined) options.endpoints = fileResolver(d.file.path);
+    else if (d.kubernetes !== undefined) {
+      if (this.kubernetes === undefined)
+        throw new Error(
+          `backend ${this.name}: discovery.kubernetes needs the proxy's Kubernetes discovery`,
+        );
+      // The port's appProtocol, when it says, overrides the client-protocol default.
+      options.endpoints = this.kubernetes().discovery.resolver({
+        service: d.kubernetes.service,
+        namespace: d.kubernetes.namespace,
+        port: d.kubernetes.port,
+        protocol: template.protocol,
+      });
+    }
     return new Balancer(options);
   }
 
@@ -155,9 +174,11 @@ export class Backend {
 
   /**
    * Whether requests may reach a meshed endpoint (one with an identity): static entries
-   * with an identity, or a file source (whose entries may carry identities).
+   * with an identity, a file source (whose entries may carry identities), or Kubernetes
+   * discovery in a proxy with an identity (every endpoint then has its Pod's).
    */
   meshed(): boolean {
+    if (this.discovery.kubernetes !== undefined) return this.kubernetes?.().meshed ?? false;
     const s = this.discovery.static;
     if (s === undefined) return this.discovery.file !== undefined;
     return s.some((e) => typeof e !== "string" && e.identity !== undefined);
@@ -177,6 +198,7 @@ export class Backend {
    * h2 balancer for every client protocol.
    */
   protocolHint(): Protocol | undefined {
+    if (this.discovery.kubernetes !== undefined) return this.meshed() ? "h2c" : undefined;
     const s = this.discovery.static;
     if (s === undefined) return undefined;
     if (s.length > 0 && s.every((e) => typeof e !== "string" && e.identity !== undefined))

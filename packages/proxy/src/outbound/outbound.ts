@@ -1,4 +1,4 @@
-import { Http2Client } from "@mesh/balancer";
+import { Http2Client, type KubernetesDiscovery } from "@mesh/balancer";
 import { RetryBudget, type RetryPolicyOptions, retry } from "@mesh/retry";
 import type { IdentityMaterial } from "@mesh/tls-identity";
 import { Agent, type Dispatcher } from "undici";
@@ -23,6 +23,8 @@ import { OutboundTcp } from "./tcp.js";
 export interface OutboundDeps extends DirectionDeps {
   /** This proxy's SVID for mTLS to meshed endpoints (absent without an identity). */
   material?: IdentityMaterial | undefined;
+  /** The shared Kubernetes discovery, created at first use (`discovery.kubernetes`). */
+  kubernetes?: () => { discovery: KubernetesDiscovery; meshed: boolean };
 }
 
 /** One generation of routing state; a reload builds the next one. */
@@ -70,8 +72,13 @@ export class Outbound {
   private readonly logger: ProxyLogger;
   private readonly transport: () => MeshTransport;
 
+  private readonly kubernetes: OutboundDeps["kubernetes"];
+  private readonly onResolverError = (backend: string, err: Error) =>
+    this.logger.warn({ backend, err: err.message }, "discovery failed; keeping the last endpoints");
+
   constructor(config: OutboundConfig, deps: OutboundDeps) {
     this.logger = deps.logger;
+    this.kubernetes = deps.kubernetes;
     // Read when a connection pool is created, so requireIdentity follows reloads.
     this.transport = () => ({
       material: deps.material,
@@ -118,7 +125,14 @@ export class Outbound {
           }
           const old = slot?.backend;
           this.backends.set(id, {
-            backend: new Backend(b.name, b.discovery, settings, this.transport),
+            backend: new Backend(
+              b.name,
+              b.discovery,
+              settings,
+              this.transport,
+              this.onResolverError,
+              this.kubernetes,
+            ),
             key,
           });
           if (old !== undefined) void old.close();

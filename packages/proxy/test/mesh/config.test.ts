@@ -100,7 +100,7 @@ describe("security config", () => {
     ).toEqual([
       'identity.issuer.url: expected an http(s):// URL, got "ftp://x"',
       "identity: expected exactly one of issuer or files, got both",
-      'outbound.tcp[0].discovery: expected static discovery (dns and file discovery are for HTTP services), got {"dns":{"name":"redis","port":6379}}',
+      'outbound.tcp[0].discovery: expected static discovery (dns, file and kubernetes discovery are for HTTP services), got {"dns":{"name":"redis","port":6379}}',
       'inbound.policy.default: expected all-unauthenticated, all-authenticated, cluster-authenticated, deny or audit, got "sometimes"',
       "inbound.opaquePorts[0]: expected integer in 1..65535, got 0",
       'inbound.ports.6379: expected host:port, got "nowhere"',

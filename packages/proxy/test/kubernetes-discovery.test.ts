@@ -1,0 +1,182 @@
+import { mkdtempSync } from "node:fs";
+import type http from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Agent, request } from "undici";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import {
+  endpointSlice,
+  type FakeKubeApiserver,
+  service,
+  startFakeKubeApiserver,
+} from "../../../test/fake-kube-apiserver.js";
+import { eventually, h1App, type Listening, launch, type ProxyProcess } from "./helpers.js";
+
+// A real proxy process whose only discovery is `discovery.kubernetes`, against the fake
+// Kubernetes API server (no cluster here): it balances across the ready endpoints of the
+// Service's EndpointSlices and, through a rolling update, drains terminating pods with
+// zero failed requests.
+describe("discovery.kubernetes in a running proxy", () => {
+  let api: FakeKubeApiserver;
+  let proxy: ProxyProcess;
+  const apps = new Map<string, Listening<http.Server>>();
+  let release: () => void = () => undefined;
+  const held = new Promise<void>((r) => {
+    release = r;
+  });
+  const agent = new Agent({ connections: 16 });
+
+  const app = async (name: string) => {
+    const a = await h1App((req, res) => {
+      req.resume();
+      const answer = () => {
+        res.writeHead(200, { "content-type": "text/plain" });
+        res.end(name);
+      };
+      if (req.url === "/held") void held.then(answer);
+      else answer();
+    });
+    apps.set(name, a);
+    return a;
+  };
+  /** One EndpointSlice per pod: every app listens on 127.0.0.1, each on its own port. */
+  const slice = (
+    name: string,
+    conditions: { ready: boolean; serving?: boolean; terminating?: boolean },
+  ) => {
+    const port = Number(apps.get(name)!.address.split(":")[1]);
+    return api.apply(
+      endpointSlice({
+        namespace: "shop",
+        service: "books",
+        name: `books-${name}`,
+        ports: [{ name: "http", port, appProtocol: "http" }],
+        endpoints: [{ ip: "127.0.0.1", pod: name, ...conditions }],
+      }),
+    );
+  };
+  const endpoints = async () => {
+    const res = await request(`http://${proxy.addresses.admin}/endpoints`);
+    const body = (await res.body.json()) as {
+      backends: { endpoints: { address: string; state: string; pending: number }[] }[];
+    }[];
+    return body.flatMap((s) => s.backends.flatMap((b) => b.endpoints));
+  };
+  const send = async (path = "/") => {
+    const res = await request(`http://${proxy.addresses.outbound}${path}`, {
+      headers: { host: "books" },
+      dispatcher: agent,
+    });
+    return { status: res.statusCode, body: await res.body.text() };
+  };
+
+  beforeAll(async () => {
+    api = await startFakeKubeApiserver({ tokens: ["proxy-token"] });
+    const dir = mkdtempSync(join(tmpdir(), "proxy-k8s-"));
+    api.writeKubeconfig(join(dir, "kubeconfig"), "proxy-token", "shop");
+    api.apply(
+      service({
+        name: "books",
+        namespace: "shop",
+        selector: { app: "books" },
+        ports: [{ name: "http", port: 80, targetPort: "http", appProtocol: "http" }],
+      }),
+    );
+    for (const name of ["v1-a", "v1-b", "v1-c"]) await app(name);
+    slice("v1-a", { ready: true });
+    slice("v1-b", { ready: true });
+    slice("v1-c", { ready: false, serving: false }); // not ready yet: never gets requests
+    proxy = await launch(
+      {
+        outbound: {
+          listen: "127.0.0.1:0",
+          services: [
+            {
+              name: "books",
+              discovery: { kubernetes: { service: "books", namespace: "shop", port: 80 } },
+            },
+          ],
+        },
+      },
+      { KUBECONFIG: join(dir, "kubeconfig") },
+    );
+  });
+  afterAll(async () => {
+    release();
+    await proxy?.stop();
+    await agent.close();
+    await Promise.all([...apps.values()].map((a) => a.close()));
+    await api?.close();
+  });
+
+  test("balances across the ready endpoints only, from one watch of the Service's slices", async () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 60 && seen.size < 2; i++) {
+      const r = await send();
+      expect(r.status).toBe(200);
+      seen.add(r.body);
+    }
+    expect([...seen].sort()).toEqual(["v1-a", "v1-b"]);
+    for (let i = 0; i < 20; i++) expect((await send()).body).not.toBe("v1-c");
+    const watches = api.requests.filter(
+      (r) => r.includes("/endpointslices?") && r.includes("watch=1"),
+    );
+    expect(watches).toHaveLength(1);
+  });
+
+  test("a rolling update (new pods ready, old ones terminating, then gone): zero failed requests, in-flight requests on terminating pods finish", async () => {
+    let failures = 0;
+    let ok = 0;
+    let running = true;
+    const load = Array.from({ length: 8 }, async () => {
+      while (running) {
+        const r = await send().catch((err: Error) => ({ status: 0, body: err.message }));
+        if (r.status === 200) ok++;
+        else failures++;
+      }
+    });
+    // A request in flight on each old pod, held until after its pod has left the set.
+    const inflight = [send("/held"), send("/held"), send("/held"), send("/held")];
+    await eventually(async () => (await endpoints()).some((e) => e.pending > 0));
+
+    for (const [oldPod, newPod] of [
+      ["v1-a", "v2-a"],
+      ["v1-b", "v2-b"],
+    ] as const) {
+      await app(newPod);
+      slice(newPod, { ready: true });
+      const newAddress = apps.get(newPod)!.address;
+      await eventually(async () =>
+        (await endpoints()).some((e) => e.address === newAddress && e.state === "ready"),
+      );
+      // The old pod is terminating: still serving, no longer ready.
+      slice(oldPod, { ready: false, serving: true, terminating: true });
+      const oldAddress = apps.get(oldPod)!.address;
+      await eventually(async () =>
+        (await endpoints()).every((e) => e.address !== oldAddress || e.state !== "ready"),
+      );
+      const before = ok;
+      await eventually(() => ok > before + 20);
+      // Kubelet kills it after the grace period; its slice is gone.
+      api.remove("EndpointSlice", "shop", `books-${oldPod}`);
+    }
+    api.remove("EndpointSlice", "shop", "books-v1-c");
+    release();
+    const held = await Promise.all(inflight);
+    expect(held.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+    expect(held.every((r) => r.body.startsWith("v1-"))).toBe(true);
+    await eventually(async () =>
+      (await endpoints()).every((e) => e.address !== apps.get("v1-a")!.address),
+    );
+    for (const name of ["v1-a", "v1-b", "v1-c"]) await apps.get(name)!.close();
+    const before = ok;
+    await eventually(() => ok > before + 50);
+    running = false;
+    await Promise.all(load);
+    expect(failures).toBe(0);
+    expect(ok).toBeGreaterThan(100);
+    const now = new Set<string>();
+    for (let i = 0; i < 40 && now.size < 2; i++) now.add((await send()).body);
+    expect([...now].sort()).toEqual(["v2-a", "v2-b"]);
+  });
+});
