@@ -50,7 +50,8 @@ async function caOf(o: IssuerClientOptions): Promise<string | Buffer | undefined
   return ca;
 }
 
-function post(
+/** @internal One POST over node:http(s) (fresh connection), the whole answer as text. */
+export function post(
   url: URL,
   body: Buffer,
   headers: Record<string, string>,

@@ -1,11 +1,10 @@
 import { readFile } from "node:fs/promises";
-import { request as httpRequest, type IncomingMessage } from "node:http";
-import { request as httpsRequest } from "node:https";
 import { join } from "node:path";
 import { IdentityError } from "../errors.js";
 import { parseTrustDomain, SpiffeId } from "../spiffe-id/spiffe-id.js";
 import { typeError } from "../validate.js";
 import type { Authenticator } from "./authenticator.js";
+import { post } from "./client.js";
 
 /** The audience a projected service-account token for the issuer carries by default. */
 export const DEFAULT_TOKEN_AUDIENCE = "mesh-identity";
@@ -73,35 +72,17 @@ async function postJson<T>(c: Conn, path: string, body: unknown, timeoutMs: numb
   const text = JSON.stringify(body);
   const url = new URL(path, c.url);
   const token = await c.token();
-  const send = url.protocol === "https:" ? httpsRequest : httpRequest;
-  const res = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-    const req = send(
-      url,
-      {
-        method: "POST",
-        agent: false,
-        timeout: timeoutMs,
-        ...(c.ca !== undefined ? { ca: c.ca } : {}),
-        headers: {
-          accept: "application/json",
-          "content-type": "application/json",
-          "content-length": String(Buffer.byteLength(text)),
-          ...(token ? { authorization: `Bearer ${token}` } : {}),
-        },
-      },
-      (r: IncomingMessage) => {
-        const chunks: Buffer[] = [];
-        r.on("data", (ch: Buffer) => chunks.push(ch));
-        r.on("end", () =>
-          resolve({ status: r.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") }),
-        );
-        r.on("error", reject);
-      },
-    );
-    req.on("timeout", () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    req.on("error", reject);
-    req.end(text);
-  }).catch((cause: Error) => {
+  const res = await post(
+    url,
+    Buffer.from(text),
+    {
+      accept: "application/json",
+      "content-type": "application/json",
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
+    c.ca,
+    timeoutMs,
+  ).catch((cause: Error) => {
     throw new IdentityError(
       "MESH_IDENTITY_AUTHENTICATOR_UNAVAILABLE",
       `Kubernetes API ${url.origin}${path}: ${cause.message}`,
