@@ -136,10 +136,38 @@ describe("examples/kubernetes", () => {
     for (const service of services) {
       for (const p of service.spec.ports) expect(port(sidecar, p.targetPort)).toBe(inboundPort);
     }
-    expect(services.some((s: Manifest) => s.spec.clusterIP === "None")).toBe(true);
+    // discovery.kubernetes names a Service port whose targetPort is the peers' inbound.
+    const books = services.find((s: Manifest) => s.metadata.name === "books");
     for (const service of config.outbound!.services) {
-      expect(service.discovery?.dns?.port).toBe(inboundPort);
+      const k = service.discovery?.kubernetes;
+      expect(k).toBeDefined();
+      const named = books.spec.ports.find(
+        (p: Manifest) => p.name === k!.port || p.port === k!.port,
+      );
+      expect(port(sidecar, named.targetPort)).toBe(inboundPort);
     }
+  });
+
+  it("lets the sidecar (only) list and watch what discovery.kubernetes reads", () => {
+    const [account, role, binding] = load("rbac.yaml");
+    expect(pod.serviceAccountName).toBe(account.metadata.name);
+    expect(binding.roleRef.name).toBe(role.metadata.name);
+    expect(binding.subjects).toEqual([{ kind: "ServiceAccount", name: account.metadata.name }]);
+    const can = (group: string, resource: string) =>
+      role.rules.some(
+        (r: Manifest) =>
+          r.apiGroups.includes(group) &&
+          r.resources.includes(resource) &&
+          ["list", "watch"].every((v) => r.verbs.includes(v)),
+      );
+    expect(can("discovery.k8s.io", "endpointslices")).toBe(true);
+    expect(can("", "services")).toBe(true);
+    expect(can("", "pods")).toBe(true);
+    // The token is mounted where the in-cluster config reads it, in the sidecar and not the app.
+    const tokenDir = "/var/run/secrets/kubernetes.io/serviceaccount";
+    expect(sidecar.volumeMounts?.some((m) => m.mountPath === tokenDir)).toBe(true);
+    expect(app.volumeMounts?.some((m) => m.mountPath === tokenDir) ?? false).toBe(false);
+    expect(pod.automountServiceAccountToken).toBe(false);
   });
 
   it("lists every manifest in kustomization.yaml", () => {
