@@ -1,4 +1,4 @@
-import { toControllerHandler } from "@mesh/undici-compat";
+import { toControllerHandler } from "@mesh/core";
 import { Dispatcher, Pool } from "undici";
 import { type Clock, monotonicClock } from "../clock.js";
 import type { Resolver } from "../discovery/resolver.js";

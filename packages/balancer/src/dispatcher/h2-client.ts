@@ -3,7 +3,7 @@ import { type ClientHttp2Session, type ClientHttp2Stream, connect, constants } f
 import { isIP, connect as netConnect, type Socket } from "node:net";
 import { Readable } from "node:stream";
 import { type ConnectionOptions, connect as tlsConnect } from "node:tls";
-import { toControllerHandler } from "@mesh/undici-compat";
+import { toControllerHandler } from "@mesh/core";
 import { Dispatcher } from "undici";
 import { destroyArgs, promiseOrCallback } from "./lifecycle.js";
 

@@ -6,7 +6,7 @@ import {
   type IncomingHeaders,
   type LegacyHandler,
   toControllerHandler,
-} from "@mesh/undici-compat";
+} from "@mesh/core";
 import type { Span } from "@opentelemetry/api";
 import { grpcStatusOf, type HeaderBag, NO_GRPC_STATUS } from "../classify/classify.js";
 import { type Clock, monotonicClock } from "../clock.js";
@@ -15,9 +15,9 @@ import { endSpan, injectTraceContext, startClientSpan, tracerRegistered } from "
 import type { HttpSignals, SignalRecorder } from "../signals/golden-signals.js";
 import type { Direction } from "../signals/labels.js";
 
-// The handler and options types shared by undici 7 and 8 come from @mesh/undici-compat and are
+// The handler and options types shared by undici 7 and 8 come from @mesh/core and are
 // re-exported under the names this package has always exported.
-export type { DispatchHandler, DispatchOptions } from "@mesh/undici-compat";
+export type { DispatchHandler, DispatchOptions } from "@mesh/core";
 
 /** undici's `dispatch` function shape. */
 // biome-ignore lint/suspicious/noExplicitAny: undici majors type their options/handler differently; this keeps `compose()` accepting the interceptor under both.

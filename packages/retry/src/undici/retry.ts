@@ -1,4 +1,4 @@
-import { toControllerHandler } from "@mesh/undici-compat";
+import { toControllerHandler } from "@mesh/core";
 import { parseRetryAfter } from "../backoff/backoff.js";
 import { attemptChannel, retryChannel, timeoutChannel } from "../events.js";
 import { readGrpcStatus } from "../policy/grpc.js";

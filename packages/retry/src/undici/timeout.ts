@@ -1,4 +1,4 @@
-import { toControllerHandler } from "@mesh/undici-compat";
+import { toControllerHandler } from "@mesh/core";
 import { timeoutChannel } from "../events.js";
 import { IdleTimeoutError, type MeshTimeoutError, RequestTimeoutError } from "../timeout/errors.js";
 import { numberIn, type OptionNames, object, str } from "../validate.js";
