@@ -1,3 +1,4 @@
+export { type Clock, monotonicClock } from "@mesh/core";
 export {
   classifyError,
   FAILURE_GRPC_CODES,
@@ -12,7 +13,6 @@ export {
   type FailureAccrualOptions,
   failureAccrualConfig,
 } from "./accrual/failure-accrual.js";
-export { type Clock, monotonicClock, type Random, seededRandom } from "./clock.js";
 export { type DnsResolverOptions, dnsResolver } from "./discovery/dns-resolver.js";
 export {
   type FileResolverOptions,
@@ -64,6 +64,7 @@ export {
   type PeakEwmaOptions,
   peakEwmaConfig,
 } from "./ewma/peak-ewma.js";
+export { type Random, seededRandom } from "./random.js";
 export {
   createSelector,
   LeastPendingSelector,

@@ -211,7 +211,9 @@ describe("EndpointSet feeds the failure rate from outcomes", () => {
     expect(() => failureRateConfig({ decayMs: 0 })).toThrow(
       "failureRate.decayMs: expected a duration in ms in 1..2147483647, got 0",
     );
-    expect(() => failureRateConfig(5 as never)).toThrow("failureRate: expected an object, got 5");
+    expect(() => failureRateConfig(5 as never)).toThrow(
+      "failureRate: expected an options object, got 5",
+    );
     expect(failureRateConfig(undefined)).toEqual({
       decayMs: 5_000,
       prior: 10,

@@ -1,3 +1,4 @@
+export type { Clock } from "@mesh/core";
 export { Backoff, type BackoffOptions, parseRetryAfter } from "./backoff/backoff.js";
 export {
   type BreakerOutcome,
@@ -10,7 +11,6 @@ export {
   type RetryBudgetOptions,
   type RetryBudgetState,
 } from "./budget/retry-budget.js";
-export type { Clock } from "./clock.js";
 export {
   type AttemptEvent,
   type BreakerEvent,

@@ -1,6 +1,14 @@
-import { toControllerHandler } from "@mesh/core";
+import {
+  type Clock,
+  duration,
+  integerIn,
+  monotonicClock,
+  type OptionNames,
+  optionsObject,
+  toControllerHandler,
+  typeError,
+} from "@mesh/core";
 import { Dispatcher, Pool } from "undici";
-import { type Clock, monotonicClock } from "../clock.js";
 import type { Resolver } from "../discovery/resolver.js";
 import type { Endpoint, EndpointInfo, EndpointInit } from "../endpoints/endpoint.js";
 import {
@@ -11,7 +19,6 @@ import {
 } from "../endpoints/endpoint-set.js";
 import { BalancerClosedError, NoEndpointsReadyError } from "../errors.js";
 import { type EndpointState, failFastChannel } from "../events.js";
-import { duration, integerIn, rejectUnknownOptions, typeError } from "../validate.js";
 import { Exchange } from "./exchange.js";
 import { Http2Client, type Http2ClientOptions } from "./h2-client.js";
 import { destroyArgs, promiseOrCallback } from "./lifecycle.js";
@@ -59,24 +66,28 @@ interface Waiter {
 }
 
 /** Every option {@link Balancer} accepts (its own and the endpoint set's). */
-const BALANCER_OPTIONS = [
-  "name",
-  "endpoints",
-  "strategy",
-  "ewma",
-  "failureRate",
-  "accrual",
-  "localZone",
-  "localZoneMaxPending",
-  "failFastMs",
-  "maxWaiting",
-  "pool",
-  "factory",
-  "preserveHost",
-  "onResolverError",
-  "clock",
-  "random",
-] as const;
+const BALANCER_OPTIONS: OptionNames = {
+  known: [
+    "name",
+    "endpoints",
+    "strategy",
+    "ewma",
+    "failureRate",
+    "accrual",
+    "localZone",
+    "localZoneMaxPending",
+    "failFastMs",
+    "maxWaiting",
+    "pool",
+    "factory",
+    "preserveHost",
+    "onResolverError",
+    "clock",
+    "random",
+  ],
+  // undici's Pool options belong under `pool`.
+  hints: { connections: "pool.connections", pipelining: "pool.pipelining" },
+};
 
 /**
  * Endpoints that speak HTTP/2 get an {@link Http2Client} (node:http2; undici 8.13's own h2
@@ -125,7 +136,7 @@ export class Balancer extends Dispatcher {
     super();
     if (options === null || typeof options !== "object")
       throw typeError("options", "an object", options);
-    rejectUnknownOptions("Balancer", options, BALANCER_OPTIONS);
+    optionsObject("Balancer", options, BALANCER_OPTIONS);
     this.#clock = options.clock ?? monotonicClock;
     this.#set = new EndpointSet({
       ...options,

@@ -1,6 +1,6 @@
+import type { Clock } from "@mesh/core";
 import type { Dispatcher } from "undici";
 import { classifyError, isFailureGrpc, type Outcome } from "../accrual/classify.js";
-import type { Clock } from "../clock.js";
 import type { Endpoint } from "../endpoints/endpoint.js";
 import type { EndpointSet } from "../endpoints/endpoint-set.js";
 

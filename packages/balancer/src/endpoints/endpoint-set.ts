@@ -1,3 +1,4 @@
+import { type Clock, monotonicClock, numberIn, typeError } from "@mesh/core";
 import type { Outcome } from "../accrual/classify.js";
 import {
   FailureAccrual,
@@ -5,7 +6,6 @@ import {
   type FailureAccrualOptions,
   failureAccrualConfig,
 } from "../accrual/failure-accrual.js";
-import { type Clock, monotonicClock, type Random } from "../clock.js";
 import { type EndpointState, endpointChannel, zoneChannel } from "../events.js";
 import {
   FailureRate,
@@ -19,8 +19,8 @@ import {
   type PeakEwmaOptions,
   peakEwmaConfig,
 } from "../ewma/peak-ewma.js";
+import type { Random } from "../random.js";
 import { createSelector, type Selector, STRATEGIES, type Strategy } from "../select/selector.js";
-import { numberIn, typeError } from "../validate.js";
 import { Endpoint, type EndpointInfo, type EndpointInit, endpointInfo } from "./endpoint.js";
 
 /** Options for {@link EndpointSet}. */

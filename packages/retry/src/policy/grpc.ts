@@ -1,4 +1,4 @@
-import { rangeError, typeError } from "../validate.js";
+import { rangeError, typeError } from "@mesh/core";
 
 /** gRPC status names in Linkerd's kebab-case spelling, by code. */
 export const grpcStatusNames = [

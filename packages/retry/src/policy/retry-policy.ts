@@ -1,7 +1,15 @@
+import {
+  bool,
+  integerIn,
+  nonEmptyString,
+  numberIn,
+  type OptionNames,
+  optionsObject,
+  typeError,
+} from "@mesh/core";
 import { Backoff, type BackoffOptions } from "../backoff/backoff.js";
 import { RetryBudget, type RetryBudgetOptions } from "../budget/retry-budget.js";
 import { budgetExhaustedChannel, limitExceededChannel } from "../events.js";
-import { bool, numberIn, type OptionNames, object, str, typeError } from "../validate.js";
 import { GrpcStatusSet, grpcStatusNames } from "./grpc.js";
 import { HttpStatusSet } from "./status-set.js";
 
@@ -143,12 +151,12 @@ export class RetryPolicy {
   readonly budget: RetryBudget | undefined;
 
   constructor(options?: RetryPolicyOptions) {
-    const o = object<RetryPolicyOptions>("retry", options, retryPolicyOptionNames);
+    const o = optionsObject<RetryPolicyOptions>("retry", options, retryPolicyOptionNames);
     if (o.budget instanceof RetryBudget) this.budget = o.budget;
     else if (o.budget === false) this.budget = undefined;
     else this.budget = new RetryBudget(o.budget);
-    this.name = str("retry.name", o.name, this.budget?.name ?? "default");
-    this.limit = numberIn("retry.limit", o.limit, 0, 100, 1, true);
+    this.name = nonEmptyString("retry.name", o.name, this.budget?.name ?? "default");
+    this.limit = integerIn("retry.limit", o.limit, 1, 0, 100);
     this.http = new HttpStatusSet(o.http ?? "5xx", "retry.http");
     this.grpc = new GrpcStatusSet(o.grpc ?? defaultGrpc, "retry.grpc");
     this.errorCodes = new Set(stringList("retry.errorCodes", o.errorCodes, defaultErrorCodes));
@@ -159,29 +167,27 @@ export class RetryPolicy {
     this.perTryTimeout =
       o.perTryTimeout === undefined
         ? undefined
-        : numberIn("retry.perTryTimeout", o.perTryTimeout, 1, 2_147_483_647, 0);
+        : numberIn("retry.perTryTimeout", o.perTryTimeout, 0, 1, 2_147_483_647);
     this.retryOnPerTryTimeout = bool("retry.retryOnPerTryTimeout", o.retryOnPerTryTimeout, true);
-    this.maxReplayBytes = numberIn(
+    this.maxReplayBytes = integerIn(
       "retry.maxReplayBytes",
       o.maxReplayBytes,
+      64 * 1024,
       0,
       1 << 30,
-      64 * 1024,
-      true,
     );
-    this.maxGrpcBufferBytes = numberIn(
+    this.maxGrpcBufferBytes = integerIn(
       "retry.maxGrpcBufferBytes",
       o.maxGrpcBufferBytes,
+      64 * 1024,
       0,
       1 << 30,
-      64 * 1024,
-      true,
     );
     this.backoff = new Backoff(o.backoff, "retry.backoff");
     this.retryAfterMax =
       o.retryAfterMax === false
         ? false
-        : numberIn("retry.retryAfterMax", o.retryAfterMax, 0, 2_147_483_647, 10_000);
+        : numberIn("retry.retryAfterMax", o.retryAfterMax, 10_000, 0, 2_147_483_647);
   }
 
   /** Whether `method` may be retried without the request being marked retryable. */
