@@ -1,16 +1,17 @@
 import type { Duplex } from "node:stream";
 import {
+  type Clock,
   type DispatchController,
   type DispatchHandler,
   type DispatchOptions,
   type IncomingHeaders,
   type LegacyHandler,
+  monotonicClock,
   toControllerHandler,
+  typeError,
 } from "@mesh/core";
 import type { Span } from "@opentelemetry/api";
 import { grpcStatusOf, type HeaderBag, NO_GRPC_STATUS } from "../classify/classify.js";
-import { type Clock, monotonicClock } from "../clock.js";
-import { typeError } from "../errors.js";
 import { endSpan, injectTraceContext, startClientSpan, tracerRegistered } from "../otel/trace.js";
 import type { HttpSignals, SignalRecorder } from "../signals/golden-signals.js";
 import type { Direction } from "../signals/labels.js";
@@ -162,17 +163,18 @@ function withHeaders(options: DispatchOptions, extra: Record<string, string>): D
 export function metrics(
   options: MetricsInterceptorOptions,
 ): (dispatch: Dispatch, boundOrigin?: string | null) => Dispatch {
-  if (typeof options !== "object" || options === null) typeError("options", "an object", options);
+  if (typeof options !== "object" || options === null)
+    throw typeError("options", "an object", options);
   const signals = options.signals;
   if (typeof signals?.http !== "function") {
-    typeError("options.signals", "a SignalRecorder (GoldenSignals or NOOP_SIGNALS)", signals);
+    throw typeError("options.signals", "a SignalRecorder (GoldenSignals or NOOP_SIGNALS)", signals);
   }
   const direction = options.direction ?? "outbound";
   if (direction !== "inbound" && direction !== "outbound") {
-    typeError("options.direction", '"inbound" or "outbound"', direction);
+    throw typeError("options.direction", '"inbound" or "outbound"', direction);
   }
   if (options.route !== undefined && typeof options.route !== "function") {
-    typeError("options.route", "a function", options.route);
+    throw typeError("options.route", "a function", options.route);
   }
   const clock = options.clock ?? monotonicClock;
   const routeOf = options.route;

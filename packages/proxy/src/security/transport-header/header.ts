@@ -1,4 +1,4 @@
-import { typeError } from "../validate.js";
+import { typeError } from "@mesh/core";
 
 /**
  * The fields carried at the start of an opaque-TCP stream between proxies.
