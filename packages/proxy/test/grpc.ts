@@ -1,3 +1,4 @@
+import { EventEmitter } from "node:events";
 import * as grpc from "@grpc/grpc-js";
 
 const json = {
@@ -26,6 +27,7 @@ export const EchoService: grpc.ServiceDefinition = {
   stream: method("/test.Echo/Stream", false, true),
   collect: method("/test.Echo/Collect", true, false),
   chat: method("/test.Echo/Chat", true, true),
+  watch: method("/test.Echo/Watch", false, true),
   locked: method("/test.Locked/Unary", false, false),
 };
 
@@ -34,6 +36,8 @@ export type Msg = {
   count?: number;
   fail?: number;
   delayMs?: number;
+  /** Unary: every other call (the 1st, 3rd, …) fails with this status code. */
+  failOdd?: number;
   from?: string;
   /** The `mesh-client-id` metadata the app received. */
   clientId?: string;
@@ -44,14 +48,30 @@ const clientIdOf = (md: grpc.Metadata) => {
   return v === undefined ? {} : { clientId: String(v) };
 };
 
+/** What a {@link startGrpcServer} server saw. */
+export interface GrpcServerStats {
+  /** Unary calls received (each attempt of a retried call counts). */
+  unaryCalls: number;
+  /** Emits `cancelled` (with the messages written) when a `watch` call is cancelled by its client. */
+  readonly watches: EventEmitter;
+}
+
 /** Starts a gRPC server on 127.0.0.1:0; `name` is echoed back in replies. */
-export async function startGrpcServer(
-  name = "app",
-): Promise<{ address: string; server: grpc.Server; close(): Promise<void> }> {
+export async function startGrpcServer(name = "app"): Promise<{
+  address: string;
+  server: grpc.Server;
+  stats: GrpcServerStats;
+  close(): Promise<void>;
+}> {
   const server = new grpc.Server();
+  const stats: GrpcServerStats = { unaryCalls: 0, watches: new EventEmitter() };
   const unary = (call: grpc.ServerUnaryCall<Msg, Msg>, cb: grpc.sendUnaryData<Msg>) => {
     const m = call.request;
+    stats.unaryCalls++;
     if (m.fail !== undefined) return cb({ code: m.fail, details: `failed on purpose ${m.fail}` });
+    if (m.failOdd !== undefined && stats.unaryCalls % 2 === 1) {
+      return cb({ code: m.failOdd, details: `odd call ${stats.unaryCalls} fails` });
+    }
     const reply = { text: m.text, from: name, ...clientIdOf(call.metadata) };
     setTimeout(() => cb(null, reply), m.delayMs ?? 0);
   };
@@ -68,6 +88,18 @@ export async function startGrpcServer(
       call.on("data", (m: Msg) => texts.push(m.text ?? ""));
       call.on("end", () => cb(null, { text: texts.join(","), count: texts.length, from: name }));
     },
+    // Writes a message every `delayMs` (default 5) until the client cancels the call.
+    watch: (call: grpc.ServerWritableStream<Msg, Msg>) => {
+      let written = 0;
+      const timer = setInterval(() => {
+        call.write({ text: `${call.request.text}-${written}`, from: name });
+        written++;
+      }, call.request.delayMs ?? 5);
+      call.on("cancelled", () => {
+        clearInterval(timer);
+        stats.watches.emit("cancelled", written);
+      });
+    },
     chat: (call: grpc.ServerDuplexStream<Msg, Msg>) => {
       call.on("data", (m: Msg) => call.write({ text: `echo:${m.text}`, from: name }));
       call.on("end", () => call.end());
@@ -81,6 +113,7 @@ export async function startGrpcServer(
   return {
     address: `127.0.0.1:${port}`,
     server,
+    stats,
     close: () => new Promise((r) => server.tryShutdown(() => r())),
   };
 }
@@ -177,4 +210,27 @@ export function bidi(client: ReturnType<typeof echoClient>): {
       return ended;
     },
   };
+}
+
+/**
+ * Starts a `watch` call, cancels it after `messages` replies, and resolves with
+ * `performance.now()` at the moment of the cancel.
+ */
+export function watchThenCancel(
+  client: ReturnType<typeof echoClient>,
+  messages: number,
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const call = (client.watch as (m: Msg) => grpc.ClientReadableStream<Msg>)({ text: "w" });
+    let seen = 0;
+    call.on("data", () => {
+      if (++seen !== messages) return;
+      const at = performance.now();
+      call.cancel();
+      resolve(at);
+    });
+    call.on("error", (err: grpc.ServiceError) => {
+      if (err.code !== grpc.status.CANCELLED) reject(err);
+    });
+  });
 }

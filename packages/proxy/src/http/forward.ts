@@ -144,8 +144,10 @@ class Exchange<T = unknown> implements Dispatcher.DispatchHandler {
 
   private readonly onClientClose = (): void => {
     if (this.done) return;
-    const res = this.fr.res;
-    if (res.writableFinished) return;
+    // `writableEnded`, not `writableFinished`: node:http2's compatibility response reports
+    // `writableFinished` once the client reset the stream although nothing was ended, and
+    // the upstream request must be cancelled exactly then.
+    if (this.fr.res.writableEnded) return;
     // Below, a client going away is a plain abort: it says nothing about the endpoint, so the
     // balancer must not count it as an endpoint failure (32 clients hanging up at once would
     // otherwise eject a healthy endpoint).

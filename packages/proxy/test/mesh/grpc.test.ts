@@ -1,7 +1,16 @@
+import { once } from "node:events";
 import http2 from "node:http2";
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bidi, clientStream, echoClient, serverStream, startGrpcServer, unary } from "../grpc.js";
+import {
+  bidi,
+  clientStream,
+  echoClient,
+  serverStream,
+  startGrpcServer,
+  unary,
+  watchThenCancel,
+} from "../grpc.js";
 import type { ProxyProcess } from "../helpers.js";
 import {
   admin,
@@ -86,6 +95,12 @@ describe("gRPC through the sidecar pair over mTLS", () => {
   it("server streaming", async () => {
     const got = await serverStream(client, { text: "s", count: 5 });
     expect(got.map((m) => m.text)).toEqual(["s-0", "s-1", "s-2", "s-3", "s-4"]);
+  });
+
+  it("a cancelled server stream is cancelled at the app within milliseconds, over mTLS", async () => {
+    const seen = once(app.stats.watches, "cancelled").then(() => performance.now());
+    const cancelledAt = await watchThenCancel(client, 5);
+    expect((await seen) - cancelledAt).toBeLessThan(500);
   });
 
   it("client streaming", async () => {
