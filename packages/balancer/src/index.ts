@@ -1,12 +1,5 @@
 export { type Clock, monotonicClock } from "@mesh/core";
 export {
-  classifyError,
-  FAILURE_GRPC_CODES,
-  isFailureGrpc,
-  isFailureStatus,
-  type Outcome,
-} from "./accrual/classify.js";
-export {
   type AccrualState,
   FailureAccrual,
   type FailureAccrualConfig,

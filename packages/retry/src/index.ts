@@ -21,7 +21,7 @@ export {
   type RetryEvent,
   type TimeoutEvent,
 } from "./events.js";
-export { type GrpcStatusName, GrpcStatusSet, grpcStatusNames } from "./policy/grpc.js";
+export { GrpcStatusSet } from "./policy/grpc.js";
 export {
   defaultErrorCodes,
   defaultRetryMethods,

@@ -1,5 +1,4 @@
-import { type Clock, monotonicClock, numberIn, typeError } from "@mesh/core";
-import type { Outcome } from "../accrual/classify.js";
+import { type Clock, monotonicClock, numberIn, type Outcome, typeError } from "@mesh/core";
 import {
   FailureAccrual,
   type FailureAccrualConfig,

@@ -11,7 +11,7 @@ import {
   typeError,
 } from "@mesh/core";
 import type { Span } from "@opentelemetry/api";
-import { grpcStatusOf, type HeaderBag, NO_GRPC_STATUS } from "../classify/classify.js";
+import { grpcStatusIn, NO_GRPC_STATUS } from "../classify/classify.js";
 import { endSpan, injectTraceContext, startClientSpan, tracerRegistered } from "../otel/trace.js";
 import type { HttpSignals, SignalRecorder } from "../signals/golden-signals.js";
 import type { Direction } from "../signals/labels.js";
@@ -103,7 +103,7 @@ class MetricsHandler implements DispatchHandler {
     statusMessage?: string,
   ): void {
     this.status = statusCode;
-    this.grpc = grpcStatusOf(headers as HeaderBag);
+    this.grpc = grpcStatusIn(headers);
     this.next.onResponseStart?.(controller, statusCode, headers, statusMessage);
   }
 
@@ -113,7 +113,7 @@ class MetricsHandler implements DispatchHandler {
   }
 
   onResponseEnd(controller: DispatchController, trailers: IncomingHeaders): void {
-    const fromTrailers = grpcStatusOf(trailers as HeaderBag);
+    const fromTrailers = grpcStatusIn(trailers);
     if (fromTrailers !== NO_GRPC_STATUS) this.grpc = fromTrailers;
     const latency = this.ttfb >= 0 ? this.ttfb : this.clock.now() - this.start;
     this.signals.response(this.status, this.grpc, latency);

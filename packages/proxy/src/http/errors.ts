@@ -1,6 +1,7 @@
 import type { ServerResponse } from "node:http";
 import type { Http2ServerResponse } from "node:http2";
-import { encodeGrpcMessage, GrpcStatus } from "./grpc.js";
+import { GrpcStatus } from "@mesh/core";
+import { encodeGrpcMessage } from "./grpc.js";
 
 /** Header on every response the proxy generates itself, with a short reason. */
 export const PROXY_ERROR_HEADER = "mesh-proxy-error";

@@ -1,7 +1,6 @@
-import { toControllerHandler } from "@mesh/core";
+import { readGrpcStatus, toControllerHandler } from "@mesh/core";
 import { parseRetryAfter } from "../backoff/backoff.js";
 import { attemptChannel, retryChannel, timeoutChannel } from "../events.js";
-import { readGrpcStatus } from "../policy/grpc.js";
 import { type RetryPolicy, type RetryPolicyOptions, toPolicy } from "../policy/retry-policy.js";
 import { PerTryTimeoutError } from "../timeout/errors.js";
 import { ForwardingController } from "./controller.js";
