@@ -20,6 +20,7 @@ export {
   hasHeader,
   isHeaderName,
   removeHeader,
+  removeHeaderInPlace,
   type TakenHeader,
   takeHeader,
   type UndiciHeaders,

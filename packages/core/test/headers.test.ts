@@ -7,6 +7,7 @@ import {
   getHeaderValues,
   hasHeader,
   removeHeader,
+  removeHeaderInPlace,
   takeHeader,
   type UndiciHeaders,
 } from "../src/index.js";
@@ -115,6 +116,34 @@ describe("header shapes", () => {
         }
       }),
     );
+  });
+
+  it("removeHeaderInPlace edits a flat list the caller owns", () => {
+    fc.assert(
+      fc.property(lineList, name, (ls, n) => {
+        const lower = n.toLowerCase();
+        const list: unknown[] = ls.flat();
+        removeHeaderInPlace(list, lower);
+        expect(list).toEqual(ls.filter(([k]) => k.toLowerCase() !== lower).flat());
+      }),
+    );
+  });
+
+  it("gives undici a shape it accepts: arrays out are flat", () => {
+    const map = new Map([
+      ["a", "1"],
+      ["host", "h"],
+    ]);
+    expect(removeHeader(map, "host")).toEqual(["a", "1"]);
+    expect(addHeader([["a", "1"]], "b", "2")).toEqual(["a", "1", "b", "2"]);
+    expect(addHeader(new Map([["a", ["1", "2"]]]), "b", "3")).toEqual([
+      "a",
+      "1",
+      "a",
+      "2",
+      "b",
+      "3",
+    ]);
   });
 
   it("treats null and undefined as no headers, and skips undefined values", () => {

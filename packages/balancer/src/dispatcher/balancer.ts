@@ -1,12 +1,15 @@
 import {
+  addHeader,
   type Clock,
   duration,
+  hasHeader,
   integerIn,
   monotonicClock,
   type OptionNames,
   optionsObject,
   toControllerHandler,
   typeError,
+  type UndiciHeaders,
 } from "@mesh/core";
 import { Dispatcher, Pool } from "undici";
 import type { Resolver } from "../discovery/resolver.js";
@@ -426,28 +429,8 @@ function withHost(
   headers: Dispatcher.DispatchOptions["headers"],
   host: string,
 ): Dispatcher.DispatchOptions["headers"] {
-  if (headers == null) return ["host", host];
-  if (Array.isArray(headers)) {
-    if (headers.length > 0 && Array.isArray(headers[0])) {
-      const pairs = headers as unknown as [string, string][];
-      for (const [k] of pairs) if (k.toLowerCase() === "host") return headers;
-      return [...pairs, ["host", host]] as unknown as string[];
-    }
-    for (let i = 0; i < headers.length; i += 2)
-      if (String(headers[i]).toLowerCase() === "host") return headers;
-    return [...headers, "host", host];
-  }
-  if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === "function") {
-    const flat: string[] = [];
-    for (const [k, v] of headers as Iterable<[string, string | string[] | undefined]>) {
-      if (v === undefined) continue;
-      if (k.toLowerCase() === "host") return headers;
-      for (const x of Array.isArray(v) ? v : [v]) flat.push(k, x);
-    }
-    flat.push("host", host);
-    return flat;
-  }
-  const record = headers as Record<string, unknown>;
-  for (const k in record) if (k.length === 4 && k.toLowerCase() === "host") return headers;
-  return { ...record, host } as Dispatcher.DispatchOptions["headers"];
+  const h = headers as UndiciHeaders;
+  return (
+    hasHeader(h, "host") ? h : addHeader(h, "host", host)
+  ) as Dispatcher.DispatchOptions["headers"];
 }

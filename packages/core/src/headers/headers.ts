@@ -144,9 +144,10 @@ export function hasHeader(headers: UndiciHeaders, name: string): boolean {
 }
 
 /**
- * `headers` with every occurrence of `name` (lower case) removed, in the same shape
- * (an iterable other than an array becomes a list of pairs). Never mutates its input; returns
- * `headers` itself when the header is absent.
+ * `headers` with every occurrence of `name` (lower case) removed. A flat list stays flat and an
+ * object stays an object; a list of pairs or another iterable becomes a flat list (undici
+ * reads every array as flat, so that is the list shape it accepts). Never mutates its input;
+ * returns `headers` itself when the header is absent.
  */
 export function removeHeader<H extends UndiciHeaders>(headers: H, name: string): H {
   switch (shapeOf(headers)) {
@@ -162,13 +163,12 @@ export function removeHeader<H extends UndiciHeaders>(headers: H, name: string):
     }
     case PAIRS:
     case ITERABLE: {
-      let out: (readonly [unknown, unknown])[] | undefined;
-      const kept: (readonly [unknown, unknown])[] = [];
+      if (!hasHeader(headers, name)) return headers;
+      const out: unknown[] = [];
       for (const pair of headers as Iterable<readonly [unknown, unknown]>) {
-        if (isHeaderName(pair[0], name)) out = kept;
-        else kept.push(pair);
+        if (!isHeaderName(pair[0], name)) pushFlat(out, pair[0], pair[1]);
       }
-      return (out ?? headers) as H;
+      return out as unknown as H;
     }
     case RECORD: {
       const h = headers as Readonly<Record<string, unknown>>;
@@ -208,17 +208,23 @@ export function takeHeader<H extends UndiciHeaders>(
 
 /**
  * `headers` with one more field line `name: value` appended (repeated names are kept), in the
- * same shape: a flat list stays flat, pairs stay pairs, another iterable becomes pairs, an
- * object gets the value added (as an array when the name is already there, in any case).
- * Never mutates its input.
+ * shape undici accepts: a flat list stays flat, a list of pairs or another iterable becomes a
+ * flat list, an object gets the value added (as an array when the name is already there, in
+ * any case). Never mutates its input.
  */
 export function addHeader(headers: UndiciHeaders, name: string, value: string): UndiciHeaders {
   switch (shapeOf(headers)) {
     case FLAT:
       return [...(headers as readonly unknown[]), name, value];
     case PAIRS:
-    case ITERABLE:
-      return [...(headers as Iterable<readonly [string, unknown]>), [name, value]];
+    case ITERABLE: {
+      const out: unknown[] = [];
+      for (const pair of headers as Iterable<readonly [unknown, unknown]>) {
+        pushFlat(out, pair[0], pair[1]);
+      }
+      out.push(name, value);
+      return out;
+    }
     case RECORD: {
       const out: Record<string, unknown> = { ...(headers as Readonly<Record<string, unknown>>) };
       const lower = name.toLowerCase();
@@ -237,4 +243,30 @@ export function addHeader(headers: UndiciHeaders, name: string, value: string): 
     default:
       return [name, value];
   }
+}
+
+/** Appends one `[name, value]` entry to a flat list, an array value as one line per element. */
+function pushFlat(out: unknown[], name: unknown, value: unknown): void {
+  if (value == null) return;
+  if (Array.isArray(value)) {
+    for (const v of value) if (v != null) out.push(name, v);
+  } else out.push(name, value);
+}
+
+/**
+ * Removes every `name` (lower case) entry from a flat `[name, value, …]` list the caller owns,
+ * in place; when the name is absent (the common case) the list is only read.
+ */
+export function removeHeaderInPlace(headers: unknown[], name: string): void {
+  let w = 0;
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    const h = headers[i];
+    if (isHeaderName(h, name)) continue;
+    if (w !== i) {
+      headers[w] = h;
+      headers[w + 1] = headers[i + 1];
+    }
+    w += 2;
+  }
+  if (w !== headers.length) headers.length = w;
 }

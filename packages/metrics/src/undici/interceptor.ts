@@ -1,5 +1,6 @@
 import type { Duplex } from "node:stream";
 import {
+  addHeader,
   type Clock,
   type DispatchController,
   type DispatchHandler,
@@ -9,6 +10,7 @@ import {
   monotonicClock,
   toControllerHandler,
   typeError,
+  type UndiciHeaders,
 } from "@mesh/core";
 import type { Span } from "@opentelemetry/api";
 import { grpcStatusIn, NO_GRPC_STATUS } from "../classify/classify.js";
@@ -137,16 +139,10 @@ class MetricsHandler implements DispatchHandler {
   }
 }
 
+/** `options` with the trace-context headers added (repeated headers and the shape kept). */
 function withHeaders(options: DispatchOptions, extra: Record<string, string>): DispatchOptions {
-  const h = options.headers;
-  let headers: unknown;
-  if (h == null) headers = extra;
-  else if (Array.isArray(h)) {
-    headers = [...h];
-    for (const [k, v] of Object.entries(extra)) (headers as unknown[]).push(k, v);
-  } else if (typeof (h as Iterable<unknown>)[Symbol.iterator] === "function") {
-    headers = { ...Object.fromEntries(h as Iterable<[string, string]>), ...extra };
-  } else headers = { ...(h as object), ...extra };
+  let headers = options.headers as UndiciHeaders;
+  for (const name in extra) headers = addHeader(headers, name, extra[name] as string);
   return { ...options, headers };
 }
 

@@ -1,10 +1,10 @@
-import { readGrpcStatus, toControllerHandler } from "@mesh/core";
+import { readGrpcStatus, takeHeader, toControllerHandler, type UndiciHeaders } from "@mesh/core";
 import { parseRetryAfter } from "../backoff/backoff.js";
 import { attemptChannel, retryChannel, timeoutChannel } from "../events.js";
 import { type RetryPolicy, type RetryPolicyOptions, toPolicy } from "../policy/retry-policy.js";
 import { PerTryTimeoutError } from "../timeout/errors.js";
 import { ForwardingController } from "./controller.js";
-import { RETRYABLE_HEADER, takeHeader } from "./headers.js";
+import { RETRYABLE_HEADER } from "./headers.js";
 import { type BodyReplay, bodyReplay } from "./replay-body.js";
 import {
   asInterceptor,
@@ -40,16 +40,16 @@ export function retry(options?: RetryInterceptorOptions): Interceptor {
     return function meshRetry(opts: DispatchOptions, handler: DispatchHandler): boolean {
       const downstream = toControllerHandler(handler);
       policy.deposit();
-      const marked = takeHeader(opts.headers, RETRYABLE_HEADER);
-      if (marked.value !== undefined) opts = { ...opts, headers: marked.headers as never };
+      const marked = takeHeader(opts.headers as UndiciHeaders, RETRYABLE_HEADER);
+      if (marked !== undefined) opts = { ...opts, headers: marked.headers as never };
       const method = opts.method;
       const eligible =
         policy.limit > 0 &&
         !opts.upgrade &&
         method !== "CONNECT" &&
-        marked.value?.trim().toLowerCase() !== "false" &&
+        marked?.value.trim().toLowerCase() !== "false" &&
         (policy.allowsMethod(method) ||
-          marked.value?.trim().toLowerCase() === "true" ||
+          marked?.value.trim().toLowerCase() === "true" ||
           opts.idempotent === true);
       if (!eligible && policy.perTryTimeout === undefined) {
         if (attemptChannel.hasSubscribers) publishAttempt(policy, opts, 0);
