@@ -6,6 +6,8 @@ export {
   type GrpcStatusName,
   grpcStatusNames,
   grpcStatusOf,
+  grpcStatusOfHttp,
+  isGrpcContentType,
   MAX_GRPC_STATUS,
   type ParsedHeaders,
   parseGrpcStatus,

@@ -63,7 +63,7 @@ function streamingHandler(events: EventEmitter) {
     req: http.IncomingMessage | http2.Http2ServerRequest,
     res: http.ServerResponse | http2.Http2ServerResponse,
   ) => {
-    res.writeHead(200, { "content-type": "text/plain" });
+    (res as http.ServerResponse).writeHead(200, { "content-type": "text/plain" });
     let written = 0;
     const timer = setInterval(() => {
       (res as http.ServerResponse).write(`chunk ${written}\n`);

@@ -311,6 +311,44 @@ describe("mesh-proxy check", () => {
     expect(r.stderr).toContain('outbound.services[1].retry.limit: expected integer >= 0, got "x"');
   });
 
+  test("warns (exit 0) where retry settings can never retry anything", async () => {
+    const file = writeConfig(tempDir(), {
+      outbound: {
+        services: [
+          {
+            name: "orders",
+            discovery: { static: ["127.0.0.1:1"] },
+            retry: { on: ["5xx"] },
+            routes: [
+              { name: "create", match: { methods: ["POST"] } },
+              { name: "grpc", match: { methods: ["POST"] }, retry: { on: ["unavailable"] } },
+              { name: "read", match: { methods: ["GET"] } },
+            ],
+          },
+          {
+            name: "off",
+            discovery: { static: ["127.0.0.1:1"] },
+            retry: { on: ["5xx"], limit: 0 },
+          },
+          {
+            name: "broke",
+            discovery: { static: ["127.0.0.1:1"] },
+            retry: { budget: { ratio: 0, minPerSecond: 0 } },
+          },
+        ],
+      },
+    });
+    const r = await runCli(["check", "--config", file]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("ok (3 warnings)");
+    const lines = r.stderr.trim().split("\n");
+    expect(lines).toEqual([
+      "warning: outbound.services[0].routes[0]: retries nothing: POST is not idempotent and `on` has no gRPC condition; set nonIdempotent: true to retry them",
+      "warning: outbound.services[1].retry: retries nothing: limit is 0 while `on` lists conditions",
+      "warning: outbound.services[2].retry: retries nothing: the budget allows none (ratio 0, minPerSecond 0)",
+    ]);
+  });
+
   test("--help and --version", async () => {
     const help = await runCli(["--help"]);
     expect(help.code).toBe(0);

@@ -119,3 +119,45 @@ describe("h2c prior knowledge (plain HTTP/2)", () => {
     }
   });
 });
+
+describe("gRPC retries through outbound → inbound", () => {
+  let app: Awaited<ReturnType<typeof startGrpcServer>>;
+  let pair: Awaited<ReturnType<typeof proxyPair>>;
+  let client: ReturnType<typeof echoClient>;
+
+  beforeAll(async () => {
+    app = await startGrpcServer();
+    // Every call needs one retry (the server fails every other attempt), so the budget
+    // allows one retry per request; Linkerd's default (20 % + 10/s) would refuse most.
+    pair = await proxyPair(app.address, {
+      name: "echo",
+      retry: { on: ["unavailable"], budget: { ratio: 1 } },
+    });
+    client = echoClient(pair.outbound.addresses.outbound as string, "echo");
+  });
+
+  afterAll(async () => {
+    client?.close();
+    await pair?.stop();
+    await app?.close();
+  });
+
+  test("a method failing UNAVAILABLE on every other call: 200 of 200 calls succeed", async () => {
+    const before = app.stats.unaryCalls;
+    let ok = 0;
+    for (let i = 0; i < 200; i++) {
+      const reply = await unary(client, { text: String(i), failOdd: status.UNAVAILABLE });
+      if (reply.text === String(i)) ok++;
+    }
+    expect(ok).toBe(200);
+    expect(app.stats.unaryCalls - before).toBe(400);
+  });
+
+  test("statuses the service does not list are not retried", async () => {
+    const before = app.stats.unaryCalls;
+    await expect(unary(client, { fail: status.INTERNAL })).rejects.toMatchObject({
+      code: status.INTERNAL,
+    });
+    expect(app.stats.unaryCalls - before).toBe(1);
+  });
+});

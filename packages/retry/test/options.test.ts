@@ -93,7 +93,6 @@ describe("unknown option names are rejected, with the close match", () => {
           perTryTimeout: 100,
           retryOnPerTryTimeout: true,
           maxReplayBytes: 10,
-          maxGrpcBufferBytes: 10,
           backoff: { base: 1, max: 2, random: () => 0 },
           retryAfterMax: 100,
           budget: {

@@ -93,42 +93,183 @@ describe("retry() over HTTP/2 (h2c, undici 8)", () => {
     ]);
   });
 
-  it("retries a gRPC error that arrives in trailers: the failed attempt's bytes never reach the caller", async () => {
+  it("retries a gRPC error in trailers that follow headers without a message", async () => {
     const s = await server(({ n, res }) => {
       const r = res as unknown as http2.Http2ServerResponse;
       r.writeHead(200, grpcHeaders);
-      r.addTrailers({ "grpc-status": n === 0 ? "13" : "0" });
-      r.end(message(n === 0 ? "poison" : "good"));
+      if (n === 0) {
+        r.addTrailers({ "grpc-status": "14" });
+        r.end();
+      } else {
+        r.addTrailers({ "grpc-status": "0" });
+        r.end(message("good"));
+      }
     });
     const res = await request(s.origin, {
       method: "POST",
-      headers: { ...grpcHeaders, "mesh-retryable": "true" },
+      headers: grpcHeaders,
       body: message("req"),
-      dispatcher: agent(),
+      dispatcher: agent({ grpc: ["unavailable"] }),
     });
     const body = Buffer.from(await res.body.arrayBuffer());
     expect(body.equals(message("good"))).toBe(true);
+    expect(res.trailers["grpc-status"]).toBe("0");
     expect(s.seen).toHaveLength(2);
   });
 
-  it("streams a gRPC response larger than maxGrpcBufferBytes and then never retries it", async () => {
-    const big = message("x".repeat(4096));
-    const s = await server(({ res }) => {
+  it("never retries a gRPC call once a response message arrived: it streams at once", async () => {
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((r) => (release = r));
+    const s = await server(async ({ res }) => {
       const r = res as unknown as http2.Http2ServerResponse;
       r.writeHead(200, grpcHeaders);
+      r.write(message("first"));
+      await released; // the caller must see the first message before the call ends
       r.addTrailers({ "grpc-status": "14" });
-      r.end(big);
+      r.end(message("second"));
     });
     const res = await request(s.origin, {
       method: "POST",
-      headers: { ...grpcHeaders, "mesh-retryable": "true" },
+      headers: grpcHeaders,
       body: message("req"),
-      dispatcher: agent({ maxGrpcBufferBytes: 1024 }),
+      dispatcher: agent({ grpc: ["unavailable"] }),
     });
-    const body = Buffer.from(await res.body.arrayBuffer());
-    expect(body.equals(big)).toBe(true);
+    const chunks: Buffer[] = [];
+    for await (const chunk of res.body) {
+      chunks.push(chunk as Buffer);
+      release();
+    }
+    expect(Buffer.concat(chunks).equals(Buffer.concat([message("first"), message("second")]))).toBe(
+      true,
+    );
     expect(res.trailers["grpc-status"]).toBe("14");
     expect(s.seen).toHaveLength(1);
+  });
+
+  it("a gRPC call (POST) is retried on the policy's gRPC codes without being marked retryable", async () => {
+    const s = await server(({ n, res }) => {
+      const r = res as unknown as http2.Http2ServerResponse;
+      if (n % 2 === 0) {
+        r.writeHead(200, { ...grpcHeaders, "grpc-status": "14", "grpc-message": "down" });
+        r.end();
+      } else {
+        r.writeHead(200, grpcHeaders);
+        r.addTrailers({ "grpc-status": "0" });
+        r.end(message(`ok ${n}`));
+      }
+    });
+    const dispatcher = agent({ grpc: ["unavailable"] });
+    for (let i = 0; i < 10; i++) {
+      const res = await request(`${s.origin}/pkg.Svc/Method`, {
+        method: "POST",
+        headers: ["content-type", "application/grpc", "te", "trailers"],
+        body: message("req"),
+        dispatcher,
+      });
+      await res.body.arrayBuffer();
+      expect(res.trailers["grpc-status"]).toBe("0");
+    }
+    expect(s.seen).toHaveLength(20);
+  });
+
+  it("a gRPC call retried on its status alone: other statuses, 5xx and resets are not retried", async () => {
+    const s = await server(({ n, res }) => {
+      const r = res as unknown as http2.Http2ServerResponse;
+      if (n === 0) {
+        r.writeHead(200, { ...grpcHeaders, "grpc-status": "13" }); // INTERNAL: not listed
+        r.end();
+      } else if (n === 1) {
+        r.writeHead(500, { "content-type": "text/plain" }); // maps to UNKNOWN
+        r.end("boom");
+      } else r.stream.close(2 /* INTERNAL_ERROR */);
+    });
+    const dispatcher = agent({ grpc: ["unavailable"] });
+    const send = () =>
+      request(s.origin, {
+        method: "POST",
+        headers: grpcHeaders,
+        body: message("req"),
+        dispatcher,
+      });
+    const internal = await send();
+    await internal.body.arrayBuffer();
+    expect(internal.headers["grpc-status"]).toBe("13");
+    const http500 = await send();
+    expect(http500.statusCode).toBe(500);
+    await http500.body.arrayBuffer();
+    await expect(send()).rejects.toThrow();
+    expect(s.seen).toHaveLength(3);
+  });
+
+  it("honours grpc-retry-pushback-ms: waits as asked, and a negative value stops retries", async () => {
+    const s = await server(({ n, res }) => {
+      const r = res as unknown as http2.Http2ServerResponse;
+      const stop = r.req.headers["x-case"] === "stop";
+      const pushback = stop ? "-1" : n === 0 ? "150" : undefined;
+      if (pushback !== undefined) {
+        r.writeHead(200, {
+          ...grpcHeaders,
+          "grpc-status": "14",
+          "grpc-retry-pushback-ms": pushback,
+        });
+        r.end();
+      } else {
+        r.writeHead(200, grpcHeaders);
+        r.addTrailers({ "grpc-status": "0" });
+        r.end(message("good"));
+      }
+    });
+    // Backoff 0 (see agent()): only the pushback can delay the retry.
+    const dispatcher = agent({ grpc: ["unavailable"] });
+    const started = performance.now();
+    const waited = await request(s.origin, {
+      method: "POST",
+      headers: grpcHeaders,
+      body: message("req"),
+      dispatcher,
+    });
+    await waited.body.arrayBuffer();
+    expect(waited.trailers["grpc-status"]).toBe("0");
+    expect(performance.now() - started).toBeGreaterThanOrEqual(145);
+    const stopped = await request(s.origin, {
+      method: "POST",
+      headers: { ...grpcHeaders, "x-case": "stop" },
+      body: message("req"),
+      dispatcher,
+    });
+    await stopped.body.arrayBuffer();
+    expect(stopped.headers["grpc-status"]).toBe("14");
+    expect(s.seen).toHaveLength(3);
+  });
+
+  it("a plain POST is still never retried by default", async () => {
+    const s = await server(failFirst(1));
+    const res = await request(s.origin, { method: "POST", body: "x", dispatcher: agent() });
+    expect(res.statusCode).toBe(503);
+    await res.body.arrayBuffer();
+    expect(s.seen).toHaveLength(1);
+  });
+
+  it("an HTTP 503 without grpc-status on a gRPC call counts as UNAVAILABLE", async () => {
+    const s = await server(({ n, res }) => {
+      const r = res as unknown as http2.Http2ServerResponse;
+      if (n === 0) {
+        r.writeHead(503, { "content-type": "text/plain" });
+        r.end("overloaded");
+      } else {
+        r.writeHead(200, grpcHeaders);
+        r.addTrailers({ "grpc-status": "0" });
+        r.end(message("good"));
+      }
+    });
+    const res = await request(s.origin, {
+      method: "POST",
+      headers: grpcHeaders,
+      body: message("req"),
+      dispatcher: agent({ grpc: ["unavailable"], http: [] }),
+    });
+    expect(Buffer.from(await res.body.arrayBuffer()).equals(message("good"))).toBe(true);
+    expect(s.seen).toHaveLength(2);
   });
 
   it("works with undici 8 fetch over HTTP/2", async () => {

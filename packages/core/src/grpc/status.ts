@@ -100,3 +100,41 @@ export function parseGrpcStatus(raw: unknown, path: string): number | undefined 
   if (code < 0) throw rangeError(path, `a gRPC status name (${grpcStatusNames.join(", ")})`, raw);
   return code;
 }
+
+/**
+ * The gRPC status a client derives from a non-200 HTTP status when the response carries no
+ * `grpc-status` (gRPC's "HTTP to gRPC status code mapping"); undefined for 200.
+ */
+export function grpcStatusOfHttp(status: number): number | undefined {
+  switch (status) {
+    case 200:
+      return undefined;
+    case 400:
+      return GrpcStatus.INTERNAL;
+    case 401:
+      return GrpcStatus.UNAUTHENTICATED;
+    case 403:
+      return GrpcStatus.PERMISSION_DENIED;
+    case 404:
+      return GrpcStatus.UNIMPLEMENTED;
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+      return GrpcStatus.UNAVAILABLE;
+    default:
+      return GrpcStatus.UNKNOWN;
+  }
+}
+
+/**
+ * True for `application/grpc`, `application/grpc+proto`, `application/grpc;…` (not
+ * grpc-web, whose trailers travel in the body).
+ */
+export function isGrpcContentType(contentType: unknown): boolean {
+  if (typeof contentType !== "string") return false;
+  return (
+    contentType.startsWith("application/grpc") &&
+    (contentType.length === 16 || contentType[16] === "+" || contentType[16] === ";")
+  );
+}

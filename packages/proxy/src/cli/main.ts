@@ -1,9 +1,10 @@
 import { createRequire } from "node:module";
 import { parseArgs } from "node:util";
 import { ENV_CONFIG_FILE } from "../config/env.js";
-import { ConfigError, formatProblem } from "../config/errors.js";
+import { ConfigError, type ConfigProblem, formatProblem } from "../config/errors.js";
 import { configJsonSchema } from "../config/json-schema.js";
 import { loadConfigFile } from "../config/load.js";
+import { retryWarnings } from "../config/retry-conditions.js";
 import { createLogger } from "../log.js";
 import { MeshProxy } from "../proxy.js";
 
@@ -93,11 +94,15 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     }
     throw err;
   }
+  const warnings = retryWarnings(config);
   if (command === "check") {
-    io.out(`${file}: ok\n`);
+    for (const w of warnings) io.err(`warning: ${formatProblem(w)}\n`);
+    io.out(
+      `${file}: ok${warnings.length > 0 ? ` (${warnings.length} warning${warnings.length === 1 ? "" : "s"})` : ""}\n`,
+    );
     return 0;
   }
-  return run(config, file, io);
+  return run(config, file, io, warnings);
 }
 
 function parse(argv: string[]) {
@@ -116,8 +121,10 @@ async function run(
   config: Awaited<ReturnType<typeof loadConfigFile>>,
   file: string,
   io: Io,
+  warnings: readonly ConfigProblem[],
 ): Promise<number> {
   const logger = createLogger(config.log.level);
+  for (const w of warnings) logger.warn({ path: w.path }, w.message);
   let proxy: MeshProxy;
   try {
     proxy = await MeshProxy.start({ config, configFile: file, env: io.env, logger });

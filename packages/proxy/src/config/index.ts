@@ -5,4 +5,5 @@ export { ConfigError, type ConfigProblem, formatProblem } from "./errors.js";
 export { configJsonSchema } from "./json-schema.js";
 export { type ConfigResult, loadConfigFile, parseConfigText, validateConfig } from "./load.js";
 export { redactConfig } from "./redact.js";
+export { retryWarnings, splitRetryConditions } from "./retry-conditions.js";
 export * from "./schema.js";

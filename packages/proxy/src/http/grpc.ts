@@ -1,12 +1,3 @@
-/** True for `application/grpc`, `application/grpc+proto` and friends (not grpc-web). */
-export function isGrpcContentType(contentType: string | string[] | undefined): boolean {
-  if (typeof contentType !== "string") return false;
-  return (
-    contentType.startsWith("application/grpc") &&
-    (contentType.length === 16 || contentType[16] === "+" || contentType[16] === ";")
-  );
-}
-
 const GRPC_TIMEOUT_UNIT_MS: Record<string, number> = {
   H: 3_600_000,
   M: 60_000,

@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from "node:http";
-import { removeHeaderInPlace } from "@mesh/core";
+import { isGrpcContentType, removeHeaderInPlace } from "@mesh/core";
 import type { Dispatcher } from "undici";
 import type { ProxyLogger } from "../log.js";
 import type { HttpLabels, HttpSignals, ProxyMetrics } from "../metrics/proxy-metrics.js";
@@ -12,7 +12,7 @@ import {
 import { hasRequestBody, type IncomingRequest } from "./body.js";
 import { classifyError, ProxyError, respondWithError } from "./errors.js";
 import { type ForwardResult, forwardTo, type OutgoingResponse } from "./forward.js";
-import { isGrpcContentType, parseGrpcTimeout } from "./grpc.js";
+import { parseGrpcTimeout } from "./grpc.js";
 import { upstreamRequestHeaders, viaContains } from "./headers.js";
 
 /** What a direction resolved a request to. */

@@ -2,6 +2,7 @@ import { Http2Client } from "@mesh/balancer";
 import { RetryBudget, type RetryPolicyOptions, retry } from "@mesh/retry";
 import type { IdentityMaterial } from "@mesh/tls-identity";
 import { Agent, type Dispatcher } from "undici";
+import { splitRetryConditions } from "../config/retry-conditions.js";
 import type {
   BackendConfig,
   OutboundConfig,
@@ -23,14 +24,6 @@ export interface OutboundDeps extends DirectionDeps {
   /** This proxy's SVID for mTLS to meshed endpoints (absent without an identity). */
   material?: IdentityMaterial | undefined;
 }
-
-const GRPC_CONDITIONS = new Set([
-  "cancelled",
-  "deadline-exceeded",
-  "internal",
-  "resource-exhausted",
-  "unavailable",
-]);
 
 /** One generation of routing state; a reload builds the next one. */
 interface Generation {
@@ -183,8 +176,7 @@ export class Outbound {
     const options: RetryPolicyOptions = {
       name: `${svc.config.name}/${route.name}`,
       limit: on.length === 0 ? 0 : (r?.limit ?? s.limit),
-      http: on.filter((c) => !GRPC_CONDITIONS.has(c)),
-      grpc: on.filter((c) => GRPC_CONDITIONS.has(c)),
+      ...splitRetryConditions(on),
       retryNonIdempotent: r?.nonIdempotent ?? s.nonIdempotent,
       maxReplayBytes: r?.maxBodyBytes ?? s.maxBodyBytes,
       backoff: { base: backoff.min, max: backoff.max },

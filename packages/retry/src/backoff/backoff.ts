@@ -66,3 +66,15 @@ export function parseRetryAfter(value: unknown, nowEpochMs = Date.now()): number
   if (Number.isNaN(at)) return undefined;
   return Math.max(0, at - nowEpochMs);
 }
+
+/**
+ * Reads gRPC's `grpc-retry-pushback-ms` (A6): a delay in ms before the next attempt, or
+ * `null` when the server says not to retry (a negative or malformed value); undefined when
+ * absent.
+ */
+export function parseGrpcPushback(value: unknown): number | null | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (v === undefined) return undefined;
+  if (typeof v !== "string" || !/^\d{1,10}$/.test(v.trim())) return null;
+  return Number(v.trim());
+}

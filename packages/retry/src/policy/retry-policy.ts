@@ -42,8 +42,6 @@ export interface RetryPolicyOptions {
   retryOnPerTryTimeout?: boolean;
   /** Largest request body kept for replay, in bytes. Larger bodies are sent once, never retried. Default 64 KiB. */
   maxReplayBytes?: number;
-  /** Largest gRPC response held back while waiting for its trailers. Default 64 KiB. */
-  maxGrpcBufferBytes?: number;
   /** Exponential backoff with full jitter. Default 25 ms → 250 ms. */
   backoff?: BackoffOptions;
   /**
@@ -71,7 +69,6 @@ export const retryPolicyOptionNames: OptionNames = {
     "perTryTimeout",
     "retryOnPerTryTimeout",
     "maxReplayBytes",
-    "maxGrpcBufferBytes",
     "backoff",
     "retryAfterMax",
     "budget",
@@ -136,7 +133,6 @@ export class RetryPolicy {
   readonly perTryTimeout: number | undefined;
   readonly retryOnPerTryTimeout: boolean;
   readonly maxReplayBytes: number;
-  readonly maxGrpcBufferBytes: number;
   readonly backoff: Backoff;
   readonly retryAfterMax: number | false;
   readonly budget: RetryBudget | undefined;
@@ -165,13 +161,6 @@ export class RetryPolicy {
     this.maxReplayBytes = integerIn(
       "retry.maxReplayBytes",
       o.maxReplayBytes,
-      64 * 1024,
-      0,
-      1 << 30,
-    );
-    this.maxGrpcBufferBytes = integerIn(
-      "retry.maxGrpcBufferBytes",
-      o.maxGrpcBufferBytes,
       64 * 1024,
       0,
       1 << 30,

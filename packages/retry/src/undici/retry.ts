@@ -1,5 +1,13 @@
-import { readGrpcStatus, takeHeader, toControllerHandler, type UndiciHeaders } from "@mesh/core";
-import { parseRetryAfter } from "../backoff/backoff.js";
+import {
+  getHeader,
+  grpcStatusOfHttp,
+  isGrpcContentType,
+  readGrpcStatus,
+  takeHeader,
+  toControllerHandler,
+  type UndiciHeaders,
+} from "@mesh/core";
+import { parseGrpcPushback, parseRetryAfter } from "../backoff/backoff.js";
 import { attemptChannel, retryChannel, timeoutChannel } from "../events.js";
 import { type RetryPolicy, type RetryPolicyOptions, toPolicy } from "../policy/retry-policy.js";
 import { PerTryTimeoutError } from "../timeout/errors.js";
@@ -42,22 +50,49 @@ export function retry(options?: RetryInterceptorOptions): Interceptor {
       policy.deposit();
       const marked = takeHeader(opts.headers as UndiciHeaders, RETRYABLE_HEADER);
       if (marked !== undefined) opts = { ...opts, headers: marked.headers as never };
-      const method = opts.method;
-      const eligible =
-        policy.limit > 0 &&
-        !opts.upgrade &&
-        method !== "CONNECT" &&
-        marked?.value.trim().toLowerCase() !== "false" &&
-        (policy.allowsMethod(method) ||
-          marked?.value.trim().toLowerCase() === "true" ||
-          opts.idempotent === true);
-      if (!eligible && policy.perTryTimeout === undefined) {
+      const eligible = eligibility(policy, opts, marked?.value.trim().toLowerCase());
+      if (eligible === Eligible.No && policy.perTryTimeout === undefined) {
         if (attemptChannel.hasSubscribers) publishAttempt(policy, opts, 0);
         return dispatch(opts, downstream);
       }
       return new RetryingRequest(policy, dispatch, opts, downstream, eligible).start();
     };
   });
+}
+
+/** Which failures of a request may be retried. */
+enum Eligible {
+  /** None: the request is sent once. */
+  No,
+  /** Every condition of the policy (an idempotent method, or marked retryable). */
+  All,
+  /**
+   * Only the policy's gRPC conditions: a gRPC call (always a POST) that its method alone
+   * would not make retryable. The service owner listing gRPC codes says they are safe to
+   * retry for the service's calls (gRPC's A6 retry policy, Linkerd's gRPC conditions).
+   */
+  GrpcStatus,
+}
+
+function eligibility(
+  policy: RetryPolicy,
+  opts: DispatchOptions,
+  marked: string | undefined,
+): Eligible {
+  const method = opts.method;
+  if (policy.limit === 0 || opts.upgrade || method === "CONNECT" || marked === "false") {
+    return Eligible.No;
+  }
+  if (policy.allowsMethod(method) || marked === "true" || opts.idempotent === true) {
+    return Eligible.All;
+  }
+  if (
+    !policy.grpc.empty &&
+    isGrpcContentType(getHeader(opts.headers as UndiciHeaders, "content-type"))
+  ) {
+    return Eligible.GrpcStatus;
+  }
+  return Eligible.No;
 }
 
 function originOf(opts: DispatchOptions): string {
@@ -76,7 +111,7 @@ function publishAttempt(policy: RetryPolicy, opts: DispatchOptions, attempt: num
   });
 }
 
-type AttemptState = "pending" | "forwarding" | "discarding" | "buffering" | "ended";
+type AttemptState = "pending" | "forwarding" | "discarding" | "peeking" | "ended";
 
 /** One request through the retry interceptor, across all its attempts. */
 class RetryingRequest {
@@ -86,7 +121,7 @@ class RetryingRequest {
   readonly handler: DispatchHandler;
   readonly controller: ForwardingController;
   readonly body: BodyReplay | null;
-  readonly eligible: boolean;
+  readonly eligible: Eligible;
   /** The downstream handler got onRequestStart. */
   started = false;
   /** A terminal callback (end or error) reached the downstream handler. */
@@ -100,14 +135,14 @@ class RetryingRequest {
     dispatch: Dispatch,
     opts: DispatchOptions,
     handler: DispatchHandler,
-    eligible: boolean,
+    eligible: Eligible,
   ) {
     this.policy = policy;
     this.dispatch = dispatch;
     this.opts = opts;
     this.handler = handler;
     this.eligible = eligible;
-    this.body = eligible ? bodyReplay(opts.body, policy.maxReplayBytes) : null;
+    this.body = eligible === Eligible.No ? null : bodyReplay(opts.body, policy.maxReplayBytes);
     this.controller = new ForwardingController((reason) => this.abort(reason));
   }
 
@@ -139,7 +174,7 @@ class RetryingRequest {
    * backoff starts now and the next attempt is sent once it elapsed and `from` has ended.
    */
   decide(from: Attempt, reason: string, retryAfterMs: number | undefined): boolean {
-    if (!this.eligible || this.done || this.controller.aborted) return false;
+    if (this.eligible === Eligible.No || this.done || this.controller.aborted) return false;
     if (this.body !== null && !this.body.replayable) return false;
     const n = from.n + 1;
     const delay = this.policy.delay(n, retryAfterMs);
@@ -218,12 +253,10 @@ class Attempt implements DispatchHandler {
   controller: DispatchController | null = null;
   #timer: NodeJS.Timeout | null = null;
   #drained = 0;
-  // gRPC response held back until its trailers say whether to retry.
+  // gRPC response head held back until a message commits it or trailers say to retry.
   #status = 0;
   #headers: IncomingHeaders | null = null;
   #statusText: string | undefined;
-  #chunks: Buffer[] = [];
-  #buffered = 0;
 
   constructor(req: RetryingRequest, n: number) {
     this.req = req;
@@ -313,14 +346,17 @@ class Attempt implements DispatchHandler {
       req.handler.onResponseStart?.(req.controller, status, headers as never, statusText);
       return;
     }
-    if (req.eligible) {
+    if (req.eligible !== Eligible.No) {
       const policy = req.policy;
-      let reason = policy.classifyStatus(status);
-      if (reason === undefined && isGrpc(headers)) {
-        const code = readGrpcStatus(headers["grpc-status"]);
+      let reason: string | undefined;
+      if (req.eligible === Eligible.All) reason = policy.classifyStatus(status);
+      if (reason === undefined && (isGrpc(headers) || req.eligible === Eligible.GrpcStatus)) {
+        const code = readGrpcStatus(headers["grpc-status"]) ?? grpcStatusOfHttp(status);
         if (code !== undefined) reason = policy.classifyGrpc(code);
-        else if (!policy.grpc.empty && policy.maxGrpcBufferBytes > 0 && this.#canRetry()) {
-          this.state = "buffering";
+        else if (!policy.grpc.empty && this.#canRetry()) {
+          // No status yet: hold the head back until the first message (then the call is
+          // committed) or trailers without one (a failure that may still be retried).
+          this.state = "peeking";
           this.#status = status;
           this.#headers = headers;
           this.#statusText = statusText;
@@ -328,8 +364,9 @@ class Attempt implements DispatchHandler {
         }
       }
       if (reason !== undefined) {
-        const retryAfter = parseRetryAfter(headers["retry-after"]);
-        if (req.decide(this, reason, retryAfter)) {
+        const pushback = parseGrpcPushback(headers["grpc-retry-pushback-ms"]);
+        const retryAfter = pushback ?? parseRetryAfter(headers["retry-after"]);
+        if (pushback !== null && req.decide(this, reason, retryAfter)) {
           this.#clearTimer();
           this.state = "discarding";
           return;
@@ -351,10 +388,10 @@ class Attempt implements DispatchHandler {
           this.req.proceed();
         }
         return;
-      case "buffering":
-        this.#chunks.push(chunk);
-        this.#buffered += chunk.length;
-        if (this.#buffered > this.req.policy.maxGrpcBufferBytes) this.#flush();
+      case "peeking":
+        // A response message: the call is committed and streams from here on.
+        this.#commit(this.#status, this.#headers ?? {}, this.#statusText);
+        if (this.live) this.req.handler.onResponseData?.(this.req.controller, chunk);
         return;
       default:
         void controller;
@@ -371,17 +408,17 @@ class Attempt implements DispatchHandler {
         this.state = "ended";
         this.req.proceed();
         return;
-      case "buffering": {
+      case "peeking": {
         const code = readGrpcStatus(trailers?.["grpc-status"]);
         const reason = code === undefined ? undefined : this.req.policy.classifyGrpc(code);
-        if (reason !== undefined && this.req.decide(this, reason, undefined)) {
+        const pushback = parseGrpcPushback(trailers?.["grpc-retry-pushback-ms"]);
+        if (reason !== undefined && pushback !== null && this.req.decide(this, reason, pushback)) {
           this.#clearTimer();
           this.state = "ended";
-          this.#chunks = [];
           this.req.proceed();
           return;
         }
-        this.#flush();
+        this.#commit(this.#status, this.#headers ?? {}, this.#statusText);
         if ((this.state as AttemptState) === "forwarding") {
           this.state = "ended";
           this.req.finish(trailers);
@@ -403,7 +440,7 @@ class Attempt implements DispatchHandler {
         this.req.proceed();
         return;
       case "pending":
-      case "buffering":
+      case "peeking":
         if (this.req.current !== this) return;
         this.#failed(error);
         return;
@@ -423,10 +460,11 @@ class Attempt implements DispatchHandler {
   #failed(error: Error): void {
     this.#clearTimer();
     this.state = "ended";
-    this.#chunks = [];
     const req = this.req;
     if (req.done) return;
-    if (!req.controller.aborted) {
+    // A gRPC call retried on its status alone is not retried on errors: after a reset or a
+    // timeout nobody knows whether the server acted on it.
+    if (!req.controller.aborted && req.eligible === Eligible.All) {
       const reason = req.policy.classifyError(error);
       if (reason !== undefined && req.decide(this, reason, undefined)) {
         req.proceed();
@@ -447,20 +485,8 @@ class Attempt implements DispatchHandler {
     const req = this.req;
     req.handler.onResponseStart?.(req.controller, status, headers as never, statusText);
   }
-
-  /** Passes a held-back gRPC response on; from here on it streams and is never retried. */
-  #flush(): void {
-    const chunks = this.#chunks;
-    this.#chunks = [];
-    this.#commit(this.#status, this.#headers ?? {}, this.#statusText);
-    for (const chunk of chunks) {
-      if (this.state !== "forwarding") return;
-      this.req.handler.onResponseData?.(this.req.controller, chunk);
-    }
-  }
 }
 
 function isGrpc(headers: IncomingHeaders): boolean {
-  const type = headers["content-type"];
-  return typeof type === "string" && type.startsWith("application/grpc");
+  return isGrpcContentType(headers["content-type"]);
 }
