@@ -37,7 +37,13 @@ export {
   type EndpointSnapshot,
   type ZoneSnapshot,
 } from "./endpoints/endpoint-set.js";
-export { BalancerClosedError, NoEndpointsReadyError, ResolverError } from "./errors.js";
+export {
+  BalancerClosedError,
+  type BalancerErrorCode,
+  balancerErrorCodes,
+  NoEndpointsReadyError,
+  ResolverError,
+} from "./errors.js";
 export {
   CHANNELS,
   type EndpointEvent,

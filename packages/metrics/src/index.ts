@@ -1,6 +1,6 @@
 export { type Clock, monotonicClock } from "@mesh/core";
 export { type Classification, NO_GRPC_STATUS } from "./classify/classify.js";
-export { MetricsError, type MetricsErrorCode } from "./errors.js";
+export { MetricsError, type MetricsErrorCode, metricsErrorCodes } from "./errors.js";
 export { MESH_CHANNELS, type MeshEventsOptions, subscribeMeshEvents } from "./mesh/subscribe.js";
 export { bridgeToOpenTelemetry, otelInstrumentName } from "./otel/metrics.js";
 export {

@@ -11,6 +11,7 @@ export {
   type RetryBudgetOptions,
   type RetryBudgetState,
 } from "./budget/retry-budget.js";
+export { type RetryErrorCode, retryErrorCodes } from "./errors.js";
 export {
   type AttemptEvent,
   type BreakerEvent,

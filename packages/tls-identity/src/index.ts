@@ -2,7 +2,7 @@ export type { Clock } from "@mesh/core";
 export { TrustBundle } from "./bundle/trust-bundle.js";
 export * from "./ca/index.js";
 export { createCsr, csrToPem, type ParsedCsr, parseCsr } from "./csr/csr.js";
-export { IdentityError, type IdentityErrorCode } from "./errors.js";
+export { IdentityError, type IdentityErrorCode, identityErrorCodes } from "./errors.js";
 export { channels, type IssuedEvent, type RefreshFailedEvent, type SvidEvent } from "./events.js";
 export {
   type Authenticator,
