@@ -99,7 +99,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.#responded = true;
     this.#failed = failed;
     const now = this.#clock.now();
-    this.#set.responded(this.#endpoint, now - this.#start, failed, now);
+    this.#set.responded(this.#endpoint, now - this.#start, now);
   }
 
   #settle(outcome: Outcome): void {

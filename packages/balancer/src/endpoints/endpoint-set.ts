@@ -273,10 +273,10 @@ export class EndpointSet {
 
   /**
    * Records the response (headers) or an error before one: the round trip feeds Peak-EWMA, the
-   * same for failures as for successes, and the request stops counting as pending.
-   * @param _failed ignored, kept for compatibility: failures are counted by {@link settled}.
+   * same for failures as for successes, and the request stops counting as pending. Whether it
+   * failed is told by {@link settled}.
    */
-  responded(endpoint: Endpoint, rttMs: number, _failed?: boolean, now = this.#clock.now()): void {
+  responded(endpoint: Endpoint, rttMs: number, now = this.#clock.now()): void {
     if (endpoint.localIndex !== -1) this.#localPending--;
     endpoint.pending--;
     endpoint.load.observe(rttMs, now);
