@@ -44,12 +44,11 @@ export {
   NoEndpointsReadyError,
   ResolverError,
 } from "./errors.js";
-export {
-  CHANNELS,
-  type EndpointEvent,
-  type EndpointState,
-  type FailFastEvent,
-  type ZoneEvent,
+export type {
+  EndpointEvent,
+  EndpointState,
+  FailFastEvent,
+  ZoneEvent,
 } from "./events.js";
 export {
   FailureRate,

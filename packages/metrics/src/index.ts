@@ -1,7 +1,12 @@
 export { type Clock, monotonicClock } from "@mesh/core";
 export { type Classification, NO_GRPC_STATUS } from "./classify/classify.js";
 export { MetricsError, type MetricsErrorCode, metricsErrorCodes } from "./errors.js";
-export { MESH_CHANNELS, type MeshEventsOptions, subscribeMeshEvents } from "./mesh/subscribe.js";
+export {
+  COUNTED_MESH_CHANNELS,
+  type MeshEventsOptions,
+  subscribeMeshEvents,
+  UNCOUNTED_MESH_CHANNELS,
+} from "./mesh/subscribe.js";
 export { bridgeToOpenTelemetry, otelInstrumentName } from "./otel/metrics.js";
 export {
   endSpan,

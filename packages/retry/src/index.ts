@@ -12,15 +12,14 @@ export {
   type RetryBudgetState,
 } from "./budget/retry-budget.js";
 export { type RetryErrorCode, retryErrorCodes } from "./errors.js";
-export {
-  type AttemptEvent,
-  type BreakerEvent,
-  type BreakerRejectedEvent,
-  type BreakerState,
-  channels,
-  type NotRetriedEvent,
-  type RetryEvent,
-  type TimeoutEvent,
+export type {
+  AttemptEvent,
+  BreakerEvent,
+  BreakerRejectedEvent,
+  BreakerState,
+  NotRetriedEvent,
+  RetryEvent,
+  TimeoutEvent,
 } from "./events.js";
 export { GrpcStatusSet } from "./policy/grpc.js";
 export {
