@@ -200,6 +200,38 @@ describe("EndpointSet feeds the failure rate from outcomes", () => {
     expect(e.failureRate.rate(clock.now())).toBe(0);
   });
 
+  it("inOutage: failing since it was healthy, not failing every few requests", () => {
+    const r = new FailureRate(0);
+    for (let t = 0; t < 10_000; t += 100) r.observe(false, t);
+    expect(r.inOutage(10_000)).toBe(false); // no failure
+    r.observe(true, 10_000);
+    r.observe(true, 10_010);
+    expect(r.inOutage(10_010)).toBe(true); // a run of failures after successes only
+    r.observe(false, 10_020);
+    expect(r.inOutage(10_020)).toBe(false); // a success ended it
+    // Flaky: fails every 2nd request; the failures before the current run count.
+    const flaky = new FailureRate(0);
+    for (let n = 1; n <= 40; n++) flaky.observe(n % 2 === 0, n * 100);
+    expect(flaky.inOutage(4_000)).toBe(false);
+    // Long after, the old failures have decayed below half a failure: an outage again.
+    flaky.observe(false, 30_000);
+    flaky.observe(true, 30_000);
+    expect(flaky.inOutage(30_000)).toBe(true);
+  });
+
+  it("PeakEwma.reset starts from a given estimate (the probe's round trip), within floor and ceiling", () => {
+    const e = new PeakEwma(0);
+    e.observe(5_000, 10);
+    expect(e.lastSampleMs).toBe(5_000);
+    e.observe(2, 20);
+    e.reset(20, e.lastSampleMs);
+    expect(e.estimate(20)).toBe(2);
+    e.reset(20, 0);
+    expect(e.estimate(20)).toBe(1); // floor
+    e.reset(20);
+    expect(e.estimate(20)).toBe(30); // default RTT
+  });
+
   it("rejects bad failureRate options naming the field", () => {
     expect(() => new EndpointSet({ failureRate: { failureCostFactor: -1 } })).toThrow(
       "failureRate.failureCostFactor: expected a number in 0..100, got -1",

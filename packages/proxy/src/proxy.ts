@@ -141,6 +141,15 @@ export class MeshProxy {
       );
     });
     identity.source.on("refresh-failed", ({ error, retryInMs }) => {
+      // Only a certificate that was loaded can keep serving; before the first one the proxy
+      // has none and stays unready.
+      if (identity.source.current === undefined) {
+        this.logger.warn(
+          { spiffeId: identity.id, err: error.message, retryInMs, source: identity.kind },
+          "identity certificate not loaded yet; not ready (no mTLS) until one is",
+        );
+        return;
+      }
       this.logger.warn(
         { spiffeId: identity.id, err: error.message, retryInMs, expiresAt: identity.expiresAt },
         "identity certificate renewal failed; the current certificate keeps serving",

@@ -40,8 +40,18 @@ describe("config", () => {
     expect(r.config.shutdown.gracePeriod).toBe(30_000);
   });
 
-  test("an empty config is valid: admin only, every default filled", () => {
-    const r = validateConfig({});
+  test("an empty config is refused (it would proxy nothing); a minimal one gets every default", () => {
+    expect(validateConfig({})).toEqual({
+      ok: false,
+      problems: [
+        {
+          path: "",
+          message:
+            "expected inbound and/or outbound (without either the proxy proxies nothing), got an empty config",
+        },
+      ],
+    });
+    const r = validateConfig({ outbound: {} });
     expect(r.ok).toBe(true);
     if (r.ok) {
       expect(r.config.admin.listen).toBe("127.0.0.1:4191");

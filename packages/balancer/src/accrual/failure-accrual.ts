@@ -125,8 +125,17 @@ export class FailureAccrual {
 
   /** Backoff for the `k`-th consecutive ejection (0-based), jitter included. */
   penaltyMs(k: number): number {
-    const { minPenaltyMs, maxPenaltyMs, jitter } = this.#config;
-    const base = Math.min(maxPenaltyMs, minPenaltyMs * 2 ** Math.min(k, 52));
-    return Math.min(maxPenaltyMs, base + base * jitter * this.#random());
+    return penaltyMs(this.#config, k, this.#random);
   }
+}
+
+/**
+ * The backoff before the `k`-th consecutive probe (0-based): `minPenaltyMs × 2^k` plus up to
+ * `jitter` of that at random, capped at `maxPenaltyMs`. Used for ejected endpoints and for
+ * rechecks of avoided ones alike.
+ */
+export function penaltyMs(config: FailureAccrualConfig, k: number, random: Random): number {
+  const { minPenaltyMs, maxPenaltyMs, jitter } = config;
+  const base = Math.min(maxPenaltyMs, minPenaltyMs * 2 ** Math.min(k, 52));
+  return Math.min(maxPenaltyMs, base + base * jitter * random());
 }

@@ -4,6 +4,7 @@ import {
   type FailureAccrualConfig,
   type FailureAccrualOptions,
   failureAccrualConfig,
+  penaltyMs,
 } from "../accrual/failure-accrual.js";
 import { type EndpointState, endpointChannel, zoneChannel } from "../events.js";
 import {
@@ -82,7 +83,7 @@ export interface EndpointSnapshot {
   /** Time-decayed failure rate in [0, 1] (with the prior's pseudo-successes). */
   failureRate: number;
   consecutiveFailures: number;
-  /** Milliseconds until the next probe when ejected. */
+  /** Milliseconds until the next probe when ejected, or the next recheck when in an outage. */
   probeInMs?: number;
   requests: number;
   failures: number;
@@ -108,10 +109,14 @@ export class EndpointSet {
   readonly #ewma: PeakEwmaConfig;
   readonly #failureRate: FailureRateConfig;
   readonly #accrual: FailureAccrualConfig | undefined;
+  /** Failure accrual's probe backoff, also that of rechecks (the defaults when accrual is off). */
+  readonly #recheck: FailureAccrualConfig;
   readonly #onStateChange: EndpointSetOptions["onStateChange"];
   readonly #all = new Map<string, Endpoint>();
   readonly #ready: Endpoint[] = [];
   readonly #ejected: Endpoint[] = [];
+  /** Ready endpoints whose last exchange failed: each gets a recheck probe if avoided. */
+  readonly #failing: Endpoint[] = [];
   #nextProbeAt = Number.POSITIVE_INFINITY;
   readonly #localZone: string | undefined;
   readonly #localMaxPending: number;
@@ -137,6 +142,7 @@ export class EndpointSet {
     this.#ewma = peakEwmaConfig(options.ewma);
     this.#failureRate = failureRateConfig(options.failureRate);
     this.#accrual = options.accrual === false ? undefined : failureAccrualConfig(options.accrual);
+    this.#recheck = this.#accrual ?? failureAccrualConfig(undefined);
     const strategy = options.strategy ?? "p2c";
     if (typeof strategy === "string") {
       if (!STRATEGIES.includes(strategy))
@@ -187,7 +193,10 @@ export class EndpointSet {
     };
   }
 
-  /** Earliest time (ms) an ejected endpoint may be probed; `Infinity` when none. */
+  /**
+   * Earliest time (ms) an ejected endpoint may be probed, or an avoided one rechecked;
+   * `Infinity` when none. May be early (then `pick()` finds nothing due and moves it on).
+   */
   get nextProbeAt(): number {
     return this.#nextProbeAt;
   }
@@ -243,7 +252,10 @@ export class EndpointSet {
 
   /**
    * Chooses an endpoint for the next request, or `undefined` when none is ready. A due probe of
-   * an ejected endpoint takes precedence (one request), so recovery does not depend on luck.
+   * an ejected endpoint takes precedence (one request), and so does a due recheck of a ready
+   * endpoint whose last exchange failed and that got no request since (one request,
+   * `minPenaltyMs` plus jitter after that failure), so recovery does not depend on luck or on
+   * how long the failure cost takes to decay.
    * With `localZone`, the choice is among the local zone's ready endpoints unless it has none
    * or is overloaded; then among all ready endpoints.
    */
@@ -266,6 +278,8 @@ export class EndpointSet {
 
   /** Records that a request was sent to `endpoint`. */
   start(endpoint: Endpoint): void {
+    // A request in flight to a failing endpoint will say how it is: no recheck meanwhile.
+    if (endpoint.failingIndex !== -1) endpoint.recheckAt = Number.POSITIVE_INFINITY;
     if (endpoint.localIndex !== -1) this.#localPending++;
     endpoint.pending++;
     endpoint.requests++;
@@ -285,22 +299,38 @@ export class EndpointSet {
 
   /**
    * Records the final outcome of an exchange: successes and failures feed the failure rate
-   * (`neutral`, e.g. an abort by the caller, feeds nothing) and failure accrual.
+   * (`neutral`, e.g. an abort by the caller, feeds nothing) and failure accrual. A ready
+   * endpoint in an outage (failing since it was last healthy) is rechecked if it gets no
+   * request for accrual's penalty; a success after a recheck ends the outage and restores it
+   * as a successful accrual probe does.
    */
   settled(endpoint: Endpoint, outcome: Outcome, now = this.#clock.now()): void {
     if (outcome === "failure") {
       endpoint.failures++;
       endpoint.failureRate.observe(true, now);
     } else if (outcome === "success") {
+      if (endpoint.rechecks > 0 && endpoint.failureRate.inOutage(now)) this.#restore(endpoint, now);
       endpoint.failureRate.observe(false, now);
     }
+    this.#accrue(endpoint, outcome, now);
+    if (endpoint.readyIndex === -1) return;
+    if (outcome === "success") {
+      if (endpoint.failingIndex !== -1) this.#removeFailing(endpoint);
+    } else if (endpoint.failureRate.inOutage(now)) {
+      this.#armRecheck(endpoint, now);
+    } else if (endpoint.failingIndex !== -1) {
+      this.#removeFailing(endpoint);
+    }
+  }
+
+  /** Failure accrual's part of {@link EndpointSet.settled}: ejection, probes, restoration. */
+  #accrue(endpoint: Endpoint, outcome: Outcome, now: number): void {
     const accrual = endpoint.accrual;
     if (!accrual || endpoint.state === "draining" || endpoint.state === "removed") return;
     if (outcome === "success") {
       if (accrual.success()) {
         if (endpoint.state === "ejected") this.#removeEjected(endpoint);
-        endpoint.load.reset(now);
-        endpoint.failureRate.reset(now);
+        this.#restore(endpoint, now);
         this.#becomeReady(endpoint, endpoint.state === "probing" ? "probe-succeeded" : "success");
       }
     } else if (outcome === "failure") {
@@ -344,6 +374,8 @@ export class EndpointSet {
         failures: e.failures,
       };
       if (e.state === "ejected" && e.accrual) s.probeInMs = Math.max(0, e.accrual.probeAt - now);
+      else if (e.failingIndex !== -1 && e.recheckAt !== Number.POSITIVE_INFINITY)
+        s.probeInMs = Math.max(0, e.recheckAt - now);
       if (e.info.identity) s.identity = e.info.identity;
       if (e.info.protocol) s.protocol = e.info.protocol;
       if (e.info.zone) s.zone = e.info.zone;
@@ -402,12 +434,62 @@ export class EndpointSet {
       if (!due && at <= now) due = e;
       else if (at < next) next = at;
     }
+    let recheck: Endpoint | undefined;
+    for (const e of this.#failing) {
+      const at = e.recheckAt;
+      if (!due && !recheck && at <= now) recheck = e;
+      else if (at < next) next = at;
+    }
     this.#nextProbeAt = next;
-    if (!due) return undefined;
-    this.#removeEjected(due);
-    due.accrual!.startProbe();
-    this.#setState(due, "probing", "probe-due");
-    return due;
+    if (due) {
+      this.#removeEjected(due);
+      due.accrual!.startProbe();
+      this.#setState(due, "probing", "probe-due");
+      return due;
+    }
+    if (recheck) {
+      // Still ready (P2C may pick it too); start() holds further rechecks while it is in flight.
+      recheck.recheckAt = Number.POSITIVE_INFINITY;
+      recheck.rechecks++;
+    }
+    return recheck;
+  }
+
+  /**
+   * An outage ended (a probe or recheck succeeded): the outage's failures and round trips are
+   * forgotten; the estimate starts from the round trip of the request that just succeeded
+   * rather than the default RTT, so the endpoint competes at once on what it measures now.
+   */
+  #restore(endpoint: Endpoint, now: number): void {
+    endpoint.load.reset(now, endpoint.load.lastSampleMs);
+    endpoint.failureRate.reset(now);
+  }
+
+  /**
+   * A ready endpoint in an outage (its last exchanges failed, it was healthy before) is due a
+   * recheck if it gets no request for accrual's penalty, as when P2C avoids it for its failure
+   * cost: `minPenaltyMs` plus jitter, doubling with each recheck of the outage.
+   */
+  #armRecheck(endpoint: Endpoint, now: number): void {
+    if (endpoint.failingIndex === -1) {
+      endpoint.failingIndex = this.#failing.length;
+      this.#failing.push(endpoint);
+    }
+    const at = now + penaltyMs(this.#recheck, endpoint.rechecks, this.#random);
+    endpoint.recheckAt = at;
+    if (at < this.#nextProbeAt) this.#nextProbeAt = at;
+  }
+
+  #removeFailing(endpoint: Endpoint): void {
+    const i = endpoint.failingIndex;
+    const last = this.#failing.pop()!;
+    if (last !== endpoint) {
+      this.#failing[i] = last;
+      last.failingIndex = i;
+    }
+    endpoint.failingIndex = -1;
+    endpoint.recheckAt = Number.POSITIVE_INFINITY;
+    endpoint.rechecks = 0;
   }
 
   #becomeReady(endpoint: Endpoint, reason: string): void {
@@ -465,6 +547,7 @@ export class EndpointSet {
 
   #removeReady(endpoint: Endpoint): void {
     if (endpoint.localIndex !== -1) this.#removeLocal(endpoint);
+    if (endpoint.failingIndex !== -1) this.#removeFailing(endpoint);
     const i = endpoint.readyIndex;
     if (i === -1) return;
     const last = this.#ready.pop()!;

@@ -132,6 +132,15 @@ export class Endpoint {
   readyIndex = -1;
   /** @internal position in the local zone's ready list, -1 when not in it. */
   localIndex = -1;
+  /**
+   * @internal position in the set's list of ready endpoints whose last exchange failed
+   * (candidates for a recheck probe), -1 when not in it.
+   */
+  failingIndex = -1;
+  /** @internal when a failing endpoint that got no request since is probed; `Infinity` while a request is in flight. */
+  recheckAt = Number.POSITIVE_INFINITY;
+  /** @internal recheck probes sent during the current run of failures (their backoff). */
+  rechecks = 0;
   #weight: number;
 
   /**

@@ -57,12 +57,18 @@ export function failureRateConfig(
  * they raise the cost through {@link FailureRate.costMultiplier} instead, which does not
  * compound the way repeated peak penalties do.
  *
+ * The failures since the last success (the current run), decayed alike, are counted apart
+ * too: {@link FailureRate.inOutage} tells an endpoint that was healthy until it began failing
+ * (down, restarting) from one that fails every few requests.
+ *
  * Reading is pure: `rate(now)` does not change state. Time is passed in (ms, any monotonic
  * clock); a `now` earlier than the last observation is treated as that observation's time.
  */
 export class FailureRate {
   #failures = 0;
   #responses = 0;
+  /** The decayed failures since the last success (a part of `#failures`). */
+  #run = 0;
   #stamp: number;
   readonly #config: FailureRateConfig;
 
@@ -97,17 +103,30 @@ export class FailureRate {
     return k === 0 ? 1 : Math.exp(k * this.rate(now));
   }
 
+  /**
+   * Whether the last outcome was a failure and the failures before that run, decayed to
+   * `now`, add up to less than half a failure (one failure more than `decayMs × ln 2` ago):
+   * the endpoint was healthy until the run began, as when it went down or restarts. Not true
+   * of an endpoint that also failed shortly before the run (one that fails every few requests
+   * at real traffic).
+   */
+  inOutage(now: number): boolean {
+    const run = this.#run;
+    if (run === 0) return false;
+    const elapsed = now - this.#stamp;
+    const w = elapsed > 0 ? Math.exp(-elapsed / this.#config.decayMs) : 1;
+    return (this.#failures - run) * w < 0.5;
+  }
+
   /** Records one response (or transport error) completed at `now`; `failed` when it failed. */
   observe(failed: boolean, now: number): void {
-    const elapsed = now - this.#stamp;
-    if (elapsed > 0) {
-      const w = Math.exp(-elapsed / this.#config.decayMs);
-      this.#failures *= w;
-      this.#responses *= w;
-      this.#stamp = now;
-      if (this.#failures < this.#config.prior * FORGET) this.#failures = 0;
+    this.#decay(now);
+    if (failed) {
+      this.#failures += 1;
+      this.#run += 1;
+    } else {
+      this.#run = 0;
     }
-    if (failed) this.#failures += 1;
     this.#responses += 1;
   }
 
@@ -115,7 +134,19 @@ export class FailureRate {
   reset(now: number): void {
     this.#failures = 0;
     this.#responses = 0;
+    this.#run = 0;
     this.#stamp = now;
+  }
+
+  #decay(now: number): void {
+    const elapsed = now - this.#stamp;
+    if (elapsed <= 0) return;
+    const w = Math.exp(-elapsed / this.#config.decayMs);
+    this.#failures *= w;
+    this.#responses *= w;
+    this.#run *= w;
+    this.#stamp = now;
+    if (this.#failures < this.#config.prior * FORGET) this.#failures = this.#run = 0;
   }
 }
 

@@ -67,6 +67,7 @@ export function peakEwmaConfig(
 export class PeakEwma {
   #estimate: number;
   #stamp: number;
+  #last: number | undefined;
   readonly #config: PeakEwmaConfig;
 
   /**
@@ -103,15 +104,25 @@ export class PeakEwma {
     const weight = elapsed > 0 ? Math.exp(-elapsed / this.#config.decayMs) : 1;
     const current = this.#estimate * weight;
     const sample = Math.max(rttMs, 0);
+    this.#last = sample;
     this.#estimate = sample > current ? sample : current + sample * (1 - weight);
     if (this.#estimate < this.#config.floorMs) this.#estimate = this.#config.floorMs;
     if (this.#estimate > CEILING_MS) this.#estimate = CEILING_MS;
     if (now > this.#stamp) this.#stamp = now;
   }
 
-  /** Forgets history and starts again from the default RTT (used when an endpoint is restored). */
-  reset(now: number): void {
-    this.#estimate = this.#config.defaultRttMs;
+  /** The last round trip observed (ms), or `undefined` before the first. */
+  get lastSampleMs(): number | undefined {
+    return this.#last;
+  }
+
+  /**
+   * Forgets history and starts again from `estimateMs` (default: the default RTT), kept
+   * within the floor and the one-minute ceiling. Used when an endpoint is restored after an
+   * outage, with the round trip of the probe that restored it.
+   */
+  reset(now: number, estimateMs = this.#config.defaultRttMs): void {
+    this.#estimate = Math.min(Math.max(estimateMs, this.#config.floorMs), CEILING_MS);
     this.#stamp = now;
   }
 }

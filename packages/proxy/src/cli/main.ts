@@ -1,7 +1,9 @@
 import { createRequire } from "node:module";
+import { dirname, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { ENV_CONFIG_FILE } from "../config/env.js";
 import { ConfigError, type ConfigProblem, formatProblem } from "../config/errors.js";
+import { checkConfigFiles } from "../config/files.js";
 import { configJsonSchema } from "../config/json-schema.js";
 import { loadConfigFile } from "../config/load.js";
 import { retryWarnings } from "../config/retry-conditions.js";
@@ -12,7 +14,9 @@ const HELP = `mesh-proxy: the @mesh sidecar proxy
 
 Usage:
   mesh-proxy --config <file>          run the proxy
-  mesh-proxy check --config <file>    validate a config; prints every problem (exit 1 if any)
+  mesh-proxy check --config <file>    validate a config and the files it names (certificates, key,
+                                      bundles, token, discovery files); prints every problem
+                                      (exit 1 if any)
   mesh-proxy stat --admin <list>      golden signals of running proxies (see: mesh-proxy stat --help)
   mesh-proxy schema                   print the config's JSON Schema
 
@@ -87,15 +91,16 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
   try {
     config = await loadConfigFile(file, io.env);
   } catch (err) {
-    if (err instanceof ConfigError) {
-      io.err(`${file}: ${err.problems.length} problem${err.problems.length === 1 ? "" : "s"}\n`);
-      for (const p of err.problems) io.err(`  ${formatProblem(p)}\n`);
-      return 1;
-    }
+    if (err instanceof ConfigError) return reportProblems(file, err.problems, io);
     throw err;
   }
   const warnings = retryWarnings(config);
   if (command === "check") {
+    const problems = await checkConfigFiles(config, {
+      identity: dirname(resolve(file)),
+      discovery: process.cwd(),
+    });
+    if (problems.length > 0) return reportProblems(file, problems, io);
     for (const w of warnings) io.err(`warning: ${formatProblem(w)}\n`);
     io.out(
       `${file}: ok${warnings.length > 0 ? ` (${warnings.length} warning${warnings.length === 1 ? "" : "s"})` : ""}\n`,
@@ -103,6 +108,13 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     return 0;
   }
   return run(config, file, io, warnings);
+}
+
+/** Prints `<file>: N problems` and one `<path>: <message>` line each; exit code 1. */
+function reportProblems(file: string, problems: readonly ConfigProblem[], io: Io): number {
+  io.err(`${file}: ${problems.length} problem${problems.length === 1 ? "" : "s"}\n`);
+  for (const p of problems) io.err(`  ${formatProblem(p)}\n`);
+  return 1;
 }
 
 function parse(argv: string[]) {

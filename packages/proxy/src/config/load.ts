@@ -27,8 +27,27 @@ export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = {}): Confi
   }
   const { config, sources } = applyEnvOverrides(raw as Record<string, unknown>, env);
   const result = configSchema.safeParse(config, { reportInput: true });
-  if (result.success) return { ok: true, config: result.data };
-  return { ok: false, problems: problemsFromIssues(result.error.issues, config, sources) };
+  const problems = result.success ? [] : problemsFromIssues(result.error.issues, config, sources);
+  const nothing = proxiesNothing(config);
+  if (nothing !== undefined) problems.unshift(nothing);
+  if (result.success && problems.length === 0) return { ok: true, config: result.data };
+  return { ok: false, problems };
+}
+
+/**
+ * A config without `inbound` and `outbound` (after environment overrides) would start a proxy
+ * that serves only its admin port, ready and proxying nothing: refused, as nginx and HAProxy
+ * refuse an empty config.
+ */
+function proxiesNothing(config: Record<string, unknown>): ConfigProblem | undefined {
+  if (config.inbound !== undefined || config.outbound !== undefined) return undefined;
+  const present = Object.keys(config).filter((k) => k !== "$schema");
+  return {
+    path: "",
+    message: `expected inbound and/or outbound (without either the proxy proxies nothing), got ${
+      present.length === 0 ? "an empty config" : `only ${present.join(", ")}`
+    }`,
+  };
 }
 
 /**
