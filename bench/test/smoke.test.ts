@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { missingPeer } from "../../scripts/peers.mjs";
 import { parseArgs } from "../src/cli.ts";
 import type { ScenarioResult } from "../src/lib/result.ts";
 import { parseWrk } from "../src/lib/runners.ts";
@@ -19,10 +20,10 @@ const BENCH = join(dirname(fileURLToPath(import.meta.url)), "..");
 const CLI = join(BENCH, "src", "cli.ts");
 /** Scenarios run in parallel groups so the whole smoke stays near a minute on 2 cores. */
 const GROUPS = [["overhead"], ["balancer", "grpc"], ["retry-storm", "identity", "metrics-cost"]];
-/** Peers that may be unavailable here, and the words their reason must contain. */
+/** Peers that may be unavailable (only when not installed), and the words their reason must contain. */
 const MAY_BE_UNAVAILABLE: Record<string, RegExp> = {
-  nginx: /nginx/,
-  haproxy: /haproxy/,
+  ...(missingPeer("nginx") && { nginx: /nginx/ }),
+  ...(missingPeer("haproxy") && { haproxy: /haproxy/ }),
 };
 
 const root = mkdtempSync(join(tmpdir(), "mesh-bench-smoke-"));
@@ -165,6 +166,7 @@ describe("every scenario in --quick mode", () => {
     }
     const wrk = result.tools.find((t) => t.name === "wrk");
     expect(wrk, "the JSON says whether wrk was used").toBeDefined();
+    expect(wrk!.available, "wrk is used when installed").toBe(!missingPeer("wrk"));
     if (!wrk!.available) expect(JSON.stringify(result.tables)).toContain("undici-closed-loop");
   });
 

@@ -3,6 +3,7 @@ import { MeshError } from "@mesh/core";
 /** Every stable `code` this package's errors carry; `@mesh/proxy` maps each to a status. */
 export const balancerErrorCodes = [
   "MESH_BALANCER_NO_ENDPOINTS_READY",
+  "MESH_BALANCER_ENDPOINT_OVERLOADED",
   "MESH_BALANCER_CLOSED",
   "MESH_BALANCER_RESOLVER",
 ] as const;
@@ -28,6 +29,27 @@ export class NoEndpointsReadyError extends MeshError<"MESH_BALANCER_NO_ENDPOINTS
     this.name = "NoEndpointsReadyError";
     this.balancer = balancer;
     this.waitedMs = waitedMs;
+  }
+}
+
+/**
+ * Raised at once for a request whose chosen endpoint already has `maxPendingPerEndpoint`
+ * requests in flight or queued: a fast, explicit overload signal instead of an unbounded queue.
+ */
+export class EndpointOverloadedError extends MeshError<"MESH_BALANCER_ENDPOINT_OVERLOADED"> {
+  /** Name of the balancer. */
+  readonly balancer: string;
+  /** The endpoint at its limit (`host:port`). */
+  readonly address: string;
+
+  constructor(balancer: string, address: string, pending: number) {
+    super(
+      "MESH_BALANCER_ENDPOINT_OVERLOADED",
+      `balancer "${balancer}": endpoint ${address} has ${pending} requests pending (maxPendingPerEndpoint)`,
+    );
+    this.name = "EndpointOverloadedError";
+    this.balancer = balancer;
+    this.address = address;
   }
 }
 

@@ -41,6 +41,7 @@ export {
   BalancerClosedError,
   type BalancerErrorCode,
   balancerErrorCodes,
+  EndpointOverloadedError,
   NoEndpointsReadyError,
   ResolverError,
 } from "./errors.js";

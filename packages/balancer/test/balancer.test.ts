@@ -7,6 +7,7 @@ import { meshChannels } from "@mesh/core";
 import { fetch as fetch8, request } from "undici";
 import { fetch as fetch7 } from "undici7";
 import { afterEach, describe, expect, it } from "vitest";
+import { missingPeer } from "../../../scripts/peers.mjs";
 import {
   Balancer,
   type EndpointEvent,
@@ -113,7 +114,8 @@ describe("Balancer as a dispatcher", () => {
     }
   });
 
-  it("uses per-endpoint connect options (TLS with a private CA)", async () => {
+  it("uses per-endpoint connect options (TLS with a private CA)", async ({ skip }) => {
+    skip(missingPeer("openssl"), "needs openssl");
     const { cert, key } = selfSignedCert("backend.test");
     const server = https.createServer({ cert, key }, (_req, res) => res.end("tls ok"));
     server.listen(0, "127.0.0.1");
@@ -132,7 +134,10 @@ describe("Balancer as a dispatcher", () => {
     await expect(fetch8("http://backend.test/", { dispatcher: plain })).rejects.toThrow();
   });
 
-  it("speaks HTTP/2 over TLS (ALPN h2) to an h2 endpoint with its connect options, trailers included", async () => {
+  it("speaks HTTP/2 over TLS (ALPN h2) to an h2 endpoint with its connect options, trailers included", async ({
+    skip,
+  }) => {
+    skip(missingPeer("openssl"), "needs openssl");
     const { cert, key } = selfSignedCert("grpc.test");
     const server = http2.createSecureServer({ cert, key });
     server.on("stream", (stream, headers) => {
@@ -436,5 +441,60 @@ describe("Balancer failure accrual over real sockets", () => {
     const snap = b.snapshot().endpoints[0]!;
     expect(snap.failures).toBe(3);
     expect(snap.state).toBe("ejected");
+  });
+});
+
+describe("bounded endpoint queues", () => {
+  it("maxPendingPerEndpoint fails the excess at once with EndpointOverloadedError; pool.connections caps sockets", async () => {
+    const held: (() => void)[] = [];
+    let sockets = 0;
+    const server = await startServer((_req, res) => {
+      held.push(() => res.end("late"));
+      return true;
+    });
+    cleanup.push(() => server.close());
+    const counting = net.createServer((client) => {
+      sockets++;
+      const upstream = net.connect(server.port, "127.0.0.1");
+      client.pipe(upstream).pipe(client);
+      client.on("error", () => upstream.destroy());
+      upstream.on("error", () => client.destroy());
+    });
+    counting.listen(0, "127.0.0.1");
+    await once(counting, "listening");
+    cleanup.push(() => new Promise((r) => counting.close(r)));
+    const port = (counting.address() as AddressInfo).port;
+    const b = balancer({
+      endpoints: [`127.0.0.1:${port}`],
+      maxPendingPerEndpoint: 6,
+      pool: { connections: 2 },
+    });
+    const inFlight = Array.from({ length: 6 }, () =>
+      request(`http://127.0.0.1:${port}/`, { dispatcher: b }).then(async (r) => r.body.text()),
+    );
+    const started = performance.now();
+    const rejected = await request(`http://127.0.0.1:${port}/`, { dispatcher: b }).catch(
+      (e: unknown) => e,
+    );
+    expect(performance.now() - started).toBeLessThan(100);
+    expect(rejected).toMatchObject({
+      code: "MESH_BALANCER_ENDPOINT_OVERLOADED",
+      address: `127.0.0.1:${port}`,
+    });
+    // Two connections serve the six in turn: the server never sees more than two at once.
+    while (held.length < 2) await new Promise((r) => setImmediate(r));
+    expect(held.length).toBe(2);
+    for (let served = 0; served < 6; ) {
+      const next = held.shift();
+      if (next === undefined) {
+        await new Promise((r) => setImmediate(r));
+        continue;
+      }
+      next();
+      served++;
+    }
+    expect(await Promise.all(inFlight)).toEqual(Array(6).fill("late"));
+    expect(sockets).toBe(2);
+    expect(b.snapshot().endpoints[0]?.pending).toBe(0);
   });
 });

@@ -222,8 +222,9 @@ describe("an endpoint avoided for its failure cost comes back (real sockets)", (
       const backAfter = performance.now() - lastFailureAt;
       expect(restarted.hits).toBeGreaterThan(hitsBefore);
       // The recheck is due 1-1.5 s after its last failure; allow scheduling slack on a busy
-      // machine. Before the fix it waited for its cost to decay (more than 8 s here).
-      expect(backAfter).toBeLessThan(1_500 + 1_000);
+      // 2-core machine (seen: 2.5 s at load 9). Before the fix it waited for its cost to
+      // decay (more than 8 s here).
+      expect(backAfter).toBeLessThan(1_500 + 2_500);
       // And it takes its share again: of the next 60 requests, about a third.
       const hitsThen = restarted.hits;
       for (let i = 0; i < 60; i++) await send();

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { missingPeer } from "../../../scripts/peers.mjs";
 import {
   GoldenSignals,
   LATENCY_BUCKETS_MS,
@@ -18,7 +19,10 @@ function manualClock(t = 0) {
 }
 
 describe("Prometheus exposition", () => {
-  it("renders HELP/TYPE, escaped label values and cumulative histogram buckets that promtool accepts", async () => {
+  it("renders HELP/TYPE, escaped label values and cumulative histogram buckets that promtool accepts", async ({
+    skip,
+  }) => {
+    skip(missingPeer("promtool"), "needs promtool");
     const signals = new GoldenSignals();
     const h = signals.http({
       direction: "outbound",
@@ -89,7 +93,8 @@ describe("Prometheus exposition", () => {
     ]);
   });
 
-  it("promtool reports a broken exposition (the check is real)", async () => {
+  it("promtool reports a broken exposition (the check is real)", async ({ skip }) => {
+    skip(missingPeer("promtool"), "needs promtool");
     const check = await promtoolCheck('request_total{a="x} 1\n');
     expect(check.code).toBe(1);
   });

@@ -4,6 +4,7 @@ import http2 from "node:http2";
 import { Agent, Pool, request as undiciRequest } from "undici";
 import { Agent as Agent7, Pool as Pool7, request as undici7Request } from "undici7";
 import { afterEach, describe, expect, it } from "vitest";
+import { missingPeer } from "../../../scripts/peers.mjs";
 import {
   GoldenSignals,
   instrumentServer,
@@ -66,7 +67,10 @@ describe.each([
   ["undici 8", Agent, undiciRequest],
   ["undici 7", Agent7, undici7Request],
 ] as const)("HTTP/1.1 with %s", (_name, AgentClass, request) => {
-  it("records exact inbound (instrumentServer) and outbound (metrics interceptor) signals for a known mix", async () => {
+  it("records exact inbound (instrumentServer) and outbound (metrics interceptor) signals for a known mix", async ({
+    skip,
+  }) => {
+    skip(missingPeer("promtool"), "needs promtool");
     const clock = manualClock(1000);
     const inbound = new GoldenSignals();
     const outbound = new GoldenSignals();

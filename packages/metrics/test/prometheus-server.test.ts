@@ -6,6 +6,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { missingPeer } from "../../../scripts/peers.mjs";
 import {
   GoldenSignals,
   instrumentServer,
@@ -46,7 +47,7 @@ async function until<T>(get: () => Promise<T>, check: (v: T) => boolean): Promis
   }
 }
 
-describe("a real Prometheus server", () => {
+describe.skipIf(missingPeer("prometheus"))("a real Prometheus server", () => {
   it("scrapes /metrics and answers a rate() query over the recorded counter", {
     timeout: 60_000,
   }, async () => {

@@ -37,6 +37,8 @@ function backendFor(
   const svc = r.config.outbound!.services[0]!;
   const settings: BackendSettings = {
     connectTimeout: 1_000,
+    connectionsPerEndpoint: 100,
+    maxPendingPerEndpoint: 1_000,
     failFast: svc.failFast,
     failureAccrual: svc.failureAccrual,
     balancer: svc.balancer,

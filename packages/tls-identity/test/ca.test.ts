@@ -1,5 +1,6 @@
 import { X509Certificate } from "node:crypto";
 import { describe, expect, test } from "vitest";
+import { missingPeer } from "../../../scripts/peers.mjs";
 import {
   createCsr,
   createTrustAnchor,
@@ -56,7 +57,10 @@ describe("issued SVIDs", () => {
     expect(issued.notAfter).toBe(to);
   });
 
-  test("are accepted by OpenSSL: text dump and chain verification against the bundle", async () => {
+  test("are accepted by OpenSSL: text dump and chain verification against the bundle", async ({
+    skip,
+  }) => {
+    skip(missingPeer("openssl"), "needs openssl");
     const f = writeFiles({
       "leaf.pem": leaf.toString(),
       "intermediate.pem": ca.certificate.toString(),
@@ -102,7 +106,8 @@ describe("issued SVIDs", () => {
     ).rejects.toThrow(/unable to get local issuer certificate|verification failed/);
   });
 
-  test("OpenSSL reads the CSR this package writes", async () => {
+  test("OpenSSL reads the CSR this package writes", async ({ skip }) => {
+    skip(missingPeer("openssl"), "needs openssl");
     const f = writeFiles({ "req.pem": csrToPem(createCsr(generateKeyPair(), ID)) });
     const out = await run("openssl", [
       "req",
@@ -116,7 +121,10 @@ describe("issued SVIDs", () => {
     expect(out.stdout).toContain(`URI:${ID}`);
   });
 
-  test("CSRs made by OpenSSL are signed; private keys stay KeyObjects unless exported", async () => {
+  test("CSRs made by OpenSSL are signed; private keys stay KeyObjects unless exported", async ({
+    skip,
+  }) => {
+    skip(missingPeer("openssl"), "needs openssl");
     const f = writeFiles({});
     await run("openssl", [
       "req",
@@ -145,7 +153,10 @@ describe("issued SVIDs", () => {
 });
 
 describe("CSR checks", () => {
-  test("identity mismatch, wrong trust domain, extra SANs, key types, bad signature, garbage", async () => {
+  test("identity mismatch, wrong trust domain, extra SANs, key types, bad signature, garbage", async ({
+    skip,
+  }) => {
+    skip(missingPeer("openssl"), "needs openssl");
     const key = generateKeyPair();
     expect(
       codeOf(() =>
@@ -234,7 +245,8 @@ describe("validity", () => {
 });
 
 describe("trust bundles", () => {
-  test("several anchors: SVIDs from either root verify (root rotation)", async () => {
+  test("several anchors: SVIDs from either root verify (root rotation)", async ({ skip }) => {
+    skip(missingPeer("openssl"), "needs openssl");
     const newRoot = createTrustAnchor({ trustDomain: "example.org" });
     const bundle = anchor.bundle.with(newRoot.certificate);
     expect(bundle.certificates).toHaveLength(2);

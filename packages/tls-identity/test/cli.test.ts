@@ -1,6 +1,7 @@
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, test } from "vitest";
+import { missingPeer } from "../../../scripts/peers.mjs";
 import { runCli } from "../src/cli/main.js";
 import { createCsr, csrToPem, generateKeyPair, X509Svid } from "../src/index.js";
 import { run, tempDir, writeFiles } from "./helpers.js";
@@ -13,7 +14,8 @@ async function cli(...argv: string[]) {
 }
 
 describe("mesh-identity CLI", () => {
-  test("ca create → issue → inspect, verified by OpenSSL", async () => {
+  test("ca create → issue → inspect, verified by OpenSSL", async ({ skip }) => {
+    skip(missingPeer("openssl"), "needs openssl");
     const dir = tempDir();
     const ca = join(dir, "ca");
     const w = join(dir, "w");

@@ -2,6 +2,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { missingPeer } from "../../../scripts/peers.mjs";
 import {
   createIssuer,
   createTrustAnchor,
@@ -88,7 +89,7 @@ beforeAll(async () => {
 });
 afterAll(() => issuer?.close());
 
-describe("issuer client ca", () => {
+describe.skipIf(missingPeer("openssl"))("issuer client ca", () => {
   test("a ca function is called for every request, so a rotated CA file applies to the next CSR", async () => {
     const caFile = join(dir, "issuer-ca.pem");
     writeFileSync(caFile, a.rootPem);

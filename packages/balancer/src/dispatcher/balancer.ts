@@ -20,7 +20,7 @@ import {
   type EndpointSnapshot,
   type ZoneSnapshot,
 } from "../endpoints/endpoint-set.js";
-import { BalancerClosedError, NoEndpointsReadyError } from "../errors.js";
+import { BalancerClosedError, EndpointOverloadedError, NoEndpointsReadyError } from "../errors.js";
 import { type EndpointState, failFastChannel } from "../events.js";
 import { Exchange } from "./exchange.js";
 import { Http2Client, type Http2ClientOptions } from "./h2-client.js";
@@ -34,6 +34,13 @@ export interface BalancerOptions extends Omit<EndpointSetOptions, "onStateChange
   failFastMs?: number;
   /** Requests that may wait for a ready endpoint at once; beyond that they fail fast immediately. Default 10 000. */
   maxWaiting?: number;
+  /**
+   * Requests one endpoint may have in flight or queued in its pool. A request whose chosen
+   * endpoint is at the limit fails at once with {@link EndpointOverloadedError} instead of
+   * queueing without bound (Linkerd bounds its endpoint queues the same way). Pair it with
+   * `pool.connections` to bound sockets too. Default: no limit.
+   */
+  maxPendingPerEndpoint?: number;
   /** Options for each endpoint's undici `Pool` (connections, pipelining, timeouts, default `connect`). */
   pool?: Pool.Options;
   /** Builds the dispatcher for one endpoint instead of an undici `Pool` (e.g. to add interceptors). */
@@ -81,6 +88,7 @@ const BALANCER_OPTIONS: OptionNames = {
     "localZoneMaxPending",
     "failFastMs",
     "maxWaiting",
+    "maxPendingPerEndpoint",
     "pool",
     "factory",
     "preserveHost",
@@ -122,6 +130,7 @@ export class Balancer extends Dispatcher {
   readonly #clock: Clock;
   readonly #failFastMs: number;
   readonly #maxWaiting: number;
+  readonly #maxPendingPerEndpoint: number;
   readonly #poolOptions: Pool.Options;
   readonly #factory: NonNullable<BalancerOptions["factory"]>;
   readonly #preserveHost: boolean;
@@ -149,6 +158,13 @@ export class Balancer extends Dispatcher {
     this.name = this.#set.name;
     this.#failFastMs = duration("failFastMs", options.failFastMs, 3_000, 0);
     this.#maxWaiting = integerIn("maxWaiting", options.maxWaiting, 10_000, 0, 10_000_000);
+    this.#maxPendingPerEndpoint = integerIn(
+      "maxPendingPerEndpoint",
+      options.maxPendingPerEndpoint,
+      Number.MAX_SAFE_INTEGER,
+      1,
+      Number.MAX_SAFE_INTEGER,
+    );
     if (options.pool !== undefined && (options.pool === null || typeof options.pool !== "object")) {
       throw typeError("pool", "undici Pool options", options.pool);
     }
@@ -232,7 +248,13 @@ export class Balancer extends Dispatcher {
     const now = this.#clock.now();
     const endpoint = this.#set.pick(now);
     if (endpoint) {
-      this.#send(endpoint, opts, h, now);
+      // P2C chose the cheaper of two: at the limit, this one's queue is full.
+      if (endpoint.pending >= this.#maxPendingPerEndpoint) {
+        h.onResponseError?.(
+          null as never,
+          new EndpointOverloadedError(this.name, endpoint.info.address, endpoint.pending),
+        );
+      } else this.#send(endpoint, opts, h, now);
     } else if (this.#waiters.length >= this.#maxWaiting || this.#failFastMs === 0) {
       this.#failFast(h, 0);
     } else {

@@ -379,6 +379,14 @@ const outboundSchema = strict({
     .describe("what to do with requests for an authority no service claims"),
   maxConcurrentRequests: integer(1).default(10_000).describe("load shedding threshold (503)"),
   connectTimeout: duration("TCP connect timeout to endpoints").default(1_000),
+  connectionsPerEndpoint: integer(1)
+    .default(100)
+    .describe(
+      "HTTP/1.1 connections per endpoint; more requests queue (HTTP/2 endpoints multiplex one)",
+    ),
+  maxPendingPerEndpoint: integer(1)
+    .default(1_000)
+    .describe("requests in flight or queued per endpoint; beyond it: 503 endpoint overloaded"),
   zone: text()
     .optional()
     .describe(
@@ -491,6 +499,9 @@ const inboundSchema = strict({
     .describe("protocol towards the app; auto mirrors the client's (gRPC needs h2c)"),
   maxConcurrentRequests: integer(1).default(10_000).describe("load shedding threshold (503)"),
   connectTimeout: duration("TCP connect timeout to the app").default(1_000),
+  appConnections: integer(1)
+    .default(100)
+    .describe("HTTP/1.1 connections to the app; more requests queue (h2c multiplexes one)"),
   timeout: timeoutSchema.default({}),
   limits: limitsSchema.default(LIMIT_DEFAULTS),
   policy: policySchema.default({ default: "all-unauthenticated", rules: [] }),

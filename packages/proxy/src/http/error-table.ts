@@ -46,6 +46,7 @@ export const MESH_ERROR_ANSWERS: Readonly<Record<MeshErrorCode, ErrorAnswer>> = 
   MESH_RETRY_IDLE_TIMEOUT: { code: "MESH_PROXY_TIMEOUT", reason: "response idle timeout" },
   // @mesh/balancer
   MESH_BALANCER_NO_ENDPOINTS_READY: { code: "MESH_PROXY_NO_ENDPOINTS" },
+  MESH_BALANCER_ENDPOINT_OVERLOADED: { code: "MESH_PROXY_ENDPOINT_OVERLOADED" },
   // A backend removed by a reload or shutdown while the request waited: nothing to send to.
   MESH_BALANCER_CLOSED: { code: "MESH_PROXY_NO_ENDPOINTS" },
   MESH_BALANCER_RESOLVER: { code: "MESH_PROXY_NO_ENDPOINTS" },

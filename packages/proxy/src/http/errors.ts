@@ -39,6 +39,11 @@ const KINDS = {
     grpc: GrpcStatus.RESOURCE_EXHAUSTED,
     reason: "load shed: too many requests in flight",
   },
+  MESH_PROXY_ENDPOINT_OVERLOADED: {
+    status: 503,
+    grpc: GrpcStatus.UNAVAILABLE,
+    reason: "endpoint overloaded: too many requests pending",
+  },
   MESH_PROXY_TIMEOUT: {
     status: 504,
     grpc: GrpcStatus.DEADLINE_EXCEEDED,

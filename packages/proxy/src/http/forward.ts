@@ -6,6 +6,7 @@ import { hasRequestBody, type IncomingRequest, requestBody } from "./body.js";
 import { classifyError, ProxyError, respondWithError } from "./errors.js";
 import { encodeGrpcMessage } from "./grpc.js";
 import { downstreamResponseHeaders, downstreamTrailers } from "./headers.js";
+import { PROXY_RESET } from "./rapid-reset.js";
 
 /** A client response, HTTP/1.1 or HTTP/2. */
 export type OutgoingResponse = ServerResponse | Http2ServerResponse;
@@ -71,6 +72,14 @@ export function forwardTo<T>(
   new Exchange(dispatcher, fr, done, arg).start();
 }
 
+/** The client reset its stream or closed its connection before the response ended. */
+function clientGone(fr: ForwardRequest): boolean {
+  const stream = (fr.res as Http2ServerResponse).stream;
+  if (stream !== undefined) return stream.destroyed || stream.closed;
+  // The request's socket: a pipelined response has none of its own until its turn.
+  return (fr.req as { socket?: { destroyed: boolean } }).socket?.destroyed === true;
+}
+
 // Timer callbacks shared by every exchange (the exchange rides as the timer's argument),
 // so a request without a deadline allocates no closures for them. (`Timed`, not `Exchange`:
 // an `Exchange<T>` is not an `Exchange<unknown>`, its callback takes a `T`.)
@@ -113,6 +122,12 @@ class Exchange<T = unknown> implements Dispatcher.DispatchHandler {
 
   start(): void {
     const { fr } = this;
+    if (clientGone(fr)) {
+      // Reset (or disconnected) before the request was routed: it never reaches an app.
+      this.abortReason = new ProxyError("MESH_PROXY_UPSTREAM_RESET", "client went away");
+      this.finish(this.abortReason as ProxyError);
+      return;
+    }
     fr.res.on("close", this.onClientClose);
     if (fr.timeoutMs !== undefined && fr.timeoutMs > 0) {
       this.timer = setTimeout(onExchangeDeadline, fr.timeoutMs, this);
@@ -272,8 +287,10 @@ class Exchange<T = unknown> implements Dispatcher.DispatchHandler {
       // The response already started: the only honest signal left is a reset.
       this.pendingHead = undefined;
       const stream = (res as Http2ServerResponse).stream;
-      if (stream !== undefined) stream.close(2 /* INTERNAL_ERROR */);
-      else (res as ServerResponse).destroy();
+      if (stream !== undefined) {
+        (stream as { [PROXY_RESET]?: boolean })[PROXY_RESET] = true;
+        stream.close(2 /* INTERNAL_ERROR */);
+      } else (res as ServerResponse).destroy();
     }
     this.finish(error);
   }

@@ -9,6 +9,7 @@ import type { ProxyLogger } from "../log.js";
 import type { IncomingRequest } from "./body.js";
 import { ProxyError, respondWithError } from "./errors.js";
 import type { OutgoingResponse } from "./forward.js";
+import { guardRapidReset } from "./rapid-reset.js";
 
 /** Handles one request that passed the listener's limits. */
 export type RequestHandler = (req: IncomingRequest, res: OutgoingResponse) => void;
@@ -112,12 +113,24 @@ export class HttpListener {
       this.sessions.add(session);
       session.on("close", () => this.sessions.delete(session));
       session.on("error", () => undefined);
+      guardRapidReset(session, this.onRapidReset);
       session.setTimeout(limits.idleTimeout, () => session.close());
       if (this.drainingFlag) session.close();
     });
     this.tcp = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
     this.tcp.maxConnections = limits.maxConnections;
   }
+
+  private readonly onRapidReset = (
+    session: http2.ServerHttp2Session,
+    streams: number,
+    resets: number,
+  ): void => {
+    this.opts.logger.warn(
+      { listener: this.opts.name, remote: session.socket?.remoteAddress, streams, resets },
+      "closing an HTTP/2 connection that reset most of its streams (rapid reset): GOAWAY ENHANCE_YOUR_CALM",
+    );
+  };
 
   /** True once shutdown started: responses ask HTTP/1.1 clients to close. */
   get draining(): boolean {

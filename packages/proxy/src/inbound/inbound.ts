@@ -28,6 +28,7 @@ class AppClients {
   constructor(
     readonly address: string,
     private readonly connectTimeout: number,
+    private readonly connections: number,
   ) {
     this.origin = `http://${address}`;
   }
@@ -40,6 +41,7 @@ class AppClients {
     this.h1 ??= new Pool(this.origin, {
       connectTimeout: this.connectTimeout,
       keepAliveTimeout: 4_000,
+      connections: this.connections,
     });
     return this.h1;
   }
@@ -80,7 +82,7 @@ export class Inbound {
 
   constructor(config: InboundConfig, deps: InboundDeps) {
     this.config = config;
-    this.app = new AppClients(config.app, config.connectTimeout);
+    this.app = new AppClients(config.app, config.connectTimeout, config.appConnections);
     this.policy = Inbound.compile(config, deps.identity?.trustDomain);
     this.trustDomain = deps.identity?.trustDomain;
     this.tls =
@@ -164,9 +166,13 @@ export class Inbound {
     if (next.listen !== this.config.listen) warnings.push("inbound.listen changes need a restart");
     if (JSON.stringify(next.limits) !== JSON.stringify(this.config.limits))
       warnings.push("inbound.limits changes need a restart");
-    if (next.app !== this.config.app || next.connectTimeout !== this.config.connectTimeout) {
+    if (
+      next.app !== this.config.app ||
+      next.connectTimeout !== this.config.connectTimeout ||
+      next.appConnections !== this.config.appConnections
+    ) {
       const old = this.app;
-      this.app = new AppClients(next.app, next.connectTimeout);
+      this.app = new AppClients(next.app, next.connectTimeout, next.appConnections);
       void old.close();
     }
     // Compiled before anything changes: the schema validated it, so this does not throw.

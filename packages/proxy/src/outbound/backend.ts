@@ -22,6 +22,10 @@ export type EndpointView = EndpointSnapshot;
 /** Balancer settings of a service. */
 export interface BackendSettings {
   connectTimeout: number;
+  /** HTTP/1.1 connections per endpoint (the pool's `connections`). */
+  connectionsPerEndpoint: number;
+  /** Requests in flight or queued per endpoint before the balancer fails them fast. */
+  maxPendingPerEndpoint: number;
   failFast: number;
   failureAccrual: ServiceConfig["failureAccrual"];
   /** Peak-EWMA, failure-rate and zone-local tuning (`services[].balancer`, defaults filled by the schema). */
@@ -99,7 +103,12 @@ export class Backend {
         jitter: s.failureAccrual.jitter,
       },
       ...balancerTuning(s.balancer),
-      pool: { connectTimeout: s.connectTimeout, keepAliveTimeout: 4_000 },
+      maxPendingPerEndpoint: s.maxPendingPerEndpoint,
+      pool: {
+        connectTimeout: s.connectTimeout,
+        keepAliveTimeout: 4_000,
+        connections: s.connectionsPerEndpoint,
+      },
       onResolverError: (err) => this.onResolverError(this.name, err),
       factory: endpointFactory(this.transport),
     };

@@ -99,6 +99,8 @@ export class Outbound {
     for (const svc of table.services) {
       const settings: BackendSettings = {
         connectTimeout: config.connectTimeout,
+        connectionsPerEndpoint: config.connectionsPerEndpoint,
+        maxPendingPerEndpoint: config.maxPendingPerEndpoint,
         failFast: svc.config.failFast,
         failureAccrual: svc.config.failureAccrual,
         balancer: svc.config.balancer,
@@ -263,7 +265,11 @@ export class Outbound {
       } as Agent.Options);
       return this.passthrough.h2;
     }
-    this.passthrough.h1 ??= new Agent({ connectTimeout, keepAliveTimeout: 4_000 });
+    this.passthrough.h1 ??= new Agent({
+      connectTimeout,
+      keepAliveTimeout: 4_000,
+      connections: this.gen.config.connectionsPerEndpoint,
+    });
     return this.passthrough.h1;
   }
 

@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { missingPeer } from "../../../../scripts/peers.mjs";
 import {
   Buildah,
   commandLine,
@@ -111,7 +112,7 @@ afterAll(async () => {
   }
 }, 60_000);
 
-describe("mesh-proxy image", () => {
+describe.skipIf(missingPeer("buildah"))("mesh-proxy image", () => {
   it("is small, runs as a numeric non-root user and declares ports, health and signals", () => {
     const total = layers.reduce((sum, l) => sum + l.size, 0);
     const base = baseLayers.reduce((sum, l) => sum + l.size, 0);

@@ -9,6 +9,7 @@ import {
   staticTokenAuthenticator,
 } from "@mesh/tls-identity";
 import { describe, expect, it } from "vitest";
+import { missingPeer } from "../../../../scripts/peers.mjs";
 import { tempDir } from "../helpers.js";
 import { admin, BOOKS, cleanupAfterAll, metric, proxy, ready, TD, until } from "./fixtures.js";
 
@@ -58,7 +59,7 @@ async function servingPki(dir: string, name: string) {
   };
 }
 
-describe("identity.issuer.bundleFile", () => {
+describe.skipIf(missingPeer("openssl"))("identity.issuer.bundleFile", () => {
   const defer = cleanupAfterAll();
 
   it("is re-read for each request to the issuer: after the issuer's serving certificate moves to a new root, renewals resume once the file has it", async () => {

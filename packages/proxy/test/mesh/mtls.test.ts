@@ -5,6 +5,7 @@ import { join } from "node:path";
 import tls from "node:tls";
 import { createTrustAnchor } from "@mesh/tls-identity";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { missingPeer } from "../../../../scripts/peers.mjs";
 import type { ProxyProcess } from "../helpers.js";
 import {
   admin,
@@ -221,7 +222,10 @@ describe("mTLS between proxies", () => {
     expect(JSON.stringify(r.headers)).not.toContain("mesh-client-id");
   });
 
-  it("requires a client certificate and offers TLS 1.3 only (openssl s_client)", async () => {
+  it("requires a client certificate and offers TLS 1.3 only (openssl s_client)", async ({
+    skip,
+  }) => {
+    skip(missingPeer("openssl"), "needs openssl");
     const target = books.addresses.inbound as string;
     const request = "GET /hello HTTP/1.1\r\nhost: books\r\nconnection: close\r\n\r\n";
     // No client certificate: the server asks for one (CertificateRequest → "Requested

@@ -2,6 +2,7 @@ import { type ChildProcess, execFile, spawn } from "node:child_process";
 import net, { type AddressInfo } from "node:net";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { missingPeer } from "../../../../scripts/peers.mjs";
 import type { ProxyProcess } from "../helpers.js";
 import { admin, BOOKS, metric, Pki, proxy, ready, until, WEB } from "./fixtures.js";
 
@@ -37,7 +38,7 @@ async function startRedis(): Promise<{ port: number; child: ChildProcess }> {
 const port = (a: string) => a.slice(a.lastIndexOf(":") + 1);
 
 /** Redis behind an opaque port, reached through two proxies over mTLS. */
-describe("opaque TCP through the mesh", () => {
+describe.skipIf(missingPeer("redis"))("opaque TCP through the mesh", () => {
   const pki = new Pki();
   let redis: Awaited<ReturnType<typeof startRedis>>;
   let books: ProxyProcess;

@@ -1,0 +1,12 @@
+import { defineConfig } from "vitest/config";
+
+// The repository's own tests (run by `npm test` after the packages' tests): README commands
+// and the packed packages in a project outside the workspace.
+export default defineConfig({
+  test: {
+    include: ["**/*.test.ts"],
+    globalSetup: ["./consumer/project.ts"],
+    testTimeout: 30_000,
+    hookTimeout: 120_000,
+  },
+});
