@@ -3,8 +3,8 @@ import { request as httpRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest, type RequestOptions } from "node:https";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { typeError } from "@mesh/core";
 import { KubeApiError } from "../errors.js";
-import { typeError } from "../validate.js";
 
 /**
  * How to reach a Kubernetes API server. {@link inClusterKubeApi} and {@link kubeconfigKubeApi}

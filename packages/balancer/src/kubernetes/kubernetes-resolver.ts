@@ -1,8 +1,8 @@
-import type { Random } from "../clock.js";
+import { typeError } from "@mesh/core";
 import { type Resolver, type ResolverUpdate, updateStream } from "../discovery/resolver.js";
 import type { EndpointInit, ProtocolHint } from "../endpoints/endpoint.js";
 import { type KubeApiError, ResolverError } from "../errors.js";
-import { typeError } from "../validate.js";
+import type { Random } from "../random.js";
 import {
   type EndpointSliceObject,
   endpointsFromSlices,

@@ -1,5 +1,5 @@
-import type { Random } from "../clock.js";
 import { KubeApiError } from "../errors.js";
+import type { Random } from "../random.js";
 import type { KubeApiClient, WatchEvent, WatchStream } from "./kube-api.js";
 
 /**

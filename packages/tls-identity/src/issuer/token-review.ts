@@ -1,8 +1,8 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { typeError } from "@mesh/core";
 import { IdentityError } from "../errors.js";
 import { parseTrustDomain, SpiffeId } from "../spiffe-id/spiffe-id.js";
-import { typeError } from "../validate.js";
 import type { Authenticator } from "./authenticator.js";
 import { post } from "./client.js";
 
