@@ -1,6 +1,10 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type EndpointSliceObject, endpointsFromSlices } from "../src/index.js";
+import {
+  type EndpointSliceObject,
+  endpointsFromSlices,
+  KubernetesDiscovery,
+} from "../src/index.js";
 
 const slice = (
   name: string,
@@ -167,6 +171,31 @@ describe("endpointsFromSlices (the pure core of Kubernetes discovery)", () => {
           if (readyIps.size > 0) expect(new Set(addresses)).toEqual(readyIps);
         },
       ),
+    );
+  });
+});
+
+describe("Kubernetes discovery options", () => {
+  const api = { server: "https://127.0.0.1:6443", token: "t" };
+  it("name the bad field", () => {
+    const d = new KubernetesDiscovery({ api });
+    expect(() => d.resolver({ service: "Books", port: 80 })).toThrow(
+      'kubernetes.service: expected a Service name (DNS label), got "Books"',
+    );
+    expect(() => d.resolver({ service: "books", port: 0 })).toThrow(
+      "kubernetes.port: expected a port name or a number in 1..65535, got 0",
+    );
+    expect(() => d.resolver({ service: "books", port: "http", serviceName: "x" } as never)).toThrow(
+      'kubernetes: unknown option "serviceName" (did you mean "service"?)',
+    );
+    expect(() => new KubernetesDiscovery({ api: { server: "ftp://x" } })).toThrow(
+      'kubeApi.server: expected an http(s):// URL, got "ftp://x"',
+    );
+    expect(() => new KubernetesDiscovery({ api, trustDomain: "Bad Domain" })).toThrow(
+      'trustDomain: expected a SPIFFE trust domain, got "Bad Domain"',
+    );
+    expect(() => new KubernetesDiscovery({ api, backoff: { minMs: -1 } })).toThrow(
+      "backoff.minMs: expected a duration in ms",
     );
   });
 });

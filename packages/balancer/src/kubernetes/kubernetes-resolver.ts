@@ -1,4 +1,4 @@
-import { typeError } from "@mesh/core";
+import { duration, optionsObject, typeError } from "@mesh/core";
 import { type Resolver, type ResolverUpdate, updateStream } from "../discovery/resolver.js";
 import type { EndpointInit, ProtocolHint } from "../endpoints/endpoint.js";
 import { type KubeApiError, ResolverError } from "../errors.js";
@@ -182,8 +182,25 @@ export class KubernetesDiscovery {
   readonly #watches = new Map<string, ServiceWatch>();
 
   constructor(options: KubernetesDiscoveryOptions) {
-    if (options === null || typeof options !== "object")
-      throw typeError("options", "an object", options);
+    if (options === undefined) throw typeError("options", "{ api, trustDomain? }", options);
+    optionsObject("KubernetesDiscovery", options, {
+      known: ["api", "trustDomain", "backoff", "timers", "random"],
+      hints: {
+        kubeconfig: "api: await kubeconfigKubeApi({ path })",
+        namespace: "resolver({ namespace })",
+      },
+    });
+    if (options.api === undefined || options.api === null)
+      throw typeError(
+        "KubernetesDiscovery.api",
+        "an API server config, a function loading one, or a KubeApiClient",
+        options.api,
+      );
+    if (options.backoff !== undefined) {
+      optionsObject("backoff", options.backoff, { known: ["minMs", "maxMs"] });
+      const minMs = duration("backoff.minMs", options.backoff.minMs, 500, 1);
+      duration("backoff.maxMs", options.backoff.maxMs, Math.max(30_000, minMs), minMs);
+    }
     const client =
       options.api instanceof KubeApiClient ? options.api : new KubeApiClient(options.api);
     if (
@@ -211,8 +228,11 @@ export class KubernetesDiscovery {
    * yields `error` updates and the last set stays in use.
    */
   resolver(ref: KubernetesServiceRef): Resolver {
-    if (ref === null || typeof ref !== "object")
-      throw typeError("kubernetes", "{ service, namespace, port }", ref);
+    if (ref === undefined) throw typeError("kubernetes", "{ service, namespace, port }", ref);
+    optionsObject("kubernetes", ref, {
+      known: ["service", "namespace", "port", "protocol"],
+      hints: { name: "service", serviceName: "service", portName: "port" },
+    });
     const namespace = ref.namespace ?? "default";
     if (typeof ref.service !== "string" || !DNS_LABEL.test(ref.service))
       throw typeError("kubernetes.service", "a Service name (DNS label)", ref.service);
@@ -275,5 +295,12 @@ export class KubernetesDiscovery {
 export function kubernetesResolver(
   options: KubernetesDiscoveryOptions & KubernetesServiceRef,
 ): Resolver {
-  return new KubernetesDiscovery(options).resolver(options);
+  const { service, namespace, port, protocol, ...discovery } = optionsObject(
+    "kubernetesResolver",
+    options,
+  ) as KubernetesDiscoveryOptions & KubernetesServiceRef;
+  const ref: KubernetesServiceRef = { service, port };
+  if (namespace !== undefined) ref.namespace = namespace;
+  if (protocol !== undefined) ref.protocol = protocol;
+  return new KubernetesDiscovery(discovery).resolver(ref);
 }

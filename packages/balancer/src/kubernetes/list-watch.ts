@@ -1,3 +1,4 @@
+import { duration } from "@mesh/core";
 import { KubeApiError } from "../errors.js";
 import type { Random } from "../random.js";
 import type { KubeApiClient, WatchEvent, WatchStream } from "./kube-api.js";
@@ -85,8 +86,13 @@ export class ListWatch<T extends Named> {
     this.#o = options;
     this.#timers = options.timers ?? realTimers;
     this.#random = options.random ?? Math.random;
-    this.#minMs = options.backoff?.minMs ?? 500;
-    this.#maxMs = Math.max(this.#minMs, options.backoff?.maxMs ?? 30_000);
+    this.#minMs = duration("backoff.minMs", options.backoff?.minMs, 500, 1);
+    this.#maxMs = duration(
+      "backoff.maxMs",
+      options.backoff?.maxMs,
+      Math.max(30_000, this.#minMs),
+      this.#minMs,
+    );
   }
 
   /** Objects known now, by name. */

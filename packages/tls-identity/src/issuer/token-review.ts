@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { typeError } from "@mesh/core";
+import { duration, optionsObject, typeError } from "@mesh/core";
 import { IdentityError } from "../errors.js";
 import { parseTrustDomain, SpiffeId } from "../spiffe-id/spiffe-id.js";
 import type { Authenticator } from "./authenticator.js";
@@ -133,13 +133,21 @@ const SA_USER =
 export async function tokenReviewAuthenticator(
   options: TokenReviewAuthenticatorOptions,
 ): Promise<Authenticator> {
-  if (options === null || typeof options !== "object")
+  if (options === undefined)
     throw typeError("options", "{ trustDomain, audiences?, api? }", options);
+  optionsObject("tokenReviewAuthenticator", options, {
+    known: ["trustDomain", "audiences", "api", "timeoutMs"],
+    hints: { audience: "audiences" },
+  });
+  if (options.api !== undefined)
+    optionsObject("tokenReviewAuthenticator.api", options.api, {
+      known: ["server", "ca", "tokenFile", "token"],
+    });
   const trustDomain = parseTrustDomain(options.trustDomain);
   const audiences = options.audiences ?? [DEFAULT_TOKEN_AUDIENCE];
   if (!Array.isArray(audiences) || audiences.some((a) => typeof a !== "string" || a === ""))
     throw typeError("options.audiences", "a list of non-empty strings", audiences);
-  const timeoutMs = options.timeoutMs ?? 5_000;
+  const timeoutMs = duration("tokenReviewAuthenticator.timeoutMs", options.timeoutMs, 5_000, 1);
   const conn = await connection(options.api);
   const review = await postJson<{ status?: { allowed?: boolean; reason?: string } }>(
     conn,
