@@ -97,6 +97,8 @@ export interface FakeKubeApiserver {
   readonly reviews: Map<string, FakeTokenReview>;
   /** Whether SelfSubjectAccessReview allows `create tokenreviews`. Default true. */
   allowTokenReviews: boolean;
+  /** Ends every watch right after its backlog, as a misbehaving proxy in between would. */
+  endWatchesAtOnce: boolean;
   /** Every request as `METHOD path?query`, in order (for assertions). */
   readonly requests: string[];
   /** Creates or replaces an object (a new resourceVersion, a watch event). */
@@ -216,6 +218,7 @@ export async function startFakeKubeApiserver(
     tokens: new Set(options.tokens ?? ["fake-admin-token"]),
     reviews: new Map<string, FakeTokenReview>(),
     allowTokenReviews: true,
+    endWatchesAtOnce: false,
     requests: [] as string[],
     get resourceVersion() {
       return rv;
@@ -408,6 +411,10 @@ export async function startFakeKubeApiserver(
         if (e.object.kind !== resource.kind || e.object.metadata.namespace !== namespace) continue;
         if (matches(e.object, labels, fields)) emit(e.type, e.object, w);
       }
+    }
+    if (fake.endWatchesAtOnce) {
+      res.end();
+      return;
     }
     watchers.add(w);
     notifyWaiters();

@@ -240,6 +240,30 @@ describe("Kubernetes EndpointSlice discovery against a fake API server", () => {
     await it.return?.();
   });
 
+  it("backs off instead of spinning when watches keep ending without an event", async () => {
+    const timers = manualTimers();
+    api.endWatchesAtOnce = true;
+    const discovery = new KubernetesDiscovery({
+      api: { server: api.url, ca: api.ca, token: "token-1" },
+      timers,
+    });
+    const it = discovery
+      .resolver({ service: "books", namespace: "shop", port: "http" })
+      [Symbol.asyncIterator]();
+    await until(it, (e) => e.length === 2);
+    // Each of the two watches (slices, Service) re-opens twice at once, then backs off.
+    const errors: Error[] = [];
+    while (errors.length < 2) {
+      const r = await it.next();
+      if (r.value?.type === "error") errors.push(r.value.error);
+    }
+    expect(errors[0]?.message).toContain("watches end without events");
+    expect(timers.delays.length).toBeGreaterThanOrEqual(1);
+    const watches = api.requests.filter((r) => r.includes("watch=1")).length;
+    expect(watches).toBe(6);
+    await it.return?.();
+  });
+
   it("reads a kubeconfig with @kubernetes/client-node's KubeConfig", async () => {
     const file = join(dir, "kubeconfig");
     api.writeKubeconfig(file, "token-1", "shop");

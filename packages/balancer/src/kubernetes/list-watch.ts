@@ -77,6 +77,7 @@ export class ListWatch<T extends Named> {
   #stopped = true;
   #notifyQueued = false;
   #listed = false;
+  #emptyEnds = 0;
   /** Lists done (the first and every relist), for tests and metrics. */
   lists = 0;
   /** Watches opened. */
@@ -177,6 +178,7 @@ export class ListWatch<T extends Named> {
       }
     }
     let expired = false;
+    let events = 0;
     const stream = this.#o.client.watch<T>(
       this.#query({
         watch: "1",
@@ -186,6 +188,7 @@ export class ListWatch<T extends Named> {
       }),
       (e: WatchEvent<T>) => {
         if (this.#stopped || expired) return;
+        events++;
         if (e.type === "ERROR") {
           const s = e.object as { code?: number; reason?: string; message?: string };
           if (s.code === 410) {
@@ -229,8 +232,13 @@ export class ListWatch<T extends Named> {
       return this.#retry(err);
     }
     if (this.#stream !== stream || this.#stopped) return;
-    // The server ended the stream (its timeout) or the version expired: go on at once.
-    if (!expired && this.#attempt === 0) return void this.#run();
     if (expired) return void this.#run();
+    // The server ended the stream (its timeout): go on at once, unless streams keep ending
+    // without a single event (something in between closing them), which backs off instead
+    // of spinning.
+    this.#emptyEnds = events === 0 ? this.#emptyEnds + 1 : 0;
+    if (this.#emptyEnds < 3) return void this.#run();
+    this.#emptyEnds = 0;
+    this.#retry(new KubeApiError(this.#o.path, 200, "WatchEnded", "watches end without events"));
   }
 }
