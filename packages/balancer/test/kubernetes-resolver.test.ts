@@ -11,6 +11,7 @@ import {
 } from "../../../test/fake-kube-apiserver.js";
 import {
   type EndpointInit,
+  inClusterKubeApi,
   KubernetesDiscovery,
   kubeconfigKubeApi,
   type ResolverUpdate,
@@ -262,6 +263,27 @@ describe("Kubernetes EndpointSlice discovery against a fake API server", () => {
     const watches = api.requests.filter((r) => r.includes("watch=1")).length;
     expect(watches).toBe(6);
     await it.return?.();
+  });
+
+  it("in-cluster config: the API server from the environment, CA and token from the service-account directory", async () => {
+    writeFileSync(join(dir, "ca.crt"), api.ca);
+    const port = new URL(api.url).port;
+    const config = await inClusterKubeApi({
+      dir,
+      env: { KUBERNETES_SERVICE_HOST: "127.0.0.1", KUBERNETES_SERVICE_PORT: port },
+    });
+    expect(config).toMatchObject({ server: api.url, tokenFile: join(dir, "token") });
+    const it = new KubernetesDiscovery({ api: config })
+      .resolver({ service: "books", namespace: "shop", port: "http" })
+      [Symbol.asyncIterator]();
+    expect(addresses(await until(it, (e) => e.length === 2))).toEqual([
+      "10.0.0.1:8080",
+      "10.0.0.2:8080",
+    ]);
+    await it.return?.();
+    await expect(inClusterKubeApi({ dir, env: {} })).rejects.toThrow(
+      "KUBERNETES_SERVICE_HOST: expected the API server address (in a pod), got undefined",
+    );
   });
 
   it("reads a kubeconfig with @kubernetes/client-node's KubeConfig", async () => {
