@@ -18,6 +18,10 @@ export const MESH_CHANNELS = Object.freeze([
   "mesh:identity:refresh-failed",
   "mesh:identity:issued",
   "mesh:authz:decision",
+  "mesh:limit:rate-limited",
+  "mesh:limit:queued",
+  "mesh:limit:concurrency-rejected",
+  "mesh:limit:concurrency-limit",
 ] as const);
 
 /** Options of {@link subscribeMeshEvents}. */
@@ -27,6 +31,7 @@ export interface MeshEventsOptions {
 }
 
 const BREAKER_STATES = ["closed", "open", "half-open"] as const;
+const LIMIT_KINDS: readonly unknown[] = ["total", "identity", "override"];
 const ENDPOINT_STATES = ["ready", "probing", "ejected", "draining"] as const;
 
 type Payload = Record<string, unknown>;
@@ -165,6 +170,32 @@ export function subscribeMeshEvents(
       "reason",
     ]),
   };
+
+  const rateLimited = c(
+    "mesh_ratelimit_rejected_total",
+    "Requests refused by a rate limit, by the limit that refused them (total, identity, override).",
+    ["name", "limit"],
+  );
+  const rateQueued = c(
+    "mesh_ratelimit_queued_total",
+    "Outbound requests delayed by a rate limit instead of refused.",
+    ["name"],
+  );
+  const concurrencyRejected = c(
+    "mesh_concurrency_limit_rejected_total",
+    "Requests refused by an adaptive concurrency limit.",
+    ["name"],
+  );
+  const concurrencyLimit = g(
+    "mesh_concurrency_limit",
+    "The adaptive concurrency limit (requests in flight admitted).",
+    ["name"],
+  );
+  const concurrencyMinRtt = g(
+    "mesh_concurrency_limit_min_rtt_ms",
+    "The adaptive concurrency limiter's latest minRTT measurement, ms.",
+    ["name"],
+  );
 
   const lastDecision = (family: CounterFamily): LastDecision => ({
     family,
@@ -314,6 +345,33 @@ export function subscribeMeshEvents(
         last.reason = p.reason;
       }
       last.series.inc();
+      return true;
+    },
+    "mesh:limit:rate-limited": (p) => {
+      const name = str(p.name);
+      if (name === undefined || !LIMIT_KINDS.includes(p.limit)) return false;
+      rateLimited.inc({ name, limit: p.limit as string });
+      return true;
+    },
+    "mesh:limit:queued": (p) => {
+      const name = str(p.name);
+      if (name === undefined) return false;
+      rateQueued.inc({ name });
+      return true;
+    },
+    "mesh:limit:concurrency-rejected": (p) => {
+      const name = str(p.name);
+      if (name === undefined) return false;
+      concurrencyRejected.inc({ name });
+      return true;
+    },
+    "mesh:limit:concurrency-limit": (p) => {
+      const name = str(p.name);
+      if (name === undefined || typeof p.limit !== "number") return false;
+      concurrencyLimit.set({ name }, p.limit);
+      if (typeof p.minRttMs === "number" && !Number.isNaN(p.minRttMs)) {
+        concurrencyMinRtt.set({ name }, p.minRttMs);
+      }
       return true;
     },
   };
