@@ -89,6 +89,21 @@ describe("RateLimiter (GCRA)", () => {
           ],
         }),
     ).toThrow("rateLimit.overrides[1].keys[0]: expected a key in one override only");
+    expect(
+      () =>
+        new RateLimiter({ total: { requestsPerSecond: 10 }, identity: { requestsPerSecond: 20 } }),
+    ).toThrow(
+      "rateLimit.identity.requestsPerSecond: expected at most total.requestsPerSecond (10), got 20",
+    );
+    expect(
+      () =>
+        new RateLimiter({
+          total: { requestsPerSecond: 10 },
+          overrides: [{ requestsPerSecond: 11, keys: ["a"] }],
+        }),
+    ).toThrow(
+      "rateLimit.overrides[0].requestsPerSecond: expected at most total.requestsPerSecond (10), got 11",
+    );
     expect(() => new RateLimiter({} as never)).toThrow(
       "rateLimit: expected at least one of total, identity, overrides",
     );

@@ -96,6 +96,9 @@ export class RateLimiter {
     this.#total = o.total === undefined ? undefined : new Gcra("rateLimit.total", o.total);
     this.#identity =
       o.identity === undefined ? undefined : new Gcra("rateLimit.identity", o.identity);
+    if (this.#identity !== undefined) {
+      this.#notAboveTotal("rateLimit.identity.requestsPerSecond", this.#identity);
+    }
     if (o.overrides !== undefined) {
       if (!Array.isArray(o.overrides)) {
         throw typeError("rateLimit.overrides", "an array", o.overrides);
@@ -108,6 +111,7 @@ export class RateLimiter {
           throw typeError(`${path}.keys`, "a non-empty array of strings", v.keys);
         }
         const gcra = new Gcra(path, { requestsPerSecond: v.requestsPerSecond, burst: v.burst });
+        this.#notAboveTotal(`${path}.requestsPerSecond`, gcra);
         const state: OverrideState = { gcra, tat: Number.NEGATIVE_INFINITY };
         v.keys.forEach((k: unknown, j: number) => {
           const key = nonEmptyString(`${path}.keys[${j}]`, k);
@@ -126,6 +130,16 @@ export class RateLimiter {
     this.maxKeys = integerIn("rateLimit.maxKeys", o.maxKeys, 10_000, 1, 1e8);
     this.name = nonEmptyString("rateLimit.name", o.name, "default");
     this.#clock = clockOption("rateLimit.clock", o.clock, monotonicClock);
+  }
+
+  /** Linkerd's rule: no per-client limit above the total (it could never be reached). */
+  #notAboveTotal(path: string, gcra: Gcra): void {
+    const total = this.#total;
+    if (total !== undefined && gcra.requestsPerSecond > total.requestsPerSecond) {
+      throw new RangeError(
+        `${path}: expected at most total.requestsPerSecond (${total.requestsPerSecond}), got ${gcra.requestsPerSecond}`,
+      );
+    }
   }
 
   /** Per-key states held now (at most `maxKeys`). */

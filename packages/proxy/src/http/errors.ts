@@ -37,6 +37,16 @@ const KINDS = {
     grpc: GrpcStatus.RESOURCE_EXHAUSTED,
     reason: "load shed: too many requests in flight",
   },
+  MESH_PROXY_RATE_LIMITED: {
+    status: 429,
+    grpc: GrpcStatus.RESOURCE_EXHAUSTED,
+    reason: "rate limited",
+  },
+  MESH_PROXY_CONCURRENCY_LIMITED: {
+    status: 503,
+    grpc: GrpcStatus.UNAVAILABLE,
+    reason: "concurrency limit reached",
+  },
   MESH_PROXY_ENDPOINT_OVERLOADED: {
     status: 503,
     grpc: GrpcStatus.UNAVAILABLE,
@@ -99,8 +109,14 @@ export class ProxyError extends Error {
   readonly status: number;
   readonly grpcStatus: number;
   readonly reason: string;
+  /** When the client may try again, ms (`retry-after`; gRPC `grpc-retry-pushback-ms`). */
+  readonly retryAfterMs: number | undefined;
 
-  constructor(code: ProxyErrorCode, reason?: string, options?: { cause?: unknown }) {
+  constructor(
+    code: ProxyErrorCode,
+    reason?: string,
+    options?: { cause?: unknown; retryAfterMs?: number },
+  ) {
     const kind = KINDS[code];
     const r = reason ?? kind.reason;
     super(r, options);
@@ -109,6 +125,7 @@ export class ProxyError extends Error {
     this.status = kind.status;
     this.grpcStatus = kind.grpc;
     this.reason = r;
+    this.retryAfterMs = options?.retryAfterMs;
   }
 }
 
@@ -169,6 +186,13 @@ export function classifyError(err: unknown): ProxyError {
           : "request timeout";
     return new ProxyError("MESH_PROXY_TIMEOUT", kind, { cause: err });
   }
+  if (code === "MESH_LIMIT_RATE_LIMITED" || code === "MESH_LIMIT_QUEUE_FULL") {
+    const retryAfterMs = (err as { retryAfterMs?: unknown }).retryAfterMs;
+    return new ProxyError("MESH_PROXY_RATE_LIMITED", undefined, {
+      cause: err,
+      ...(typeof retryAfterMs === "number" ? { retryAfterMs } : {}),
+    });
+  }
   if (code === "MESH_BALANCER_ENDPOINT_OVERLOADED")
     return new ProxyError("MESH_PROXY_ENDPOINT_OVERLOADED", undefined, { cause: err });
   if (/BREAKER|CIRCUIT/.test(code))
@@ -210,6 +234,10 @@ export function respondWithError(
       "grpc-message": encodeGrpcMessage(err.reason),
       [PROXY_ERROR_HEADER]: err.reason,
     };
+    if (err.retryAfterMs !== undefined) {
+      headers["retry-after"] = retryAfterSeconds(err.retryAfterMs);
+      headers["grpc-retry-pushback-ms"] = Math.ceil(err.retryAfterMs);
+    }
     const stream = (res as Http2ServerResponse).stream;
     if (stream !== undefined) {
       if (!stream.headersSent && !stream.destroyed)
@@ -226,8 +254,14 @@ export function respondWithError(
     "content-length": Buffer.byteLength(body),
     [PROXY_ERROR_HEADER]: err.reason,
   };
+  if (err.retryAfterMs !== undefined) headers["retry-after"] = retryAfterSeconds(err.retryAfterMs);
   if (closeConnection && (res as Http2ServerResponse).stream === undefined)
     headers.connection = "close";
   (res as ServerResponse).writeHead(err.status, headers as Record<string, string>);
   res.end(body);
+}
+
+/** `retry-after` in whole seconds, rounded up, at least 1 (HTTP has no finer unit). */
+function retryAfterSeconds(ms: number): number {
+  return Math.max(1, Math.ceil(ms / 1000));
 }
