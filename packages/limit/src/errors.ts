@@ -1,4 +1,4 @@
-import { MeshError } from "./shared.js";
+import { MeshError } from "@mesh/core";
 
 /** The stable codes of this package's errors. */
 export const limitErrorCodes = ["MESH_LIMIT_RATE_LIMITED", "MESH_LIMIT_QUEUE_FULL"] as const;

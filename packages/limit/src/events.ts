@@ -1,16 +1,9 @@
 import diagnostics from "node:diagnostics_channel";
+import { meshChannels } from "@mesh/core";
 
-/**
- * The `node:diagnostics_channel` names this package publishes on, `mesh:limit:<event>`.
- * Subscribers can use the strings without importing this package (see ARCHITECTURE.md).
- * Events are published only while a channel has subscribers.
- */
-export const channels = {
-  rateLimited: "mesh:limit:rate-limited",
-  queued: "mesh:limit:queued",
-  concurrencyRejected: "mesh:limit:concurrency-rejected",
-  concurrencyLimit: "mesh:limit:concurrency-limit",
-} as const;
+// The `mesh:limit:*` names are spelled once, in @mesh/core's `meshChannels.limit`.
+// Events are published only while a channel has subscribers.
+const channels = meshChannels.limit;
 
 /** `mesh:limit:rate-limited` — a request was refused by a rate limit. */
 export interface RateLimitedEvent {

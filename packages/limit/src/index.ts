@@ -1,15 +1,15 @@
+export type { Clock } from "@mesh/core";
 export {
   GradientLimiter,
   type GradientLimiterOptions,
   nextLimit,
 } from "./concurrency/gradient-limiter.js";
 export { type LimitErrorCode, limitErrorCodes, RateLimitedError } from "./errors.js";
-export {
-  type ConcurrencyLimitEvent,
-  type ConcurrencyRejectedEvent,
-  channels,
-  type QueuedEvent,
-  type RateLimitedEvent,
+export type {
+  ConcurrencyLimitEvent,
+  ConcurrencyRejectedEvent,
+  QueuedEvent,
+  RateLimitedEvent,
 } from "./events.js";
 export type { Rate } from "./rate/gcra.js";
 export {
@@ -26,5 +26,4 @@ export {
   type ServerRequest,
   type ServerResponseLike,
 } from "./server/limit-requests.js";
-export type { Clock } from "./shared.js";
 export { type RateLimitInterceptorOptions, rateLimit } from "./undici/rate-limit.js";

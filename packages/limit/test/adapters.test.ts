@@ -3,11 +3,11 @@ import { once } from "node:events";
 import http from "node:http";
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
+import { meshChannels } from "@mesh/core";
 import { Agent, request } from "undici";
 import { Agent as Agent7, request as request7 } from "undici7";
 import { afterEach, describe, expect, it } from "vitest";
 import {
-  channels,
   GradientLimiter,
   limitRequests,
   type QueuedEvent,
@@ -65,7 +65,7 @@ describe.each(majors)("rateLimit() interceptor on undici $major", ({ Agent: A, r
     const limited = agent.compose(
       rateLimit({ limiter: { total: { requestsPerSecond: 2 }, clock, name: "out" } }),
     );
-    const events = subscribe<RateLimitedEvent>(channels.rateLimited);
+    const events = subscribe<RateLimitedEvent>(meshChannels.limit.rateLimited);
     for (let i = 0; i < 2; i++) {
       const r = await req(origin, { dispatcher: limited });
       expect(r.statusCode).toBe(200);
@@ -96,7 +96,7 @@ describe.each(majors)("rateLimit() interceptor on undici $major", ({ Agent: A, r
         maxQueue: 2,
       }),
     );
-    const queued = subscribe<QueuedEvent>(channels.queued);
+    const queued = subscribe<QueuedEvent>(meshChannels.limit.queued);
     const results = await Promise.allSettled(
       [0, 1, 2, 3].map(async () => {
         const r = await req(origin, { dispatcher: limited });

@@ -1,4 +1,3 @@
-import { concurrencyLimitChannel, concurrencyRejectedChannel } from "../events.js";
 import {
   type Clock,
   clockOption,
@@ -9,7 +8,8 @@ import {
   type OptionNames,
   optionsObject,
   randomOption,
-} from "../shared.js";
+} from "@mesh/core";
+import { concurrencyLimitChannel, concurrencyRejectedChannel } from "../events.js";
 
 /** Options of {@link GradientLimiter}; every default is Envoy's adaptive concurrency filter's. */
 export interface GradientLimiterOptions {

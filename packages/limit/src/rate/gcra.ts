@@ -1,4 +1,4 @@
-import { numberIn, type OptionNames, optionsObject } from "../shared.js";
+import { numberIn, type OptionNames, optionsObject } from "@mesh/core";
 
 /** One rate: a sustained number of requests per second and how many may arrive at once. */
 export interface Rate {
@@ -31,7 +31,7 @@ export class Gcra {
   readonly burst: number;
 
   constructor(path: string, rate: unknown) {
-    const o = optionsObject<Rate>(path, rate, rateNames);
+    const o = optionsObject<Rate>(path, rate as Rate | undefined, rateNames);
     if (rate === undefined)
       throw new TypeError(`${path}: expected a rate { requestsPerSecond }, got undefined`);
     if (o.requestsPerSecond === undefined) {

@@ -1,4 +1,3 @@
-import { rateLimitedChannel } from "../events.js";
 import {
   type Clock,
   clockOption,
@@ -8,7 +7,8 @@ import {
   type OptionNames,
   optionsObject,
   typeError,
-} from "../shared.js";
+} from "@mesh/core";
+import { rateLimitedChannel } from "../events.js";
 import { Gcra, type Rate } from "./gcra.js";
 
 /** A limit shared by the named keys (client identities). */
@@ -105,7 +105,7 @@ export class RateLimiter {
       }
       o.overrides.forEach((ov: unknown, i: number) => {
         const path = `rateLimit.overrides[${i}]`;
-        const v = optionsObject<RateOverride>(path, ov, overrideNames);
+        const v = optionsObject<RateOverride>(path, ov as RateOverride | undefined, overrideNames);
         if (ov === undefined) throw typeError(path, "an override object", ov);
         if (!Array.isArray(v.keys) || v.keys.length === 0) {
           throw typeError(`${path}.keys`, "a non-empty array of strings", v.keys);

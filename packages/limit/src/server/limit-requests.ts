@@ -1,8 +1,14 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import {
+  GrpcStatus,
+  isGrpcContentType,
+  type OptionNames,
+  optionsObject,
+  typeError,
+} from "@mesh/core";
 import { GradientLimiter, type GradientLimiterOptions } from "../concurrency/gradient-limiter.js";
 import { RateLimiter, type RateLimiterOptions } from "../rate/rate-limiter.js";
-import { type OptionNames, optionsObject, typeError } from "../shared.js";
 
 /** A node:http or node:http2 (compatibility API) request. */
 export type ServerRequest = IncomingMessage | Http2ServerRequest;
@@ -32,15 +38,6 @@ const names: OptionNames = {
   hints: { rate: "rateLimit", adaptiveConcurrency: "concurrency", limiter: "rateLimit" },
 };
 
-/** gRPC status codes used here. */
-const RESOURCE_EXHAUSTED = 8;
-const UNAVAILABLE = 14;
-
-function isGrpc(req: ServerRequest): boolean {
-  const ct = req.headers["content-type"];
-  return typeof ct === "string" && ct.startsWith("application/grpc");
-}
-
 /**
  * Answers a refused request: HTTP gets `status` and a one-line body; gRPC gets a
  * trailers-only response (HTTP 200, `grpc-status`, `grpc-message`). `retryAfterMs` adds
@@ -58,9 +55,11 @@ export function refuse(
   if (retryAfterMs !== undefined) {
     headers["retry-after"] = String(Math.max(1, Math.ceil(retryAfterMs / 1000)));
   }
-  if (isGrpc(req)) {
+  if (isGrpcContentType(req.headers["content-type"])) {
     headers["content-type"] = "application/grpc";
-    headers["grpc-status"] = String(status === 429 ? RESOURCE_EXHAUSTED : UNAVAILABLE);
+    headers["grpc-status"] = String(
+      status === 429 ? GrpcStatus.RESOURCE_EXHAUSTED : GrpcStatus.UNAVAILABLE,
+    );
     headers["grpc-message"] = encodeURIComponent(message);
     if (retryAfterMs !== undefined)
       headers["grpc-retry-pushback-ms"] = String(Math.ceil(retryAfterMs));

@@ -5,12 +5,16 @@ import {
   type DispatchHandler,
   type DispatchOptions,
   type Interceptor,
+  integerIn,
+  numberIn,
+  type OptionNames,
+  optionsObject,
   toControllerHandler,
-} from "@mesh/undici-compat";
+  typeError,
+} from "@mesh/core";
 import { RateLimitedError } from "../errors.js";
 import { queuedChannel } from "../events.js";
 import { RateLimiter, type RateLimiterOptions } from "../rate/rate-limiter.js";
-import { integerIn, numberIn, type OptionNames, optionsObject, typeError } from "../shared.js";
 
 /** Options of the {@link rateLimit} interceptor. */
 export interface RateLimitInterceptorOptions {
