@@ -21,9 +21,8 @@ const CLI = join(BENCH, "src", "cli.ts");
 /** Scenarios run in parallel groups so the whole smoke stays near a minute on 2 cores. */
 const GROUPS = [
   ["overhead"],
-  ["balancer", "grpc"],
+  ["balancer", "grpc", "adaptive-concurrency"],
   ["retry-storm", "identity", "metrics-cost"],
-  ["adaptive-concurrency"],
 ];
 /** Peers that may be unavailable (only when not installed), and the words their reason must contain. */
 const MAY_BE_UNAVAILABLE: Record<string, RegExp> = {

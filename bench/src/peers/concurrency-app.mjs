@@ -7,9 +7,10 @@
  *
  * Usage: `node concurrency-app.mjs <port|0> <capacity> <baseMs> [--limit]`; prints
  * `READY <port>`. `--limit` wraps the handler in @mesh/limit's `limitRequests` with a
- * `GradientLimiter` at its defaults (503 beyond the limit). `GET /__stats` (not counted)
- * answers the server-side view as JSON: admitted, rejected, completed, p50/p99 of admitted
- * requests' time in the app, the largest number in flight and the limiter's last limit.
+ * `GradientLimiter` at its defaults (503 beyond the limit). `GET /__stats?since=<epoch ms>`
+ * (not counted) answers the server-side view of the requests that arrived since then as
+ * JSON: completed, rejected, p50/p99 of admitted requests' time in the app, the largest
+ * number in flight at an arrival, and the limiter's current limit.
  * Plain JavaScript, like the other Node peers.
  */
 import { createServer } from "node:http";
@@ -20,21 +21,26 @@ const baseMs = Number(baseArg);
 const limited = process.argv.includes("--limit");
 
 let inFlight = 0;
-let maxInFlight = 0;
-let completed = 0;
-let rejected = 0;
-/** Time in the app of completed requests, ms (a few hundred thousand at most per run). */
-const times = [];
+// Per admitted request: arrival (ms since epoch), time in the app (ms), in flight at arrival.
+// Columns rather than objects; a few tens of thousands per run.
+const arrivals = [];
+const durations = [];
+const concurrency = [];
+/** Arrival times of refused requests. */
+const refusals = [];
+const epochNow = () => performance.timeOrigin + performance.now();
 
 function app(_req, res) {
   inFlight++;
-  if (inFlight > maxInFlight) maxInFlight = inFlight;
   const start = performance.now();
+  const arrivedAt = performance.timeOrigin + start;
+  const admittedWith = inFlight;
   const ms = baseMs * Math.max(1, inFlight / capacity);
   setTimeout(() => {
     inFlight--;
-    completed++;
-    times.push(performance.now() - start);
+    arrivals.push(arrivedAt);
+    durations.push(performance.now() - start);
+    concurrency.push(admittedWith);
     res.end("ok");
   }, ms);
 }
@@ -48,7 +54,7 @@ if (limited) {
   handler = (req, res) => {
     wrapped(req, res);
     // limitRequests answers a refused request synchronously; the app never sends 503.
-    if (res.statusCode === 503) rejected++;
+    if (res.statusCode === 503) refusals.push(epochNow());
   };
 }
 
@@ -57,29 +63,32 @@ function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)];
 }
 
-const server = createServer((req, res) => {
-  if (req.url === "/__stats") {
-    const sorted = Float64Array.from(times).sort();
-    res.setHeader("content-type", "application/json");
-    res.end(
-      JSON.stringify({
-        completed,
-        rejected,
-        maxInFlight,
-        p50Ms: percentile(sorted, 0.5),
-        p99Ms: percentile(sorted, 0.99),
-        limit: limiter?.limit ?? null,
-        minRttMs: limiter === undefined || Number.isNaN(limiter.minRtt) ? null : limiter.minRtt,
-      }),
-    );
-    return;
+/** The app's view of the requests that arrived at or after `since` (ms since epoch). */
+function stats(since) {
+  const times = [];
+  let maxInFlight = 0;
+  for (let i = 0; i < arrivals.length; i++) {
+    if (arrivals[i] < since) continue;
+    times.push(durations[i]);
+    if (concurrency[i] > maxInFlight) maxInFlight = concurrency[i];
   }
-  if (req.url === "/__reset") {
-    completed = 0;
-    rejected = 0;
-    maxInFlight = inFlight;
-    times.length = 0;
-    res.end();
+  const sorted = Float64Array.from(times).sort();
+  return {
+    completed: times.length,
+    rejected: refusals.filter((t) => t >= since).length,
+    maxInFlight,
+    p50Ms: percentile(sorted, 0.5),
+    p99Ms: percentile(sorted, 0.99),
+    limit: limiter?.limit ?? null,
+    minRttMs: limiter === undefined || Number.isNaN(limiter.minRtt) ? null : limiter.minRtt,
+  };
+}
+
+const server = createServer((req, res) => {
+  if (req.url?.startsWith("/__stats")) {
+    const since = Number(new URL(req.url, "http://app").searchParams.get("since") ?? 0);
+    res.setHeader("content-type", "application/json");
+    res.end(JSON.stringify(stats(since)));
     return;
   }
   handler(req, res);

@@ -77,16 +77,19 @@ interface RunResult {
   limit: number | null;
 }
 
-async function appStats(origin: string, path = "/__stats"): Promise<AppStats> {
-  const res = await fetch(`${origin}${path}`, { signal: AbortSignal.timeout(10_000) });
-  return path === "/__stats" ? ((await res.json()) as AppStats) : ({} as AppStats);
+/** The app's view of the requests that arrived since `sinceEpochMs`. */
+async function appStats(origin: string, sinceEpochMs: number): Promise<AppStats> {
+  const res = await fetch(`${origin}/__stats?since=${sinceEpochMs}`, {
+    signal: AbortSignal.timeout(10_000),
+  });
+  return (await res.json()) as AppStats;
 }
 
 /** Runs the adaptive-concurrency scenario. */
 export async function adaptiveConcurrency(ctx: BenchContext): Promise<ScenarioOutput> {
-  const durationMs = ctx.quick ? 2_000 : 15_000;
+  const durationMs = ctx.quick ? 1_500 : 15_000;
   const warmupMs = ctx.quick ? 1_000 : 5_000;
-  const drainMs = ctx.quick ? 3_000 : 10_000;
+  const drainMs = ctx.quick ? 2_000 : 10_000;
   const peers: PeerStatus[] = [];
   const active: Variant[] = [];
   for (const v of VARIANTS) {
@@ -115,6 +118,8 @@ export async function adaptiveConcurrency(ctx: BenchContext): Promise<ScenarioOu
     return { proc, origin: `http://${LOOPBACK}:${line.slice("READY ".length).trim()}` };
   };
 
+  // One load worker per run: it warms up at the same rate first (the limiter measures minRTT
+  // and finds its limit), then measures; the app's stats count arrivals from the measured start.
   const load = (origin: string, rate: number, ms: number) =>
     runLoad<OpenLoopResult>(ctx, {
       mode: "open",
@@ -122,6 +127,7 @@ export async function adaptiveConcurrency(ctx: BenchContext): Promise<ScenarioOu
       path: "/",
       rate,
       durationMs: ms,
+      warmupMs,
       drainTimeoutMs: drainMs,
     });
 
@@ -130,8 +136,8 @@ export async function adaptiveConcurrency(ctx: BenchContext): Promise<ScenarioOu
     {
       const app = await startApp(false);
       try {
-        await load(app.origin, CAPACITY_RPS / 10, warmupMs);
-        const s = await appStats(app.origin);
+        const r = await load(app.origin, CAPACITY_RPS / 10, ctx.quick ? 500 : 3_000);
+        const s = await appStats(app.origin, r.startedAtEpochMs);
         if (s.p99Ms !== null) unloaded.push(s.p99Ms);
       } finally {
         await ctx.pm.stop(app.proc);
@@ -143,11 +149,8 @@ export async function adaptiveConcurrency(ctx: BenchContext): Promise<ScenarioOu
       ctx.log(`adaptive-concurrency: round ${round_ + 1}/${ctx.rounds} ${v.name}`);
       const app = await startApp(v.limit);
       try {
-        // Warm-up at the same overload: the limiter measures minRTT and finds its limit.
-        await load(app.origin, OVERLOAD * CAPACITY_RPS, warmupMs);
-        await appStats(app.origin, "/__reset");
         const r = await load(app.origin, OVERLOAD * CAPACITY_RPS, durationMs);
-        const s = await appStats(app.origin);
+        const s = await appStats(app.origin, r.startedAtEpochMs);
         const goodputRps = round(r.ok / (r.elapsedMs / 1000), 1);
         runs[v.name] ??= [];
         runs[v.name]!.push({
@@ -155,7 +158,7 @@ export async function adaptiveConcurrency(ctx: BenchContext): Promise<ScenarioOu
           goodputShare: round(goodputRps / CAPACITY_RPS, 3),
           appP99Ms: s.p99Ms,
           clientP99Ms: r.latencyMs.p99,
-          rejected: r.statusCounts["503"] ?? 0,
+          rejected: s.rejected,
           queuedAtEnd: r.timedOut,
           maxInFlight: s.maxInFlight,
           limit: s.limit,
