@@ -121,10 +121,7 @@ export class RouteTable {
   /** Services in config order. */
   readonly services: ServiceEntry[];
 
-  constructor(
-    config: OutboundConfig,
-    random: () => number = Math.random,
-  ) {
+  constructor(config: OutboundConfig, random: () => number = Math.random) {
     this.services = config.services.map((s) => {
       const backends = serviceBackends(s);
       const svc: ServiceEntry = {
