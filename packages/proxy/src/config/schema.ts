@@ -175,6 +175,12 @@ const backendSchema = strict({
   discovery: discoverySchema,
 }).describe("a weighted backend of a traffic split");
 
+/** A traffic split: at least one backend must take traffic (all weights 0 would send nothing). */
+const backendsSchema = list(backendSchema).refine(
+  (bs) => bs.length === 0 || bs.some((b) => b.weight > 0),
+  { error: "expected at least one backend with weight > 0" },
+);
+
 const headerMatchSchema = z.union(
   [z.string(), strict({ exact: z.string().optional(), regex: z.string().optional() })],
   { error: "expected a string or { exact | regex }" },
@@ -203,7 +209,7 @@ const routeSchema = strict({
   match: matchSchema.default({}),
   timeout: timeoutSchema.optional(),
   retry: routeRetrySchema.optional(),
-  backends: list(backendSchema).optional().describe("split for this route only"),
+  backends: backendsSchema.optional().describe("split for this route only"),
 });
 
 /** @mesh/balancer's own `PeakEwma` and `FailureRate` defaults, in this schema's field names. */
@@ -468,7 +474,7 @@ const serviceSchema = strict({
   rateLimit: outboundRateLimitSchema.optional(),
   balancer: balancerSchema.default(BALANCER_DEFAULTS),
   routes: list(routeSchema).default([]),
-  backends: list(backendSchema).optional(),
+  backends: backendsSchema.optional(),
 })
   .refine((s) => s.discovery !== undefined || (s.backends?.length ?? 0) > 0, {
     error: "expected discovery or backends",
