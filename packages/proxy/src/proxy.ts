@@ -257,6 +257,11 @@ export class MeshProxy {
       warnings.push("adding or removing inbound needs a restart");
     if ((next.outbound === undefined) !== (cur.outbound === undefined))
       warnings.push("adding or removing outbound needs a restart");
+    if (
+      this.kubernetes !== undefined &&
+      JSON.stringify(next.kubernetes) !== JSON.stringify(cur.kubernetes)
+    )
+      warnings.push("kubernetes (API server access) changes need a restart");
     const identityWarning = identityReloadWarning(cur.identity, next.identity);
     if (identityWarning !== undefined) warnings.push(identityWarning);
     if (next.outbound !== undefined && this.outbound !== undefined)
