@@ -19,7 +19,9 @@ export type IdentityErrorCode =
   | "MESH_IDENTITY_SOURCE_CLOSED"
   | "MESH_IDENTITY_PEER_NO_ID"
   | "MESH_IDENTITY_PEER_UNTRUSTED"
-  | "MESH_IDENTITY_PEER_REJECTED";
+  | "MESH_IDENTITY_PEER_REJECTED"
+  | "MESH_IDENTITY_WORKLOAD_API_UNAVAILABLE"
+  | "MESH_IDENTITY_WORKLOAD_API_INVALID";
 
 /**
  * Base class of every runtime error this package throws, {@link SpiffeIdError} and

@@ -35,6 +35,7 @@ export {
   type SourceTimingOptions,
   SvidSource,
   type SvidSourceEvents,
+  type WorkloadApiSourceOptions,
 } from "./source/svid-source.js";
 export * from "./spiffe-id/index.js";
 export {

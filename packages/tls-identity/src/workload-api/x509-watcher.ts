@@ -1,0 +1,123 @@
+import { IdentityError } from "../errors.js";
+import { type BackoffPolicy, retryDelay } from "../source/schedule.js";
+import { type ServerStreamCall, serverStream } from "./grpc-stream.js";
+import { decodeX509SvidResponse } from "./protobuf.js";
+import { snapshotFromResponse, type WorkloadApiX509Context } from "./x509-context.js";
+
+/** The method this watcher calls. */
+export const FETCH_X509_SVID_PATH = "/SpiffeWorkloadAPI/FetchX509SVID";
+
+/** Metadata every Workload API call must carry (the agent refuses calls without it). */
+export const WORKLOAD_API_METADATA = { "workload.spiffe.io": "true" } as const;
+
+/**
+ * Turns a Workload API address into a socket path: `unix:///run/spire/agent.sock`,
+ * `unix:/run/spire/agent.sock` (the forms `SPIFFE_ENDPOINT_SOCKET` takes) or a bare path.
+ *
+ * @throws TypeError naming `path` for an empty value or a `tcp:` address (not supported).
+ */
+export function workloadApiSocketPath(address: string, path: string): string {
+  if (typeof address !== "string" || address.length === 0)
+    throw new TypeError(
+      `${path}: expected a Unix socket path or unix:// URL, got ${show(address)}`,
+    );
+  if (address.startsWith("unix://")) {
+    const p = address.slice("unix://".length);
+    if (!p.startsWith("/"))
+      throw new TypeError(`${path}: expected unix:///absolute/path, got ${show(address)}`);
+    return p;
+  }
+  if (address.startsWith("unix:")) return address.slice("unix:".length);
+  if (/^[a-z][a-z0-9+.-]*:/i.test(address) && !address.startsWith("/"))
+    throw new TypeError(
+      `${path}: expected a Unix socket path or unix:// URL (tcp is not supported), got ${show(address)}`,
+    );
+  return address;
+}
+
+function show(v: unknown): string {
+  return typeof v === "string" ? JSON.stringify(v) : String(v);
+}
+
+/** Callbacks and settings of {@link X509ContextWatcher}. */
+export interface X509ContextWatcherOptions {
+  socketPath: string;
+  /** Pick the SVID with this SPIFFE ID; default the first (the agent's default SVID). */
+  spiffeId?: string | undefined;
+  backoff: BackoffPolicy;
+  /** Random source for retry jitter. Default `Math.random`. */
+  random?: () => number;
+  /** Milliseconds the current SVID has left, to pull retries in while it is still valid. */
+  remaining(): number;
+  onUpdate(context: WorkloadApiX509Context): void;
+  /** A response was rejected or the stream failed; `retryInMs` is 0 when the stream stays open. */
+  onError(error: IdentityError, retryInMs: number): void;
+}
+
+/**
+ * Keeps a `FetchX509SVID` stream open: every response is validated and handed to
+ * `onUpdate`; a response that fails validation is reported and skipped (the stream stays
+ * open and the last good SVID stays in use, as go-spiffe does); when the stream ends or
+ * fails it is opened again after an exponential backoff, reset by the next good response.
+ */
+export class X509ContextWatcher {
+  readonly #o: X509ContextWatcherOptions;
+  #call: ServerStreamCall | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #failures = 0;
+  #closed = false;
+
+  constructor(options: X509ContextWatcherOptions) {
+    this.#o = options;
+  }
+
+  /** Opens the stream (again, when one is open it is replaced). */
+  start(): void {
+    if (this.#closed) return;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#call?.cancel();
+    const o = this.#o;
+    this.#call = serverStream({
+      socketPath: o.socketPath,
+      path: FETCH_X509_SVID_PATH,
+      request: new Uint8Array(0), // X509SVIDRequest has no fields
+      metadata: WORKLOAD_API_METADATA,
+      onMessage: (bytes) => {
+        if (this.#closed) return;
+        let context: WorkloadApiX509Context;
+        try {
+          context = snapshotFromResponse(decodeX509SvidResponse(bytes), o.spiffeId);
+        } catch (err) {
+          o.onError(err as IdentityError, 0);
+          return;
+        }
+        this.#failures = 0;
+        o.onUpdate(context);
+      },
+      onEnd: ({ error }) => {
+        this.#call = undefined;
+        if (this.#closed) return;
+        const delay = retryDelay(this.#failures++, o.backoff, o.remaining(), o.random);
+        this.#timer = setTimeout(() => this.start(), delay);
+        this.#timer.unref();
+        o.onError(
+          error ??
+            new IdentityError(
+              "MESH_IDENTITY_WORKLOAD_API_UNAVAILABLE",
+              `Workload API at ${o.socketPath}: the agent ended the stream`,
+            ),
+          delay,
+        );
+      },
+    });
+  }
+
+  /** Ends the stream and any scheduled reconnect. */
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#call?.cancel();
+    this.#call = undefined;
+  }
+}
