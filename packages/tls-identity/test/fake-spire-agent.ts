@@ -1,3 +1,4 @@
+import type { KeyObject } from "node:crypto";
 import { EventEmitter, once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -5,7 +6,6 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
-import type { TrustBundle, X509Svid } from "../src/index.js";
 
 /**
  * A fake SPIRE agent for tests: a real gRPC server (grpc-js) on a Unix socket in a temp
@@ -39,8 +39,20 @@ export function derOf(certs: readonly { raw: Buffer }[]): Buffer {
   return Buffer.concat(certs.map((c) => c.raw));
 }
 
-/** The wire message for an SVID and its bundle. The key is exported only in memory. */
-export function svidMessage(svid: X509Svid, bundle: TrustBundle, hint = ""): X509SvidMessage {
+/**
+ * The wire message for an SVID and its bundle (an `X509Svid` and a `TrustBundle`, typed by
+ * shape so tests importing the package's source or its build can both pass theirs). The key
+ * is exported only in memory.
+ */
+export function svidMessage(
+  svid: {
+    spiffeId: { toString(): string };
+    chain: readonly { raw: Buffer }[];
+    privateKey: KeyObject;
+  },
+  bundle: { certificates: readonly { raw: Buffer }[] },
+  hint = "",
+): X509SvidMessage {
   return {
     spiffe_id: svid.spiffeId.toString(),
     x509_svid: derOf(svid.chain),
