@@ -1,8 +1,10 @@
+import { spawn } from "node:child_process";
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import { once } from "node:events";
-import { rmSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer as createHttpsServer } from "node:https";
 import { dirname, join } from "node:path";
+import { createInterface } from "node:readline";
 import { type TLSSocket, connect as tlsConnect } from "node:tls";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
@@ -458,5 +460,49 @@ describe("SvidSource.fromWorkloadApi against a fake SPIRE agent", () => {
     expect(() => SvidSource.fromWorkloadApi({ socket: "/x", retryInitialMs: -1 })).toThrow(
       RangeError,
     );
+  });
+});
+
+describe("the README's Workload API example", () => {
+  test("runs against the fake agent: ready, then follows a rotation, then exits on SIGTERM", async () => {
+    const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+    const section = readme.slice(readme.indexOf("### SVIDs from SPIRE"));
+    const code = /```js\n([\s\S]*?)```/.exec(section)?.[1] ?? "";
+    expect(code).toContain("SvidSource.fromWorkloadApi()");
+    const dir = tempDir("wl-readme-");
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, "workload.mjs");
+    const dist = new URL("../dist/index.js", import.meta.url).href;
+    writeFileSync(file, code.replace('"@mesh/tls-identity"', JSON.stringify(dist)));
+    const agent = await startAgent();
+    const first = ca.issue(API);
+    agent.send({ svids: [svidMessage(first, ca.bundle)] });
+    const child = spawn(process.execPath, [file], {
+      env: { ...process.env, SPIFFE_ENDPOINT_SOCKET: agent.address, PORT: "0" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    cleanup.push(() => child.kill());
+    const lines = createInterface({ input: child.stdout });
+    const seen: string[] = [];
+    const waitFor = (re: RegExp) =>
+      new Promise<string>((resolve) => {
+        const hit = seen.find((l) => re.test(l));
+        if (hit) return resolve(hit);
+        const on = (l: string) => {
+          if (!re.test(l)) return;
+          lines.off("line", on);
+          resolve(l);
+        };
+        lines.on("line", on);
+      });
+    lines.on("line", (l) => seen.push(l));
+    expect(await waitFor(/^ready as/)).toBe(`ready as ${API}, trusting 1 anchor(s)`);
+    expect(seen[0]).toMatch(new RegExp(`^SVID ${API} serial ${first.serialNumber}, expires `));
+    const next = ca.issue(API);
+    agent.send({ svids: [svidMessage(next, ca.bundle)] });
+    await waitFor(new RegExp(`serial ${next.serialNumber}`));
+    const exited = once(child, "exit");
+    child.kill("SIGTERM");
+    expect((await exited)[0]).toBe(0);
   });
 });
