@@ -2,6 +2,11 @@ import { spawn } from "node:child_process";
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import { once } from "node:events";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  createServer as createHttp2Server,
+  type ServerHttp2Session,
+  type ServerHttp2Stream,
+} from "node:http2";
 import { createServer as createHttpsServer } from "node:https";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
@@ -504,5 +509,101 @@ describe("the README's Workload API example", () => {
     const exited = once(child, "exit");
     child.kill("SIGTERM");
     expect((await exited)[0]).toBe(0);
+  });
+});
+
+describe("the gRPC client's failure paths (a raw HTTP/2 server on a Unix socket)", () => {
+  /** Serves each FetchX509SVID call with `respond`; returns the socket path. */
+  async function rawAgent(respond: (stream: ServerHttp2Stream) => void): Promise<string> {
+    const dir = tempDir("wl-raw-");
+    const path = join(dir, "agent.sock");
+    const server = createHttp2Server();
+    const sessions = new Set<ServerHttp2Session>();
+    server.on("session", (s) => {
+      sessions.add(s);
+      s.on("close", () => sessions.delete(s));
+    });
+    server.on("stream", (stream, headers) => {
+      expect(headers[":path"]).toBe("/SpiffeWorkloadAPI/FetchX509SVID");
+      expect(headers["workload.spiffe.io"]).toBe("true");
+      expect(headers["content-type"]).toMatch(/^application\/grpc/);
+      respond(stream);
+    });
+    server.listen(path);
+    await once(server, "listening");
+    cleanup.push(() => {
+      for (const s of sessions) s.destroy();
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    return path;
+  }
+
+  const frame = (msg: Buffer, compressed = 0) => {
+    const head = Buffer.alloc(5);
+    head[0] = compressed;
+    head.writeUInt32BE(msg.length, 1);
+    return Buffer.concat([head, msg]);
+  };
+
+  async function firstError(path: string): Promise<IdentityError> {
+    const s = SvidSource.fromWorkloadApi({ socket: path, retryInitialMs: 60_000 });
+    cleanup.push(() => s.close());
+    const [{ error }] = await once(s, "refresh-failed");
+    return error as IdentityError;
+  }
+
+  test("a status in trailers-only (an unregistered workload: PERMISSION_DENIED) is named with the agent's message", async () => {
+    const path = await rawAgent((stream) =>
+      stream.respond(
+        {
+          ":status": 200,
+          "content-type": "application/grpc",
+          "grpc-status": "7",
+          "grpc-message": "no identity issued",
+        },
+        { endStream: true },
+      ),
+    );
+    const err = await firstError(path);
+    expect(err.code).toBe("MESH_IDENTITY_WORKLOAD_API_UNAVAILABLE");
+    expect(err.message).toBe(`Workload API at ${path}: PERMISSION_DENIED (7): no identity issued`);
+  });
+
+  test("not gRPC, compressed or oversized messages, a message split across DATA frames", async () => {
+    const notGrpc = await rawAgent((stream) =>
+      stream.respond({ ":status": 404 }, { endStream: true }),
+    );
+    expect((await firstError(notGrpc)).message).toBe(
+      `Workload API at ${notGrpc}: HTTP status 404, expected 200 (not gRPC?)`,
+    );
+    const compressed = await rawAgent((stream) => {
+      stream.respond({ ":status": 200, "content-type": "application/grpc" });
+      stream.write(frame(Buffer.from([1, 2, 3]), 1));
+    });
+    const c = await firstError(compressed);
+    expect(c.code).toBe("MESH_IDENTITY_WORKLOAD_API_INVALID");
+    expect(c.message).toBe(
+      `Workload API at ${compressed}: a compressed message arrived, but none was asked for`,
+    );
+    const huge = await rawAgent((stream) => {
+      stream.respond({ ":status": 200, "content-type": "application/grpc" });
+      const head = Buffer.alloc(5);
+      head.writeUInt32BE(64 * 1024 * 1024, 1);
+      stream.write(head);
+    });
+    expect((await firstError(huge)).message).toBe(
+      `Workload API at ${huge}: a message of 67108864 bytes exceeds the 4194304-byte limit`,
+    );
+    // A good response written a few bytes at a time still arrives whole.
+    const good = serialize(response());
+    const split = await rawAgent((stream) => {
+      stream.respond({ ":status": 200, "content-type": "application/grpc" });
+      const bytes = frame(good);
+      for (let i = 0; i < bytes.length; i += 97) stream.write(bytes.subarray(i, i + 97));
+    });
+    const s = SvidSource.fromWorkloadApi({ socket: `unix:${split}` });
+    cleanup.push(() => s.close());
+    expect((await s.ready()).svid.spiffeId.toString()).toBe(API);
   });
 });
