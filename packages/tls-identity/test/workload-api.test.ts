@@ -327,6 +327,7 @@ describe("SvidSource.fromWorkloadApi against a fake SPIRE agent", () => {
         how === "fail" ? /UNAVAILABLE \(14\): agent restarting/ : /the agent ended the stream/,
       );
       expect(retryInMs).toBe(5); // initial backoff, no jitter at random 0.5
+      expect(s.nextRefreshAt).toBeGreaterThan(0);
       expect(s.svid.serialNumber).toBe(first.serialNumber);
       await reconnected;
     }
@@ -336,6 +337,7 @@ describe("SvidSource.fromWorkloadApi against a fake SPIRE agent", () => {
     agent.send(response());
     const [snap] = await updated;
     expect(snap.svid.serialNumber).not.toBe(first.serialNumber);
+    expect(s.nextRefreshAt).toBeUndefined();
   });
 
   test("an agent that is not there yet: retries, then the first SVID arrives", async () => {

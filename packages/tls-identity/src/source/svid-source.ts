@@ -259,6 +259,7 @@ export class SvidSource extends EventEmitter<SvidSourceEvents> {
       remaining: () => (source.#current?.svid.notAfter ?? 0) - source.#clock.now(),
       onUpdate: (context) => {
         if (source.#closed) return;
+        source.#nextRefreshAt = undefined; // connected: the agent pushes, nothing is scheduled
         source.#federated = context.federatedBundles;
         const cur = source.#current;
         if (
