@@ -1,10 +1,13 @@
 import type http2 from "node:http2";
 import { Readable } from "node:stream";
+import { meshChannels } from "@mesh/core";
 import { Agent, type Dispatcher, fetch, request } from "undici";
 import { afterEach, describe, expect, it } from "vitest";
-import { channels, type RetryPolicyOptions, retry } from "../src/index.js";
+import { type RetryPolicyOptions, retry } from "../src/index.js";
 import { collect } from "./support/events.js";
 import { failFirst, h2cServer, type Plan, sha256, type TestServer } from "./support/servers.js";
+
+const channels = meshChannels.retry;
 
 const open: { close(): Promise<void> }[] = [];
 afterEach(async () => {

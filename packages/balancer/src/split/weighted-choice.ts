@@ -1,5 +1,5 @@
-import type { Random } from "../clock.js";
-import { numberIn, typeError } from "../validate.js";
+import { numberIn, typeError } from "@mesh/core";
+import type { Random } from "../random.js";
 
 /** One weighted option. */
 export interface WeightedEntry<T> {

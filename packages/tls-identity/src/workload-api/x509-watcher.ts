@@ -1,3 +1,4 @@
+import { typeError } from "@mesh/core";
 import { IdentityError } from "../errors.js";
 import { type BackoffPolicy, retryDelay } from "../source/schedule.js";
 import { type ServerStreamCall, serverStream } from "./grpc-stream.js";
@@ -18,25 +19,16 @@ export const WORKLOAD_API_METADATA = { "workload.spiffe.io": "true" } as const;
  */
 export function workloadApiSocketPath(address: string, path: string): string {
   if (typeof address !== "string" || address.length === 0)
-    throw new TypeError(
-      `${path}: expected a Unix socket path or unix:// URL, got ${show(address)}`,
-    );
+    throw typeError(path, "a Unix socket path or unix:// URL", address);
   if (address.startsWith("unix://")) {
     const p = address.slice("unix://".length);
-    if (!p.startsWith("/"))
-      throw new TypeError(`${path}: expected unix:///absolute/path, got ${show(address)}`);
+    if (!p.startsWith("/")) throw typeError(path, "unix:///absolute/path", address);
     return p;
   }
   if (address.startsWith("unix:")) return address.slice("unix:".length);
   if (/^[a-z][a-z0-9+.-]*:/i.test(address) && !address.startsWith("/"))
-    throw new TypeError(
-      `${path}: expected a Unix socket path or unix:// URL (tcp is not supported), got ${show(address)}`,
-    );
+    throw typeError(path, "a Unix socket path or unix:// URL (tcp is not supported)", address);
   return address;
-}
-
-function show(v: unknown): string {
-  return typeof v === "string" ? JSON.stringify(v) : String(v);
 }
 
 /** Callbacks and settings of {@link X509ContextWatcher}. */
