@@ -89,7 +89,7 @@ export function serverStream(o: ServerStreamOptions): ServerStreamCall {
   const stream = session.request({
     ":method": "POST",
     ":path": o.path,
-    "content-type": "application/grpc+proto",
+    "content-type": "application/grpc",
     te: "trailers",
     ...o.metadata,
   });
