@@ -62,6 +62,16 @@ export function svidMessage(
   };
 }
 
+/** The `X509BundlesResponse` matching an SVID response: each SVID's bundle plus the federated ones. */
+function bundlesOf(r: X509SvidResponse): { bundles: Record<string, Buffer> } {
+  const bundles: Record<string, Buffer> = { ...r.federated_bundles };
+  for (const s of r.svids) {
+    // A malformed ID is the test's bad data for FetchX509SVID; skip it here.
+    if (URL.canParse(s.spiffe_id)) bundles[new URL(s.spiffe_id).host] = s.bundle;
+  }
+  return { bundles };
+}
+
 export class FakeSpireAgent extends EventEmitter<{ stream: []; denied: [] }> {
   readonly socketPath: string;
   /** `unix:///...` form of the socket, as `SPIFFE_ENDPOINT_SOCKET` holds it. */
@@ -73,6 +83,7 @@ export class FakeSpireAgent extends EventEmitter<{ stream: []; denied: [] }> {
   readonly #server: grpc.Server;
   readonly #dir: string;
   readonly #streams = new Set<grpc.ServerWritableStream<unknown, X509SvidResponse>>();
+  readonly #bundleStreams = new Set<grpc.ServerWritableStream<unknown, unknown>>();
   #response: X509SvidResponse | undefined;
 
   private constructor(server: grpc.Server, dir: string, socketPath: string) {
@@ -115,13 +126,11 @@ export class FakeSpireAgent extends EventEmitter<{ stream: []; denied: [] }> {
       },
       FetchX509Bundles: (call: grpc.ServerWritableStream<unknown, unknown>) => {
         if (denied(call)) return;
-        const r = agent.#response;
-        const bundles: Record<string, Buffer> = { ...r?.federated_bundles };
-        for (const s of r?.svids ?? []) {
-          const td = new URL(s.spiffe_id).host;
-          bundles[td] = s.bundle;
-        }
-        call.write({ bundles });
+        agent.#bundleStreams.add(call);
+        call.on("cancelled", () => agent.#bundleStreams.delete(call));
+        call.on("close", () => agent.#bundleStreams.delete(call));
+        if (agent.#response) call.write(bundlesOf(agent.#response));
+        agent.emit("stream");
       },
     });
     await new Promise<void>((resolve, reject) =>
@@ -132,7 +141,7 @@ export class FakeSpireAgent extends EventEmitter<{ stream: []; denied: [] }> {
     return agent;
   }
 
-  /** Open FetchX509SVID streams. */
+  /** Open FetchX509SVID streams (FetchX509Bundles ones are not counted). */
   get openStreams(): number {
     return this.#streams.size;
   }
@@ -141,6 +150,7 @@ export class FakeSpireAgent extends EventEmitter<{ stream: []; denied: [] }> {
   send(response: X509SvidResponse): void {
     this.#response = response;
     for (const call of this.#streams) call.write(response);
+    for (const call of this.#bundleStreams) call.write(bundlesOf(response));
   }
 
   /** Resolves when the next FetchX509SVID call has been accepted. */
@@ -150,11 +160,12 @@ export class FakeSpireAgent extends EventEmitter<{ stream: []; denied: [] }> {
 
   /** Ends every open stream: with status OK (`end`) or with UNAVAILABLE (`fail`). */
   drop(how: "end" | "fail" = "fail"): void {
-    for (const call of this.#streams) {
+    for (const call of [...this.#streams, ...this.#bundleStreams]) {
       if (how === "end") call.end();
       else call.emit("error", { code: grpc.status.UNAVAILABLE, details: "agent restarting" });
     }
     this.#streams.clear();
+    this.#bundleStreams.clear();
   }
 
   /** Stops the server and removes its temp dir. */

@@ -26,8 +26,9 @@ import {
   secureServer,
   serverTlsOptions,
   TrustBundle,
+  X509BundleSource,
 } from "../src/index.js";
-import { decodeX509SvidResponse } from "../src/workload-api/protobuf.js";
+import { decodeX509BundlesResponse, decodeX509SvidResponse } from "../src/workload-api/protobuf.js";
 import { splitDer } from "../src/workload-api/x509-context.js";
 import { FakeSpireAgent, svidMessage, type X509SvidResponse } from "./fake-spire-agent.js";
 import { listen, tempDir } from "./helpers.js";
@@ -607,5 +608,80 @@ describe("the gRPC client's failure paths (a raw HTTP/2 server on a Unix socket)
     const s = SvidSource.fromWorkloadApi({ socket: `unix:${split}` });
     cleanup.push(() => s.close());
     expect((await s.ready()).svid.spiffeId.toString()).toBe(API);
+  });
+});
+
+describe("X509BundleSource.fromWorkloadApi (FetchX509Bundles)", () => {
+  test("bundles by trust domain from the stream, updates, bad data refused, reconnect", async () => {
+    const agent = await startAgent();
+    const partner = createTrustAnchor({ trustDomain: "partner.example" });
+    agent.send(response());
+    const b = X509BundleSource.fromWorkloadApi({ socket: agent.address, retryInitialMs: 5 });
+    cleanup.push(() => b.close());
+    const first = await b.ready();
+    expect([...first.keys()]).toEqual([TD]);
+    expect(b.bundleFor(TD)?.pem).toBe(ca.bundle.pem);
+
+    // The agent pushes a change on the open stream.
+    const updated = once(b, "update");
+    agent.send({
+      ...response(),
+      federated_bundles: {
+        "partner.example": Buffer.concat(partner.bundle.certificates.map((c) => c.raw)),
+      },
+    });
+    const [next] = await updated;
+    expect([...next.keys()].sort()).toEqual(["partner.example", TD]);
+    expect(b.bundleFor("partner.example")?.pem).toBe(partner.bundle.pem);
+
+    // A bundle that is a leaf certificate is refused; the last good bundles stay.
+    const failed = once(b, "refresh-failed");
+    agent.send({
+      svids: [{ ...svidMessage(ca.issue(API), ca.bundle), bundle: ca.issue(WEB).certificate.raw }],
+    });
+    const [{ error, retryInMs }] = await failed;
+    expect((error as IdentityError).code).toBe("MESH_IDENTITY_WORKLOAD_API_INVALID");
+    expect(retryInMs).toBe(0);
+    expect(error.message).toMatch(
+      /^X509BundlesResponse\.bundles\[prod\.example\]: trust bundle: .* is not a CA certificate/,
+    );
+    expect(b.bundleFor(TD)?.pem).toBe(ca.bundle.pem);
+
+    // The stream drops: reconnect, and the agent's current (good) bundles arrive again.
+    agent.send(response());
+    await once(b, "update");
+    const reconnected = agent.nextStream();
+    const dropped = once(b, "refresh-failed");
+    agent.drop("fail");
+    expect(((await dropped)[0].error as IdentityError).code).toBe(
+      "MESH_IDENTITY_WORKLOAD_API_UNAVAILABLE",
+    );
+    await reconnected;
+    const again = await once(b, "update");
+    expect([...again[0].keys()]).toEqual([TD]);
+  });
+
+  test("decodes what protobufjs encodes for X509BundlesResponse", () => {
+    const proto = join(dirname(fileURLToPath(import.meta.url)), "fixtures", "workload.proto");
+    const def = protoLoader.loadSync(proto, { keepCase: true, defaults: true });
+    const method = (
+      grpc.loadPackageDefinition(def) as unknown as {
+        SpiffeWorkloadAPI: grpc.ServiceClientConstructor;
+      }
+    ).SpiffeWorkloadAPI.service.FetchX509Bundles as grpc.MethodDefinition<unknown, unknown>;
+    const bytes = fc.uint8Array({ maxLength: 40 }).map((a) => Buffer.from(a));
+    fc.assert(
+      fc.property(
+        fc.record({
+          crl: fc.array(bytes, { maxLength: 2 }),
+          bundles: fc.dictionary(fc.string({ maxLength: 20 }), bytes, { maxKeys: 3 }),
+        }),
+        (r) => {
+          const got = decodeX509BundlesResponse(method.responseSerialize(r));
+          expect(got.crl).toEqual(r.crl);
+          expect(Object.fromEntries(got.bundles)).toEqual(r.bundles);
+        },
+      ),
+    );
   });
 });

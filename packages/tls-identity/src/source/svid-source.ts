@@ -16,7 +16,13 @@ import { systemClock } from "../clock.js";
 import { IdentityError } from "../errors.js";
 import { publishRefreshFailed, publishSvid } from "../events.js";
 import { type IssuerClientOptions, requestSvid } from "../issuer/client.js";
-import { workloadApiSocketPath, X509ContextWatcher } from "../workload-api/x509-watcher.js";
+import { decodeX509SvidResponse } from "../workload-api/protobuf.js";
+import {
+  FETCH_X509_SVID_PATH,
+  WorkloadApiWatcher,
+  workloadApiSocketPath,
+} from "../workload-api/watcher.js";
+import { snapshotFromResponse } from "../workload-api/x509-context.js";
 import { X509Svid } from "../x509/svid.js";
 import {
   type BackoffPolicy,
@@ -274,9 +280,11 @@ export class SvidSource extends EventEmitter<SvidSourceEvents> {
       (): Promise<IdentitySnapshot> => source.ready(), // the agent pushes; nothing to fetch
       o,
     );
-    const watcher = new X509ContextWatcher({
+    const spiffeId = o.spiffeId;
+    const watcher = new WorkloadApiWatcher({
       socketPath,
-      spiffeId: o.spiffeId,
+      path: FETCH_X509_SVID_PATH,
+      parse: (bytes) => snapshotFromResponse(decodeX509SvidResponse(bytes), spiffeId),
       backoff: source.#backoff,
       random,
       remaining: () => (source.#current?.svid.notAfter ?? 0) - source.#clock.now(),

@@ -185,3 +185,35 @@ export function decodeX509SvidResponse(buf: Buffer): X509SvidResponseMessage {
   }
   return out;
 }
+
+/** `X509BundlesResponse` of workload.proto. */
+export interface X509BundlesResponseMessage {
+  /** Field 1, `crl`: DER CRLs (read, not used). */
+  crl: Buffer[];
+  /** Field 2, `bundles`: trust domain → DER CA certificates, concatenated. */
+  bundles: Map<string, Buffer>;
+}
+
+/**
+ * Decodes an `X509BundlesResponse`.
+ *
+ * @throws IdentityError `MESH_IDENTITY_WORKLOAD_API_INVALID` naming the field that does not
+ *   decode.
+ */
+export function decodeX509BundlesResponse(buf: Buffer): X509BundlesResponseMessage {
+  const what = "X509BundlesResponse";
+  const r = new Reader(buf, what);
+  const out: X509BundlesResponseMessage = { crl: [], bundles: new Map() };
+  while (!r.done) {
+    const [field, wire] = r.tag();
+    if (field === 1) {
+      expectLen(what, "crl", wire);
+      out.crl.push(r.bytes());
+    } else if (field === 2) {
+      expectLen(what, "bundles", wire);
+      const [k, v] = decodeMapEntry(r.bytes(), `${what}.bundles`);
+      out.bundles.set(k, v);
+    } else r.skip(wire);
+  }
+  return out;
+}

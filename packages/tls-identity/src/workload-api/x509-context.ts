@@ -3,7 +3,7 @@ import { TrustBundle } from "../bundle/trust-bundle.js";
 import { IdentityError } from "../errors.js";
 import type { IdentitySnapshot } from "../source/svid-source.js";
 import { X509Svid } from "../x509/svid.js";
-import type { X509SvidResponseMessage } from "./protobuf.js";
+import type { X509BundlesResponseMessage, X509SvidResponseMessage } from "./protobuf.js";
 
 function invalid(field: string, detail: string, cause?: unknown): IdentityError {
   return new IdentityError(
@@ -135,4 +135,19 @@ export function snapshotFromResponse(
   for (const [td, der] of res.federatedBundles)
     federatedBundles.set(td, bundleFromDer(der, `X509SVIDResponse.federated_bundles[${td}]`));
   return { svid, bundle, federatedBundles };
+}
+
+/**
+ * Validates an `X509BundlesResponse`: at least one bundle, each of CA certificates.
+ *
+ * @throws IdentityError `MESH_IDENTITY_WORKLOAD_API_INVALID` naming the field at fault
+ *   (`X509BundlesResponse.bundles[example.org]: ...`).
+ */
+export function bundlesFromResponse(res: X509BundlesResponseMessage): Map<string, TrustBundle> {
+  if (res.bundles.size === 0)
+    throw invalid("X509BundlesResponse.bundles", "expected at least one bundle, got none");
+  const out = new Map<string, TrustBundle>();
+  for (const [td, der] of res.bundles)
+    out.set(td, bundleFromDer(der, `X509BundlesResponse.bundles[${td}]`));
+  return out;
 }

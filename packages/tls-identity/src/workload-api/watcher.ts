@@ -2,11 +2,12 @@ import { typeError } from "@mesh/core";
 import { IdentityError } from "../errors.js";
 import { type BackoffPolicy, retryDelay } from "../source/schedule.js";
 import { type ServerStreamCall, serverStream } from "./grpc-stream.js";
-import { decodeX509SvidResponse } from "./protobuf.js";
-import { snapshotFromResponse, type WorkloadApiX509Context } from "./x509-context.js";
 
-/** The method this watcher calls. */
+/** The Workload API's X.509-SVID stream. */
 export const FETCH_X509_SVID_PATH = "/SpiffeWorkloadAPI/FetchX509SVID";
+
+/** The Workload API's X.509 bundle stream. */
+export const FETCH_X509_BUNDLES_PATH = "/SpiffeWorkloadAPI/FetchX509Bundles";
 
 /** Metadata every Workload API call must carry (the agent refuses calls without it). */
 export const WORKLOAD_API_METADATA = { "workload.spiffe.io": "true" } as const;
@@ -31,35 +32,37 @@ export function workloadApiSocketPath(address: string, path: string): string {
   return address;
 }
 
-/** Callbacks and settings of {@link X509ContextWatcher}. */
-export interface X509ContextWatcherOptions {
+/** Callbacks and settings of {@link WorkloadApiWatcher}. */
+export interface WorkloadApiWatcherOptions<T> {
   socketPath: string;
-  /** Pick the SVID with this SPIFFE ID; default the first (the agent's default SVID). */
-  spiffeId?: string | undefined;
+  /** The server-streaming method, e.g. {@link FETCH_X509_SVID_PATH}; its request is empty. */
+  path: string;
+  /** Decodes and validates one response; throws an `IdentityError` naming the bad field. */
+  parse(message: Buffer): T;
   backoff: BackoffPolicy;
   /** Random source for retry jitter. Default `Math.random`. */
   random?: () => number;
   /** Milliseconds the current SVID has left, to pull retries in while it is still valid. */
   remaining(): number;
-  onUpdate(context: WorkloadApiX509Context): void;
+  onUpdate(value: T): void;
   /** A response was rejected or the stream failed; `retryInMs` is 0 when the stream stays open. */
   onError(error: IdentityError, retryInMs: number): void;
 }
 
 /**
- * Keeps a `FetchX509SVID` stream open: every response is validated and handed to
- * `onUpdate`; a response that fails validation is reported and skipped (the stream stays
+ * Keeps a Workload API stream (`FetchX509SVID`, `FetchX509Bundles`) open: every response is
+ * validated and handed to `onUpdate`; a response that fails validation is reported and skipped (the stream stays
  * open and the last good SVID stays in use, as go-spiffe does); when the stream ends or
  * fails it is opened again after an exponential backoff, reset by the next good response.
  */
-export class X509ContextWatcher {
-  readonly #o: X509ContextWatcherOptions;
+export class WorkloadApiWatcher<T> {
+  readonly #o: WorkloadApiWatcherOptions<T>;
   #call: ServerStreamCall | undefined;
   #timer: NodeJS.Timeout | undefined;
   #failures = 0;
   #closed = false;
 
-  constructor(options: X509ContextWatcherOptions) {
+  constructor(options: WorkloadApiWatcherOptions<T>) {
     this.#o = options;
   }
 
@@ -72,20 +75,20 @@ export class X509ContextWatcher {
     const o = this.#o;
     this.#call = serverStream({
       socketPath: o.socketPath,
-      path: FETCH_X509_SVID_PATH,
-      request: new Uint8Array(0), // X509SVIDRequest has no fields
+      path: o.path,
+      request: new Uint8Array(0), // X509SVIDRequest and X509BundlesRequest have no fields
       metadata: WORKLOAD_API_METADATA,
       onMessage: (bytes) => {
         if (this.#closed) return;
-        let context: WorkloadApiX509Context;
+        let value: T;
         try {
-          context = snapshotFromResponse(decodeX509SvidResponse(bytes), o.spiffeId);
+          value = o.parse(bytes);
         } catch (err) {
           o.onError(err as IdentityError, 0);
           return;
         }
         this.#failures = 0;
-        o.onUpdate(context);
+        o.onUpdate(value);
       },
       onEnd: ({ error }) => {
         this.#call = undefined;
