@@ -20,7 +20,7 @@ import { decodeX509SvidResponse } from "../workload-api/protobuf.js";
 import {
   FETCH_X509_SVID_PATH,
   WorkloadApiWatcher,
-  workloadApiSocketPath,
+  workloadApiSocketFrom,
 } from "../workload-api/watcher.js";
 import { snapshotFromResponse } from "../workload-api/x509-context.js";
 import { X509Svid } from "../x509/svid.js";
@@ -267,12 +267,7 @@ export class SvidSource extends EventEmitter<SvidSourceEvents> {
    */
   static fromWorkloadApi(options?: string | WorkloadApiSourceOptions): SvidSource {
     const o = typeof options === "string" ? { socket: options } : optionsObject("options", options);
-    const fromEnv = o.socket === undefined;
-    const address = o.socket ?? process.env.SPIFFE_ENDPOINT_SOCKET;
-    const socketPath = workloadApiSocketPath(
-      address as string,
-      fromEnv ? "SPIFFE_ENDPOINT_SOCKET (options.socket not given)" : "options.socket",
-    );
+    const socketPath = workloadApiSocketFrom(o.socket);
     if (o.spiffeId !== undefined) nonEmptyString("options.spiffeId", o.spiffeId);
     const random = randomOption("options.random", o.random);
     const source: SvidSource = new SvidSource(

@@ -4,7 +4,7 @@ import type { TrustBundle } from "../bundle/trust-bundle.js";
 import { IdentityError } from "../errors.js";
 import { DEFAULT_BACKOFF } from "../source/schedule.js";
 import { decodeX509BundlesResponse } from "./protobuf.js";
-import { FETCH_X509_BUNDLES_PATH, WorkloadApiWatcher, workloadApiSocketPath } from "./watcher.js";
+import { FETCH_X509_BUNDLES_PATH, WorkloadApiWatcher, workloadApiSocketFrom } from "./watcher.js";
 import { bundlesFromResponse } from "./x509-context.js";
 
 /** Options of {@link X509BundleSource.fromWorkloadApi}. @public */
@@ -60,11 +60,7 @@ export class X509BundleSource extends EventEmitter<X509BundleSourceEvents> {
    */
   static fromWorkloadApi(options?: string | X509BundleSourceOptions): X509BundleSource {
     const o = typeof options === "string" ? { socket: options } : optionsObject("options", options);
-    const fromEnv = o.socket === undefined;
-    const socketPath = workloadApiSocketPath(
-      (o.socket ?? process.env.SPIFFE_ENDPOINT_SOCKET) as string,
-      fromEnv ? "SPIFFE_ENDPOINT_SOCKET (options.socket not given)" : "options.socket",
-    );
+    const socketPath = workloadApiSocketFrom(o.socket);
     const max = Number.MAX_SAFE_INTEGER;
     const backoff = {
       initialMs: duration(

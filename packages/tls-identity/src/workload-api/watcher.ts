@@ -32,6 +32,18 @@ export function workloadApiSocketPath(address: string, path: string): string {
   return address;
 }
 
+/**
+ * The socket path from `options.socket`, or from `SPIFFE_ENDPOINT_SOCKET` when that is not
+ * given; errors name whichever was used.
+ */
+export function workloadApiSocketFrom(socket: string | undefined): string {
+  if (socket !== undefined) return workloadApiSocketPath(socket, "options.socket");
+  return workloadApiSocketPath(
+    process.env.SPIFFE_ENDPOINT_SOCKET as string,
+    "SPIFFE_ENDPOINT_SOCKET (options.socket not given)",
+  );
+}
+
 /** Callbacks and settings of {@link WorkloadApiWatcher}. */
 export interface WorkloadApiWatcherOptions<T> {
   socketPath: string;
