@@ -245,6 +245,23 @@ describe("retry() over HTTP/2 (h2c, undici 8)", () => {
     expect(s.seen).toHaveLength(3);
   });
 
+  it("with the default gRPC list (not given explicitly) an unmarked gRPC call is not retried", async () => {
+    const s = await server(({ res }) => {
+      const r = res as unknown as http2.Http2ServerResponse;
+      r.writeHead(200, { ...grpcHeaders, "grpc-status": "14" });
+      r.end();
+    });
+    const res = await request(s.origin, {
+      method: "POST",
+      headers: grpcHeaders,
+      body: message("req"),
+      dispatcher: agent(),
+    });
+    await res.body.arrayBuffer();
+    expect(res.headers["grpc-status"]).toBe("14");
+    expect(s.seen).toHaveLength(1);
+  });
+
   it("a plain POST is still never retried by default", async () => {
     const s = await server(failFirst(1));
     const res = await request(s.origin, { method: "POST", body: "x", dispatcher: agent() });

@@ -28,6 +28,8 @@ export interface RetryPolicyOptions {
   /**
    * gRPC statuses to retry, read from headers (trailers-only responses) or trailers.
    * Default `cancelled, deadline-exceeded, internal, resource-exhausted, unavailable`; `[]` for none.
+   * Given explicitly, they also retry gRPC calls (POSTs) that are not otherwise retryable:
+   * listing them says the service's calls are safe to retry on them (gRPC's A6 policy).
    */
   grpc?: string | readonly (string | number)[];
   /** Error codes of connection failures to retry when no response byte arrived. */
@@ -127,6 +129,8 @@ export class RetryPolicy {
   readonly limit: number;
   readonly http: HttpStatusSet;
   readonly grpc: GrpcStatusSet;
+  /** `grpc` was given explicitly and is not empty: unmarked gRPC calls retry on it too. */
+  readonly retriesGrpcCalls: boolean;
   readonly errorCodes: ReadonlySet<string>;
   readonly methods: ReadonlySet<string>;
   readonly retryNonIdempotent: boolean;
@@ -148,6 +152,7 @@ export class RetryPolicy {
     this.limit = integerIn("retry.limit", o.limit, 1, 0, 100);
     this.http = new HttpStatusSet(o.http ?? "5xx", "retry.http");
     this.grpc = new GrpcStatusSet(o.grpc ?? defaultGrpc, "retry.grpc");
+    this.retriesGrpcCalls = o.grpc !== undefined && !this.grpc.empty;
     this.errorCodes = new Set(stringList("retry.errorCodes", o.errorCodes, defaultErrorCodes));
     this.methods = new Set(
       stringList("retry.methods", o.methods, defaultRetryMethods).map((m) => m.toUpperCase()),

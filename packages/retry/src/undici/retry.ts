@@ -87,7 +87,7 @@ function eligibility(
     return Eligible.All;
   }
   if (
-    !policy.grpc.empty &&
+    policy.retriesGrpcCalls &&
     isGrpcContentType(getHeader(opts.headers as UndiciHeaders, "content-type"))
   ) {
     return Eligible.GrpcStatus;
