@@ -72,3 +72,33 @@ export function pairsTable(
   };
   return { table, summary };
 }
+
+/** One peer's cold start (its first requests after starting), summarised over rounds. */
+export interface ColdStartSummary {
+  p50: Spread | null;
+  p99: Spread | null;
+  p999: Spread | null;
+  failed: Spread | null;
+  /** Per round: cold p99 ÷ the same process's steady-state p99 at 1000 requests/s. */
+  p99VsSteady: Spread | null;
+}
+
+/** The cold-start table: every peer's first requests next to its steady-state p99. */
+export function coldStartTable(
+  title: string,
+  steadyLabel: string,
+  peers: Array<{ name: string; cold: ColdStartSummary; steadyP99: Spread | null | undefined }>,
+): Table {
+  return {
+    title,
+    columns: ["peer", "p50", "p99", "p99.9", "failed", steadyLabel, "cold ÷ steady p99"],
+    rows: peers.map(({ name, cold, steadyP99 }) => [
+      name,
+      ...[cold.p50, cold.p99, cold.p999].map((s) => fmtSpread(s, 3)),
+      fmtSpread(cold.failed, 0),
+      fmtSpread(steadyP99, 3),
+      fmtSpread(cold.p99VsSteady, 2),
+    ]),
+    note: "the load generator is fresh too (its own JIT is cold), as direct's row shows; cold ÷ steady is taken per round against the same process's steady-state run",
+  };
+}

@@ -25,7 +25,7 @@ import { failedOf, type OpenLoopResult } from "../load/open-loop.ts";
 import { startMeshSidecarPair } from "../peers/mesh.ts";
 import { referencePairs } from "../peers/pairs.ts";
 import { meshProxyUnavailable, type PeerDefinition, type RunningPeer } from "../peers/proxies.ts";
-import { MESH_PAIR, type PairMetric, pairsTable } from "../report/pairs.ts";
+import { coldStartTable, MESH_PAIR, type PairMetric, pairsTable } from "../report/pairs.ts";
 
 const RATES = [500, 1000];
 const STREAM_MESSAGES = 100;
@@ -305,44 +305,27 @@ export async function grpc(ctx: BenchContext): Promise<ScenarioOutput> {
     "added = pair percentile − direct percentile in the same round; CPU per unary call covers the generator's own 1 s warm-up at that rate too",
   );
   tables.push(pairs.table);
-  tables.push({
-    title: `Cold start: the first ${(WARMUP.rate * warmUpMs(ctx)) / 1000} unary calls at ${WARMUP.rate}/s after the peer started (ms), next to its steady state`,
-    columns: [
-      "peer",
-      "p50",
-      "p99",
-      "p99.9",
-      "failed",
+  tables.push(
+    coldStartTable(
+      `Cold start: the first ${(WARMUP.rate * warmUpMs(ctx)) / 1000} unary calls at ${WARMUP.rate}/s after the peer started (ms), next to its steady state`,
       "steady p99 @1000 calls/s",
-      "cold ÷ steady p99",
-    ],
-    rows: names.map((n) => {
-      const list = rounds[n]!;
-      const c = (get: (x: NonNullable<Round["coldStart"]>) => number | null) =>
-        spread(list.map((x) => (x.coldStart ? get(x.coldStart) : null)));
-      return [
-        n,
-        fmtSpread(
-          c((x) => x.p50),
-          3,
-        ),
-        fmtSpread(
-          c((x) => x.p99),
-          3,
-        ),
-        fmtSpread(
-          c((x) => x.p999),
-          3,
-        ),
-        fmtSpread(
-          c((x) => x.failed),
-          0,
-        ),
-        fmtSpread(summary[n]!.unary1000_p99, 3),
-        fmtSpread(summary[n]!.coldStart_p99VsSteady, 2),
-      ];
-    }),
-  });
+      names.map((n) => {
+        const cold = (get: (x: NonNullable<Round["coldStart"]>) => number | null) =>
+          spread(rounds[n]!.map((x) => (x.coldStart ? get(x.coldStart) : null)));
+        return {
+          name: n,
+          cold: {
+            p50: cold((x) => x.p50),
+            p99: summary[n]!.coldStart_p99 ?? null,
+            p999: cold((x) => x.p999),
+            failed: cold((x) => x.failed),
+            p99VsSteady: summary[n]!.coldStart_p99VsSteady ?? null,
+          },
+          steadyP99: summary[n]!.unary1000_p99,
+        };
+      }),
+    ),
+  );
   const pairStatus = peers.find((p) => p.name === "mesh-sidecar-pair");
   const why =
     pairStatus && pairStatus.status !== "ok"

@@ -30,7 +30,14 @@ import { ratio, round, type Spread, spread } from "../lib/stats.ts";
 import { failedOf, type OpenLoopResult, type Percentiles } from "../load/open-loop.ts";
 import { referencePairs } from "../peers/pairs.ts";
 import { OVERHEAD_PEERS, type PeerDefinition } from "../peers/proxies.ts";
-import { MESH_PAIR, type PairMetric, pairsTable, REFERENCE_PAIRS } from "../report/pairs.ts";
+import {
+  type ColdStartSummary,
+  coldStartTable,
+  MESH_PAIR,
+  type PairMetric,
+  pairsTable,
+  REFERENCE_PAIRS,
+} from "../report/pairs.ts";
 
 const PCTS = ["p50", "p90", "p99", "p999"] as const;
 type Pct = (typeof PCTS)[number];
@@ -56,6 +63,15 @@ interface ProcRound {
   cpuUsPerReqAtMax: number | null;
 }
 
+/** The per-proxy columns of the pairs, in table order. */
+const PROC_COLUMNS = [
+  "rssIdleMb",
+  "rssAfter1000Mb",
+  "rssAfterMaxMb",
+  "cpuUsPerReqAt1000",
+  "cpuUsPerReqAtMax",
+] as const;
+
 /** The first requests a freshly started peer served (the steady-state warm-up, recorded). */
 interface ColdStart {
   /** Offered and completed; latency is null when none completed. */
@@ -78,7 +94,7 @@ interface PeerRound {
 
 interface PeerSummary {
   rssIdleMb: Spread | null;
-  coldStart: Record<string, Spread | null>;
+  coldStart: ColdStartSummary & { requests: Spread | null; max: Spread | null };
   byRate: Record<string, Record<string, Spread | null>>;
   maxRps: Spread | null;
   cpuUsPerReqAtMax: Spread | null;
@@ -488,63 +504,25 @@ export async function overhead(ctx: BenchContext): Promise<ScenarioOutput> {
       "CPU µs/req at max",
     ],
     rows: pairNames.flatMap((n) =>
-      (rounds[n]?.[0]?.procs ?? []).map((proc, i) => {
-        const s = (get: (p: ProcRound) => number | null) =>
-          spread(rounds[n]!.map((x) => (x.procs?.[i] ? get(x.procs[i]) : null)));
-        return [
-          `${n} / ${proc.name}`,
-          fmtSpread(
-            s((p) => p.rssIdleMb),
-            1,
-          ),
-          fmtSpread(
-            s((p) => p.rssAfter1000Mb),
-            1,
-          ),
-          fmtSpread(
-            s((p) => p.rssAfterMaxMb),
-            1,
-          ),
-          fmtSpread(
-            s((p) => p.cpuUsPerReqAt1000),
-            1,
-          ),
-          fmtSpread(
-            s((p) => p.cpuUsPerReqAtMax),
-            1,
-          ),
-        ];
-      }),
+      (rounds[n]?.[0]?.procs ?? []).map((proc, i) => [
+        `${n} / ${proc.name}`,
+        ...PROC_COLUMNS.map((key) =>
+          fmtSpread(spread(rounds[n]!.map((x) => x.procs?.[i]?.[key])), 1),
+        ),
+      ]),
     ),
   });
-  const coldRequests = (WARMUP.rate * warmUpMs(ctx)) / 1000;
-  tables.push({
-    title: `Cold start: the first ${coldRequests} requests at ${WARMUP.rate} rps after the peer started (ms), next to its steady state`,
-    columns: [
-      "peer",
-      "p50",
-      "p99",
-      "p99.9",
-      "max",
-      "failed",
+  tables.push(
+    coldStartTable(
+      `Cold start: the first ${(WARMUP.rate * warmUpMs(ctx)) / 1000} requests at ${WARMUP.rate} rps after the peer started (ms), next to its steady state`,
       "steady p99 @1000 rps",
-      "cold ÷ steady p99",
-    ],
-    rows: names.map((n) => {
-      const c = summaries[n]!.coldStart;
-      return [
-        n,
-        fmtSpread(c.p50, 3),
-        fmtSpread(c.p99, 3),
-        fmtSpread(c.p999, 3),
-        fmtSpread(c.max, 3),
-        fmtSpread(c.failed, 0),
-        fmtSpread(summaries[n]!.byRate["1000"]!.p99, 3),
-        fmtSpread(c.p99VsSteady, 2),
-      ];
-    }),
-    note: "a fresh load generator too (its own JIT is cold), as direct's row shows; the cold ÷ steady ratio is taken per round against the same process's steady-state run",
-  });
+      names.map((n) => ({
+        name: n,
+        cold: summaries[n]!.coldStart,
+        steadyP99: summaries[n]!.byRate["1000"]!.p99,
+      })),
+    ),
+  );
   const vs = (metric: string, ref: string) => pairs.summary.meshRatio[metric]?.[ref]?.median;
   const pairWhy = (ref?: string) => why(pair) ?? (ref ? why(ref) : undefined);
   const times = (v: number) => `${v.toFixed(2)}×`;
