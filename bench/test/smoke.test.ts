@@ -23,7 +23,7 @@ const GROUPS = [["overhead"], ["balancer", "grpc"], ["retry-storm", "identity", 
 /** Peers that may be unavailable (only when not installed), and the words their reason must contain. */
 const MAY_BE_UNAVAILABLE: Record<string, RegExp> = {
   ...(missingPeer("nginx") && { nginx: /nginx/, "nginx-pair": /nginx/ }),
-  ...(missingPeer("haproxy") && { haproxy: /haproxy/ }),
+  ...(missingPeer("haproxy") && { haproxy: /haproxy/, "haproxy-pair": /haproxy/ }),
 };
 
 const root = mkdtempSync(join(tmpdir(), "mesh-bench-smoke-"));
@@ -166,7 +166,11 @@ describe("every scenario in --quick mode", () => {
     }
     // The reference pairs ran next to the @mesh pair: two proxies each, numbers in the pairs
     // table, and every peer has a cold start (its first requests after starting).
-    const pairs = ["node-pair", ...(missingPeer("nginx") ? [] : ["nginx-pair"])];
+    const pairs = [
+      "node-pair",
+      ...(missingPeer("nginx") ? [] : ["nginx-pair"]),
+      ...(missingPeer("haproxy") ? [] : ["haproxy-pair"]),
+    ];
     expect(peers).toEqual(expect.arrayContaining(pairs));
     const rounds = result.data.rounds as Record<string, Array<{ procs?: unknown[] }>>;
     const pairValues = (result.data.pairs as { values: Record<string, Record<string, unknown>> })

@@ -6,7 +6,7 @@
  * X.509-SVIDs for the same SPIFFE IDs), TLS 1.3 and client certificates required; CPU and
  * RSS are read per proxy and summed, as for @mesh.
  */
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { BenchContext } from "../lib/context.ts";
 import { freePort, LOOPBACK } from "../lib/net.ts";
@@ -14,9 +14,11 @@ import type { ManagedProcess } from "../lib/proc.ts";
 import { SRC_DIR } from "../lib/runners.ts";
 import { PAIR_INBOUND_ID, pairIdentities, runDir } from "./mesh.ts";
 import {
+  haproxyConf,
   nginxConf,
   type PeerDefinition,
   type RunningPeer,
+  startHaproxy,
   startNginx,
   toolReason,
 } from "./proxies.ts";
@@ -160,7 +162,47 @@ export async function startNginxPair(
   };
 }
 
-/** The two reference pairs as peers of a scenario, for `protocol`. */
+/**
+ * The HAProxy mTLS pair (HTTP/1.1 only), one thread each: outbound → `ssl crt` (client
+ * certificate) over TLS 1.3 with `http-reuse always` → inbound (`verify required`) → backend.
+ * Unlike nginx, HAProxy verifies the inbound's chain against the bundle (no host name check).
+ */
+export async function startHaproxyPair(ctx: BenchContext, appPort: number): Promise<RunningPeer> {
+  const dir = runDir(ctx, "haproxy-pair");
+  const ids = await pairIdentities(dir);
+  // HAProxy takes certificate chain and key in one PEM file.
+  const pem = (name: string, f: { cert: string; key: string }) => {
+    const file = join(dir, `${name}.pem`);
+    writeFileSync(file, readFileSync(f.cert, "utf8") + readFileSync(f.key, "utf8"), {
+      mode: 0o600,
+    });
+    return file;
+  };
+  const inPort = await freePort();
+  const outPort = await freePort();
+  const tls = `ca-file ${ids.inbound.bundle} verify required ssl-min-ver TLSv1.3`;
+  const inbound = haproxyConf(
+    `${LOOPBACK}:${inPort} ssl crt ${pem("inbound", ids.inbound)} ${tls}`,
+    `${LOOPBACK}:${appPort}`,
+  );
+  const outbound = haproxyConf(
+    `${LOOPBACK}:${outPort}`,
+    `${LOOPBACK}:${inPort} ssl crt ${pem("outbound", ids.outbound)} ${tls} alpn http/1.1`,
+  );
+  const [inProc, outProc] = await startBoth(ctx, [
+    () => startHaproxy(ctx, "haproxy-pair-inbound", dir, inbound, inPort),
+    () => startHaproxy(ctx, "haproxy-pair-outbound", dir, outbound, outPort),
+  ]);
+  return {
+    url: `http://${LOOPBACK}:${outPort}/`,
+    procs: [outProc!, inProc!],
+    notes: [
+      "haproxy-pair: one thread per HAProxy, the @mesh pair's certificates, TLS 1.3, the inbound requires a client certificate from the trust bundle (verify required), the outbound verifies the inbound's chain (no name check: an X.509-SVID names a SPIFFE ID in a URI SAN); HTTP/1.1 over reused keep-alive TLS connections (http-reuse always) between the two, keep-alive to the backend",
+    ],
+  };
+}
+
+/** The reference pairs as peers of a scenario, for `protocol` (HAProxy's for HTTP/1.1 only). */
 export function referencePairs(protocol: PairProtocol): PeerDefinition[] {
   return [
     {
@@ -181,5 +223,16 @@ export function referencePairs(protocol: PairProtocol): PeerDefinition[] {
       unavailable: async (ctx) => toolReason(ctx, "nginx"),
       start: (ctx, up) => startNginxPair(ctx, up, protocol),
     },
+    ...(protocol === "http1"
+      ? [
+          {
+            name: "haproxy-pair",
+            describe:
+              "HAProxy mTLS pair: HAProxy → HTTP/1.1 over TLS 1.3 (client cert, http-reuse always) → HAProxy (verify required) → backend (keep-alive)",
+            unavailable: async (ctx: BenchContext) => toolReason(ctx, "haproxy"),
+            start: (ctx: BenchContext, up: number) => startHaproxyPair(ctx, up),
+          },
+        ]
+      : []),
   ];
 }

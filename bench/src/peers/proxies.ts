@@ -140,15 +140,12 @@ const nginx: PeerDefinition = {
   },
 };
 
-/** HAProxy: one thread, foreground, keep-alive both sides, connection reuse. */
-const haproxy: PeerDefinition = {
-  name: "haproxy",
-  describe: "HAProxy, nbthread 1, http-keep-alive, http-reuse always",
-  unavailable: async (ctx) => toolReason(ctx, "haproxy"),
-  async start(ctx, upstreamPort) {
-    const port = await freePort();
-    const dir = peerDir(ctx, "haproxy");
-    const conf = `global
+/**
+ * An HAProxy configuration: one thread, HTTP mode, keep-alive both sides, connection reuse;
+ * `bind` and `server` are the rest of their lines (addresses and TLS options).
+ */
+export function haproxyConf(bind: string, server: string): string {
+  return `global
   nbthread 1
   maxconn 4000
 defaults
@@ -159,17 +156,38 @@ defaults
   timeout client 60s
   timeout server 60s
 frontend fe
-  bind ${LOOPBACK}:${port}
+  bind ${bind}
   default_backend be
 backend be
-  server s1 ${LOOPBACK}:${upstreamPort} maxconn 1000
+  server s1 ${server} maxconn 1000
 `;
-    writeFileSync(join(dir, "haproxy.cfg"), conf);
-    const bin = ensureTool("haproxy", false).path!;
-    const proc = ctx.pm.start("haproxy", bin, ["-db", "-f", join(dir, "haproxy.cfg")], {
-      cpus: ctx.pinning.peer,
-    });
-    await waitUp(ctx, proc, port);
+}
+
+/** Starts `haproxy -db -f <dir>/<name>.cfg` pinned like every peer; waits for `port`. */
+export async function startHaproxy(
+  ctx: BenchContext,
+  name: string,
+  dir: string,
+  conf: string,
+  port: number,
+): Promise<ManagedProcess> {
+  const file = join(dir, `${name}.cfg`);
+  writeFileSync(file, conf);
+  const bin = ensureTool("haproxy", false).path!;
+  const proc = ctx.pm.start(name, bin, ["-db", "-f", file], { cpus: ctx.pinning.peer });
+  await waitUp(ctx, proc, port);
+  return proc;
+}
+
+/** HAProxy: one thread, foreground, keep-alive both sides, connection reuse. */
+const haproxy: PeerDefinition = {
+  name: "haproxy",
+  describe: "HAProxy, nbthread 1, http-keep-alive, http-reuse always",
+  unavailable: async (ctx) => toolReason(ctx, "haproxy"),
+  async start(ctx, upstreamPort) {
+    const port = await freePort();
+    const conf = haproxyConf(`${LOOPBACK}:${port}`, `${LOOPBACK}:${upstreamPort}`);
+    const proc = await startHaproxy(ctx, "haproxy", peerDir(ctx, "haproxy"), conf, port);
     return { url: `http://${LOOPBACK}:${port}/`, procs: [proc] };
   },
 };

@@ -10,7 +10,7 @@ import { round, type Spread, spread } from "../lib/stats.ts";
 /** The @mesh sidecar pair's peer name, in every scenario that runs it. */
 export const MESH_PAIR = "mesh-sidecar-pair";
 /** The reference pairs (src/peers/pairs.ts), in report order. */
-export const REFERENCE_PAIRS = ["node-pair", "nginx-pair"] as const;
+export const REFERENCE_PAIRS = ["node-pair", "nginx-pair", "haproxy-pair"] as const;
 
 /** One row: how to read a metric's per-round values for a pair. */
 export interface PairMetric {
