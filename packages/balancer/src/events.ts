@@ -1,4 +1,5 @@
 import { channel } from "node:diagnostics_channel";
+import { meshChannels } from "@mesh/core";
 
 /** States an endpoint moves through, as published on `mesh:balancer:endpoint`. */
 export type EndpointState = "ready" | "ejected" | "probing" | "draining" | "removed";
@@ -43,16 +44,9 @@ export interface ZoneEvent {
   localPending: number;
 }
 
-/** Channel names this package publishes on. */
-export const CHANNELS = {
-  endpoint: "mesh:balancer:endpoint",
-  failFast: "mesh:balancer:fail-fast",
-  zone: "mesh:balancer:zone",
-} as const;
-
 /** @internal */
-export const endpointChannel = channel(CHANNELS.endpoint);
+export const endpointChannel = channel(meshChannels.balancer.endpoint);
 /** @internal */
-export const failFastChannel = channel(CHANNELS.failFast);
+export const failFastChannel = channel(meshChannels.balancer.failFast);
 /** @internal */
-export const zoneChannel = channel(CHANNELS.zone);
+export const zoneChannel = channel(meshChannels.balancer.zone);

@@ -1,10 +1,4 @@
-export {
-  classifyError,
-  FAILURE_GRPC_CODES,
-  isFailureGrpc,
-  isFailureStatus,
-  type Outcome,
-} from "./accrual/classify.js";
+export { type Clock, monotonicClock } from "@mesh/core";
 export {
   type AccrualState,
   FailureAccrual,
@@ -12,7 +6,6 @@ export {
   type FailureAccrualOptions,
   failureAccrualConfig,
 } from "./accrual/failure-accrual.js";
-export { type Clock, monotonicClock, type Random, seededRandom } from "./clock.js";
 export { type DnsResolverOptions, dnsResolver } from "./discovery/dns-resolver.js";
 export {
   type FileResolverOptions,
@@ -46,16 +39,17 @@ export {
 } from "./endpoints/endpoint-set.js";
 export {
   BalancerClosedError,
+  type BalancerErrorCode,
+  balancerErrorCodes,
   EndpointOverloadedError,
   NoEndpointsReadyError,
   ResolverError,
 } from "./errors.js";
-export {
-  CHANNELS,
-  type EndpointEvent,
-  type EndpointState,
-  type FailFastEvent,
-  type ZoneEvent,
+export type {
+  EndpointEvent,
+  EndpointState,
+  FailFastEvent,
+  ZoneEvent,
 } from "./events.js";
 export {
   FailureRate,
@@ -69,6 +63,7 @@ export {
   type PeakEwmaOptions,
   peakEwmaConfig,
 } from "./ewma/peak-ewma.js";
+export { type Random, seededRandom } from "./random.js";
 export {
   createSelector,
   LeastPendingSelector,

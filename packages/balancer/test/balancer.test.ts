@@ -3,13 +3,13 @@ import { once } from "node:events";
 import http2 from "node:http2";
 import https from "node:https";
 import net, { type AddressInfo } from "node:net";
+import { meshChannels } from "@mesh/core";
 import { fetch as fetch8, request } from "undici";
 import { fetch as fetch7 } from "undici7";
 import { afterEach, describe, expect, it } from "vitest";
 import { missingPeer } from "../../../scripts/peers.mjs";
 import {
   Balancer,
-  CHANNELS,
   type EndpointEvent,
   type FailFastEvent,
   NoEndpointsReadyError,
@@ -40,10 +40,10 @@ function nextEndpointEvent(match: (e: EndpointEvent) => boolean): Promise<Endpoi
     const listener = (message: unknown) => {
       const e = message as EndpointEvent;
       if (!match(e)) return;
-      unsubscribe(CHANNELS.endpoint, listener);
+      unsubscribe(meshChannels.balancer.endpoint, listener);
       resolve(e);
     };
-    subscribe(CHANNELS.endpoint, listener);
+    subscribe(meshChannels.balancer.endpoint, listener);
   });
 }
 
@@ -373,8 +373,8 @@ describe("Balancer failure accrual over real sockets", () => {
     await s!.close();
     const failFast: FailFastEvent[] = [];
     const onFailFast = (m: unknown) => failFast.push(m as FailFastEvent);
-    subscribe(CHANNELS.failFast, onFailFast);
-    cleanup.push(() => unsubscribe(CHANNELS.failFast, onFailFast));
+    subscribe(meshChannels.balancer.failFast, onFailFast);
+    cleanup.push(() => unsubscribe(meshChannels.balancer.failFast, onFailFast));
     const b = balancer({
       name: "payments",
       endpoints: [address],

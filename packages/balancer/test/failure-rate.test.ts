@@ -165,16 +165,15 @@ describe("EndpointSet feeds the failure rate from outcomes", () => {
     const clock = new FakeClock();
     const s = new EndpointSet({ clock, accrual: false });
     const e = s.add("10.0.0.1:80");
-    const run = (outcome: "success" | "failure" | "neutral", failedHeaders = false) => {
+    const run = (outcome: "success" | "failure" | "neutral") => {
       s.start(e);
-      s.responded(e, 5, failedHeaders);
+      s.responded(e, 5);
       s.settled(e, outcome);
     };
-    run("failure", true);
+    run("failure");
     run("success");
     run("neutral"); // e.g. aborted by the caller: says nothing about the endpoint
-    // A gRPC failure in trailers: the headers looked fine, the outcome is a failure.
-    run("failure", false);
+    run("failure");
     const [snap] = s.snapshot();
     expect(snap!.failureRate).toBe(2 / (3 + 10));
     expect(snap!.failures).toBe(2);
@@ -188,14 +187,14 @@ describe("EndpointSet feeds the failure rate from outcomes", () => {
     const e = s.add("10.0.0.1:80");
     for (let i = 0; i < 2; i++) {
       s.start(e);
-      s.responded(e, 1, true);
+      s.responded(e, 1);
       s.settled(e, "failure");
     }
     expect(e.state).toBe("ejected");
     clock.advance(1_000);
     const probe = s.pick()!;
     s.start(probe);
-    s.responded(probe, 5, false);
+    s.responded(probe, 5);
     s.settled(probe, "success");
     expect(e.state).toBe("ready");
     expect(e.failureRate.rate(clock.now())).toBe(0);
@@ -243,7 +242,9 @@ describe("EndpointSet feeds the failure rate from outcomes", () => {
     expect(() => failureRateConfig({ decayMs: 0 })).toThrow(
       "failureRate.decayMs: expected a duration in ms in 1..2147483647, got 0",
     );
-    expect(() => failureRateConfig(5 as never)).toThrow("failureRate: expected an object, got 5");
+    expect(() => failureRateConfig(5 as never)).toThrow(
+      "failureRate: expected an options object, got 5",
+    );
     expect(failureRateConfig(undefined)).toEqual({
       decayMs: 5_000,
       prior: 10,

@@ -6,7 +6,7 @@ import { Balancer, seededRandom } from "../src/index.js";
 import { startServer } from "./helpers.js";
 
 // Node 24's global fetch runs on its bundled undici 7 and passes a legacy handler, which the
-// Balancer adapts (via @mesh/undici-compat) before its undici 8 pools see it.
+// Balancer adapts (via @mesh/core) before its undici 8 pools see it.
 const globalFetch = globalThis.fetch as (url: string, init: object) => Promise<Response>;
 
 const cleanup: (() => Promise<unknown> | unknown)[] = [];

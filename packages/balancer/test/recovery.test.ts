@@ -1,16 +1,11 @@
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { meshChannels } from "@mesh/core";
 import fc from "fast-check";
 import { request } from "undici";
 import { afterEach, describe, expect, it } from "vitest";
-import {
-  Balancer,
-  CHANNELS,
-  EndpointSet,
-  type EndpointSetOptions,
-  seededRandom,
-} from "../src/index.js";
+import { Balancer, EndpointSet, type EndpointSetOptions, seededRandom } from "../src/index.js";
 import { FakeClock } from "./helpers.js";
 import { finish } from "./simulation.js";
 
@@ -182,7 +177,7 @@ describe("an endpoint avoided for its failure cost comes back (real sockets)", (
       const e = m as { address: string; state: string };
       if (e.address === restarted.address) events.push(e);
     };
-    subscribe(CHANNELS.endpoint, onEvent);
+    subscribe(meshChannels.balancer.endpoint, onEvent);
     try {
       balancer = new Balancer({
         name: "recovery",
@@ -237,7 +232,7 @@ describe("an endpoint avoided for its failure cost comes back (real sockets)", (
       // It never went through ejection: the cost path, not failure accrual.
       expect(events.map((e) => e.state)).not.toContain("ejected");
     } finally {
-      unsubscribe(CHANNELS.endpoint, onEvent);
+      unsubscribe(meshChannels.balancer.endpoint, onEvent);
     }
   });
 });

@@ -70,6 +70,6 @@ export interface SimOptions {
 
 /** Completes a request now: response headers, then the outcome. */
 export function finish(set: EndpointSet, e: Endpoint, rttMs: number, ok: boolean): void {
-  set.responded(e, rttMs, !ok);
+  set.responded(e, rttMs);
   set.settled(e, ok ? "success" : "failure");
 }

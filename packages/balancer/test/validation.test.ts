@@ -73,7 +73,7 @@ describe("bad input gets errors naming the field", () => {
 describe("Balancer rejects unknown options", () => {
   it("names the option and points undici Pool options to `pool`", () => {
     expect(() => new Balancer({ connections: 4 } as never)).toThrow(
-      /Balancer: unknown option "connections" \(undici Pool options go under "pool"\)/,
+      'Balancer: unknown option "connections" (did you mean "pool.connections"?)',
     );
     expect(() => new Balancer({ stratgy: "p2c" } as never)).toThrow(/unknown option "stratgy"/);
   });

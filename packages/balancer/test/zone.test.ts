@@ -1,10 +1,10 @@
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
+import { meshChannels } from "@mesh/core";
 import fc from "fast-check";
 import { request } from "undici";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   Balancer,
-  CHANNELS,
   type Endpoint,
   EndpointSet,
   type EndpointSetOptions,
@@ -23,8 +23,8 @@ function zoneEvents(): ZoneEvent[] {
   const listener = (m: unknown) => {
     events.push(m as ZoneEvent);
   };
-  subscribe(CHANNELS.zone, listener);
-  cleanup.push(() => unsubscribe(CHANNELS.zone, listener));
+  subscribe(meshChannels.balancer.zone, listener);
+  cleanup.push(() => unsubscribe(meshChannels.balancer.zone, listener));
   return events;
 }
 

@@ -1,12 +1,12 @@
+export { type Clock, monotonicClock } from "@mesh/core";
+export { type Classification, NO_GRPC_STATUS } from "./classify/classify.js";
+export { MetricsError, type MetricsErrorCode, metricsErrorCodes } from "./errors.js";
 export {
-  type Classification,
-  classifyResponse,
-  grpcStatusOf,
-  NO_GRPC_STATUS,
-} from "./classify/classify.js";
-export { type Clock, monotonicClock } from "./clock.js";
-export { MetricsError, type MetricsErrorCode } from "./errors.js";
-export { MESH_CHANNELS, type MeshEventsOptions, subscribeMeshEvents } from "./mesh/subscribe.js";
+  COUNTED_MESH_CHANNELS,
+  type MeshEventsOptions,
+  subscribeMeshEvents,
+  UNCOUNTED_MESH_CHANNELS,
+} from "./mesh/subscribe.js";
 export { bridgeToOpenTelemetry, otelInstrumentName } from "./otel/metrics.js";
 export {
   endSpan,

@@ -120,10 +120,10 @@ describe("Prometheus exposition", () => {
 
   it("validates options in the <path>: expected <what>, got <value> format", () => {
     expect(() => new GoldenSignals({ maxAuthorities: 0 })).toThrow(
-      new RangeError("maxAuthorities: expected a positive integer, got 0"),
+      new RangeError("maxAuthorities: expected an integer >= 1, got 0"),
     );
     expect(() => new GoldenSignals({ idleTimeoutMs: "x" as never })).toThrow(
-      new TypeError('idleTimeoutMs: expected a positive number, got "x"'),
+      new TypeError('idleTimeoutMs: expected a number > 0, got "x"'),
     );
     const s = new GoldenSignals();
     expect(() => s.http({ direction: "sideways" as never })).toThrow(

@@ -1,7 +1,12 @@
 import diagnostics_channel from "node:diagnostics_channel";
 import { afterEach, describe, expect, it } from "vitest";
 import { missingPeer } from "../../../scripts/peers.mjs";
-import { MESH_CHANNELS, Registry, renderPrometheus, subscribeMeshEvents } from "../src/index.js";
+import {
+  COUNTED_MESH_CHANNELS,
+  Registry,
+  renderPrometheus,
+  subscribeMeshEvents,
+} from "../src/index.js";
 import { sampleOf } from "./helpers/net.js";
 import { ACCEPTED_LINT, promtoolCheck } from "./helpers/promtool.js";
 
@@ -14,11 +19,41 @@ let unsubscribe: (() => void) | undefined;
 afterEach(() => unsubscribe?.());
 
 describe("mesh diagnostics_channel events", () => {
+  it("shows where a zone-local balancer picks, and why it switched", () => {
+    const registry = new Registry();
+    unsubscribe = subscribeMeshEvents(registry);
+    const zone = (state: string, reason: string) =>
+      publish("mesh:balancer:zone", {
+        balancer: "b",
+        zone: "z1",
+        state,
+        reason,
+        localReady: 0,
+        localPending: 0,
+      });
+    zone("spillover", "no-local-endpoint");
+    zone("local", "recovered");
+    zone("sideways", "recovered");
+    const t = renderPrometheus(registry);
+    expect(sampleOf(t, 'mesh_balancer_zone_state{balancer="b",zone="z1",state="local"}')).toBe(1);
+    expect(sampleOf(t, 'mesh_balancer_zone_state{balancer="b",zone="z1",state="spillover"}')).toBe(
+      0,
+    );
+    expect(
+      sampleOf(
+        t,
+        'mesh_balancer_zone_transitions_total{balancer="b",zone="z1",state="spillover",reason="no-local-endpoint"}',
+      ),
+    ).toBe(1);
+    expect(sampleOf(t, 'mesh_metrics_invalid_events_total{channel="mesh:balancer:zone"}')).toBe(1);
+  });
+
   it("turns retry, breaker, balancer, identity and authz events into series", async ({ skip }) => {
     skip(missingPeer("promtool"), "needs promtool");
     const registry = new Registry();
     unsubscribe = subscribeMeshEvents(registry);
-    for (const c of MESH_CHANNELS) expect(diagnostics_channel.channel(c).hasSubscribers).toBe(true);
+    for (const c of COUNTED_MESH_CHANNELS)
+      expect(diagnostics_channel.channel(c).hasSubscribers).toBe(true);
 
     const origin = "http://b:80";
     publish("mesh:retry:attempt", { name: "web", attempt: 0, method: "GET", origin, path: "/" });

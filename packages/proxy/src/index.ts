@@ -20,7 +20,7 @@ export {
   forward,
   type OutgoingResponse,
 } from "./http/forward.js";
-export { formatGrpcTimeout, GrpcStatus, isGrpcContentType, parseGrpcTimeout } from "./http/grpc.js";
+export { formatGrpcTimeout, parseGrpcTimeout } from "./http/grpc.js";
 export { HttpListener, type HttpListenerOptions, type RequestHandler } from "./http/listener.js";
 export { Inbound, type InboundDeps } from "./inbound/inbound.js";
 export { createLogger, type LogLevel, type ProxyLogger } from "./log.js";

@@ -68,6 +68,20 @@ describe("config", () => {
     expect(r.config.inbound?.maxConcurrentRequests).toBe(10_000);
   });
 
+  test("a split whose backends all weigh 0 is refused (it would send nothing anywhere)", () => {
+    const r = parseConfigText(
+      "outbound:\n  services:\n    - name: books\n      backends:\n        - { name: v1, weight: 0, discovery: { static: ['127.0.0.1:1'] } }\n        - { name: v2, weight: 0, discovery: { static: ['127.0.0.1:2'] } }\n",
+    );
+    expect(r.ok).toBe(false);
+    if (!r.ok) {
+      expect(r.problems).toHaveLength(1);
+      expect(r.problems[0]?.path).toBe("outbound.services[0].backends");
+      expect(r.problems[0]?.message).toMatch(
+        /^expected at least one backend with weight > 0, got \[/,
+      );
+    }
+  });
+
   test("durations take units", () => {
     expect(parseDuration("500ms")).toBe(500);
     expect(parseDuration("2s")).toBe(2_000);

@@ -1,18 +1,8 @@
 import diagnostics from "node:diagnostics_channel";
+import { meshChannels } from "@mesh/core";
 
-/**
- * The `node:diagnostics_channel` names this package publishes on. Subscribers can use the
- * strings directly without importing this package (see ARCHITECTURE.md).
- */
-export const channels = {
-  attempt: "mesh:retry:attempt",
-  retry: "mesh:retry:retry",
-  budgetExhausted: "mesh:retry:budget-exhausted",
-  limitExceeded: "mesh:retry:limit-exceeded",
-  timeout: "mesh:retry:timeout",
-  breaker: "mesh:retry:breaker",
-  breakerRejected: "mesh:retry:breaker-rejected",
-} as const;
+/** The names, as `@mesh/core` spells them. */
+const channels = meshChannels.retry;
 
 /** `mesh:retry:attempt` — an attempt is sent; attempt 0 is the original request. */
 export interface AttemptEvent {

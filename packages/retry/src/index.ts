@@ -1,3 +1,4 @@
+export type { Clock } from "@mesh/core";
 export { Backoff, type BackoffOptions, parseRetryAfter } from "./backoff/backoff.js";
 export {
   type BreakerOutcome,
@@ -10,18 +11,17 @@ export {
   type RetryBudgetOptions,
   type RetryBudgetState,
 } from "./budget/retry-budget.js";
-export type { Clock } from "./clock.js";
-export {
-  type AttemptEvent,
-  type BreakerEvent,
-  type BreakerRejectedEvent,
-  type BreakerState,
-  channels,
-  type NotRetriedEvent,
-  type RetryEvent,
-  type TimeoutEvent,
+export { type RetryErrorCode, retryErrorCodes } from "./errors.js";
+export type {
+  AttemptEvent,
+  BreakerEvent,
+  BreakerRejectedEvent,
+  BreakerState,
+  NotRetriedEvent,
+  RetryEvent,
+  TimeoutEvent,
 } from "./events.js";
-export { type GrpcStatusName, GrpcStatusSet, grpcStatusNames } from "./policy/grpc.js";
+export { GrpcStatusSet } from "./policy/grpc.js";
 export {
   defaultErrorCodes,
   defaultRetryMethods,

@@ -1,3 +1,4 @@
+import { nonEmptyString, type OptionNames, optionsObject, suggest, typeError } from "@mesh/core";
 import { parseRetryAfter } from "./backoff/backoff.js";
 import { attemptChannel, retryChannel, timeoutChannel } from "./events.js";
 import {
@@ -7,7 +8,6 @@ import {
   toPolicy,
 } from "./policy/retry-policy.js";
 import { PerTryTimeoutError } from "./timeout/errors.js";
-import { type OptionNames, object, str, suggest, typeError } from "./validate.js";
 
 /** What each attempt of {@link withRetry} receives. */
 export interface AttemptContext {
@@ -60,13 +60,13 @@ export async function withRetry<T>(
   options?: WithRetryOptions<T>,
 ): Promise<T> {
   if (typeof fn !== "function") throw typeError("withRetry fn", "a function", fn);
-  const o = object<WithRetryOptions<T>>("withRetry", options, withRetryOptionNames);
+  const o = optionsObject<WithRetryOptions<T>>("withRetry", options, withRetryOptionNames);
   const policy = toPolicy(o.policy);
   const signal = o.signal;
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw typeError("withRetry.signal", "an AbortSignal", signal);
   }
-  const target = str("withRetry.target", o.target, "");
+  const target = nonEmptyString("withRetry.target", o.target, "");
   const retryResult = o.retryResult ?? ((r: T) => defaultResultReason(policy, r));
   const retryError = o.retryError ?? ((e: unknown) => defaultErrorReason(policy, e));
 

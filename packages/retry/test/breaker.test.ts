@@ -1,15 +1,12 @@
 import diagnostics from "node:diagnostics_channel";
+import { meshChannels } from "@mesh/core";
 import { Agent, request } from "undici";
 import { afterEach, describe, expect, it } from "vitest";
-import {
-  type BreakerEvent,
-  CircuitOpenError,
-  channels,
-  circuitBreaker,
-  retry,
-} from "../src/index.js";
+import { type BreakerEvent, CircuitOpenError, circuitBreaker, retry } from "../src/index.js";
 import { collect } from "./support/events.js";
 import { http1Server, type TestServer } from "./support/servers.js";
+
+const channels = meshChannels.retry;
 
 const open: { close(): Promise<void> }[] = [];
 afterEach(async () => {

@@ -1,9 +1,12 @@
 import diagnostics from "node:diagnostics_channel";
 import type { Socket } from "node:net";
+import { meshChannels } from "@mesh/core";
 import { Pool, request } from "undici";
 import { afterEach, describe, expect, it } from "vitest";
-import { channels, type RetryEvent, retry } from "../src/index.js";
+import { type RetryEvent, retry } from "../src/index.js";
 import { http1Server, type TestServer } from "./support/servers.js";
+
+const channels = meshChannels.retry;
 
 const open: { close(): Promise<void> }[] = [];
 afterEach(async () => {

@@ -1,10 +1,13 @@
 import type http2 from "node:http2";
 import { Readable } from "node:stream";
+import { meshChannels } from "@mesh/core";
 import { Agent, type Dispatcher, fetch, request } from "undici";
 import { afterEach, describe, expect, it } from "vitest";
-import { channels, type RetryPolicyOptions, retry } from "../src/index.js";
+import { type RetryPolicyOptions, retry } from "../src/index.js";
 import { collect } from "./support/events.js";
 import { failFirst, h2cServer, type Plan, sha256, type TestServer } from "./support/servers.js";
+
+const channels = meshChannels.retry;
 
 const open: { close(): Promise<void> }[] = [];
 afterEach(async () => {
@@ -240,6 +243,23 @@ describe("retry() over HTTP/2 (h2c, undici 8)", () => {
     await stopped.body.arrayBuffer();
     expect(stopped.headers["grpc-status"]).toBe("14");
     expect(s.seen).toHaveLength(3);
+  });
+
+  it("with the default gRPC list (not given explicitly) an unmarked gRPC call is not retried", async () => {
+    const s = await server(({ res }) => {
+      const r = res as unknown as http2.Http2ServerResponse;
+      r.writeHead(200, { ...grpcHeaders, "grpc-status": "14" });
+      r.end();
+    });
+    const res = await request(s.origin, {
+      method: "POST",
+      headers: grpcHeaders,
+      body: message("req"),
+      dispatcher: agent(),
+    });
+    await res.body.arrayBuffer();
+    expect(res.headers["grpc-status"]).toBe("14");
+    expect(s.seen).toHaveLength(1);
   });
 
   it("a plain POST is still never retried by default", async () => {

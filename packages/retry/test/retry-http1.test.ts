@@ -1,15 +1,12 @@
 import { Readable } from "node:stream";
+import { meshChannels } from "@mesh/core";
 import { Agent, type Dispatcher, fetch, Pool, request } from "undici";
 import { afterEach, describe, expect, it } from "vitest";
-import {
-  channels,
-  RetryBudget,
-  type RetryEvent,
-  type RetryPolicyOptions,
-  retry,
-} from "../src/index.js";
+import { RetryBudget, type RetryEvent, type RetryPolicyOptions, retry } from "../src/index.js";
 import { collect } from "./support/events.js";
 import { failFirst, http1Server, sha256, type TestServer } from "./support/servers.js";
+
+const channels = meshChannels.retry;
 
 const open: { close(): Promise<void> }[] = [];
 afterEach(async () => {

@@ -1,7 +1,7 @@
+import { meshChannels } from "@mesh/core";
 import { Agent, type Dispatcher, request } from "undici";
 import { afterEach, describe, expect, it } from "vitest";
 import {
-  channels,
   IdleTimeoutError,
   PerTryTimeoutError,
   RequestTimeoutError,
@@ -13,6 +13,8 @@ import {
 } from "../src/index.js";
 import { collect } from "./support/events.js";
 import { http1Server, type Plan, type TestServer } from "./support/servers.js";
+
+const channels = meshChannels.retry;
 
 const open: { close(): Promise<void> }[] = [];
 afterEach(async () => {

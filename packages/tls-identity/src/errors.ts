@@ -1,25 +1,39 @@
+import { MeshError } from "@mesh/core";
+
 /**
- * Stable error codes for runtime failures a caller may branch on.
+ * Every stable `code` this package's errors carry, for runtime failures a caller may branch
+ * on; `@mesh/proxy` maps each to a status.
  *
  * @public
  */
-export type IdentityErrorCode =
-  | "MESH_IDENTITY_INVALID_PEM"
-  | "MESH_IDENTITY_INVALID_CERTIFICATE"
-  | "MESH_IDENTITY_CSR_MALFORMED"
-  | "MESH_IDENTITY_CSR_SIGNATURE"
-  | "MESH_IDENTITY_KEY_TYPE_NOT_ALLOWED"
-  | "MESH_IDENTITY_ID_MISMATCH"
-  | "MESH_IDENTITY_EXTRA_SAN"
-  | "MESH_IDENTITY_CA_EXPIRED"
-  | "MESH_IDENTITY_UNAUTHENTICATED"
-  | "MESH_IDENTITY_ISSUER_UNAVAILABLE"
-  | "MESH_IDENTITY_ISSUER_REJECTED"
-  | "MESH_IDENTITY_NOT_READY"
-  | "MESH_IDENTITY_SOURCE_CLOSED"
-  | "MESH_IDENTITY_PEER_NO_ID"
-  | "MESH_IDENTITY_PEER_UNTRUSTED"
-  | "MESH_IDENTITY_PEER_REJECTED";
+export const identityErrorCodes = [
+  "MESH_IDENTITY_INVALID_PEM",
+  "MESH_IDENTITY_INVALID_CERTIFICATE",
+  "MESH_IDENTITY_CSR_MALFORMED",
+  "MESH_IDENTITY_CSR_SIGNATURE",
+  "MESH_IDENTITY_KEY_TYPE_NOT_ALLOWED",
+  "MESH_IDENTITY_ID_MISMATCH",
+  "MESH_IDENTITY_EXTRA_SAN",
+  "MESH_IDENTITY_CA_EXPIRED",
+  "MESH_IDENTITY_UNAUTHENTICATED",
+  "MESH_IDENTITY_ISSUER_UNAVAILABLE",
+  "MESH_IDENTITY_ISSUER_REJECTED",
+  "MESH_IDENTITY_NOT_READY",
+  "MESH_IDENTITY_SOURCE_CLOSED",
+  "MESH_IDENTITY_PEER_NO_ID",
+  "MESH_IDENTITY_PEER_UNTRUSTED",
+  "MESH_IDENTITY_PEER_REJECTED",
+  "MESH_IDENTITY_INVALID_SPIFFE_ID",
+  "MESH_IDENTITY_INVALID_SPIFFE_ID",
+  "MESH_IDENTITY_INVALID_SPIFFE_ID",
+] as const;
+
+/**
+ * A stable error code of this package.
+ *
+ * @public
+ */
+export type IdentityErrorCode = (typeof identityErrorCodes)[number];
 
 /**
  * Base class of every runtime error this package throws, {@link SpiffeIdError} and
@@ -27,17 +41,9 @@ export type IdentityErrorCode =
  *
  * @public
  */
-export class IdentityError extends Error {
-  /** Stable machine-readable code. */
-  readonly code: IdentityErrorCode | "MESH_IDENTITY_INVALID_SPIFFE_ID";
-
-  constructor(
-    code: IdentityErrorCode | "MESH_IDENTITY_INVALID_SPIFFE_ID",
-    message: string,
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
+export class IdentityError extends MeshError<IdentityErrorCode> {
+  constructor(code: IdentityErrorCode, message: string, options?: ErrorOptions) {
+    super(code, message, options);
     this.name = "IdentityError";
-    this.code = code;
   }
 }

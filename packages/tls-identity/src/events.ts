@@ -1,4 +1,5 @@
 import diagnostics_channel from "node:diagnostics_channel";
+import { meshChannels } from "@mesh/core";
 
 /**
  * Payload of `mesh:identity:svid`: a new SVID is in use. Times are milliseconds since
@@ -37,11 +38,11 @@ export interface IssuedEvent {
   notAfter: number;
 }
 
-/** The diagnostics channels this package publishes on. @public */
-export const channels = {
-  svid: diagnostics_channel.channel("mesh:identity:svid"),
-  refreshFailed: diagnostics_channel.channel("mesh:identity:refresh-failed"),
-  issued: diagnostics_channel.channel("mesh:identity:issued"),
+/** The diagnostics channels this package publishes on (names from `@mesh/core`). */
+const channels = {
+  svid: diagnostics_channel.channel(meshChannels.identity.svid),
+  refreshFailed: diagnostics_channel.channel(meshChannels.identity.refreshFailed),
+  issued: diagnostics_channel.channel(meshChannels.identity.issued),
 } as const;
 
 /** Publishes only when someone listens, so an unobserved event costs a property read. */

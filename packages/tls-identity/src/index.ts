@@ -1,9 +1,9 @@
+export type { Clock } from "@mesh/core";
 export { TrustBundle } from "./bundle/trust-bundle.js";
 export * from "./ca/index.js";
-export type { Clock } from "./clock.js";
 export { createCsr, csrToPem, type ParsedCsr, parseCsr } from "./csr/csr.js";
-export { IdentityError, type IdentityErrorCode } from "./errors.js";
-export { channels, type IssuedEvent, type RefreshFailedEvent, type SvidEvent } from "./events.js";
+export { IdentityError, type IdentityErrorCode, identityErrorCodes } from "./errors.js";
+export type { IssuedEvent, RefreshFailedEvent, SvidEvent } from "./events.js";
 export {
   type Authenticator,
   staticTokenAuthenticator,

@@ -218,7 +218,7 @@ describe("CSR checks", () => {
 
   test("options are validated with the standard message format", () => {
     expect(() => createTrustAnchor({ trustDomain: "x", ttlMs: -1 })).toThrow(
-      "options.ttlMs: expected a number of milliseconds in 1..",
+      "options.ttlMs: expected a duration in ms in 1..",
     );
     expect(() => anchor.createAuthority({ allowedKeyTypes: ["dsa" as never] })).toThrow(
       /^init.allowedKeyTypes: expected an array of/,

@@ -83,7 +83,7 @@ describe("renewal schedule (pure, injectable clock)", () => {
   test("options are validated", () => {
     expect(() =>
       SvidSource.fromIssuer({ url: "http://x", spiffeId: CLIENT_ID, token: "t", minRefreshMs: -5 }),
-    ).toThrow("options.minRefreshMs: expected a number of milliseconds in 1..");
+    ).toThrow("options.minRefreshMs: expected a duration in ms in 1..");
     expect(() => SvidSource.fromIssuer({ url: "", spiffeId: CLIENT_ID, token: "t" })).toThrow(
       'options.url: expected a non-empty string, got ""',
     );

@@ -1,5 +1,5 @@
-import type { Random } from "../clock.js";
-import { duration, integerIn, numberIn, objectOrEmpty } from "../validate.js";
+import { duration, integerIn, numberIn, optionsObject } from "@mesh/core";
+import type { Random } from "../random.js";
 
 /** Options for consecutive-failure accrual (Linkerd defaults). Durations in milliseconds. */
 export interface FailureAccrualOptions {
@@ -26,7 +26,7 @@ export function failureAccrualConfig(
   options: FailureAccrualOptions | undefined,
   path = "accrual",
 ): FailureAccrualConfig {
-  const o = objectOrEmpty(path, options);
+  const o = optionsObject(path, options);
   const minPenaltyMs = duration(`${path}.minPenaltyMs`, o.minPenaltyMs, 1_000, 0);
   const maxPenaltyMs = duration(
     `${path}.maxPenaltyMs`,

@@ -1,7 +1,7 @@
 import { promises as dns, type RecordWithTtl } from "node:dns";
+import { duration, integerIn, typeError } from "@mesh/core";
 import type { EndpointInit } from "../endpoints/endpoint.js";
 import { ResolverError } from "../errors.js";
-import { duration, integerIn, typeError } from "../validate.js";
 import { type Resolver, type ResolverUpdate, updateStream } from "./resolver.js";
 import { querySrvTtl } from "./srv-ttl.js";
 

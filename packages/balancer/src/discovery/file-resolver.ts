@@ -1,10 +1,10 @@
 import { watch } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename, dirname, extname, resolve } from "node:path";
+import { duration, typeError } from "@mesh/core";
 import { parse as parseYaml } from "yaml";
 import { type EndpointInit, endpointInfo } from "../endpoints/endpoint.js";
 import { ResolverError } from "../errors.js";
-import { duration, typeError } from "../validate.js";
 import { type Resolver, type ResolverUpdate, updateStream } from "./resolver.js";
 
 /** Options for {@link fileResolver}. */

@@ -1,5 +1,5 @@
+import { typeError } from "@mesh/core";
 import { type EndpointInit, endpointInfo } from "../endpoints/endpoint.js";
-import { typeError } from "../validate.js";
 import type { Resolver, ResolverUpdate } from "./resolver.js";
 
 /**

@@ -1,6 +1,17 @@
-import { toControllerHandler } from "@mesh/undici-compat";
+import {
+  addHeader,
+  type Clock,
+  duration,
+  hasHeader,
+  integerIn,
+  monotonicClock,
+  type OptionNames,
+  optionsObject,
+  toControllerHandler,
+  typeError,
+  type UndiciHeaders,
+} from "@mesh/core";
 import { Dispatcher, Pool } from "undici";
-import { type Clock, monotonicClock } from "../clock.js";
 import type { Resolver } from "../discovery/resolver.js";
 import type { Endpoint, EndpointInfo, EndpointInit } from "../endpoints/endpoint.js";
 import {
@@ -11,7 +22,6 @@ import {
 } from "../endpoints/endpoint-set.js";
 import { BalancerClosedError, EndpointOverloadedError, NoEndpointsReadyError } from "../errors.js";
 import { type EndpointState, failFastChannel } from "../events.js";
-import { duration, integerIn, rejectUnknownOptions, typeError } from "../validate.js";
 import { Exchange } from "./exchange.js";
 import { Http2Client, type Http2ClientOptions } from "./h2-client.js";
 import { destroyArgs, promiseOrCallback } from "./lifecycle.js";
@@ -66,25 +76,29 @@ interface Waiter {
 }
 
 /** Every option {@link Balancer} accepts (its own and the endpoint set's). */
-const BALANCER_OPTIONS = [
-  "name",
-  "endpoints",
-  "strategy",
-  "ewma",
-  "failureRate",
-  "accrual",
-  "localZone",
-  "localZoneMaxPending",
-  "failFastMs",
-  "maxWaiting",
-  "maxPendingPerEndpoint",
-  "pool",
-  "factory",
-  "preserveHost",
-  "onResolverError",
-  "clock",
-  "random",
-] as const;
+const BALANCER_OPTIONS: OptionNames = {
+  known: [
+    "name",
+    "endpoints",
+    "strategy",
+    "ewma",
+    "failureRate",
+    "accrual",
+    "localZone",
+    "localZoneMaxPending",
+    "failFastMs",
+    "maxWaiting",
+    "maxPendingPerEndpoint",
+    "pool",
+    "factory",
+    "preserveHost",
+    "onResolverError",
+    "clock",
+    "random",
+  ],
+  // undici's Pool options belong under `pool`.
+  hints: { connections: "pool.connections", pipelining: "pool.pipelining" },
+};
 
 /**
  * Endpoints that speak HTTP/2 get an {@link Http2Client} (node:http2; undici 8.13's own h2
@@ -134,7 +148,7 @@ export class Balancer extends Dispatcher {
     super();
     if (options === null || typeof options !== "object")
       throw typeError("options", "an object", options);
-    rejectUnknownOptions("Balancer", options, BALANCER_OPTIONS);
+    optionsObject("Balancer", options, BALANCER_OPTIONS);
     this.#clock = options.clock ?? monotonicClock;
     this.#set = new EndpointSet({
       ...options,
@@ -437,28 +451,8 @@ function withHost(
   headers: Dispatcher.DispatchOptions["headers"],
   host: string,
 ): Dispatcher.DispatchOptions["headers"] {
-  if (headers == null) return ["host", host];
-  if (Array.isArray(headers)) {
-    if (headers.length > 0 && Array.isArray(headers[0])) {
-      const pairs = headers as unknown as [string, string][];
-      for (const [k] of pairs) if (k.toLowerCase() === "host") return headers;
-      return [...pairs, ["host", host]] as unknown as string[];
-    }
-    for (let i = 0; i < headers.length; i += 2)
-      if (String(headers[i]).toLowerCase() === "host") return headers;
-    return [...headers, "host", host];
-  }
-  if (typeof (headers as Iterable<unknown>)[Symbol.iterator] === "function") {
-    const flat: string[] = [];
-    for (const [k, v] of headers as Iterable<[string, string | string[] | undefined]>) {
-      if (v === undefined) continue;
-      if (k.toLowerCase() === "host") return headers;
-      for (const x of Array.isArray(v) ? v : [v]) flat.push(k, x);
-    }
-    flat.push("host", host);
-    return flat;
-  }
-  const record = headers as Record<string, unknown>;
-  for (const k in record) if (k.length === 4 && k.toLowerCase() === "host") return headers;
-  return { ...record, host } as Dispatcher.DispatchOptions["headers"];
+  const h = headers as UndiciHeaders;
+  return (
+    hasHeader(h, "host") ? h : addHeader(h, "host", host)
+  ) as Dispatcher.DispatchOptions["headers"];
 }

@@ -1,6 +1,5 @@
+import { type Clock, endpointHealth, grpcStatusOf, type Outcome } from "@mesh/core";
 import type { Dispatcher } from "undici";
-import { classifyError, isFailureGrpc, type Outcome } from "../accrual/classify.js";
-import type { Clock } from "../clock.js";
 import type { Endpoint } from "../endpoints/endpoint.js";
 import type { EndpointSet } from "../endpoints/endpoint-set.js";
 
@@ -11,7 +10,7 @@ type Controller = Dispatcher.DispatchController;
  * Wraps the caller's handler for one request to one endpoint: measures the round trip to the
  * response headers from the moment undici writes the request on a connected socket
  * (`onRequestStart`), so connection set-up and TLS handshakes never count as latency (as in
- * Linkerd, where an endpoint is balanced over only once it is connected), classifies the outcome (5xx, gRPC status in headers or trailers, transport
+ * Linkerd, where an endpoint is balanced over only once it is connected), classifies the outcome with `@mesh/core`'s `endpointHealth` rule (5xx, gRPC status in headers or trailers, transport
  * errors) and reports both to the endpoint set, then forwards every callback unchanged.
  */
 export class Exchange implements Dispatcher.DispatchHandler {
@@ -20,6 +19,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   readonly #h: Dispatcher.DispatchHandler;
   readonly #clock: Clock;
   #start: number;
+  #status = 0;
   #responded = false;
   #failed = false;
   #settled = false;
@@ -68,7 +68,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     headers: Headers,
     statusMessage?: string,
   ): void {
-    this.#respond(status >= 500 || isFailureGrpc(headers));
+    this.#status = status;
+    this.#respond(endpointHealth.response(status, grpcStatusOf(headers)) === "failure");
     this.#h.onResponseStart?.(controller, status, headers, statusMessage);
   }
 
@@ -77,14 +78,16 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(controller: Controller, trailers: Headers): void {
-    // A gRPC failure may arrive in trailers, after the RTT sample; settling counts it.
-    if (!this.#failed && isFailureGrpc(trailers)) this.#failed = true;
+    // A gRPC status may arrive in trailers, after the RTT sample: it decides the outcome.
+    const grpc = grpcStatusOf(trailers);
+    if (grpc !== undefined)
+      this.#failed = endpointHealth.response(this.#status, grpc) === "failure";
     this.#settle(this.#failed ? "failure" : "success");
     this.#h.onResponseEnd?.(controller, trailers);
   }
 
   onResponseError(controller: Controller, error: Error): void {
-    const outcome = classifyError(error);
+    const outcome = endpointHealth.error(error);
     // An abort before the headers still bounds the RTT from below: record it as a sample.
     this.#respond(outcome === "failure");
     this.#settle(outcome);
@@ -96,7 +99,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.#responded = true;
     this.#failed = failed;
     const now = this.#clock.now();
-    this.#set.responded(this.#endpoint, now - this.#start, failed, now);
+    this.#set.responded(this.#endpoint, now - this.#start, now);
   }
 
   #settle(outcome: Outcome): void {

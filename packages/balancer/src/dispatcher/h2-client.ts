@@ -3,7 +3,7 @@ import { type ClientHttp2Session, type ClientHttp2Stream, connect, constants } f
 import { isIP, connect as netConnect, type Socket } from "node:net";
 import { Readable } from "node:stream";
 import { type ConnectionOptions, connect as tlsConnect } from "node:tls";
-import { toControllerHandler } from "@mesh/undici-compat";
+import { forEachHeader, toControllerHandler, type UndiciHeaders } from "@mesh/core";
 import { Dispatcher } from "undici";
 import { destroyArgs, promiseOrCallback } from "./lifecycle.js";
 
@@ -88,30 +88,23 @@ interface RawBlock {
   teTrailers: boolean;
 }
 
-/** Adds one request header: `host` becomes `:authority`, hop-by-hop ones are dropped. */
-function addHeader(block: RawBlock, rawName: string, value: unknown): void {
-  if (value === undefined || value === null) return;
+/**
+ * Adds one request field line: `host` becomes `:authority`, hop-by-hop ones are dropped;
+ * repeated names stay separate field lines, in order.
+ */
+function addLine(rawName: string, value: string, block: RawBlock): void {
   const name = rawName.toLowerCase();
   if (name === "host") {
-    block.authority = String(value);
+    block.authority = value;
     return;
   }
   if (HOP_BY_HOP.has(name)) return;
   if (name === "te") {
-    if (String(value).toLowerCase() === "trailers") block.teTrailers = true;
+    if (value.toLowerCase() === "trailers") block.teTrailers = true;
     return;
   }
-  // Repeated names and multi-value headers stay separate field lines, in order.
-  const list = block.list;
-  if (Array.isArray(value)) {
-    for (const v of value) {
-      list[block.n++] = name;
-      list[block.n++] = String(v);
-    }
-  } else {
-    list[block.n++] = name;
-    list[block.n++] = String(value);
-  }
+  block.list[block.n++] = name;
+  block.list[block.n++] = value;
 }
 
 /**
@@ -135,15 +128,7 @@ function h2Headers(
   list[4] = ":scheme";
   list[5] = scheme;
   const block: RawBlock = { list, n: 6, authority: undefined, teTrailers: false };
-  if (flat) {
-    for (let i = 0; i + 1 < h.length; i += 2) addHeader(block, String(h[i]), h[i + 1]);
-  } else if (h !== null && typeof h === "object") {
-    if (Symbol.iterator in h && typeof (h as Map<string, string>).entries === "function") {
-      for (const [k, v] of h as Iterable<[string, string]>) addHeader(block, k, v);
-    } else {
-      for (const k of Object.keys(h)) addHeader(block, k, (h as Record<string, unknown>)[k]);
-    }
-  }
+  forEachHeader(h as UndiciHeaders, addLine, block);
   let n = block.n;
   if (block.teTrailers) {
     list[n++] = "te";

@@ -1,5 +1,5 @@
 import { isIP } from "node:net";
-import { typeError } from "../validate.js";
+import { typeError } from "@mesh/core";
 
 /** A parsed endpoint address. */
 export interface ParsedAddress {

@@ -1,4 +1,4 @@
-import type { Outcome } from "../accrual/classify.js";
+import { type Clock, monotonicClock, numberIn, type Outcome, typeError } from "@mesh/core";
 import {
   FailureAccrual,
   type FailureAccrualConfig,
@@ -6,7 +6,6 @@ import {
   failureAccrualConfig,
   penaltyMs,
 } from "../accrual/failure-accrual.js";
-import { type Clock, monotonicClock, type Random } from "../clock.js";
 import { type EndpointState, endpointChannel, zoneChannel } from "../events.js";
 import {
   FailureRate,
@@ -20,8 +19,8 @@ import {
   type PeakEwmaOptions,
   peakEwmaConfig,
 } from "../ewma/peak-ewma.js";
+import type { Random } from "../random.js";
 import { createSelector, type Selector, STRATEGIES, type Strategy } from "../select/selector.js";
-import { numberIn, typeError } from "../validate.js";
 import { Endpoint, type EndpointInfo, type EndpointInit, endpointInfo } from "./endpoint.js";
 
 /** Options for {@link EndpointSet}. */
@@ -288,10 +287,10 @@ export class EndpointSet {
 
   /**
    * Records the response (headers) or an error before one: the round trip feeds Peak-EWMA, the
-   * same for failures as for successes, and the request stops counting as pending.
-   * @param _failed ignored, kept for compatibility: failures are counted by {@link settled}.
+   * same for failures as for successes, and the request stops counting as pending. Whether it
+   * failed is told by {@link settled}.
    */
-  responded(endpoint: Endpoint, rttMs: number, _failed?: boolean, now = this.#clock.now()): void {
+  responded(endpoint: Endpoint, rttMs: number, now = this.#clock.now()): void {
     if (endpoint.localIndex !== -1) this.#localPending--;
     endpoint.pending--;
     endpoint.load.observe(rttMs, now);

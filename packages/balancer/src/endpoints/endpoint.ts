@@ -1,8 +1,8 @@
+import { numberIn, typeError } from "@mesh/core";
 import type { FailureAccrual } from "../accrual/failure-accrual.js";
 import type { EndpointState } from "../events.js";
 import { FailureRate } from "../ewma/failure-rate.js";
 import type { PeakEwma } from "../ewma/peak-ewma.js";
-import { numberIn, typeError } from "../validate.js";
 import { type ParsedAddress, parseAddress } from "./address.js";
 
 /** Which HTTP version to speak to an endpoint. `h2` enables HTTP/2 (h2c over plain TCP). */

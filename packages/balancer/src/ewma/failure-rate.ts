@@ -1,4 +1,4 @@
-import { duration, numberIn, objectOrEmpty } from "../validate.js";
+import { duration, numberIn, optionsObject } from "@mesh/core";
 
 /** Options for {@link FailureRate}. All durations in milliseconds. */
 export interface FailureRateOptions {
@@ -39,7 +39,7 @@ export function failureRateConfig(
   options: FailureRateOptions | undefined,
   path = "failureRate",
 ): FailureRateConfig {
-  const o = objectOrEmpty(path, options);
+  const o = optionsObject(path, options);
   return Object.freeze({
     decayMs: duration(`${path}.decayMs`, o.decayMs, 5_000, 1),
     prior: numberIn(`${path}.prior`, o.prior, 10, 0, 1_000_000),

@@ -1,4 +1,4 @@
-import { duration, numberIn, objectOrEmpty, typeError } from "../validate.js";
+import { duration, numberIn, optionsObject, typeError } from "@mesh/core";
 
 /** Options for {@link PeakEwma}. All durations in milliseconds. */
 export interface PeakEwmaOptions {
@@ -25,7 +25,7 @@ export function peakEwmaConfig(
   options: PeakEwmaOptions | undefined,
   path = "ewma",
 ): PeakEwmaConfig {
-  const o = objectOrEmpty(path, options);
+  const o = optionsObject(path, options);
   const removed = (o as { failurePenalty?: unknown }).failurePenalty;
   if (removed !== undefined) {
     // Removed in 0.x: failures no longer multiply the RTT estimate.

@@ -1,5 +1,5 @@
-import type { Random } from "../clock.js";
 import type { Endpoint } from "../endpoints/endpoint.js";
+import type { Random } from "../random.js";
 
 /**
  * Chooses one endpoint among the ready ones. `ready` always has at least two entries when a

@@ -1,7 +1,7 @@
+import { typeError } from "@mesh/core";
 import { Dispatcher } from "undici";
-import type { Random } from "../clock.js";
 import { destroyArgs, promiseOrCallback } from "../dispatcher/lifecycle.js";
-import { typeError } from "../validate.js";
+import type { Random } from "../random.js";
 import { WeightedChoice } from "./weighted-choice.js";
 
 /** One backend of a {@link TrafficSplit}. */

@@ -1,5 +1,5 @@
-import type { Random } from "../clock.js";
-import { numberIn, typeError } from "../validate.js";
+import { numberIn, typeError } from "@mesh/core";
+import type { Random } from "../random.js";
 
 /** One weighted option. */
 export interface WeightedEntry<T> {
@@ -54,8 +54,9 @@ export class WeightedChoice<T> {
 
   /** Picks one value. */
   pick(): T {
-    const x = this.#random() * this.#total;
     const c = this.#cumulative;
+    if (c.length === 1) return this.#values[0]!; // no split: no random number needed
+    const x = this.#random() * this.#total;
     // Backends are few; a linear scan beats a binary search here.
     for (let i = 0; i < c.length; i++) if (x < c[i]!) return this.#values[i]!;
     return this.#values[c.length - 1]!;

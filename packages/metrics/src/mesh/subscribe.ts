@@ -1,24 +1,39 @@
 import diagnostics_channel from "node:diagnostics_channel";
+import { type MeshChannelName, meshChannels } from "@mesh/core";
 import type { CounterFamily, CounterSeries } from "../registry/family.js";
 import { LabelLimiter } from "../registry/labels.js";
 import type { Registry } from "../registry/registry.js";
 
-/** The `node:diagnostics_channel` names this module consumes (ARCHITECTURE.md's contract). */
-export const MESH_CHANNELS = Object.freeze([
-  "mesh:retry:attempt",
-  "mesh:retry:retry",
-  "mesh:retry:budget-exhausted",
-  "mesh:retry:limit-exceeded",
-  "mesh:retry:timeout",
-  "mesh:retry:breaker",
-  "mesh:retry:breaker-rejected",
-  "mesh:balancer:endpoint",
-  "mesh:balancer:fail-fast",
-  "mesh:identity:svid",
-  "mesh:identity:refresh-failed",
-  "mesh:identity:issued",
-  "mesh:authz:decision",
+const { retry, balancer, identity, authz } = meshChannels;
+
+/**
+ * The mesh channels this module counts: every one in `@mesh/core`'s `meshChannels` except
+ * those in {@link UNCOUNTED_MESH_CHANNELS}.
+ */
+export const COUNTED_MESH_CHANNELS = Object.freeze([
+  retry.attempt,
+  retry.retry,
+  retry.budgetExhausted,
+  retry.limitExceeded,
+  retry.timeout,
+  retry.breaker,
+  retry.breakerRejected,
+  balancer.endpoint,
+  balancer.failFast,
+  balancer.zone,
+  identity.svid,
+  identity.refreshFailed,
+  identity.issued,
+  authz.decision,
 ] as const);
+
+/**
+ * Mesh channels published but deliberately not counted, with why. Empty today: every event
+ * a package publishes becomes a series. A channel added to `@mesh/core` must land in one of
+ * the two lists (a test checks it).
+ */
+export const UNCOUNTED_MESH_CHANNELS: Readonly<Partial<Record<MeshChannelName, string>>> =
+  Object.freeze({});
 
 /** Options of {@link subscribeMeshEvents}. */
 export interface MeshEventsOptions {
@@ -28,6 +43,7 @@ export interface MeshEventsOptions {
 
 const BREAKER_STATES = ["closed", "open", "half-open"] as const;
 const ENDPOINT_STATES = ["ready", "probing", "ejected", "draining"] as const;
+const ZONE_STATES = ["local", "spillover"] as const;
 
 type Payload = Record<string, unknown>;
 
@@ -131,6 +147,16 @@ export function subscribeMeshEvents(
     "Requests failed because no endpoint became ready in time.",
     ["balancer"],
   );
+  const zoneState = g(
+    "mesh_balancer_zone_state",
+    "1 for where a zone-local balancer picks now (local or spillover), 0 for the other.",
+    ["balancer", "zone", "state"],
+  );
+  const zoneTransitions = c(
+    "mesh_balancer_zone_transitions_total",
+    "Zone-local balancer switches, by the state entered and why.",
+    ["balancer", "zone", "state", "reason"],
+  );
   const certExpiry = g(
     "identity_cert_expiration_timestamp_seconds",
     "Expiry (notAfter) of the SVID in use, in seconds since the epoch.",
@@ -180,6 +206,7 @@ export function subscribeMeshEvents(
     tcpDeny: lastDecision(authz.tcpDeny),
   };
 
+  const zoneReason = reason();
   const retryReason = reason();
   const budgetReason = reason();
   const limitReason = reason();
@@ -187,7 +214,7 @@ export function subscribeMeshEvents(
   const authzReason = reason();
   const authzRoute = reason();
 
-  const handlers: Record<(typeof MESH_CHANNELS)[number], (p: Payload) => boolean> = {
+  const handlers: Record<(typeof COUNTED_MESH_CHANNELS)[number], (p: Payload) => boolean> = {
     "mesh:retry:attempt": (p) => {
       const name = str(p.name);
       if (name === undefined || typeof p.attempt !== "number") return false;
@@ -264,6 +291,16 @@ export function subscribeMeshEvents(
       failFast.inc({ balancer });
       return true;
     },
+    "mesh:balancer:zone": (p) => {
+      const name = str(p.balancer);
+      const zone = str(p.zone);
+      const state = p.state as (typeof ZONE_STATES)[number];
+      if (name === undefined || zone === undefined || !ZONE_STATES.includes(state)) return false;
+      for (const s of ZONE_STATES)
+        zoneState.set({ balancer: name, zone, state: s }, s === state ? 1 : 0);
+      zoneTransitions.inc({ balancer: name, zone, state, reason: zoneReason(p.reason) });
+      return true;
+    },
     "mesh:identity:svid": (p) => {
       const spiffeId = str(p.spiffeId);
       const source = p.source;
@@ -319,7 +356,7 @@ export function subscribeMeshEvents(
   };
 
   const subscriptions: Array<[string, (message: unknown, name: string | symbol) => void]> = [];
-  for (const channel of MESH_CHANNELS) {
+  for (const channel of COUNTED_MESH_CHANNELS) {
     const handle = handlers[channel];
     const listener = (message: unknown) => {
       const ok = typeof message === "object" && message !== null && handle(message as Payload);

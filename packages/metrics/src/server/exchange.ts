@@ -1,7 +1,7 @@
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
+import type { Clock } from "@mesh/core";
 import type { Span } from "@opentelemetry/api";
-import type { Clock } from "../clock.js";
 import { startServerSpan, tracerRegistered } from "../otel/trace.js";
 import type { HttpSignals, SignalRecorder } from "../signals/golden-signals.js";
 import type { Direction } from "../signals/labels.js";

@@ -1,6 +1,6 @@
 import type { Http2Server, IncomingHttpHeaders, ServerHttp2Stream } from "node:http2";
 import type { Socket } from "node:net";
-import { grpcStatusOf, NO_GRPC_STATUS } from "../classify/classify.js";
+import { grpcStatusIn, NO_GRPC_STATUS } from "../classify/classify.js";
 import { endSpan } from "../otel/trace.js";
 import { type Exchange, LabelCache, type ServerInstrumentation } from "./exchange.js";
 
@@ -30,8 +30,8 @@ function onStreamClose(this: ServerHttp2Stream & WithExchange): void {
   this[kExchange] = undefined;
   const sent = this.sentHeaders as IncomingHttpHeaders | undefined;
   const status = Number(sent?.[":status"] ?? 0);
-  let grpc = grpcStatusOf(this.sentTrailers as never);
-  if (grpc === NO_GRPC_STATUS) grpc = grpcStatusOf(sent as never);
+  let grpc = grpcStatusIn(this.sentTrailers as never);
+  if (grpc === NO_GRPC_STATUS) grpc = grpcStatusIn(sent as never);
   // NO_ERROR (0) is a clean end; any other code means the stream was reset.
   const clean = this.rstCode === 0 && status > 0;
   for (; x !== undefined; x = x.sibling) {

@@ -1,8 +1,7 @@
 import type { Server } from "node:http";
 import type { Http2SecureServer, Http2Server } from "node:http2";
 import type { TLSSocket } from "node:tls";
-import { type Clock, monotonicClock } from "../clock.js";
-import { typeError } from "../errors.js";
+import { type Clock, monotonicClock, typeError } from "@mesh/core";
 import type { SignalRecorder } from "../signals/golden-signals.js";
 import type { Direction } from "../signals/labels.js";
 import { ServerInstrumentation } from "./exchange.js";
@@ -60,20 +59,21 @@ export function instrumentServer(
   server: InstrumentableServer,
   options: InstrumentServerOptions,
 ): () => void {
-  if (typeof options !== "object" || options === null) typeError("options", "an object", options);
+  if (typeof options !== "object" || options === null)
+    throw typeError("options", "an object", options);
   const signals = options.signals;
   if (typeof signals?.http !== "function") {
-    typeError("options.signals", "a SignalRecorder (GoldenSignals or NOOP_SIGNALS)", signals);
+    throw typeError("options.signals", "a SignalRecorder (GoldenSignals or NOOP_SIGNALS)", signals);
   }
   const direction = options.direction ?? "inbound";
   if (direction !== "inbound" && direction !== "outbound") {
-    typeError("options.direction", '"inbound" or "outbound"', direction);
+    throw typeError("options.direction", '"inbound" or "outbound"', direction);
   }
   if (options.route !== undefined && typeof options.route !== "function") {
-    typeError("options.route", "a function", options.route);
+    throw typeError("options.route", "a function", options.route);
   }
   if (options.clientId !== undefined && typeof options.clientId !== "function") {
-    typeError("options.clientId", "a function", options.clientId);
+    throw typeError("options.clientId", "a function", options.clientId);
   }
   const owner = new ServerInstrumentation(
     signals,

@@ -1,6 +1,5 @@
+import { type Clock, integerIn, monotonicClock, numberIn, typeError } from "@mesh/core";
 import { classifyResponse, NO_GRPC_STATUS } from "../classify/classify.js";
-import { type Clock, monotonicClock } from "../clock.js";
-import { positiveInt, positiveNumber, typeError } from "../errors.js";
 import type {
   CounterFamily,
   CounterSeries,
@@ -284,20 +283,28 @@ export class GoldenSignals implements SignalRecorder {
   readonly #tcp = new Map<string, TcpHandle>();
 
   constructor(options: GoldenSignalsOptions = {}) {
-    if (typeof options !== "object" || options === null) typeError("options", "an object", options);
+    if (typeof options !== "object" || options === null)
+      throw typeError("options", "an object", options);
     if (options.registry !== undefined && !(options.registry instanceof Registry)) {
-      typeError("registry", "a Registry", options.registry);
+      throw typeError("registry", "a Registry", options.registry);
     }
     if (options.clock !== undefined && typeof options.clock?.now !== "function") {
-      typeError("clock", "an object with now()", options.clock);
+      throw typeError("clock", "an object with now()", options.clock);
     }
     this.registry = options.registry ?? new Registry();
     this.#clock = options.clock ?? monotonicClock;
-    this.#idleMs = positiveNumber("idleTimeoutMs", options.idleTimeoutMs, 600_000);
-    this.#authorities = new LabelLimiter(
-      positiveInt("maxAuthorities", options.maxAuthorities, 1000),
+    this.#idleMs = numberIn(
+      "idleTimeoutMs",
+      options.idleTimeoutMs,
+      600_000,
+      0,
+      Number.POSITIVE_INFINITY,
+      true,
     );
-    this.#routes = new LabelLimiter(positiveInt("maxRoutes", options.maxRoutes, 200));
+    this.#authorities = new LabelLimiter(
+      integerIn("maxAuthorities", options.maxAuthorities, 1000, 1),
+    );
+    this.#routes = new LabelLimiter(integerIn("maxRoutes", options.maxRoutes, 200, 1));
     const r = this.registry;
     const http = HTTP_LABEL_NAMES;
     const tcp = TCP_LABEL_NAMES;
@@ -413,10 +420,11 @@ export class GoldenSignals implements SignalRecorder {
   }
 
   #labels(labels: HttpLabels | TcpLabels, http: boolean): Record<string, string | undefined> {
-    if (typeof labels !== "object" || labels === null) typeError("labels", "an object", labels);
+    if (typeof labels !== "object" || labels === null)
+      throw typeError("labels", "an object", labels);
     const d = labels.direction;
     if (d !== "inbound" && d !== "outbound") {
-      typeError("labels.direction", '"inbound" or "outbound"', d);
+      throw typeError("labels.direction", '"inbound" or "outbound"', d);
     }
     const a = labels.authority;
     const out: Record<string, string | undefined> = {

@@ -1,23 +1,26 @@
 import type { Duplex } from "node:stream";
 import {
+  addHeader,
+  type Clock,
   type DispatchController,
   type DispatchHandler,
   type DispatchOptions,
   type IncomingHeaders,
   type LegacyHandler,
+  monotonicClock,
   toControllerHandler,
-} from "@mesh/undici-compat";
+  typeError,
+  type UndiciHeaders,
+} from "@mesh/core";
 import type { Span } from "@opentelemetry/api";
-import { grpcStatusOf, type HeaderBag, NO_GRPC_STATUS } from "../classify/classify.js";
-import { type Clock, monotonicClock } from "../clock.js";
-import { typeError } from "../errors.js";
+import { grpcStatusIn, NO_GRPC_STATUS } from "../classify/classify.js";
 import { endSpan, injectTraceContext, startClientSpan, tracerRegistered } from "../otel/trace.js";
 import type { HttpSignals, SignalRecorder } from "../signals/golden-signals.js";
 import type { Direction } from "../signals/labels.js";
 
-// The handler and options types shared by undici 7 and 8 come from @mesh/undici-compat and are
+// The handler and options types shared by undici 7 and 8 come from @mesh/core and are
 // re-exported under the names this package has always exported.
-export type { DispatchHandler, DispatchOptions } from "@mesh/undici-compat";
+export type { DispatchHandler, DispatchOptions } from "@mesh/core";
 
 /** undici's `dispatch` function shape. */
 // biome-ignore lint/suspicious/noExplicitAny: undici majors type their options/handler differently; this keeps `compose()` accepting the interceptor under both.
@@ -102,7 +105,7 @@ class MetricsHandler implements DispatchHandler {
     statusMessage?: string,
   ): void {
     this.status = statusCode;
-    this.grpc = grpcStatusOf(headers as HeaderBag);
+    this.grpc = grpcStatusIn(headers);
     this.next.onResponseStart?.(controller, statusCode, headers, statusMessage);
   }
 
@@ -112,7 +115,7 @@ class MetricsHandler implements DispatchHandler {
   }
 
   onResponseEnd(controller: DispatchController, trailers: IncomingHeaders): void {
-    const fromTrailers = grpcStatusOf(trailers as HeaderBag);
+    const fromTrailers = grpcStatusIn(trailers);
     if (fromTrailers !== NO_GRPC_STATUS) this.grpc = fromTrailers;
     const latency = this.ttfb >= 0 ? this.ttfb : this.clock.now() - this.start;
     this.signals.response(this.status, this.grpc, latency);
@@ -136,16 +139,10 @@ class MetricsHandler implements DispatchHandler {
   }
 }
 
+/** `options` with the trace-context headers added (repeated headers and the shape kept). */
 function withHeaders(options: DispatchOptions, extra: Record<string, string>): DispatchOptions {
-  const h = options.headers;
-  let headers: unknown;
-  if (h == null) headers = extra;
-  else if (Array.isArray(h)) {
-    headers = [...h];
-    for (const [k, v] of Object.entries(extra)) (headers as unknown[]).push(k, v);
-  } else if (typeof (h as Iterable<unknown>)[Symbol.iterator] === "function") {
-    headers = { ...Object.fromEntries(h as Iterable<[string, string]>), ...extra };
-  } else headers = { ...(h as object), ...extra };
+  let headers = options.headers as UndiciHeaders;
+  for (const name in extra) headers = addHeader(headers, name, extra[name] as string);
   return { ...options, headers };
 }
 
@@ -162,17 +159,18 @@ function withHeaders(options: DispatchOptions, extra: Record<string, string>): D
 export function metrics(
   options: MetricsInterceptorOptions,
 ): (dispatch: Dispatch, boundOrigin?: string | null) => Dispatch {
-  if (typeof options !== "object" || options === null) typeError("options", "an object", options);
+  if (typeof options !== "object" || options === null)
+    throw typeError("options", "an object", options);
   const signals = options.signals;
   if (typeof signals?.http !== "function") {
-    typeError("options.signals", "a SignalRecorder (GoldenSignals or NOOP_SIGNALS)", signals);
+    throw typeError("options.signals", "a SignalRecorder (GoldenSignals or NOOP_SIGNALS)", signals);
   }
   const direction = options.direction ?? "outbound";
   if (direction !== "inbound" && direction !== "outbound") {
-    typeError("options.direction", '"inbound" or "outbound"', direction);
+    throw typeError("options.direction", '"inbound" or "outbound"', direction);
   }
   if (options.route !== undefined && typeof options.route !== "function") {
-    typeError("options.route", "a function", options.route);
+    throw typeError("options.route", "a function", options.route);
   }
   const clock = options.clock ?? monotonicClock;
   const routeOf = options.route;

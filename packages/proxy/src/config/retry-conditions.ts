@@ -1,4 +1,5 @@
-import { defaultRetryMethods, grpcStatusNames } from "@mesh/retry";
+import { grpcStatusNames } from "@mesh/core";
+import { defaultRetryMethods } from "@mesh/retry";
 import type { ConfigProblem } from "./errors.js";
 import type { ProxyConfig, RetryConfig, RouteConfig } from "./schema.js";
 

@@ -174,6 +174,12 @@ const backendSchema = strict({
   discovery: discoverySchema,
 }).describe("a weighted backend of a traffic split");
 
+/** A traffic split: at least one backend must take traffic (all weights 0 would send nothing). */
+const backendsSchema = list(backendSchema).refine(
+  (bs) => bs.length === 0 || bs.some((b) => b.weight > 0),
+  { error: "expected at least one backend with weight > 0" },
+);
+
 const headerMatchSchema = z.union(
   [z.string(), strict({ exact: z.string().optional(), regex: z.string().optional() })],
   { error: "expected a string or { exact | regex }" },
@@ -202,7 +208,7 @@ const routeSchema = strict({
   match: matchSchema.default({}),
   timeout: timeoutSchema.optional(),
   retry: routeRetrySchema.optional(),
-  backends: list(backendSchema).optional().describe("split for this route only"),
+  backends: backendsSchema.optional().describe("split for this route only"),
 });
 
 /** @mesh/balancer's own `PeakEwma` and `FailureRate` defaults, in this schema's field names. */
@@ -314,7 +320,7 @@ const serviceSchema = strict({
   failFast: duration("how long a request waits for a ready endpoint").default(3_000),
   balancer: balancerSchema.default(BALANCER_DEFAULTS),
   routes: list(routeSchema).default([]),
-  backends: list(backendSchema).optional(),
+  backends: backendsSchema.optional(),
 })
   .refine((s) => s.discovery !== undefined || (s.backends?.length ?? 0) > 0, {
     error: "expected discovery or backends",

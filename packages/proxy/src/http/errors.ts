@@ -1,6 +1,8 @@
 import type { ServerResponse } from "node:http";
 import type { Http2ServerResponse } from "node:http2";
-import { encodeGrpcMessage, GrpcStatus } from "./grpc.js";
+import { GrpcStatus, MeshError } from "@mesh/core";
+import { type ErrorAnswer, FOREIGN_ERROR_ANSWERS, MESH_ERROR_ANSWERS } from "./error-table.js";
+import { encodeGrpcMessage } from "./grpc.js";
 
 /** Header on every response the proxy generates itself, with a short reason. */
 export const PROXY_ERROR_HEADER = "mesh-proxy-error";
@@ -41,11 +43,6 @@ const KINDS = {
     status: 503,
     grpc: GrpcStatus.UNAVAILABLE,
     reason: "endpoint overloaded: too many requests pending",
-  },
-  MESH_PROXY_SHUTTING_DOWN: {
-    status: 503,
-    grpc: GrpcStatus.UNAVAILABLE,
-    reason: "proxy shutting down",
   },
   MESH_PROXY_TIMEOUT: {
     status: 504,
@@ -90,12 +87,14 @@ const KINDS = {
 /** Stable codes of {@link ProxyError}. */
 export type ProxyErrorCode = keyof typeof KINDS;
 
+/** Every code a {@link ProxyError} may carry. */
+export const proxyErrorCodes = Object.keys(KINDS) as ProxyErrorCode[];
+
 /**
  * A failure the proxy answers itself. `status`/`grpcStatus` are what the client sees,
  * `reason` goes into the `mesh-proxy-error` header.
  */
-export class ProxyError extends Error {
-  readonly code: ProxyErrorCode;
+export class ProxyError extends MeshError<ProxyErrorCode> {
   readonly status: number;
   readonly grpcStatus: number;
   readonly reason: string;
@@ -103,84 +102,33 @@ export class ProxyError extends Error {
   constructor(code: ProxyErrorCode, reason?: string, options?: { cause?: unknown }) {
     const kind = KINDS[code];
     const r = reason ?? kind.reason;
-    super(r, options);
+    super(code, r, options);
     this.name = "ProxyError";
-    this.code = code;
     this.status = kind.status;
     this.grpcStatus = kind.grpc;
     this.reason = r;
   }
 }
 
-const CONNECT_CODES = new Set([
-  "ECONNREFUSED",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "ENOTFOUND",
-  "EAI_AGAIN",
-  "UND_ERR_CONNECT_TIMEOUT",
-  "EADDRNOTAVAIL",
-]);
-const RESET_CODES = new Set([
-  "ECONNRESET",
-  "EPIPE",
-  "UND_ERR_SOCKET",
-  "UND_ERR_CLOSED",
-  "UND_ERR_DESTROYED",
-  "ERR_HTTP2_STREAM_ERROR",
-  "ERR_HTTP2_SESSION_ERROR",
-  "ERR_HTTP2_GOAWAY_SESSION",
-  "ERR_HTTP2_INVALID_SESSION",
-]);
-/** mTLS failures (`MeshTlsError` codes) and what the client gets for them. */
-const TLS_CODES = new Map<string, ProxyErrorCode>([
-  ["MESH_PROXY_IDENTITY_MISMATCH", "MESH_PROXY_IDENTITY_MISMATCH"],
-  ["MESH_PROXY_TLS_UNTRUSTED", "MESH_PROXY_TLS"],
-  ["MESH_PROXY_TLS_HANDSHAKE", "MESH_PROXY_TLS"],
-  ["MESH_PROXY_IDENTITY_NOT_READY", "MESH_PROXY_TLS"],
-  ["MESH_PROXY_TLS_REFUSED", "MESH_PROXY_IDENTITY_REQUIRED"],
-]);
-const TIMEOUT_CODES = new Set(["UND_ERR_HEADERS_TIMEOUT", "UND_ERR_BODY_TIMEOUT", "ETIMEDOUT"]);
-
 /**
- * Maps an upstream failure (undici, node, or an @mesh library error) to a {@link ProxyError}.
- * Library errors are recognised by their stable `code`s.
+ * Maps an upstream failure (undici, node, or an @mesh library error) to a {@link ProxyError}
+ * through the exact tables in `error-table.ts`: a library's stable `code` decides, never a
+ * pattern over it. An unknown code looks one level into `cause` (undici wraps connection
+ * errors), then answers 502 "proxy error".
  */
 export function classifyError(err: unknown): ProxyError {
   if (err instanceof ProxyError) return err;
-  const e = err as { code?: unknown; message?: unknown; cause?: unknown } | undefined;
+  const e = err as { code?: unknown; reason?: unknown; cause?: unknown } | undefined;
   const code = typeof e?.code === "string" ? e.code : "";
-  const tls = TLS_CODES.get(code);
-  if (tls !== undefined) {
-    const reason = (err as { reason?: unknown }).reason;
-    return new ProxyError(tls, typeof reason === "string" ? reason : undefined, { cause: err });
-  }
-  if (CONNECT_CODES.has(code))
-    return new ProxyError("MESH_PROXY_UPSTREAM_CONNECT", undefined, { cause: err });
-  if (RESET_CODES.has(code))
-    return new ProxyError("MESH_PROXY_UPSTREAM_RESET", undefined, { cause: err });
-  if (TIMEOUT_CODES.has(code) || /TIMEOUT|DEADLINE/.test(code)) {
-    const kind = /PER_TRY/.test(code)
-      ? "per-try timeout"
-      : /IDLE|BODY/.test(code)
-        ? "response idle timeout"
-        : /HEADERS/.test(code)
-          ? "response timeout"
-          : "request timeout";
-    return new ProxyError("MESH_PROXY_TIMEOUT", kind, { cause: err });
-  }
-  if (code === "MESH_BALANCER_ENDPOINT_OVERLOADED")
-    return new ProxyError("MESH_PROXY_ENDPOINT_OVERLOADED", undefined, { cause: err });
-  if (/BREAKER|CIRCUIT/.test(code))
-    return new ProxyError("MESH_PROXY_CIRCUIT_OPEN", undefined, { cause: err });
-  if (
-    /FAIL_FAST|NO_ENDPOINT|UNAVAILABLE|NO_READY/.test(code) ||
-    (code.startsWith("MESH_") && /CLOSED/.test(code))
-  )
-    return new ProxyError("MESH_PROXY_NO_ENDPOINTS", undefined, { cause: err });
-  if (/BUDGET|LIMIT/.test(code) && e?.cause !== undefined) return classifyError(e.cause);
-  if (code === "UND_ERR_INFO" || code === "HPE_INVALID_CONSTANT" || code.startsWith("HPE_")) {
-    return new ProxyError("MESH_PROXY_UPSTREAM_PROTOCOL", undefined, { cause: err });
+  const answer =
+    (MESH_ERROR_ANSWERS as Readonly<Record<string, ErrorAnswer>>)[code] ??
+    FOREIGN_ERROR_ANSWERS.get(code) ??
+    (code.startsWith("HPE_") ? PROTOCOL : undefined);
+  if (answer !== undefined) {
+    // MeshTlsError carries a reason more precise than its kind's ("untrusted server certificate").
+    const own =
+      code.startsWith("MESH_PROXY_") && typeof e?.reason === "string" ? e.reason : undefined;
+    return new ProxyError(answer.code, answer.reason ?? own, { cause: err });
   }
   if (e?.cause !== undefined && e.cause !== err) {
     const inner = classifyError(e.cause);
@@ -188,6 +136,8 @@ export function classifyError(err: unknown): ProxyError {
   }
   return new ProxyError("MESH_PROXY_INTERNAL", undefined, { cause: err });
 }
+
+const PROTOCOL: ErrorAnswer = { code: "MESH_PROXY_UPSTREAM_PROTOCOL" };
 
 type AnyResponse = ServerResponse | Http2ServerResponse;
 

@@ -1,9 +1,10 @@
 import type { IncomingHttpHeaders, ServerResponse } from "node:http";
 import type { Http2ServerResponse } from "node:http2";
+import { GrpcStatus, grpcStatusOf } from "@mesh/core";
 import type { Dispatcher } from "undici";
 import { hasRequestBody, type IncomingRequest, requestBody } from "./body.js";
 import { classifyError, ProxyError, respondWithError } from "./errors.js";
-import { encodeGrpcMessage, GrpcStatus } from "./grpc.js";
+import { encodeGrpcMessage } from "./grpc.js";
 import { downstreamResponseHeaders, downstreamTrailers } from "./headers.js";
 import { PROXY_RESET } from "./rapid-reset.js";
 
@@ -43,13 +44,6 @@ export interface ForwardResult {
   firstByteAt: number;
   /** Response body bytes sent to the client. */
   bytes: number;
-}
-
-function grpcStatusOf(headers: IncomingHttpHeaders | undefined): number | undefined {
-  const v = headers?.["grpc-status"];
-  if (typeof v !== "string") return undefined;
-  const n = Number(v);
-  return Number.isInteger(n) ? n : undefined;
 }
 
 /**

@@ -1,25 +1,3 @@
-/** gRPC status codes the proxy produces or reads. */
-export const GrpcStatus = {
-  OK: 0,
-  CANCELLED: 1,
-  UNKNOWN: 2,
-  DEADLINE_EXCEEDED: 4,
-  NOT_FOUND: 5,
-  PERMISSION_DENIED: 7,
-  RESOURCE_EXHAUSTED: 8,
-  INTERNAL: 13,
-  UNAVAILABLE: 14,
-} as const;
-
-/** True for `application/grpc`, `application/grpc+proto` and friends (not grpc-web). */
-export function isGrpcContentType(contentType: string | string[] | undefined): boolean {
-  if (typeof contentType !== "string") return false;
-  return (
-    contentType.startsWith("application/grpc") &&
-    (contentType.length === 16 || contentType[16] === "+" || contentType[16] === ";")
-  );
-}
-
 const GRPC_TIMEOUT_UNIT_MS: Record<string, number> = {
   H: 3_600_000,
   M: 60_000,

@@ -142,21 +142,3 @@ export function downstreamTrailers(
   }
   return out;
 }
-
-/**
- * Removes every `name` entry (`name` in lower case) from a flat `[name, value, …]` header
- * list the caller owns, in place: the common case (absent) only reads.
- */
-export function dropRawHeader(headers: string[], name: string): void {
-  let w = 0;
-  for (let i = 0; i + 1 < headers.length; i += 2) {
-    const h = headers[i] as string;
-    if (h.length === name.length && h.toLowerCase() === name) continue;
-    if (w !== i) {
-      headers[w] = h;
-      headers[w + 1] = headers[i + 1] as string;
-    }
-    w += 2;
-  }
-  headers.length = w;
-}

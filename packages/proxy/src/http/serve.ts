@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from "node:http";
+import { isGrpcContentType, removeHeaderInPlace } from "@mesh/core";
 import type { Dispatcher } from "undici";
 import type { ProxyLogger } from "../log.js";
 import type { HttpLabels, HttpSignals, ProxyMetrics } from "../metrics/proxy-metrics.js";
@@ -11,8 +12,8 @@ import {
 import { hasRequestBody, type IncomingRequest } from "./body.js";
 import { classifyError, ProxyError, respondWithError } from "./errors.js";
 import { type ForwardResult, forwardTo, type OutgoingResponse } from "./forward.js";
-import { isGrpcContentType, parseGrpcTimeout } from "./grpc.js";
-import { dropRawHeader, upstreamRequestHeaders, viaContains } from "./headers.js";
+import { parseGrpcTimeout } from "./grpc.js";
+import { upstreamRequestHeaders, viaContains } from "./headers.js";
 
 /** What a direction resolved a request to. */
 export interface Target {
@@ -375,7 +376,7 @@ function admit(
       if (url.protocol !== "http:") throw new Error("scheme");
       r.authority = url.host.toLowerCase();
       r.path = `${url.pathname}${url.search}`;
-      dropRawHeader(r.upstream, "host");
+      removeHeaderInPlace(r.upstream, "host");
       r.upstream.push("host", url.host);
     } catch {
       return new ProxyError("MESH_PROXY_BAD_REQUEST", "unsupported request target");
@@ -386,7 +387,7 @@ function admit(
   const security = ctx.security;
   const orig = req.headers[ORIG_PROTO_HEADER];
   if (orig !== undefined) {
-    dropRawHeader(r.upstream, ORIG_PROTO_HEADER);
+    removeHeaderInPlace(r.upstream, ORIG_PROTO_HEADER);
     if (security !== undefined && r.h2) {
       try {
         if (Array.isArray(orig)) throw new OrigProtoError(orig.join(", "));

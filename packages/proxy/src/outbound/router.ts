@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from "node:http";
+import { WeightedChoice } from "@mesh/balancer";
 import type {
   BackendConfig,
   OutboundConfig,
@@ -23,7 +24,8 @@ export interface RouteEntry {
   match: CompiledMatch;
   /** Backends this route splits across. */
   backends: BackendConfig[];
-  totalWeight: number;
+  /** @mesh/balancer's weighted choice over {@link RouteEntry.backends}. */
+  split: WeightedChoice<BackendConfig>;
 }
 
 /** A service with its compiled routes. */
@@ -96,13 +98,17 @@ function entry(
   name: string,
   config: RouteConfig | undefined,
   backends: BackendConfig[],
+  random: () => number,
 ): RouteEntry {
   return {
     name,
     config,
     match: compileMatch(config?.match ?? {}),
     backends,
-    totalWeight: backends.reduce((sum, b) => sum + b.weight, 0),
+    split: new WeightedChoice(
+      backends.map((b) => ({ value: b, weight: b.weight })),
+      random,
+    ),
   };
 }
 
@@ -115,16 +121,15 @@ export class RouteTable {
   /** Services in config order. */
   readonly services: ServiceEntry[];
 
-  constructor(
-    config: OutboundConfig,
-    private readonly random: () => number = Math.random,
-  ) {
+  constructor(config: OutboundConfig, random: () => number = Math.random) {
     this.services = config.services.map((s) => {
       const backends = serviceBackends(s);
       const svc: ServiceEntry = {
         config: s,
-        routes: s.routes.map((r, i) => entry(r.name ?? `route-${i}`, r, r.backends ?? backends)),
-        defaultRoute: entry("default", undefined, backends),
+        routes: s.routes.map((r, i) =>
+          entry(r.name ?? `route-${i}`, r, r.backends ?? backends, random),
+        ),
+        defaultRoute: entry("default", undefined, backends, random),
       };
       for (const a of s.authorities ?? [s.name]) this.byAuthority.set(a.toLowerCase(), svc);
       return svc;
@@ -159,17 +164,6 @@ export class RouteTable {
         break;
       }
     }
-    return { service, route, backend: this.pick(route) };
-  }
-
-  private pick(route: RouteEntry): BackendConfig {
-    const backends = route.backends;
-    if (backends.length === 1 || route.totalWeight === 0) return backends[0] as BackendConfig;
-    let x = this.random() * route.totalWeight;
-    for (const b of backends) {
-      x -= b.weight;
-      if (x < 0) return b;
-    }
-    return backends[backends.length - 1] as BackendConfig;
+    return { service, route, backend: route.split.pick() };
   }
 }

@@ -105,7 +105,7 @@ describe("forwardTcp", () => {
     const a = netConnect({ port: 1, host: "127.0.0.1" });
     a.on("error", () => {});
     expect(() => forwardTcp(a, a, { idleTimeoutMs: -1 })).toThrow(
-      "options.idleTimeoutMs: expected a number of milliseconds in 1..2147483647, got -1",
+      "options.idleTimeoutMs: expected a duration in ms in 1..2147483647, got -1",
     );
     a.destroy();
   });

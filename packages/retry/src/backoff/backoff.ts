@@ -1,4 +1,4 @@
-import { numberIn, type OptionNames, object, randomOption } from "../validate.js";
+import { numberIn, type OptionNames, optionsObject, randomOption } from "@mesh/core";
 
 /** Options of {@link Backoff}. Defaults are Linkerd's (25 ms → 250 ms, full jitter). */
 export interface BackoffOptions {
@@ -32,9 +32,9 @@ export class Backoff {
   readonly #random: () => number;
 
   constructor(options?: BackoffOptions, path = "backoff") {
-    const o = object<BackoffOptions>(path, options, backoffOptionNames);
-    this.base = numberIn(`${path}.base`, o.base, 0, 3_600_000, 25);
-    this.max = numberIn(`${path}.max`, o.max, 0, 3_600_000, 250);
+    const o = optionsObject<BackoffOptions>(path, options, backoffOptionNames);
+    this.base = numberIn(`${path}.base`, o.base, 25, 0, 3_600_000);
+    this.max = numberIn(`${path}.max`, o.max, 250, 0, 3_600_000);
     if (this.max < this.base) {
       throw new RangeError(
         `${path}.max: expected a number >= ${path}.base (${this.base}), got ${this.max}`,

@@ -1,7 +1,7 @@
+import { integerIn, numberIn, type OptionNames, optionsObject } from "@mesh/core";
 import CircuitBreaker from "opossum";
 import { type BreakerState, breakerChannel, breakerRejectedChannel } from "../events.js";
 import { HttpStatusSet } from "../policy/status-set.js";
-import { numberIn, type OptionNames, object } from "../validate.js";
 import { CircuitOpenError } from "./errors.js";
 
 /** Options of the per-origin circuit breakers (opossum underneath). */
@@ -62,22 +62,20 @@ export class CircuitBreakers {
   readonly #states = new Map<string, BreakerState>();
 
   constructor(options?: CircuitBreakerOptions) {
-    const o = object<CircuitBreakerOptions>("circuitBreaker", options, breakerOptionNames);
-    const rollingCountTimeout = numberIn(
+    const o = optionsObject<CircuitBreakerOptions>("circuitBreaker", options, breakerOptionNames);
+    const rollingCountTimeout = integerIn(
       "circuitBreaker.rollingCountTimeout",
       o.rollingCountTimeout,
+      10_000,
       10,
       3_600_000,
-      10_000,
-      true,
     );
-    const rollingCountBuckets = numberIn(
+    const rollingCountBuckets = integerIn(
       "circuitBreaker.rollingCountBuckets",
       o.rollingCountBuckets,
+      10,
       1,
       1000,
-      10,
-      true,
     );
     if (rollingCountTimeout % rollingCountBuckets !== 0) {
       throw new RangeError(
@@ -89,25 +87,23 @@ export class CircuitBreakers {
       errorThresholdPercentage: numberIn(
         "circuitBreaker.errorThresholdPercentage",
         o.errorThresholdPercentage,
+        50,
         1,
         100,
-        50,
       ),
-      volumeThreshold: numberIn(
+      volumeThreshold: integerIn(
         "circuitBreaker.volumeThreshold",
         o.volumeThreshold,
+        10,
         0,
         1_000_000,
-        10,
-        true,
       ),
-      resetTimeout: numberIn(
+      resetTimeout: integerIn(
         "circuitBreaker.resetTimeout",
         o.resetTimeout,
+        10_000,
         1,
         2_147_483_647,
-        10_000,
-        true,
       ),
       rollingCountTimeout,
       rollingCountBuckets,

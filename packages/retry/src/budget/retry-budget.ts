@@ -1,5 +1,12 @@
-import { type Clock, monotonicClock } from "../clock.js";
-import { clockOption, numberIn, type OptionNames, object, str } from "../validate.js";
+import {
+  type Clock,
+  clockOption,
+  monotonicClock,
+  nonEmptyString,
+  numberIn,
+  type OptionNames,
+  optionsObject,
+} from "@mesh/core";
 
 /** Options of {@link RetryBudget}. Defaults are Linkerd's. */
 export interface RetryBudgetOptions {
@@ -81,17 +88,17 @@ export class RetryBudget {
   #slot: number;
 
   constructor(options?: RetryBudgetOptions) {
-    const o = object<RetryBudgetOptions>("budget", options, budgetOptionNames);
-    this.name = str("budget.name", o.name, "default");
-    this.retryRatio = numberIn("budget.retryRatio", o.retryRatio, 0, 1000, 0.2);
+    const o = optionsObject<RetryBudgetOptions>("budget", options, budgetOptionNames);
+    this.name = nonEmptyString("budget.name", o.name, "default");
+    this.retryRatio = numberIn("budget.retryRatio", o.retryRatio, 0.2, 0, 1000);
     this.minRetriesPerSecond = numberIn(
       "budget.minRetriesPerSecond",
       o.minRetriesPerSecond,
+      10,
       0,
       1_000_000,
-      10,
     );
-    this.ttl = numberIn("budget.ttl", o.ttl, 1000, 60_000, 10_000);
+    this.ttl = numberIn("budget.ttl", o.ttl, 10_000, 1000, 60_000);
     this.#clock = clockOption("budget.clock", o.clock, monotonicClock);
     this.#slotMs = this.ttl / SLOTS;
     // Ratios too small to matter (or 0) earn nothing from deposits: only the reserve pays.

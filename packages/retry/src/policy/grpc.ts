@@ -1,28 +1,4 @@
-import { rangeError, typeError } from "../validate.js";
-
-/** gRPC status names in Linkerd's kebab-case spelling, by code. */
-export const grpcStatusNames = [
-  "ok",
-  "cancelled",
-  "unknown",
-  "invalid-argument",
-  "deadline-exceeded",
-  "not-found",
-  "already-exists",
-  "permission-denied",
-  "resource-exhausted",
-  "failed-precondition",
-  "aborted",
-  "out-of-range",
-  "unimplemented",
-  "internal",
-  "unavailable",
-  "data-loss",
-  "unauthenticated",
-] as const;
-
-/** A gRPC status name accepted in options. */
-export type GrpcStatusName = (typeof grpcStatusNames)[number];
+import { parseGrpcStatus, typeError } from "@mesh/core";
 
 /**
  * A set of gRPC status codes, from names (`unavailable`, `deadline-exceeded`, also
@@ -51,57 +27,5 @@ export class GrpcStatusSet {
   /** Whether `code` is in the set. */
   has(code: number): boolean {
     return this.#codes[code] === 1;
-  }
-}
-
-function parseGrpcStatus(raw: unknown, path: string): number | undefined {
-  if (typeof raw === "number") {
-    if (!Number.isInteger(raw) || raw < 0 || raw > 16) {
-      throw rangeError(path, "a gRPC status code in 0..16", raw);
-    }
-    return raw;
-  }
-  if (typeof raw !== "string") throw typeError(path, "a gRPC status name", raw);
-  const name = raw.trim().toLowerCase().replaceAll("_", "-");
-  if (name === "") return undefined;
-  if (/^\d+$/.test(name)) return parseGrpcStatus(Number(name), path);
-  const code = (grpcStatusNames as readonly string[]).indexOf(
-    name === "canceled" ? "cancelled" : name,
-  );
-  if (code < 0) throw rangeError(path, `a gRPC status name (${grpcStatusNames.join(", ")})`, raw);
-  return code;
-}
-
-/** Reads a `grpc-status` header/trailer value; undefined when absent or malformed. */
-export function readGrpcStatus(value: unknown): number | undefined {
-  const v = Array.isArray(value) ? value[0] : value;
-  if (typeof v !== "string" || v.length === 0 || v.length > 2) return undefined;
-  const code = Number(v);
-  return Number.isInteger(code) && code >= 0 && code <= 16 ? code : undefined;
-}
-
-/**
- * The gRPC status a client derives from a non-200 HTTP status when the response carries
- * no `grpc-status` (gRPC's "HTTP to gRPC status code mapping"); undefined for 200.
- */
-export function grpcStatusOfHttp(status: number): number | undefined {
-  switch (status) {
-    case 200:
-      return undefined;
-    case 400:
-      return 13; // INTERNAL
-    case 401:
-      return 16; // UNAUTHENTICATED
-    case 403:
-      return 7; // PERMISSION_DENIED
-    case 404:
-      return 12; // UNIMPLEMENTED
-    case 429:
-    case 502:
-    case 503:
-    case 504:
-      return 14; // UNAVAILABLE
-    default:
-      return 2; // UNKNOWN
   }
 }

@@ -1,8 +1,20 @@
+import {
+  bool,
+  grpcStatusNames,
+  integerIn,
+  nonEmptyString,
+  numberIn,
+  type OptionNames,
+  OutcomeRule,
+  optionsObject,
+  RETRYABLE_ERROR_CODES,
+  RETRYABLE_GRPC_STATUSES,
+  typeError,
+} from "@mesh/core";
 import { Backoff, type BackoffOptions } from "../backoff/backoff.js";
 import { RetryBudget, type RetryBudgetOptions } from "../budget/retry-budget.js";
 import { budgetExhaustedChannel, limitExceededChannel } from "../events.js";
-import { bool, numberIn, type OptionNames, object, str, typeError } from "../validate.js";
-import { GrpcStatusSet, grpcStatusNames } from "./grpc.js";
+import { GrpcStatusSet } from "./grpc.js";
 import { HttpStatusSet } from "./status-set.js";
 
 /** Options shared by the `retry()` interceptor and `withRetry()`. */
@@ -16,6 +28,8 @@ export interface RetryPolicyOptions {
   /**
    * gRPC statuses to retry, read from headers (trailers-only responses) or trailers.
    * Default `cancelled, deadline-exceeded, internal, resource-exhausted, unavailable`; `[]` for none.
+   * Given explicitly, they also retry gRPC calls (POSTs) that are not otherwise retryable:
+   * listing them says the service's calls are safe to retry on them (gRPC's A6 policy).
    */
   grpc?: string | readonly (string | number)[];
   /** Error codes of connection failures to retry when no response byte arrived. */
@@ -90,21 +104,8 @@ export const retryPolicyOptionNames: OptionNames = {
   },
 };
 
-/** Connection failures before any response byte, retried by default. */
-export const defaultErrorCodes: readonly string[] = [
-  "ECONNRESET",
-  "ECONNREFUSED",
-  "ECONNABORTED",
-  "EPIPE",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EAI_AGAIN",
-  "UND_ERR_SOCKET",
-  "UND_ERR_CONNECT_TIMEOUT",
-  "UND_ERR_CLOSED",
-  "ERR_HTTP2_STREAM_ERROR",
-  "ERR_HTTP2_GOAWAY_SESSION",
-];
+/** Connection failures before any response byte, retried by default (`@mesh/core`'s list). */
+export const defaultErrorCodes: readonly string[] = RETRYABLE_ERROR_CODES;
 
 /** Idempotent methods (RFC 9110 §9.2.2, plus QUERY). */
 export const defaultRetryMethods: readonly string[] = [
@@ -117,7 +118,7 @@ export const defaultRetryMethods: readonly string[] = [
   "QUERY",
 ];
 
-const defaultGrpc = "cancelled,deadline-exceeded,internal,resource-exhausted,unavailable";
+const defaultGrpc: readonly number[] = RETRYABLE_GRPC_STATUSES;
 
 /**
  * A validated retry policy: what to retry, how often, how long to wait, and the budget.
@@ -128,6 +129,8 @@ export class RetryPolicy {
   readonly limit: number;
   readonly http: HttpStatusSet;
   readonly grpc: GrpcStatusSet;
+  /** `grpc` was given explicitly and is not empty: unmarked gRPC calls retry on it too. */
+  readonly retriesGrpcCalls: boolean;
   readonly errorCodes: ReadonlySet<string>;
   readonly methods: ReadonlySet<string>;
   readonly retryNonIdempotent: boolean;
@@ -137,16 +140,19 @@ export class RetryPolicy {
   readonly backoff: Backoff;
   readonly retryAfterMax: number | false;
   readonly budget: RetryBudget | undefined;
+  /** `@mesh/core`'s outcome classifier, with this policy's statuses and error codes. */
+  readonly #retryable: OutcomeRule;
 
   constructor(options?: RetryPolicyOptions) {
-    const o = object<RetryPolicyOptions>("retry", options, retryPolicyOptionNames);
+    const o = optionsObject<RetryPolicyOptions>("retry", options, retryPolicyOptionNames);
     if (o.budget instanceof RetryBudget) this.budget = o.budget;
     else if (o.budget === false) this.budget = undefined;
     else this.budget = new RetryBudget(o.budget);
-    this.name = str("retry.name", o.name, this.budget?.name ?? "default");
-    this.limit = numberIn("retry.limit", o.limit, 0, 100, 1, true);
+    this.name = nonEmptyString("retry.name", o.name, this.budget?.name ?? "default");
+    this.limit = integerIn("retry.limit", o.limit, 1, 0, 100);
     this.http = new HttpStatusSet(o.http ?? "5xx", "retry.http");
     this.grpc = new GrpcStatusSet(o.grpc ?? defaultGrpc, "retry.grpc");
+    this.retriesGrpcCalls = o.grpc !== undefined && !this.grpc.empty;
     this.errorCodes = new Set(stringList("retry.errorCodes", o.errorCodes, defaultErrorCodes));
     this.methods = new Set(
       stringList("retry.methods", o.methods, defaultRetryMethods).map((m) => m.toUpperCase()),
@@ -155,21 +161,28 @@ export class RetryPolicy {
     this.perTryTimeout =
       o.perTryTimeout === undefined
         ? undefined
-        : numberIn("retry.perTryTimeout", o.perTryTimeout, 1, 2_147_483_647, 0);
+        : numberIn("retry.perTryTimeout", o.perTryTimeout, 0, 1, 2_147_483_647);
     this.retryOnPerTryTimeout = bool("retry.retryOnPerTryTimeout", o.retryOnPerTryTimeout, true);
-    this.maxReplayBytes = numberIn(
+    this.maxReplayBytes = integerIn(
       "retry.maxReplayBytes",
       o.maxReplayBytes,
+      64 * 1024,
       0,
       1 << 30,
-      64 * 1024,
-      true,
     );
     this.backoff = new Backoff(o.backoff, "retry.backoff");
+    const grpc = this.grpc;
+    const http = this.http;
+    this.#retryable = new OutcomeRule({
+      name: "retryable",
+      http: (status) => http.has(status),
+      grpc: grpcStatusNames.map((_, code) => code).filter((code) => grpc.has(code)),
+      failingErrors: this.errorCodes,
+    });
     this.retryAfterMax =
       o.retryAfterMax === false
         ? false
-        : numberIn("retry.retryAfterMax", o.retryAfterMax, 0, 2_147_483_647, 10_000);
+        : numberIn("retry.retryAfterMax", o.retryAfterMax, 10_000, 0, 2_147_483_647);
   }
 
   /** Whether `method` may be retried without the request being marked retryable. */
@@ -179,12 +192,12 @@ export class RetryPolicy {
 
   /** The retry reason for an HTTP status, or undefined when it is not retryable. */
   classifyStatus(status: number): string | undefined {
-    return this.http.has(status) ? `http-${status}` : undefined;
+    return this.#retryable.httpFails(status) ? `http-${status}` : undefined;
   }
 
   /** The retry reason for a gRPC status code, or undefined when it is not retryable. */
   classifyGrpc(code: number): string | undefined {
-    return this.grpc.has(code) ? `grpc-${grpcStatusNames[code]}` : undefined;
+    return this.#retryable.grpcFails(code) ? `grpc-${grpcStatusNames[code] ?? code}` : undefined;
   }
 
   /** The retry reason for an error raised before any response byte, or undefined. */
@@ -194,13 +207,7 @@ export class RetryPolicy {
     if (code === "MESH_RETRY_PER_TRY_TIMEOUT") {
       return this.retryOnPerTryTimeout ? "per-try-timeout" : undefined;
     }
-    if (typeof code === "string" && this.errorCodes.has(code)) return code;
-    // undici wraps connection errors; look one level into `cause`.
-    const cause = (error as { cause?: { code?: unknown } }).cause;
-    if (cause && typeof cause.code === "string" && this.errorCodes.has(cause.code)) {
-      return cause.code;
-    }
-    return undefined;
+    return this.#retryable.failingErrorCode(error);
   }
 
   /**

@@ -1,4 +1,4 @@
-import { rangeError, typeError } from "../validate.js";
+import { rangeError, typeError } from "@mesh/core";
 
 /**
  * A set of HTTP status codes parsed from Linkerd's syntax: `5xx`, `gateway-error` (502–504),

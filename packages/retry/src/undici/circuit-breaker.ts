@@ -1,4 +1,4 @@
-import { toControllerHandler } from "@mesh/undici-compat";
+import { toControllerHandler } from "@mesh/core";
 import {
   type BreakerOutcome,
   type CircuitBreakerOptions,

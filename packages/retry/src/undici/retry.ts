@@ -1,11 +1,18 @@
-import { toControllerHandler } from "@mesh/undici-compat";
+import {
+  getHeader,
+  grpcStatusOfHttp,
+  isGrpcContentType,
+  readGrpcStatus,
+  takeHeader,
+  toControllerHandler,
+  type UndiciHeaders,
+} from "@mesh/core";
 import { parseGrpcPushback, parseRetryAfter } from "../backoff/backoff.js";
 import { attemptChannel, retryChannel, timeoutChannel } from "../events.js";
-import { grpcStatusOfHttp, readGrpcStatus } from "../policy/grpc.js";
 import { type RetryPolicy, type RetryPolicyOptions, toPolicy } from "../policy/retry-policy.js";
 import { PerTryTimeoutError } from "../timeout/errors.js";
 import { ForwardingController } from "./controller.js";
-import { findHeader, RETRYABLE_HEADER, takeHeader } from "./headers.js";
+import { RETRYABLE_HEADER } from "./headers.js";
 import { type BodyReplay, bodyReplay } from "./replay-body.js";
 import {
   asInterceptor,
@@ -41,9 +48,9 @@ export function retry(options?: RetryInterceptorOptions): Interceptor {
     return function meshRetry(opts: DispatchOptions, handler: DispatchHandler): boolean {
       const downstream = toControllerHandler(handler);
       policy.deposit();
-      const marked = takeHeader(opts.headers, RETRYABLE_HEADER);
-      if (marked.value !== undefined) opts = { ...opts, headers: marked.headers as never };
-      const eligible = eligibility(policy, opts, marked.value?.trim().toLowerCase());
+      const marked = takeHeader(opts.headers as UndiciHeaders, RETRYABLE_HEADER);
+      if (marked !== undefined) opts = { ...opts, headers: marked.headers as never };
+      const eligible = eligibility(policy, opts, marked?.value.trim().toLowerCase());
       if (eligible === Eligible.No && policy.perTryTimeout === undefined) {
         if (attemptChannel.hasSubscribers) publishAttempt(policy, opts, 0);
         return dispatch(opts, downstream);
@@ -79,7 +86,10 @@ function eligibility(
   if (policy.allowsMethod(method) || marked === "true" || opts.idempotent === true) {
     return Eligible.All;
   }
-  if (!policy.grpc.empty && isGrpcContentType(findHeader(opts.headers, "content-type"))) {
+  if (
+    policy.retriesGrpcCalls &&
+    isGrpcContentType(getHeader(opts.headers as UndiciHeaders, "content-type"))
+  ) {
     return Eligible.GrpcStatus;
   }
   return Eligible.No;
@@ -479,8 +489,4 @@ class Attempt implements DispatchHandler {
 
 function isGrpc(headers: IncomingHeaders): boolean {
   return isGrpcContentType(headers["content-type"]);
-}
-
-function isGrpcContentType(type: unknown): boolean {
-  return typeof type === "string" && type.startsWith("application/grpc");
 }

@@ -1,7 +1,12 @@
-import { toControllerHandler } from "@mesh/undici-compat";
+import {
+  nonEmptyString,
+  numberIn,
+  type OptionNames,
+  optionsObject,
+  toControllerHandler,
+} from "@mesh/core";
 import { timeoutChannel } from "../events.js";
 import { IdleTimeoutError, type MeshTimeoutError, RequestTimeoutError } from "../timeout/errors.js";
-import { numberIn, type OptionNames, object, str } from "../validate.js";
 import { detachedController, ForwardingController } from "./controller.js";
 import {
   asInterceptor,
@@ -47,11 +52,11 @@ const timeoutOptionNames: OptionNames = {
  * attempts; per-try timeouts belong to `retry({ perTryTimeout })`.
  */
 export function timeout(options?: TimeoutOptions): Interceptor {
-  const o = object<TimeoutOptions>("timeout", options, timeoutOptionNames);
+  const o = optionsObject<TimeoutOptions>("timeout", options, timeoutOptionNames);
   const request =
-    o.request === undefined ? undefined : numberIn("timeout.request", o.request, 1, MAX_TIMER, 0);
-  const idle = o.idle === undefined ? undefined : numberIn("timeout.idle", o.idle, 1, MAX_TIMER, 0);
-  const name = str("timeout.name", o.name, "default");
+    o.request === undefined ? undefined : numberIn("timeout.request", o.request, 0, 1, MAX_TIMER);
+  const idle = o.idle === undefined ? undefined : numberIn("timeout.idle", o.idle, 0, 1, MAX_TIMER);
+  const name = nonEmptyString("timeout.name", o.name, "default");
   return asInterceptor((dispatch: Dispatch): Dispatch => {
     return function meshTimeout(opts: DispatchOptions, handler: DispatchHandler): boolean {
       const downstream = toControllerHandler(handler);

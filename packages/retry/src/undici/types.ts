@@ -1,4 +1,4 @@
-// The handler/interceptor types shared by undici 7 and 8 live in @mesh/undici-compat; these
+// The handler/interceptor types shared by undici 7 and 8 live in @mesh/core; these
 // aliases keep the names this package's modules (and its public `Interceptor`) use.
 export {
   asInterceptor,
@@ -8,4 +8,4 @@ export {
   type DispatchOptions,
   type IncomingHeaders,
   type Interceptor,
-} from "@mesh/undici-compat";
+} from "@mesh/core";

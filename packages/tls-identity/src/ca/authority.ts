@@ -1,6 +1,7 @@
 import { type KeyObject, X509Certificate } from "node:crypto";
+import { type Clock, duration, optionsObject, typeError } from "@mesh/core";
 import { TrustBundle } from "../bundle/trust-bundle.js";
-import { type Clock, systemClock } from "../clock.js";
+import { systemClock } from "../clock.js";
 import { parseCsr } from "../csr/csr.js";
 import { IdentityError } from "../errors.js";
 import {
@@ -16,7 +17,6 @@ import {
   type SpiffeId,
   toSpiffeId,
 } from "../spiffe-id/spiffe-id.js";
-import { optionalDuration, optionsObject, typeError } from "../validate.js";
 import {
   buildCertificate,
   buildName,
@@ -136,12 +136,24 @@ export class CertificateAuthority {
     for (const anchor of o.bundle.certificates)
       if (top.checkIssued(anchor)) cap = Math.min(cap, validityOf(anchor).notAfter);
     this.#chainNotAfter = cap;
-    this.#maxTtl = optionalDuration("init.maxSvidTtlMs", o.maxSvidTtlMs, 7 * 24 * 60 * 60 * 1000);
+    this.#maxTtl = duration(
+      "init.maxSvidTtlMs",
+      o.maxSvidTtlMs,
+      7 * 24 * 60 * 60 * 1000,
+      1,
+      Number.MAX_SAFE_INTEGER,
+    );
     this.#ttl = Math.min(
-      optionalDuration("init.svidTtlMs", o.svidTtlMs, DEFAULT_SVID_TTL_MS),
+      duration("init.svidTtlMs", o.svidTtlMs, DEFAULT_SVID_TTL_MS, 1, Number.MAX_SAFE_INTEGER),
       this.#maxTtl,
     );
-    this.#skew = optionalDuration("init.clockSkewMs", o.clockSkewMs, DEFAULT_CLOCK_SKEW_MS, 0);
+    this.#skew = duration(
+      "init.clockSkewMs",
+      o.clockSkewMs,
+      DEFAULT_CLOCK_SKEW_MS,
+      0,
+      Number.MAX_SAFE_INTEGER,
+    );
     const allowed = o.allowedKeyTypes ?? ["ec-p256", "ec-p384"];
     if (!Array.isArray(allowed) || allowed.some((k) => !KEY_TYPES.includes(k)))
       throw typeError(
@@ -207,7 +219,10 @@ export class CertificateAuthority {
     ttlMs?: number,
   ): IssuedCertificate {
     const id = this.#checkIdentity(spiffeId);
-    const ttl = Math.min(optionalDuration("ttlMs", ttlMs, this.#ttl), this.#maxTtl);
+    const ttl = Math.min(
+      duration("ttlMs", ttlMs, this.#ttl, 1, Number.MAX_SAFE_INTEGER),
+      this.#maxTtl,
+    );
     const { notBefore, notAfter } = computeValidity({
       now: this.#clock.now(),
       ttlMs: ttl,

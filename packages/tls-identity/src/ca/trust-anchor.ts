@@ -1,6 +1,7 @@
 import { X509Certificate } from "node:crypto";
+import { type Clock, duration, optionsObject, typeError } from "@mesh/core";
 import { TrustBundle } from "../bundle/trust-bundle.js";
-import { type Clock, systemClock } from "../clock.js";
+import { systemClock } from "../clock.js";
 import { IdentityError } from "../errors.js";
 import {
   exportPrivateKeyPem,
@@ -10,7 +11,6 @@ import {
   type KeyType,
 } from "../keys/keys.js";
 import { parseTrustDomain } from "../spiffe-id/spiffe-id.js";
-import { optionalDuration, optionsObject, typeError } from "../validate.js";
 import {
   buildCertificate,
   buildName,
@@ -93,7 +93,7 @@ export class TrustAnchor {
   createAuthority(options: IntermediateOptions = {}): CertificateAuthority {
     const o = optionsObject("options", options);
     const clock = o.clock ?? this.#clock;
-    const ttlMs = optionalDuration("options.ttlMs", o.ttlMs, 30 * DAY);
+    const ttlMs = duration("options.ttlMs", o.ttlMs, 30 * DAY, 1, Number.MAX_SAFE_INTEGER);
     const keyPair = generateKeyPair(o.keyType ?? "ec-p256");
     const rootDer = this.certificate.raw;
     const { notBefore, notAfter } = computeValidity({
@@ -159,7 +159,7 @@ function subjectOrg(cert: X509Certificate): string {
 export function createTrustAnchor(options: TrustAnchorOptions): TrustAnchor {
   const o = optionsObject("options", options);
   const trustDomain = parseTrustDomain(o.trustDomain as string);
-  const ttlMs = optionalDuration("options.ttlMs", o.ttlMs, 365 * DAY);
+  const ttlMs = duration("options.ttlMs", o.ttlMs, 365 * DAY, 1, Number.MAX_SAFE_INTEGER);
   const keyType: KeyType = o.keyType ?? "ec-p256";
   if (keyType !== "ec-p256" && keyType !== "ec-p384")
     throw typeError("options.keyType", '"ec-p256" or "ec-p384"', keyType);

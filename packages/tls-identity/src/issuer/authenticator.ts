@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { IncomingMessage } from "node:http";
-import { type Clock, systemClock } from "../clock.js";
+import { type Clock, duration, typeError } from "@mesh/core";
+import { systemClock } from "../clock.js";
 import { parseSpiffeId, type SpiffeId } from "../spiffe-id/spiffe-id.js";
-import { optionalDuration, typeError } from "../validate.js";
 
 /**
  * Decides who a workload is from its bearer token. Return the SPIFFE ID the token
@@ -63,11 +63,12 @@ export function tokenFileAuthenticator(
   path: string,
   options: { recheckIntervalMs?: number; clock?: Clock } = {},
 ): Authenticator {
-  const interval = optionalDuration(
+  const interval = duration(
     "options.recheckIntervalMs",
     options.recheckIntervalMs,
     1000,
     0,
+    Number.MAX_SAFE_INTEGER,
   );
   const clock = options.clock ?? systemClock;
   const load = () => {

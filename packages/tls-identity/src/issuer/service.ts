@@ -6,10 +6,10 @@ import {
 } from "node:http";
 import { createServer as createHttpsServer, type ServerOptions as HttpsOptions } from "node:https";
 import type { AddressInfo } from "node:net";
+import { duration, integerIn, typeError } from "@mesh/core";
 import type { CertificateAuthority } from "../ca/authority.js";
 import { IdentityError } from "../errors.js";
 import { publishIssued } from "../events.js";
-import { optionalDuration, typeError } from "../validate.js";
 import type { Authenticator } from "./authenticator.js";
 
 /** The JSON body of a successful issuance. @public */
@@ -130,11 +130,11 @@ export function createIssuer(options: IssuerOptions): Issuer {
     throw typeError("options.ca", "a CertificateAuthority", ca);
   if (!authenticator || typeof authenticator.authenticate !== "function")
     throw typeError("options.authenticator", "an Authenticator", authenticator);
-  const maxBody = optionalDuration("options.maxBodyBytes", options.maxBodyBytes, 16 * 1024);
+  const maxBody = integerIn("options.maxBodyBytes", options.maxBodyBytes, 16 * 1024, 1);
   const ttlMs =
     options.svidTtlMs === undefined
       ? undefined
-      : optionalDuration("options.svidTtlMs", options.svidTtlMs, 0);
+      : duration("options.svidTtlMs", options.svidTtlMs, 0, 1, Number.MAX_SAFE_INTEGER);
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = (req.url ?? "/").split("?")[0];

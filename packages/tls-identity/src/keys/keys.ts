@@ -4,7 +4,7 @@ import {
   generateKeyPairSync,
   type KeyObject,
 } from "node:crypto";
-import { typeError } from "../validate.js";
+import { typeError } from "@mesh/core";
 
 /**
  * Key algorithms this package can generate and that a CA may accept in CSRs.

@@ -2,13 +2,13 @@ import { EventEmitter } from "node:events";
 import { type FSWatcher, watch } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename, dirname } from "node:path";
+import { type Clock, duration, nonEmptyString, optionsObject, typeError } from "@mesh/core";
 import type { TrustBundle } from "../bundle/trust-bundle.js";
 import { TrustBundle as Bundle } from "../bundle/trust-bundle.js";
-import { type Clock, systemClock } from "../clock.js";
+import { systemClock } from "../clock.js";
 import { IdentityError } from "../errors.js";
 import { publishRefreshFailed, publishSvid } from "../events.js";
 import { type IssuerClientOptions, requestSvid } from "../issuer/client.js";
-import { optionalDuration, optionsObject, requiredString, typeError } from "../validate.js";
 import { X509Svid } from "../x509/svid.js";
 import {
   type BackoffPolicy,
@@ -113,25 +113,36 @@ export class SvidSource extends EventEmitter<SvidSourceEvents> {
       throw new RangeError(
         `options.renewFraction: expected a number in (0, 1), got ${String(fraction)}`,
       );
-    const minDelayMs = optionalDuration(
+    const minDelayMs = duration(
       "options.minRefreshMs",
       t.minRefreshMs,
       DEFAULT_RENEWAL.minDelayMs,
+      1,
+      Number.MAX_SAFE_INTEGER,
     );
-    const maxDelayMs = optionalDuration(
+    const maxDelayMs = duration(
       "options.maxRefreshMs",
       t.maxRefreshMs,
       DEFAULT_RENEWAL.maxDelayMs,
       minDelayMs,
+      Number.MAX_SAFE_INTEGER,
     );
     this.#renewal = { fraction, minDelayMs, maxDelayMs };
     this.#backoff = {
-      initialMs: optionalDuration(
+      initialMs: duration(
         "options.retryInitialMs",
         t.retryInitialMs,
         DEFAULT_BACKOFF.initialMs,
+        1,
+        Number.MAX_SAFE_INTEGER,
       ),
-      maxMs: optionalDuration("options.retryMaxMs", t.retryMaxMs, DEFAULT_BACKOFF.maxMs),
+      maxMs: duration(
+        "options.retryMaxMs",
+        t.retryMaxMs,
+        DEFAULT_BACKOFF.maxMs,
+        1,
+        Number.MAX_SAFE_INTEGER,
+      ),
     };
     this.#fixedInterval = fixedInterval;
   }
@@ -142,7 +153,7 @@ export class SvidSource extends EventEmitter<SvidSourceEvents> {
    */
   static fromIssuer(options: IssuerSourceOptions): SvidSource {
     const o = optionsObject("options", options);
-    requiredString("options.url", o.url);
+    nonEmptyString("options.url", o.url);
     if (o.spiffeId === undefined)
       throw typeError("options.spiffeId", "the SPIFFE ID to request", o.spiffeId);
     if (o.token === undefined && o.tokenFile === undefined)
@@ -160,10 +171,16 @@ export class SvidSource extends EventEmitter<SvidSourceEvents> {
    */
   static fromFiles(options: FileSourceOptions): SvidSource {
     const o = optionsObject("options", options);
-    const certFile = requiredString("options.certFile", o.certFile);
-    const keyFile = requiredString("options.keyFile", o.keyFile);
-    const bundleFile = requiredString("options.bundleFile", o.bundleFile);
-    const poll = optionalDuration("options.pollIntervalMs", o.pollIntervalMs, 30_000);
+    const certFile = nonEmptyString("options.certFile", o.certFile);
+    const keyFile = nonEmptyString("options.keyFile", o.keyFile);
+    const bundleFile = nonEmptyString("options.bundleFile", o.bundleFile);
+    const poll = duration(
+      "options.pollIntervalMs",
+      o.pollIntervalMs,
+      30_000,
+      1,
+      Number.MAX_SAFE_INTEGER,
+    );
     const load: Fetch = async () => {
       const [cert, key, bundle] = await Promise.all([
         readFile(certFile),

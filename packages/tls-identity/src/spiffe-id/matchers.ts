@@ -1,4 +1,4 @@
-import { typeError } from "../validate.js";
+import { typeError } from "@mesh/core";
 import { parseSpiffeId, parseTrustDomain, type SpiffeId, toSpiffeId } from "./spiffe-id.js";
 
 /**

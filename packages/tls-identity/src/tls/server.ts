@@ -1,7 +1,7 @@
 import type { EventEmitter } from "node:events";
 import type { TLSSocket, Server as TlsServer } from "node:tls";
+import { typeError } from "@mesh/core";
 import type { SpiffeIdMatcher } from "../spiffe-id/matchers.js";
-import { typeError } from "../validate.js";
 import { type IdentityMaterial, serverTlsOptions } from "./options.js";
 import { checkPeer, PeerIdentityError, rememberPeer } from "./peer.js";
 

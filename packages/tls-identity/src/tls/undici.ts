@@ -1,6 +1,6 @@
 import type { Socket } from "node:net";
 import { type ConnectionOptions, type TLSSocket, connect as tlsConnect } from "node:tls";
-import { optionalDuration } from "../validate.js";
+import { duration } from "@mesh/core";
 import { clientSecureContext, type IdentityMaterial, serverIdentityChecker } from "./options.js";
 import type { PeerExpectation } from "./peer.js";
 
@@ -44,7 +44,13 @@ export function undiciConnector(
   material: IdentityMaterial,
   options: UndiciConnectorOptions,
 ): UndiciConnector {
-  const timeoutMs = optionalDuration("options.timeoutMs", options.timeoutMs, 10_000);
+  const timeoutMs = duration(
+    "options.timeoutMs",
+    options.timeoutMs,
+    10_000,
+    1,
+    Number.MAX_SAFE_INTEGER,
+  );
   const alpn = options.allowH2 ? ["h2", "http/1.1"] : ["http/1.1"];
   const expect = options.expect;
   const staticChecker = isTargetFn(expect) ? undefined : serverIdentityChecker(expect);

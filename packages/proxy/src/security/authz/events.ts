@@ -1,4 +1,5 @@
 import { channel } from "node:diagnostics_channel";
+import { meshChannels } from "@mesh/core";
 
 /**
  * Payload of `mesh:authz:decision`, exactly as ARCHITECTURE.md lists it.
@@ -25,4 +26,4 @@ export interface AuthzDecisionEvent {
 }
 
 /** The `mesh:authz:decision` channel. @public */
-export const authzDecisionChannel = channel("mesh:authz:decision");
+export const authzDecisionChannel = channel(meshChannels.authz.decision);

@@ -1,7 +1,7 @@
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
+import { duration, optionsObject, typeError } from "@mesh/core";
 import { BUNDLE_PATH, type SvidSource, TrustBundle } from "@mesh/tls-identity";
-import { optionalMs, optionsObject, typeError } from "../validate.js";
 
 /** Options of {@link watchIssuerBundle}. @public */
 export interface IssuerBundleWatchOptions {
@@ -80,8 +80,8 @@ export function watchIssuerBundle(
   if (typeof o.url !== "string" || !/^https?:\/\//.test(o.url))
     throw typeError("options.url", "an http(s):// URL", o.url);
   const url = new URL(BUNDLE_PATH, o.url);
-  const intervalMs = optionalMs("options.intervalMs", o.intervalMs, 60_000);
-  const timeoutMs = optionalMs("options.timeoutMs", o.timeoutMs, 10_000);
+  const intervalMs = duration("options.intervalMs", o.intervalMs, 60_000, 1);
+  const timeoutMs = duration("options.timeoutMs", o.timeoutMs, 10_000, 1);
   let timer: NodeJS.Timeout | undefined;
   let closed = false;
 

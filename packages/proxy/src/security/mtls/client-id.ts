@@ -1,5 +1,5 @@
+import { removeHeaderInPlace } from "@mesh/core";
 import type { SpiffeId } from "@mesh/tls-identity";
-import { dropRawHeader } from "../../http/headers.js";
 
 /** The header that carries the verified client identity to the application. @public */
 export const CLIENT_ID_HEADER = "mesh-client-id";
@@ -28,6 +28,6 @@ export function setClientIdHeader(
  * proxy's per-request path allocates nothing here.
  */
 export function setClientIdRaw(headers: string[], clientId: SpiffeId | string | undefined): void {
-  dropRawHeader(headers, CLIENT_ID_HEADER);
+  removeHeaderInPlace(headers, CLIENT_ID_HEADER);
   if (clientId !== undefined && clientId !== "") headers.push(CLIENT_ID_HEADER, String(clientId));
 }

@@ -1,11 +1,17 @@
+import { MeshError } from "@mesh/core";
+
 /** Stable codes of {@link MeshTlsError}. @public */
-export type MeshTlsErrorCode =
-  | "MESH_PROXY_IDENTITY_MISMATCH"
-  | "MESH_PROXY_TLS_UNTRUSTED"
-  | "MESH_PROXY_TLS_HANDSHAKE"
-  | "MESH_PROXY_TLS_REFUSED"
-  | "MESH_PROXY_IDENTITY_NOT_READY"
-  | "MESH_PROXY_IDENTITY_SETUP";
+export const meshTlsErrorCodes = [
+  "MESH_PROXY_IDENTITY_MISMATCH",
+  "MESH_PROXY_TLS_UNTRUSTED",
+  "MESH_PROXY_TLS_HANDSHAKE",
+  "MESH_PROXY_TLS_REFUSED",
+  "MESH_PROXY_IDENTITY_NOT_READY",
+  "MESH_PROXY_IDENTITY_SETUP",
+] as const;
+
+/** A stable code of {@link MeshTlsError}. @public */
+export type MeshTlsErrorCode = (typeof meshTlsErrorCodes)[number];
 
 /**
  * An mTLS failure between proxies, or an identity that cannot be set up.
@@ -23,8 +29,7 @@ export type MeshTlsErrorCode =
  *
  * @public
  */
-export class MeshTlsError extends Error {
-  readonly code: MeshTlsErrorCode;
+export class MeshTlsError extends MeshError<MeshTlsErrorCode> {
   readonly reason: string;
   /** The peer's SPIFFE ID when it presented a valid one. */
   readonly peerId: string | undefined;
@@ -35,9 +40,8 @@ export class MeshTlsError extends Error {
     cause?: unknown,
     peerId?: string,
   ) {
-    super(message, cause === undefined ? undefined : { cause });
+    super(code, message, cause === undefined ? undefined : { cause });
     this.name = "MeshTlsError";
-    this.code = code;
     this.reason = reason;
     this.peerId = peerId;
   }

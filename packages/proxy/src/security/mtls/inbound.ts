@@ -1,6 +1,7 @@
 import type { EventEmitter } from "node:events";
 import type { Socket } from "node:net";
 import { createServer, type TLSSocket, type Server as TlsServer } from "node:tls";
+import { duration, optionsObject, typeError } from "@mesh/core";
 import {
   type IdentityMaterial,
   peerSpiffeId,
@@ -10,7 +11,6 @@ import {
   secureServer,
   serverTlsOptions,
 } from "@mesh/tls-identity";
-import { optionalMs, optionsObject, typeError } from "../validate.js";
 import { MeshTlsError } from "./errors.js";
 
 /**
@@ -113,10 +113,11 @@ export class InboundTls {
       throw typeError("material", "an SvidSource or { svid, bundle }", material);
     const o = optionsObject("options", options);
     this.#material = material;
-    this.#handshakeTimeoutMs = optionalMs(
+    this.#handshakeTimeoutMs = duration(
       "options.handshakeTimeoutMs",
       o.handshakeTimeoutMs,
       10_000,
+      1,
     );
     const alpn = o.alpnProtocols ?? INBOUND_ALPN;
     if (

@@ -1,4 +1,5 @@
 import { type TLSSocket, connect as tlsConnect } from "node:tls";
+import { duration, optionsObject, typeError } from "@mesh/core";
 import {
   clientTlsOptions,
   expectPerTarget,
@@ -7,7 +8,6 @@ import {
   type UndiciConnector,
   undiciConnector,
 } from "@mesh/tls-identity";
-import { optionalMs, optionsObject, typeError } from "../validate.js";
 import { MeshTlsError, outboundTlsError } from "./errors.js";
 import { OPAQUE_ALPN } from "./inbound.js";
 
@@ -42,7 +42,7 @@ export function meshConnector(
   const expect = o.expect;
   if (typeof expect !== "string" && typeof expect !== "function")
     throw typeError("options.expect", "a SPIFFE ID or a function of { hostname, port }", expect);
-  const timeoutMs = optionalMs("options.timeoutMs", o.timeoutMs, 10_000);
+  const timeoutMs = duration("options.timeoutMs", o.timeoutMs, 10_000, 1);
   const connect = undiciConnector(material, {
     expect: typeof expect === "function" ? expectPerTarget(expect) : expect,
     allowH2: o.allowH2 ?? true,
@@ -86,7 +86,7 @@ export function connectMeshTls(
     throw typeError("options.host", "a host name or IP", o.host);
   if (typeof o.port !== "number" || !Number.isInteger(o.port) || o.port < 1 || o.port > 65535)
     throw typeError("options.port", "an integer port in 1..65535", o.port);
-  const timeoutMs = optionalMs("options.timeoutMs", o.timeoutMs, 10_000);
+  const timeoutMs = duration("options.timeoutMs", o.timeoutMs, 10_000, 1);
   const target = `${o.host}:${o.port}`;
   let tlsOptions: ReturnType<typeof clientTlsOptions>;
   try {

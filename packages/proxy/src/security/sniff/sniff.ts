@@ -1,5 +1,5 @@
 import type { Socket } from "node:net";
-import { optionalMs, optionsObject } from "../validate.js";
+import { duration, integerIn, optionsObject } from "@mesh/core";
 
 /**
  * What the first bytes of a connection are:
@@ -145,8 +145,8 @@ function classifyRequestLine(buf: Buffer): "http1" | "opaque" | undefined {
  */
 export function sniffSocket(socket: Socket, options?: SniffOptions): Promise<SniffResult> {
   const o = optionsObject("options", options);
-  const timeoutMs = optionalMs("options.timeoutMs", o.timeoutMs, 10_000);
-  const maxBytes = optionalMs("options.maxBytes", o.maxBytes, 16_384, 24, 1 << 20);
+  const timeoutMs = duration("options.timeoutMs", o.timeoutMs, 10_000, 1);
+  const maxBytes = integerIn("options.maxBytes", o.maxBytes, 16_384, 24, 1 << 20);
   return new Promise((resolve) => {
     let bytes: Buffer = Buffer.alloc(0);
     let done = false;

@@ -1,5 +1,5 @@
 import type { Socket } from "node:net";
-import { optionalMs, optionsObject } from "../validate.js";
+import { duration, optionsObject } from "@mesh/core";
 
 /** Options of {@link forwardTcp}. @public */
 export interface TcpForwardOptions {
@@ -73,7 +73,7 @@ export function forwardTcp(
 ): TcpForward {
   const o = optionsObject("options", options);
   const idleMs =
-    o.idleTimeoutMs === undefined ? 0 : optionalMs("options.idleTimeoutMs", o.idleTimeoutMs, 0);
+    o.idleTimeoutMs === undefined ? 0 : duration("options.idleTimeoutMs", o.idleTimeoutMs, 0, 1);
   const onRead = o.onRead;
   const onWrite = o.onWrite;
   let bytesRead = 0;

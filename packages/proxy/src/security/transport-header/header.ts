@@ -1,4 +1,4 @@
-import { typeError } from "../validate.js";
+import { typeError } from "@mesh/core";
 
 /**
  * The fields carried at the start of an opaque-TCP stream between proxies.
@@ -33,10 +33,14 @@ export const TRANSPORT_HEADER_MAX_BYTES =
 export const TransportField = { port: 0x01, protocol: 0x02, name: 0x03 } as const;
 
 /** Stable codes of {@link TransportHeaderError}. @public */
-export type TransportHeaderErrorCode =
-  | "MESH_TRANSPORT_HEADER_INVALID"
-  | "MESH_TRANSPORT_HEADER_TRUNCATED"
-  | "MESH_TRANSPORT_HEADER_TIMEOUT";
+export const transportHeaderErrorCodes = [
+  "MESH_TRANSPORT_HEADER_INVALID",
+  "MESH_TRANSPORT_HEADER_TRUNCATED",
+  "MESH_TRANSPORT_HEADER_TIMEOUT",
+] as const;
+
+/** A stable code of {@link TransportHeaderError}. */
+export type TransportHeaderErrorCode = (typeof transportHeaderErrorCodes)[number];
 
 /**
  * A transport header could not be read. `offset` is the index of the byte at fault (for

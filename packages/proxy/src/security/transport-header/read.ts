@@ -1,5 +1,5 @@
 import type { Duplex } from "node:stream";
-import { optionalMs, optionsObject } from "../validate.js";
+import { duration, optionsObject } from "@mesh/core";
 import { decodeTransportHeader, type TransportHeader, TransportHeaderError } from "./header.js";
 
 /** Options of {@link readTransportHeader}. @public */
@@ -24,7 +24,7 @@ export function readTransportHeader(
   options?: ReadTransportHeaderOptions,
 ): Promise<TransportHeader> {
   const o = optionsObject("options", options);
-  const timeoutMs = optionalMs("options.timeoutMs", o.timeoutMs, 10_000);
+  const timeoutMs = duration("options.timeoutMs", o.timeoutMs, 10_000, 1);
   return new Promise((resolve, reject) => {
     let buf: Buffer = Buffer.alloc(0);
     let done = false;

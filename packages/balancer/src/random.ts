@@ -1,12 +1,3 @@
-/** Source of time in milliseconds. Monotonic by default. */
-export interface Clock {
-  /** Current time in milliseconds. */
-  now(): number;
-}
-
-/** The default clock: `performance.now()`. */
-export const monotonicClock: Clock = { now: () => performance.now() };
-
 /** A source of uniformly distributed numbers in [0, 1), like `Math.random`. */
 export type Random = () => number;
 
