@@ -22,7 +22,7 @@ async function run(cmd: string, args: string[]) {
 }
 
 describe("packed packages in a project outside the workspace", () => {
-  it.each(["core", "retry", "balancer", "metrics", "tls-identity", "proxy"])(
+  it.each(["core", "retry", "balancer", "metrics", "tls-identity", "limit", "proxy"])(
     "@mesh/%s: the README example runs",
     async (name) => {
       const { stdout } = await run(process.execPath, [`${name}.mjs`]);

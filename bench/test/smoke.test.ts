@@ -19,7 +19,11 @@ import { spread } from "../src/lib/stats.ts";
 const BENCH = join(dirname(fileURLToPath(import.meta.url)), "..");
 const CLI = join(BENCH, "src", "cli.ts");
 /** Scenarios run in parallel groups so the whole smoke stays near a minute on 2 cores. */
-const GROUPS = [["overhead"], ["balancer", "grpc"], ["retry-storm", "identity", "metrics-cost"]];
+const GROUPS = [
+  ["overhead"],
+  ["balancer", "grpc", "adaptive-concurrency"],
+  ["retry-storm", "identity", "metrics-cost"],
+];
 /** Peers that may be unavailable (only when not installed), and the words their reason must contain. */
 const MAY_BE_UNAVAILABLE: Record<string, RegExp> = {
   ...(missingPeer("nginx") && { nginx: /nginx/, "nginx-pair": /nginx/ }),
@@ -196,6 +200,26 @@ describe("every scenario in --quick mode", () => {
     expect(wrk, "the JSON says whether wrk was used").toBeDefined();
     expect(wrk!.available, "wrk is used when installed").toBe(!missingPeer("wrk"));
     if (!wrk!.available) expect(JSON.stringify(result.tables)).toContain("undici-closed-loop");
+  });
+
+  it("adaptive-concurrency: both apps served the overload; only the limited one sheds, at once", () => {
+    const result = load("adaptive-concurrency");
+    const summary = result.data.summary as Record<
+      string,
+      Record<string, { median: number } | null>
+    >;
+    expect(okPeers(result)).toEqual(["unprotected", "mesh-limit"]);
+    for (const name of okPeers(result)) {
+      expect(summary[name]!.goodputRps?.median, name).toBeGreaterThan(0);
+      expect(summary[name]!.appP99Ms?.median, name).toBeGreaterThan(0);
+    }
+    expect(summary.unprotected!.rejected!.median).toBe(0);
+    expect(summary["mesh-limit"]!.rejected!.median).toBeGreaterThan(0);
+    expect(summary["mesh-limit"]!.limit!.median).toBeGreaterThanOrEqual(3);
+    // The limiter never lets the app's concurrency run away as the unprotected one does.
+    expect(summary["mesh-limit"]!.maxInFlight!.median).toBeLessThan(
+      summary.unprotected!.maxInFlight!.median,
+    );
   });
 
   it("retry-storm: every client has an amplification and a transient success rate", () => {

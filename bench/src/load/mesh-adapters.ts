@@ -12,7 +12,7 @@ import type { Agent, Dispatcher } from "undici";
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 
 /** The @mesh packages the bench uses, by folder name. */
-export type MeshPackage = "retry" | "balancer" | "tls-identity" | "metrics" | "proxy";
+export type MeshPackage = "retry" | "balancer" | "tls-identity" | "metrics" | "proxy" | "limit";
 
 /** Exports each scenario needs from a package. */
 const REQUIRED: Record<MeshPackage, string[]> = {
@@ -21,6 +21,7 @@ const REQUIRED: Record<MeshPackage, string[]> = {
   "tls-identity": ["createTrustAnchor"],
   metrics: ["metrics", "instrumentServer", "GoldenSignals"],
   proxy: [],
+  limit: ["GradientLimiter", "limitRequests"],
 };
 
 /** Thrown when a @mesh package cannot be used yet; `reason` goes into the results. */

@@ -1,6 +1,7 @@
 /** The scenario registry, in the order `npm run bench` runs them. */
 import type { BenchContext } from "../lib/context.ts";
 import type { ScenarioOutput } from "../lib/result.ts";
+import { adaptiveConcurrency } from "./adaptive-concurrency.ts";
 import { balancer } from "./balancer.ts";
 import { grpc } from "./grpc.ts";
 import { identity } from "./identity.ts";
@@ -30,6 +31,11 @@ export const SCENARIOS: Record<string, Scenario> = {
   "retry-storm": {
     describe: "retry amplification against a failing backend, success rate with transient faults",
     run: retryStorm,
+  },
+  "adaptive-concurrency": {
+    describe:
+      "an app whose latency rises with concurrency at 3× its capacity, with and without @mesh/limit's gradient limiter",
+    run: adaptiveConcurrency,
   },
   identity: {
     describe: "SVID issuances/s and mTLS handshakes/s, ECDSA P-256 vs RSA-2048",

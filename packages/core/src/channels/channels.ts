@@ -23,6 +23,12 @@ export const meshChannels = {
     refreshFailed: "mesh:identity:refresh-failed",
     issued: "mesh:identity:issued",
   },
+  limit: {
+    rateLimited: "mesh:limit:rate-limited",
+    queued: "mesh:limit:queued",
+    concurrencyRejected: "mesh:limit:concurrency-rejected",
+    concurrencyLimit: "mesh:limit:concurrency-limit",
+  },
   authz: {
     decision: "mesh:authz:decision",
   },

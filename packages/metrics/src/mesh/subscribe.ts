@@ -4,7 +4,7 @@ import type { CounterFamily, CounterSeries } from "../registry/family.js";
 import { LabelLimiter } from "../registry/labels.js";
 import type { Registry } from "../registry/registry.js";
 
-const { retry, balancer, identity, authz } = meshChannels;
+const { retry, balancer, identity, limit, authz } = meshChannels;
 
 /**
  * The mesh channels this module counts: every one in `@mesh/core`'s `meshChannels` except
@@ -24,6 +24,10 @@ export const COUNTED_MESH_CHANNELS = Object.freeze([
   identity.svid,
   identity.refreshFailed,
   identity.issued,
+  limit.rateLimited,
+  limit.queued,
+  limit.concurrencyRejected,
+  limit.concurrencyLimit,
   authz.decision,
 ] as const);
 
@@ -42,6 +46,7 @@ export interface MeshEventsOptions {
 }
 
 const BREAKER_STATES = ["closed", "open", "half-open"] as const;
+const LIMIT_KINDS: readonly unknown[] = ["total", "identity", "override"];
 const ENDPOINT_STATES = ["ready", "probing", "ejected", "draining"] as const;
 const ZONE_STATES = ["local", "spillover"] as const;
 
@@ -191,6 +196,32 @@ export function subscribeMeshEvents(
       "reason",
     ]),
   };
+
+  const rateLimited = c(
+    "mesh_ratelimit_rejected_total",
+    "Requests refused by a rate limit, by the limit that refused them (total, identity, override).",
+    ["name", "limit"],
+  );
+  const rateQueued = c(
+    "mesh_ratelimit_queued_total",
+    "Outbound requests delayed by a rate limit instead of refused.",
+    ["name"],
+  );
+  const concurrencyRejected = c(
+    "mesh_concurrency_limit_rejected_total",
+    "Requests refused by an adaptive concurrency limit.",
+    ["name"],
+  );
+  const concurrencyLimit = g(
+    "mesh_concurrency_limit",
+    "The adaptive concurrency limit (requests in flight admitted).",
+    ["name"],
+  );
+  const concurrencyMinRtt = g(
+    "mesh_concurrency_limit_min_rtt_ms",
+    "The adaptive concurrency limiter's latest minRTT measurement, ms.",
+    ["name"],
+  );
 
   const lastDecision = (family: CounterFamily): LastDecision => ({
     family,
@@ -351,6 +382,33 @@ export function subscribeMeshEvents(
         last.reason = p.reason;
       }
       last.series.inc();
+      return true;
+    },
+    "mesh:limit:rate-limited": (p) => {
+      const name = str(p.name);
+      if (name === undefined || !LIMIT_KINDS.includes(p.limit)) return false;
+      rateLimited.inc({ name, limit: p.limit as string });
+      return true;
+    },
+    "mesh:limit:queued": (p) => {
+      const name = str(p.name);
+      if (name === undefined) return false;
+      rateQueued.inc({ name });
+      return true;
+    },
+    "mesh:limit:concurrency-rejected": (p) => {
+      const name = str(p.name);
+      if (name === undefined) return false;
+      concurrencyRejected.inc({ name });
+      return true;
+    },
+    "mesh:limit:concurrency-limit": (p) => {
+      const name = str(p.name);
+      if (name === undefined || typeof p.limit !== "number") return false;
+      concurrencyLimit.set({ name }, p.limit);
+      if (typeof p.minRttMs === "number" && !Number.isNaN(p.minRttMs)) {
+        concurrencyMinRtt.set({ name }, p.minRttMs);
+      }
       return true;
     },
   };

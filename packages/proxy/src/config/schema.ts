@@ -1,4 +1,5 @@
 import { failureRateConfig, peakEwmaConfig } from "@mesh/balancer";
+import { RateLimiter } from "@mesh/limit";
 import { z } from "zod";
 import { parseHostPort } from "./address.js";
 import { parseDuration } from "./duration.js";
@@ -292,6 +293,158 @@ const BALANCER_DEFAULTS = {
   localZoneMaxPending: LOCAL_ZONE_MAX_PENDING,
 };
 
+/** A rate: requests per second, optionally with a burst (default one second's worth). */
+function rateFields() {
+  const rps = "expected a number > 0";
+  return {
+    requestsPerSecond: z
+      .number({ error: rps })
+      .gt(0, { error: rps })
+      .max(1e9, { error: "expected a number <= 1000000000" })
+      .describe("sustained requests per second"),
+    burst: number(1, 1e9)
+      .optional()
+      .describe("requests admitted back to back after an idle period (default requestsPerSecond)"),
+  };
+}
+
+/**
+ * Hands a section to the @mesh/limit constructor it configures, so rules spanning fields
+ * (a per-identity rate above the total, an identity in two overrides) are the library's
+ * own, reported at the config path (`keys` is `identities` here).
+ */
+function checkedByLibrary(build: () => void, ctx: z.RefinementCtx): void {
+  try {
+    build();
+  } catch (err) {
+    const m = /^rateLimit((?:\.[A-Za-z]+|\[\d+\])*): (.*)$/s.exec((err as Error).message);
+    if (m === null) {
+      ctx.addIssue({ code: "custom", message: (err as Error).message, params: { complete: true } });
+      return;
+    }
+    const path = [...(m[1] ?? "").matchAll(/\.([A-Za-z]+)|\[(\d+)\]/g)].map((x) =>
+      x[2] !== undefined ? Number(x[2]) : x[1] === "keys" ? "identities" : (x[1] as string),
+    );
+    ctx.addIssue({ code: "custom", message: m[2] as string, path, params: { complete: true } });
+  }
+}
+
+/** Inbound rate limits, Linkerd's `HTTPLocalRateLimitPolicy` (names as there). */
+const inboundRateLimitSchema = strict({
+  total: strict(rateFields()).optional().describe("one limit over every inbound request"),
+  identity: strict(rateFields())
+    .optional()
+    .describe(
+      "a limit per client identity (verified mTLS ID; plaintext clients are held to total only)",
+    ),
+  overrides: list(
+    strict({
+      ...rateFields(),
+      identities: list(text())
+        .min(1, { error: "expected at least one identity" })
+        .describe("client SPIFFE IDs sharing this limit instead of identity's"),
+    }),
+  )
+    .default([])
+    .describe("limits for named clients, one shared by the identities of each entry"),
+  maxIdentities: integer(1)
+    .default(10_000)
+    .describe("client identities whose state is kept (least recently used dropped)"),
+})
+  .superRefine((r, ctx) =>
+    checkedByLibrary(() => {
+      new RateLimiter(inboundRateLimiterOptions(r));
+    }, ctx),
+  )
+  .describe("inbound rate limits (429 + retry-after; gRPC RESOURCE_EXHAUSTED)");
+
+/** The @mesh/limit options of an inbound rate limit config. */
+export function inboundRateLimiterOptions(
+  r: InboundRateLimitShape,
+): ConstructorParameters<typeof RateLimiter>[0] {
+  return {
+    name: "inbound",
+    ...(r.total !== undefined ? { total: r.total } : {}),
+    ...(r.identity !== undefined ? { identity: r.identity } : {}),
+    ...(r.overrides.length > 0
+      ? {
+          overrides: r.overrides.map((o) => ({
+            requestsPerSecond: o.requestsPerSecond,
+            ...(o.burst !== undefined ? { burst: o.burst } : {}),
+            keys: o.identities,
+          })),
+        }
+      : {}),
+    maxKeys: r.maxIdentities,
+  };
+}
+
+interface RateShape {
+  requestsPerSecond: number;
+  burst?: number | undefined;
+}
+interface InboundRateLimitShape {
+  total?: RateShape | undefined;
+  identity?: RateShape | undefined;
+  overrides: Array<RateShape & { identities: string[] }>;
+  maxIdentities: number;
+}
+
+/** Inbound adaptive concurrency (a gradient limiter); every default is @mesh/limit's (Envoy's). */
+const adaptiveConcurrencySchema = strict({
+  sampleWindow: boundedDuration(
+    "how often the limit is recomputed (default 100ms)",
+    1,
+    3_600_000,
+    "1ms",
+    "1h",
+  ).optional(),
+  percentile: z
+    .number({ error: "expected a number in 0 (exclusive)..1" })
+    .gt(0, { error: "expected a number in 0 (exclusive)..1" })
+    .max(1, { error: "expected a number in 0 (exclusive)..1" })
+    .optional()
+    .describe("RTT percentile standing for a window (default 0.5)"),
+  buffer: number(0, 10)
+    .optional()
+    .describe("latency over minRTT still taken as not queueing, a fraction (default 0.25)"),
+  minRttInterval: boundedDuration(
+    "time between minRTT measurements (default 60s)",
+    1,
+    86_400_000,
+    "1ms",
+    "24h",
+  ).optional(),
+  minRttJitter: number(0, 1).optional().describe("random spread of minRttInterval (default 0.15)"),
+  minRttRequests: integer(1, 4096)
+    .optional()
+    .describe("requests measured per minRTT window (default 50)"),
+  minLimit: integer(1, 1_000_000)
+    .optional()
+    .describe("lowest limit, and the concurrency while minRTT is measured (default 3)"),
+  maxLimit: integer(1, 1_000_000).optional().describe("highest limit (default 1000)"),
+})
+  .refine((a) => a.maxLimit === undefined || a.maxLimit >= (a.minLimit ?? 3), {
+    error: "expected at least minLimit",
+    path: ["maxLimit"],
+  })
+  .describe(
+    "adaptive concurrency limit for requests to the app (503 + mesh-proxy-error beyond it; never queues)",
+  );
+
+/** Outbound per-service rate limit. */
+const outboundRateLimitSchema = strict({
+  ...rateFields(),
+  mode: z
+    .enum(["fail-fast", "queue"], { error: "expected fail-fast or queue" })
+    .default("fail-fast")
+    .describe("beyond the rate: fail at once (429), or wait for a slot up to maxWait / maxQueue"),
+  maxWait: boundedDuration("queue: longest wait for a slot", 0, 60_000, "0ms", "60s").default(
+    1_000,
+  ),
+  maxQueue: integer(0).default(1_000).describe("queue: most requests waiting at once"),
+}).describe("a rate limit on requests to the service (429 + retry-after beyond it)");
+
 const serviceSchema = strict({
   name: text(),
   authorities: list(text())
@@ -318,6 +471,7 @@ const serviceSchema = strict({
     jitter: number(0, 1).default(0.5),
   }).default({ consecutiveFailures: 7, minPenalty: 1_000, maxPenalty: 60_000, jitter: 0.5 }),
   failFast: duration("how long a request waits for a ready endpoint").default(3_000),
+  rateLimit: outboundRateLimitSchema.optional(),
   balancer: balancerSchema.default(BALANCER_DEFAULTS),
   routes: list(routeSchema).default([]),
   backends: backendsSchema.optional(),
@@ -510,6 +664,8 @@ const inboundSchema = strict({
     .describe("HTTP/1.1 connections to the app; more requests queue (h2c multiplexes one)"),
   timeout: timeoutSchema.default({}),
   limits: limitsSchema.default(LIMIT_DEFAULTS),
+  rateLimit: inboundRateLimitSchema.optional(),
+  adaptiveConcurrency: adaptiveConcurrencySchema.optional(),
   policy: policySchema.default({ default: "all-unauthenticated", rules: [] }),
   opaquePorts: list(integer(1, 65_535))
     .default(DEFAULT_OPAQUE_PORTS)
@@ -645,3 +801,9 @@ export type TcpRouteConfig = OutboundConfig["tcp"][number];
 export type BalancerConfig = ServiceConfig["balancer"];
 /** A parsed weighted backend. */
 export type BackendConfig = NonNullable<ServiceConfig["backends"]>[number];
+
+export type InboundRateLimitConfig = NonNullable<InboundConfig["rateLimit"]>;
+
+export type AdaptiveConcurrencyConfig = NonNullable<InboundConfig["adaptiveConcurrency"]>;
+
+export type OutboundRateLimitConfig = NonNullable<ServiceConfig["rateLimit"]>;

@@ -1,4 +1,5 @@
 import type { Socket } from "node:net";
+import type { GradientLimiter, RateLimiter } from "@mesh/limit";
 import type { LimitsConfig } from "../config/schema.js";
 import type { ProxyLogger } from "../log.js";
 import type { ProxyMetrics } from "../metrics/proxy-metrics.js";
@@ -30,6 +31,10 @@ export interface DirectionListenerOptions {
   resolve(input: RouteInput): Target;
   /** Inbound: authorization and the verified client identity. */
   security?: InboundSecurity | undefined;
+  /** Inbound: rate limits of the current config, keyed by client identity. */
+  rateLimiter?: (() => RateLimiter | undefined) | undefined;
+  /** Inbound: adaptive concurrency limit of the current config. */
+  concurrencyLimiter?: (() => GradientLimiter | undefined) | undefined;
   /** Inbound: takes over accepted connections (TLS, opaque TCP) instead of HTTP detection. */
   route?: ((socket: Socket) => void) | undefined;
 }
@@ -50,6 +55,8 @@ export function createDirectionListener(o: DirectionListenerOptions): HttpListen
     draining: () => listener.draining,
     resolve: o.resolve,
     security: o.security,
+    rateLimiter: o.rateLimiter,
+    concurrencyLimiter: o.concurrencyLimiter,
   });
   const listener: HttpListener = new HttpListener({
     name: o.direction,

@@ -1,4 +1,5 @@
 import type { BalancerErrorCode } from "@mesh/balancer";
+import type { LimitErrorCode } from "@mesh/limit";
 import type { MetricsErrorCode } from "@mesh/metrics";
 import type { RetryErrorCode } from "@mesh/retry";
 import type { IdentityErrorCode } from "@mesh/tls-identity";
@@ -22,6 +23,7 @@ export type MeshErrorCode =
   | BalancerErrorCode
   | IdentityErrorCode
   | MetricsErrorCode
+  | LimitErrorCode
   | MeshTlsErrorCode
   | TransportHeaderErrorCode
   | StatErrorCode
@@ -69,6 +71,9 @@ export const MESH_ERROR_ANSWERS: Readonly<Record<MeshErrorCode, ErrorAnswer>> = 
   MESH_IDENTITY_ID_MISMATCH: INTERNAL,
   MESH_IDENTITY_EXTRA_SAN: INTERNAL,
   MESH_IDENTITY_INVALID_SPIFFE_ID: INTERNAL,
+  // @mesh/limit (outbound per-service rate limit; the error carries retryAfterMs)
+  MESH_LIMIT_RATE_LIMITED: { code: "MESH_PROXY_RATE_LIMITED" },
+  MESH_LIMIT_QUEUE_FULL: { code: "MESH_PROXY_RATE_LIMITED", reason: "rate limited (queue full)" },
   // @mesh/metrics
   MESH_METRICS_DUPLICATE_METRIC: INTERNAL,
   MESH_METRICS_LABEL_MISMATCH: INTERNAL,

@@ -39,6 +39,16 @@ const KINDS = {
     grpc: GrpcStatus.RESOURCE_EXHAUSTED,
     reason: "load shed: too many requests in flight",
   },
+  MESH_PROXY_RATE_LIMITED: {
+    status: 429,
+    grpc: GrpcStatus.RESOURCE_EXHAUSTED,
+    reason: "rate limited",
+  },
+  MESH_PROXY_CONCURRENCY_LIMITED: {
+    status: 503,
+    grpc: GrpcStatus.UNAVAILABLE,
+    reason: "concurrency limit reached",
+  },
   MESH_PROXY_ENDPOINT_OVERLOADED: {
     status: 503,
     grpc: GrpcStatus.UNAVAILABLE,
@@ -98,8 +108,14 @@ export class ProxyError extends MeshError<ProxyErrorCode> {
   readonly status: number;
   readonly grpcStatus: number;
   readonly reason: string;
+  /** When the client may try again, ms (`retry-after`; gRPC `grpc-retry-pushback-ms`). */
+  readonly retryAfterMs: number | undefined;
 
-  constructor(code: ProxyErrorCode, reason?: string, options?: { cause?: unknown }) {
+  constructor(
+    code: ProxyErrorCode,
+    reason?: string,
+    options?: { cause?: unknown; retryAfterMs?: number },
+  ) {
     const kind = KINDS[code];
     const r = reason ?? kind.reason;
     super(code, r, options);
@@ -107,6 +123,7 @@ export class ProxyError extends MeshError<ProxyErrorCode> {
     this.status = kind.status;
     this.grpcStatus = kind.grpc;
     this.reason = r;
+    this.retryAfterMs = options?.retryAfterMs;
   }
 }
 
@@ -128,7 +145,12 @@ export function classifyError(err: unknown): ProxyError {
     // MeshTlsError carries a reason more precise than its kind's ("untrusted server certificate").
     const own =
       code.startsWith("MESH_PROXY_") && typeof e?.reason === "string" ? e.reason : undefined;
-    return new ProxyError(answer.code, answer.reason ?? own, { cause: err });
+    // A rate limit says when to come back (@mesh/limit's RateLimitedError).
+    const retryAfterMs = (err as { retryAfterMs?: unknown }).retryAfterMs;
+    return new ProxyError(answer.code, answer.reason ?? own, {
+      cause: err,
+      ...(typeof retryAfterMs === "number" ? { retryAfterMs } : {}),
+    });
   }
   if (e?.cause !== undefined && e.cause !== err) {
     const inner = classifyError(e.cause);
@@ -160,6 +182,10 @@ export function respondWithError(
       "grpc-message": encodeGrpcMessage(err.reason),
       [PROXY_ERROR_HEADER]: err.reason,
     };
+    if (err.retryAfterMs !== undefined) {
+      headers["retry-after"] = retryAfterSeconds(err.retryAfterMs);
+      headers["grpc-retry-pushback-ms"] = Math.ceil(err.retryAfterMs);
+    }
     const stream = (res as Http2ServerResponse).stream;
     if (stream !== undefined) {
       if (!stream.headersSent && !stream.destroyed)
@@ -176,8 +202,14 @@ export function respondWithError(
     "content-length": Buffer.byteLength(body),
     [PROXY_ERROR_HEADER]: err.reason,
   };
+  if (err.retryAfterMs !== undefined) headers["retry-after"] = retryAfterSeconds(err.retryAfterMs);
   if (closeConnection && (res as Http2ServerResponse).stream === undefined)
     headers.connection = "close";
   (res as ServerResponse).writeHead(err.status, headers as Record<string, string>);
   res.end(body);
+}
+
+/** `retry-after` in whole seconds, rounded up, at least 1 (HTTP has no finer unit). */
+function retryAfterSeconds(ms: number): number {
+  return Math.max(1, Math.ceil(ms / 1000));
 }

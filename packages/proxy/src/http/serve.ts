@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from "node:http";
 import { isGrpcContentType, removeHeaderInPlace } from "@mesh/core";
+import type { GradientLimiter, RateLimiter } from "@mesh/limit";
 import type { Dispatcher } from "undici";
 import type { ProxyLogger } from "../log.js";
 import type { HttpLabels, HttpSignals, ProxyMetrics } from "../metrics/proxy-metrics.js";
@@ -113,6 +114,13 @@ export interface DirectionContext {
   resolve(input: RouteInput): Target;
   /** Inbound only: authorization, `mesh-client-id`, `mesh-orig-proto` decoding, labels. */
   security?: InboundSecurity | undefined;
+  /**
+   * Inbound: the rate limits of the current config (read per request, so reloads apply),
+   * keyed by the verified client identity; checked after authorization.
+   */
+  rateLimiter?: (() => RateLimiter | undefined) | undefined;
+  /** Inbound: the adaptive concurrency limit on requests to the app (current config). */
+  concurrencyLimiter?: (() => GradientLimiter | undefined) | undefined;
 }
 
 /**
@@ -134,6 +142,9 @@ interface PipelineRequest extends RouteInput {
   target: Target | undefined;
   /** Its metric handle, once routed. */
   signals: HttpSignals | undefined;
+  /** The concurrency limiter holding a slot for it, and the start it gave. */
+  concurrency: GradientLimiter | undefined;
+  concurrencyStart: number;
 }
 
 /** The state one request pipeline shares across its requests. */
@@ -178,6 +189,8 @@ export function createRequestPipeline(ctx: DirectionContext): {
       pipeline,
       target: undefined,
       signals: undefined,
+      concurrency: undefined,
+      concurrencyStart: -1,
     };
     const refused = admit(ctx, r, pipeline.inFlight);
     if (refused !== undefined) {
@@ -190,6 +203,16 @@ export function createRequestPipeline(ctx: DirectionContext): {
     } catch (err) {
       reject(ctx, r, classifyError(err));
       return;
+    }
+    const concurrency = ctx.concurrencyLimiter?.();
+    if (concurrency !== undefined) {
+      const started = concurrency.tryAcquire();
+      if (started < 0) {
+        reject(ctx, r, new ProxyError("MESH_PROXY_CONCURRENCY_LIMITED"));
+        return;
+      }
+      r.concurrency = concurrency;
+      r.concurrencyStart = started;
     }
     r.target = target;
     const { authority, grpc, peer } = r;
@@ -235,6 +258,12 @@ export function createRequestPipeline(ctx: DirectionContext): {
 function onForwarded(result: ForwardResult, r: PipelineRequest): void {
   const { ctx } = r.pipeline;
   r.pipeline.inFlight--;
+  // A request the app never saw (connect failure...) says nothing about its latency; one
+  // that timed out does.
+  r.concurrency?.release(
+    r.concurrencyStart,
+    result.error === undefined || result.error.code === "MESH_PROXY_TIMEOUT",
+  );
   const target = r.target as Target;
   const signals = r.signals as HttpSignals;
   const { start, method, authority, path } = r;
@@ -360,7 +389,7 @@ function refreshed(
 /**
  * The checks a request passes before routing: request target, loop protection, load
  * shedding, `mesh-orig-proto` decoding and (inbound) authorization, which also sets the
- * verified `mesh-client-id`. Updates `r` (absolute-form target, upstream headers, the
+ * verified `mesh-client-id`, then the rate limits keyed by that identity. Updates `r` (absolute-form target, upstream headers, the
  * app's protocol, the peer); returns why the request is refused, if it is.
  */
 function admit(
@@ -404,6 +433,15 @@ function admit(
   r.peer = peer;
   const denied = security.admit(peer, r);
   if (denied !== undefined) return denied;
+  const rate = ctx.rateLimiter?.();
+  if (rate !== undefined) {
+    const wait = rate.tryAcquire(peer.clientId);
+    if (wait < 0) {
+      return new ProxyError("MESH_PROXY_RATE_LIMITED", `rate limited (${rate.rejectedBy} limit)`, {
+        retryAfterMs: -wait,
+      });
+    }
+  }
   // Never trust a client's own mesh-client-id; set the verified one.
   setClientIdRaw(r.upstream, peer.clientId);
   return undefined;

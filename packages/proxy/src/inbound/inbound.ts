@@ -1,6 +1,7 @@
 import { Http2Client } from "@mesh/balancer";
+import { GradientLimiter, RateLimiter } from "@mesh/limit";
 import { type Dispatcher, Pool } from "undici";
-import type { InboundConfig } from "../config/schema.js";
+import { type InboundConfig, inboundRateLimiterOptions } from "../config/schema.js";
 import { createDirectionListener, type DirectionDeps } from "../http/direction.js";
 import { ProxyError } from "../http/errors.js";
 import type { HttpListener } from "../http/listener.js";
@@ -52,6 +53,45 @@ class AppClients {
   }
 }
 
+/**
+ * The inbound rate and concurrency limiters, built from config by @mesh/limit. A reload
+ * that leaves a section unchanged keeps its limiter, and with it the clients' rate state
+ * and the learned concurrency limit.
+ */
+class InboundLimits {
+  rate: RateLimiter | undefined;
+  concurrency: GradientLimiter | undefined;
+  private rateKey = "";
+  private concurrencyKey = "";
+
+  constructor(config: InboundConfig) {
+    this.update(config);
+  }
+
+  update(config: InboundConfig): void {
+    const rateKey = JSON.stringify(config.rateLimit ?? null);
+    if (rateKey !== this.rateKey) {
+      this.rateKey = rateKey;
+      this.rate =
+        config.rateLimit === undefined
+          ? undefined
+          : new RateLimiter(inboundRateLimiterOptions(config.rateLimit));
+    }
+    const concurrencyKey = JSON.stringify(config.adaptiveConcurrency ?? null);
+    if (concurrencyKey !== this.concurrencyKey) {
+      this.concurrencyKey = concurrencyKey;
+      const a = config.adaptiveConcurrency;
+      this.concurrency =
+        a === undefined
+          ? undefined
+          : new GradientLimiter({
+              name: "inbound",
+              ...Object.fromEntries(Object.entries(a).filter(([, v]) => v !== undefined)),
+            });
+    }
+  }
+}
+
 const PLAINTEXT_PEER: PeerInfo = {
   clientId: undefined,
   tls: false,
@@ -70,6 +110,7 @@ export class Inbound {
   private config: InboundConfig;
   private app: AppClients;
   private policy: AuthzPolicy;
+  private readonly limits: InboundLimits;
   private readonly tls: InboundTls | undefined;
   private readonly authzRequest: AuthzRequest = {
     clientId: undefined,
@@ -84,6 +125,7 @@ export class Inbound {
     this.config = config;
     this.app = new AppClients(config.app, config.connectTimeout, config.appConnections);
     this.policy = Inbound.compile(config, deps.identity?.trustDomain);
+    this.limits = new InboundLimits(config);
     this.trustDomain = deps.identity?.trustDomain;
     this.tls =
       deps.identity === undefined
@@ -102,6 +144,8 @@ export class Inbound {
       deps,
       limits: config.limits,
       maxConcurrentRequests: () => this.config.maxConcurrentRequests,
+      rateLimiter: () => this.limits.rate,
+      concurrencyLimiter: () => this.limits.concurrency,
       resolve: (input) => this.resolve(input),
       route: connections.route,
       security: {
@@ -177,6 +221,7 @@ export class Inbound {
     }
     // Compiled before anything changes: the schema validated it, so this does not throw.
     this.policy = Inbound.compile(next, this.trustDomain);
+    this.limits.update(next);
     this.config = next;
     this.targets = {};
     return warnings;

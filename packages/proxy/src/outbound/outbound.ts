@@ -1,4 +1,5 @@
 import { Http2Client } from "@mesh/balancer";
+import { rateLimit } from "@mesh/limit";
 import { RetryBudget, type RetryPolicyOptions, retry } from "@mesh/retry";
 import type { IdentityMaterial } from "@mesh/tls-identity";
 import { Agent, type Dispatcher } from "undici";
@@ -18,6 +19,8 @@ import { Backend, type BackendSettings, type EndpointView } from "./backend.js";
 import type { MeshTransport } from "./endpoint-factory.js";
 import { type RouteEntry, RouteTable, type ServiceEntry } from "./router.js";
 import { OutboundTcp } from "./tcp.js";
+
+type RateLimit = ReturnType<typeof rateLimit>;
 
 /** Shared services an {@link Outbound} needs. */
 export interface OutboundDeps extends DirectionDeps {
@@ -63,6 +66,11 @@ export class Outbound {
   private gen: Generation;
   private readonly backends = new Map<string, BackendSlot>();
   private readonly budgets = new Map<string, { key: string; budget: RetryBudget }>();
+  /**
+   * Per-service rate-limit interceptors (one limiter and one queue for all the service's
+   * routes and backends), kept across reloads while their config is unchanged.
+   */
+  private readonly rateLimits = new Map<string, { key: string; limit: RateLimit }>();
   private readonly passthrough = {
     h1: undefined as Agent | undefined,
     h2: undefined as Agent | undefined,
@@ -153,6 +161,32 @@ export class Outbound {
     return b;
   }
 
+  /** The service's rate-limit interceptor, if it has a limit. */
+  private rateLimitFor(service: ServiceConfig): RateLimit | undefined {
+    const c = service.rateLimit;
+    if (c === undefined) {
+      this.rateLimits.delete(service.name);
+      return undefined;
+    }
+    const key = JSON.stringify(c);
+    const have = this.rateLimits.get(service.name);
+    if (have !== undefined && have.key === key) return have.limit;
+    const limit = rateLimit({
+      limiter: {
+        name: service.name,
+        total: {
+          requestsPerSecond: c.requestsPerSecond,
+          ...(c.burst !== undefined ? { burst: c.burst } : {}),
+        },
+      },
+      mode: c.mode,
+      maxWait: c.maxWait,
+      maxQueue: c.maxQueue,
+    });
+    this.rateLimits.set(service.name, { key, limit });
+    return limit;
+  }
+
   private chain(
     gen: Generation,
     svc: ServiceEntry,
@@ -185,9 +219,12 @@ export class Outbound {
       budget,
     };
     if (perTry !== undefined) options.perTryTimeout = perTry;
-    const dispatch = retry(options)((opts, handler) =>
+    const retrying = retry(options)((opts, handler) =>
       base.dispatch(opts as Dispatcher.DispatchOptions, handler as Dispatcher.DispatchHandler),
     );
+    // The rate limit is outermost: a request is counted (or refused) once, not per attempt.
+    const limit = this.rateLimitFor(svc.config);
+    const dispatch = limit === undefined ? retrying : limit(retrying);
     const d = { dispatch } as unknown as Dispatcher;
     gen.chains.set(key, d);
     return d;
