@@ -6,7 +6,8 @@ export default defineConfig({
   test: {
     include: ["**/*.test.ts"],
     globalSetup: ["./consumer/project.ts"],
-    testTimeout: 30_000,
+    // Each README command is a Node process (a few seconds each on a busy 2-core machine).
+    testTimeout: 120_000,
     hookTimeout: 120_000,
   },
 });

@@ -26,8 +26,8 @@ const GROUPS = [
 ];
 /** Peers that may be unavailable (only when not installed), and the words their reason must contain. */
 const MAY_BE_UNAVAILABLE: Record<string, RegExp> = {
-  ...(missingPeer("nginx") && { nginx: /nginx/ }),
-  ...(missingPeer("haproxy") && { haproxy: /haproxy/ }),
+  ...(missingPeer("nginx") && { nginx: /nginx/, "nginx-pair": /nginx/ }),
+  ...(missingPeer("haproxy") && { haproxy: /haproxy/, "haproxy-pair": /haproxy/ }),
 };
 
 const root = mkdtempSync(join(tmpdir(), "mesh-bench-smoke-"));
@@ -168,6 +168,34 @@ describe("every scenario in --quick mode", () => {
         expect(summaries[name]!.cpuUsPerReqAtMax?.median, name).toBeGreaterThan(0);
       }
     }
+    // The reference pairs ran next to the @mesh pair: two proxies each, numbers in the pairs
+    // table, and every peer has a cold start (its first requests after starting).
+    const pairs = [
+      "node-pair",
+      ...(missingPeer("nginx") ? [] : ["nginx-pair"]),
+      ...(missingPeer("haproxy") ? [] : ["haproxy-pair"]),
+    ];
+    expect(peers).toEqual(expect.arrayContaining(pairs));
+    const rounds = result.data.rounds as Record<string, Array<{ procs?: unknown[] }>>;
+    const pairValues = (result.data.pairs as { values: Record<string, Record<string, unknown>> })
+      .values;
+    for (const name of pairs) {
+      expect(rounds[name]![0]!.procs, name).toHaveLength(2);
+      for (const metric of [
+        "max rps",
+        "CPU µs/request @1000 rps (both proxies)",
+        "RSS idle MB (both proxies)",
+      ])
+        expect(pairValues[metric]![name], `${name}: ${metric}`).toMatchObject({
+          median: expect.any(Number),
+        });
+    }
+    for (const name of peers) {
+      const cold = (summaries[name] as unknown as { coldStart: Record<string, { median: number }> })
+        .coldStart;
+      expect(cold.p99?.median, `${name} cold start`).toBeGreaterThan(0);
+    }
+    expect(JSON.stringify(result.tables)).toContain("Sidecar pairs side by side");
     const wrk = result.tools.find((t) => t.name === "wrk");
     expect(wrk, "the JSON says whether wrk was used").toBeDefined();
     expect(wrk!.available, "wrk is used when installed").toBe(!missingPeer("wrk"));
@@ -251,13 +279,18 @@ describe("every scenario in --quick mode", () => {
     }
   });
 
-  it("grpc: direct and the sidecar pair have unary latency and streaming throughput", () => {
+  it("grpc: direct and every sidecar pair have unary latency and streaming throughput", () => {
     const result = load("grpc");
     const summary = result.data.summary as Record<
       string,
       Record<string, { median: number } | null>
     >;
-    expect(okPeers(result)).toEqual(["direct", "mesh-sidecar-pair"]);
+    const pairs = [
+      "mesh-sidecar-pair",
+      "node-pair",
+      ...(missingPeer("nginx") ? [] : ["nginx-pair"]),
+    ];
+    expect(okPeers(result)).toEqual(["direct", ...pairs]);
     for (const name of okPeers(result)) {
       expect(summary[name]!.unary1000_p99?.median, name).toBeGreaterThan(0);
       expect(summary[name]!.streamMsgsPerSec?.median, name).toBeGreaterThan(0);
@@ -270,9 +303,10 @@ describe("every scenario in --quick mode", () => {
     // No call fails, direct or through the mTLS sidecar pair (undici 8.13's HTTP/2 client
     // used to turn some gRPC replies into empty OK responses there under load).
     for (const rate of [500, 1000]) {
-      expect(summary.direct![`unary${rate}_failed`]?.median, `direct @${rate}`).toBe(0);
-      expect(summary["mesh-sidecar-pair"]![`unary${rate}_failed`]?.median, `pair @${rate}`).toBe(0);
+      for (const name of ["direct", ...pairs])
+        expect(summary[name]![`unary${rate}_failed`]?.median, `${name} @${rate}`).toBe(0);
     }
+    for (const name of pairs) expect(summary[name]!.coldStart_p99?.median, name).toBeGreaterThan(0);
   });
 
   it("metrics-cost: off, noop and on each have a max rps", () => {

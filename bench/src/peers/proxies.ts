@@ -48,7 +48,8 @@ async function startNodePeer(
   return { url: `http://${LOOPBACK}:${port}/`, procs: [proc] };
 }
 
-async function waitUp(ctx: BenchContext, proc: ManagedProcess, port: number): Promise<void> {
+/** Waits for `proc` to accept connections on `port`; the error carries its stderr. */
+export async function waitUp(ctx: BenchContext, proc: ManagedProcess, port: number): Promise<void> {
   await waitForPort(port, 10_000, () => ctx.pm.livePids().includes(proc.pid)).catch(
     (error: Error) => {
       throw new Error(
@@ -58,7 +59,8 @@ async function waitUp(ctx: BenchContext, proc: ManagedProcess, port: number): Pr
   );
 }
 
-function toolReason(ctx: BenchContext, tool: string): string | null {
+/** Looks `tool` up (installing it when allowed), records it; `null` when usable, else why not. */
+export function toolReason(ctx: BenchContext, tool: string): string | null {
   const status = ensureTool(tool, ctx.install);
   ctx.tools.set(tool, status);
   return status.available ? null : `${tool}: ${status.reason}`;
@@ -70,15 +72,12 @@ function peerDir(ctx: BenchContext, name: string): string {
   return dir;
 }
 
-/** nginx: one worker in the foreground (no master), upstream keepalive, loopback only. */
-const nginx: PeerDefinition = {
-  name: "nginx",
-  describe: "nginx, 1 worker (master_process off), upstream keepalive 64, HTTP/1.1 upstream",
-  unavailable: async (ctx) => toolReason(ctx, "nginx"),
-  async start(ctx, upstreamPort) {
-    const port = await freePort();
-    const dir = peerDir(ctx, "nginx");
-    const conf = `daemon off;
+/**
+ * An nginx configuration for one foreground worker (no master) whose pid, logs and temp
+ * files live in `dir`, with `http` holding the upstreams and servers.
+ */
+export function nginxConf(dir: string, http: string): string {
+  return `daemon off;
 master_process off;
 worker_processes 1;
 pid ${dir}/nginx.pid;
@@ -93,7 +92,39 @@ http {
   scgi_temp_path ${dir}/scgi;
   keepalive_requests 1000000;
   keepalive_timeout 60s;
-  upstream backend { server ${LOOPBACK}:${upstreamPort}; keepalive 64; keepalive_requests 1000000; }
+  ${http}
+}
+`;
+}
+
+/** Starts `nginx -p <dir> -c <dir>/nginx.conf` pinned like every peer; waits for `port`. */
+export async function startNginx(
+  ctx: BenchContext,
+  name: string,
+  dir: string,
+  conf: string,
+  port: number,
+): Promise<ManagedProcess> {
+  writeFileSync(join(dir, "nginx.conf"), conf);
+  const bin = ensureTool("nginx", false).path!;
+  const proc = ctx.pm.start(name, bin, ["-p", dir, "-c", join(dir, "nginx.conf")], {
+    cpus: ctx.pinning.peer,
+  });
+  await waitUp(ctx, proc, port);
+  return proc;
+}
+
+/** nginx: one worker in the foreground (no master), upstream keepalive, loopback only. */
+const nginx: PeerDefinition = {
+  name: "nginx",
+  describe: "nginx, 1 worker (master_process off), upstream keepalive 64, HTTP/1.1 upstream",
+  unavailable: async (ctx) => toolReason(ctx, "nginx"),
+  async start(ctx, upstreamPort) {
+    const port = await freePort();
+    const dir = peerDir(ctx, "nginx");
+    const conf = nginxConf(
+      dir,
+      `upstream backend { server ${LOOPBACK}:${upstreamPort}; keepalive 64; keepalive_requests 1000000; }
   server {
     listen ${LOOPBACK}:${port};
     location / {
@@ -102,28 +133,19 @@ http {
       proxy_set_header Connection "";
       proxy_buffering off;
     }
-  }
-}
-`;
-    writeFileSync(join(dir, "nginx.conf"), conf);
-    const bin = ensureTool("nginx", false).path!;
-    const proc = ctx.pm.start("nginx", bin, ["-p", dir, "-c", join(dir, "nginx.conf")], {
-      cpus: ctx.pinning.peer,
-    });
-    await waitUp(ctx, proc, port);
+  }`,
+    );
+    const proc = await startNginx(ctx, "nginx", dir, conf, port);
     return { url: `http://${LOOPBACK}:${port}/`, procs: [proc] };
   },
 };
 
-/** HAProxy: one thread, foreground, keep-alive both sides, connection reuse. */
-const haproxy: PeerDefinition = {
-  name: "haproxy",
-  describe: "HAProxy, nbthread 1, http-keep-alive, http-reuse always",
-  unavailable: async (ctx) => toolReason(ctx, "haproxy"),
-  async start(ctx, upstreamPort) {
-    const port = await freePort();
-    const dir = peerDir(ctx, "haproxy");
-    const conf = `global
+/**
+ * An HAProxy configuration: one thread, HTTP mode, keep-alive both sides, connection reuse;
+ * `bind` and `server` are the rest of their lines (addresses and TLS options).
+ */
+export function haproxyConf(bind: string, server: string): string {
+  return `global
   nbthread 1
   maxconn 4000
 defaults
@@ -134,17 +156,38 @@ defaults
   timeout client 60s
   timeout server 60s
 frontend fe
-  bind ${LOOPBACK}:${port}
+  bind ${bind}
   default_backend be
 backend be
-  server s1 ${LOOPBACK}:${upstreamPort} maxconn 1000
+  server s1 ${server} maxconn 1000
 `;
-    writeFileSync(join(dir, "haproxy.cfg"), conf);
-    const bin = ensureTool("haproxy", false).path!;
-    const proc = ctx.pm.start("haproxy", bin, ["-db", "-f", join(dir, "haproxy.cfg")], {
-      cpus: ctx.pinning.peer,
-    });
-    await waitUp(ctx, proc, port);
+}
+
+/** Starts `haproxy -db -f <dir>/<name>.cfg` pinned like every peer; waits for `port`. */
+export async function startHaproxy(
+  ctx: BenchContext,
+  name: string,
+  dir: string,
+  conf: string,
+  port: number,
+): Promise<ManagedProcess> {
+  const file = join(dir, `${name}.cfg`);
+  writeFileSync(file, conf);
+  const bin = ensureTool("haproxy", false).path!;
+  const proc = ctx.pm.start(name, bin, ["-db", "-f", file], { cpus: ctx.pinning.peer });
+  await waitUp(ctx, proc, port);
+  return proc;
+}
+
+/** HAProxy: one thread, foreground, keep-alive both sides, connection reuse. */
+const haproxy: PeerDefinition = {
+  name: "haproxy",
+  describe: "HAProxy, nbthread 1, http-keep-alive, http-reuse always",
+  unavailable: async (ctx) => toolReason(ctx, "haproxy"),
+  async start(ctx, upstreamPort) {
+    const port = await freePort();
+    const conf = haproxyConf(`${LOOPBACK}:${port}`, `${LOOPBACK}:${upstreamPort}`);
+    const proc = await startHaproxy(ctx, "haproxy", peerDir(ctx, "haproxy"), conf, port);
     return { url: `http://${LOOPBACK}:${port}/`, procs: [proc] };
   },
 };

@@ -7,7 +7,7 @@
 import { join } from "node:path";
 import type { BenchContext } from "../lib/context.ts";
 import { freePort, LOOPBACK } from "../lib/net.ts";
-import { cpuSeconds } from "../lib/proc.ts";
+import { cpuSeconds, rssMb } from "../lib/proc.ts";
 import {
   type Chart,
   check,
@@ -23,32 +23,29 @@ import { ratio, round, type Spread, spread } from "../lib/stats.ts";
 import type { ClosedLoopResult } from "../load/closed-loop-undici.ts";
 import { failedOf, type OpenLoopResult } from "../load/open-loop.ts";
 import { startMeshSidecarPair } from "../peers/mesh.ts";
-import { meshProxyUnavailable, type RunningPeer } from "../peers/proxies.ts";
+import { referencePairs } from "../peers/pairs.ts";
+import { meshProxyUnavailable, type PeerDefinition, type RunningPeer } from "../peers/proxies.ts";
+import { coldStartTable, MESH_PAIR, type PairMetric, pairsTable } from "../report/pairs.ts";
 
 const RATES = [500, 1000];
 const STREAM_MESSAGES = 100;
 const STREAM_CONCURRENCY = 8;
 
-interface GrpcPeer {
-  name: string;
-  describe: string;
-  unavailable(): string | null;
-  start(ctx: BenchContext, serverPort: number): Promise<RunningPeer>;
-}
-
-const PEERS: GrpcPeer[] = [
+const PEERS: PeerDefinition[] = [
   {
     name: "direct",
     describe: "client → gRPC server (h2c)",
-    unavailable: () => null,
+    unavailable: async () => null,
     start: async (_ctx, port) => ({ url: `http://${LOOPBACK}:${port}`, procs: [] }),
   },
   {
     name: "mesh-sidecar-pair",
     describe: "client → @mesh outbound → mTLS (h2) → @mesh inbound → gRPC server",
-    unavailable: meshProxyUnavailable,
+    unavailable: async () => meshProxyUnavailable(),
     start: (ctx, port) => startMeshSidecarPair(ctx, port, "h2c"),
   },
+  // The reference pairs next to the @mesh pair, h2 end to end (issue 17).
+  ...referencePairs("grpc"),
 ];
 
 interface Round {
@@ -57,6 +54,19 @@ interface Round {
   streamMsgsPerSec: number;
   streamFailed: number;
   cpuUsPerMsg: number | null;
+  /** The first unary calls the fresh peer served (the recorded warm-up). */
+  coldStart?: {
+    calls: number;
+    p50: number | null;
+    p99: number | null;
+    p999: number | null;
+    failed: number;
+  };
+  /** Both proxies: CPU µs per unary call at 1000 calls/s (generator warm-up included). */
+  cpuUsPerCallAt1000?: number | null;
+  /** Summed over the proxies: idle, and right after the 1000 calls/s run. */
+  rssIdleMb?: number | null;
+  rssAfter1000Mb?: number | null;
 }
 
 /** Runs the grpc scenario. */
@@ -64,11 +74,12 @@ export async function grpc(ctx: BenchContext): Promise<ScenarioOutput> {
   const durationMs = ctx.quick ? 300 : 6000;
   const streamMs = ctx.quick ? 500 : 5000;
   const peers: PeerStatus[] = [];
-  const active = PEERS.filter((p) => {
-    const reason = p.unavailable();
+  const active: PeerDefinition[] = [];
+  for (const p of PEERS) {
+    const reason = await p.unavailable(ctx);
     if (reason) peers.push({ name: p.name, describe: p.describe, status: "unavailable", reason });
-    return reason === null;
-  });
+    else active.push(p);
+  }
   const port = await freePort();
   const server = ctx.pm.start(
     "grpc-server",
@@ -95,25 +106,6 @@ export async function grpc(ctx: BenchContext): Promise<ScenarioOutput> {
           running = await peer.start(ctx, port);
           for (const n of running.notes ?? []) if (!notes.includes(n)) notes.push(n);
           const origin = new URL(running.url).origin;
-          await warmUp(ctx, { kind: "grpc-unary", origin });
-          const unary: Round["unary"] = {};
-          for (const rate of RATES) {
-            const res = await runLoad<OpenLoopResult>(ctx, {
-              mode: "open",
-              client: { kind: "grpc-unary", origin },
-              path: "/",
-              rate,
-              durationMs,
-              warmupMs: ctx.quick ? 100 : 1000,
-              drainTimeoutMs: 5000,
-            });
-            unary[rate] = {
-              p50: res.latencyMs.p50,
-              p99: res.latencyMs.p99,
-              p999: res.latencyMs.p999,
-              failed: failedOf(res),
-            };
-          }
           const pids = running.procs.map((p) => p.pid);
           const cpu = () => {
             let total = 0;
@@ -124,6 +116,41 @@ export async function grpc(ctx: BenchContext): Promise<ScenarioOutput> {
             }
             return total;
           };
+          const rss = () => {
+            let total = 0;
+            for (const pid of pids) total += rssMb(pid) ?? Number.NaN;
+            return pids.length && Number.isFinite(total) ? round(total, 1) : null;
+          };
+          const rssIdleMb = rss();
+          const cold = await warmUp(ctx, { kind: "grpc-unary", origin });
+          const unary: Round["unary"] = {};
+          let cpuUsPerCallAt1000: number | null = null;
+          let rssAfter1000Mb: number | null = null;
+          for (const rate of RATES) {
+            const u0 = pids.length ? cpu() : null;
+            const res = await runLoad<OpenLoopResult & { warmupCompleted?: number }>(ctx, {
+              mode: "open",
+              client: { kind: "grpc-unary", origin },
+              path: "/",
+              rate,
+              durationMs,
+              warmupMs: ctx.quick ? 100 : 1000,
+              drainTimeoutMs: 5000,
+            });
+            const u1 = pids.length ? cpu() : null;
+            const calls = res.completed + (res.warmupCompleted ?? 0);
+            if (rate === 1000) {
+              rssAfter1000Mb = rss();
+              if (u0 !== null && u1 !== null && calls > 0)
+                cpuUsPerCallAt1000 = round(((u1 - u0) / calls) * 1e6, 2);
+            }
+            unary[rate] = {
+              p50: res.latencyMs.p50,
+              p99: res.latencyMs.p99,
+              p999: res.latencyMs.p999,
+              failed: failedOf(res),
+            };
+          }
           const c0 = pids.length ? cpu() : null;
           const stream = await runLoad<ClosedLoopResult>(ctx, {
             mode: "closed",
@@ -143,6 +170,16 @@ export async function grpc(ctx: BenchContext): Promise<ScenarioOutput> {
               streamFailed: stream.errors + stream.non2xx,
               cpuUsPerMsg:
                 c0 !== null && c1 !== null && msgs > 0 ? round(((c1 - c0) / msgs) * 1e6, 3) : null,
+              coldStart: {
+                calls: cold.completed,
+                p50: cold.completed > 0 ? cold.latencyMs.p50 : null,
+                p99: cold.completed > 0 ? cold.latencyMs.p99 : null,
+                p999: cold.completed > 0 ? cold.latencyMs.p999 : null,
+                failed: failedOf(cold),
+              },
+              cpuUsPerCallAt1000,
+              rssIdleMb,
+              rssAfter1000Mb,
             },
           ];
         } catch (error) {
@@ -166,6 +203,11 @@ export async function grpc(ctx: BenchContext): Promise<ScenarioOutput> {
       streamMsgsPerSec: spread(list.map((x) => x.streamMsgsPerSec)),
       streamFailed: spread(list.map((x) => x.streamFailed)),
       cpuUsPerMsg: spread(list.map((x) => x.cpuUsPerMsg)),
+      coldStart_p99: spread(list.map((x) => x.coldStart?.p99)),
+      coldStart_p99VsSteady: spread(list.map((x) => ratio(x.coldStart?.p99, x.unary[1000]?.p99))),
+      cpuUsPerCallAt1000: spread(list.map((x) => x.cpuUsPerCallAt1000)),
+      rssIdleMb: spread(list.map((x) => x.rssIdleMb)),
+      rssAfter1000Mb: spread(list.map((x) => x.rssAfter1000Mb)),
     };
     for (const rate of RATES) {
       for (const p of ["p50", "p99", "p999"] as const) {
@@ -217,11 +259,82 @@ export async function grpc(ctx: BenchContext): Promise<ScenarioOutput> {
       ]),
     },
   ];
+  // The sidecar pairs side by side, with every peer's cold start (issue 17).
+  const perRound = (get: (x: Round) => number | null | undefined) => (pair: string) =>
+    (rounds[pair] ?? []).map((x) => ({ round: x.round, value: get(x) }));
+  const added = (p: "p50" | "p99" | "p999") => (x: Round) => {
+    const d = direct.find((dr) => dr.round === x.round)?.unary[1000]?.[p];
+    const v = x.unary[1000]?.[p];
+    return d !== undefined && v !== undefined ? round(v - d, 3) : null;
+  };
+  const pairRows: PairMetric[] = [
+    ...(["p50", "p99", "p999"] as const).map((p) => ({
+      metric: `unary added ${p === "p999" ? "p99.9" : p} @1000 calls/s (ms)`,
+      digits: 3,
+      values: perRound(added(p)),
+    })),
+    {
+      metric: "CPU µs/unary call @1000 calls/s (both proxies)",
+      digits: 1,
+      values: perRound((x) => x.cpuUsPerCallAt1000),
+    },
+    { metric: "streaming messages/s", digits: 0, values: perRound((x) => x.streamMsgsPerSec) },
+    {
+      metric: "CPU µs/streamed message (both proxies)",
+      digits: 2,
+      values: perRound((x) => x.cpuUsPerMsg),
+    },
+    { metric: "RSS idle MB (both proxies)", digits: 1, values: perRound((x) => x.rssIdleMb) },
+    {
+      metric: "RSS after 1000 calls/s MB (both proxies)",
+      digits: 1,
+      values: perRound((x) => x.rssAfter1000Mb),
+    },
+    { metric: "cold start p99 (ms)", digits: 3, values: perRound((x) => x.coldStart?.p99) },
+    {
+      metric: "cold start p99 ÷ steady p99 @1000 calls/s",
+      digits: 2,
+      values: perRound((x) => ratio(x.coldStart?.p99, x.unary[1000]?.p99)),
+    },
+  ];
+  const okNames = names.filter((n) => !failures.has(n));
+  const pairs = pairsTable(
+    "Sidecar pairs side by side, gRPC (median (min–max) of rounds; ratios per round)",
+    pairRows,
+    okNames,
+    "added = pair percentile − direct percentile in the same round; CPU per unary call covers the generator's own 1 s warm-up at that rate too",
+  );
+  tables.push(pairs.table);
+  tables.push(
+    coldStartTable(
+      `Cold start: the first ${(WARMUP.rate * warmUpMs(ctx)) / 1000} unary calls at ${WARMUP.rate}/s after the peer started (ms), next to its steady state`,
+      "steady p99 @1000 calls/s",
+      names.map((n) => {
+        const cold = (get: (x: NonNullable<Round["coldStart"]>) => number | null) =>
+          spread(rounds[n]!.map((x) => (x.coldStart ? get(x.coldStart) : null)));
+        return {
+          name: n,
+          cold: {
+            p50: cold((x) => x.p50),
+            p99: summary[n]!.coldStart_p99 ?? null,
+            p999: cold((x) => x.p999),
+            failed: cold((x) => x.failed),
+            p99VsSteady: summary[n]!.coldStart_p99VsSteady ?? null,
+          },
+          steadyP99: summary[n]!.unary1000_p99,
+        };
+      }),
+    ),
+  );
   const pairStatus = peers.find((p) => p.name === "mesh-sidecar-pair");
   const why =
     pairStatus && pairStatus.status !== "ok"
       ? `mesh-sidecar-pair ${pairStatus.status}: ${pairStatus.reason}`
       : undefined;
+  const statusWhy = (name: string) => {
+    const st = peers.find((p) => p.name === name);
+    return st && st.status !== "ok" ? `${name} ${st.status}: ${st.reason}` : undefined;
+  };
   const targets = [
     check(
       "sidecar pair gRPC unary p99 added at 1000 calls/s (the HTTP target)",
@@ -243,6 +356,26 @@ export async function grpc(ctx: BenchContext): Promise<ScenarioOutput> {
       pass: null,
       note: why ?? "informational",
     },
+    check(
+      "sidecar pair gRPC unary added p99 at 1000 calls/s minus the nginx pair's",
+      "≤ 1 ms",
+      ((a, b) => (typeof a === "number" && typeof b === "number" ? a - b : null))(
+        pairs.summary.values["unary added p99 @1000 calls/s (ms)"]?.[MESH_PAIR]?.median,
+        pairs.summary.values["unary added p99 @1000 calls/s (ms)"]?.["nginx-pair"]?.median,
+      ),
+      (v) => v <= 1,
+      (v) => `${v.toFixed(3)} ms`,
+      why ?? statusWhy("nginx-pair"),
+    ),
+    check(
+      "sidecar pair gRPC CPU/unary call at 1000 calls/s vs the minimal Node pair",
+      "≤ 1.0×",
+      pairs.summary.meshRatio["CPU µs/unary call @1000 calls/s (both proxies)"]?.["node-pair"]
+        ?.median,
+      (v) => v <= 1,
+      (v) => `${v.toFixed(2)}×`,
+      why ?? statusWhy("node-pair"),
+    ),
   ];
   const charts: Chart[] = [
     {
@@ -263,6 +396,6 @@ export async function grpc(ctx: BenchContext): Promise<ScenarioOutput> {
     targets,
     tables,
     charts,
-    data: { rates: RATES, durationMs, streamMs, rounds, summary },
+    data: { rates: RATES, durationMs, streamMs, rounds, summary, pairs: pairs.summary },
   };
 }

@@ -28,7 +28,16 @@ import {
 } from "../lib/runners.ts";
 import { ratio, round, type Spread, spread } from "../lib/stats.ts";
 import { failedOf, type OpenLoopResult, type Percentiles } from "../load/open-loop.ts";
+import { referencePairs } from "../peers/pairs.ts";
 import { OVERHEAD_PEERS, type PeerDefinition } from "../peers/proxies.ts";
+import {
+  type ColdStartSummary,
+  coldStartTable,
+  MESH_PAIR,
+  type PairMetric,
+  pairsTable,
+  REFERENCE_PAIRS,
+} from "../report/pairs.ts";
 
 const PCTS = ["p50", "p90", "p99", "p999"] as const;
 type Pct = (typeof PCTS)[number];
@@ -43,18 +52,63 @@ interface RateRound {
   rssMaxMb: number | null;
 }
 
+/** One proxy process of a peer (both proxies of a pair): RSS and CPU on its own. */
+interface ProcRound {
+  name: string;
+  rssIdleMb: number | null;
+  /** Right after the 1000 rps run, and right after the closed-loop max run. */
+  rssAfter1000Mb: number | null;
+  rssAfterMaxMb: number | null;
+  cpuUsPerReqAt1000: number | null;
+  cpuUsPerReqAtMax: number | null;
+}
+
+/** The per-proxy columns of the pairs, in table order. */
+const PROC_COLUMNS = [
+  "rssIdleMb",
+  "rssAfter1000Mb",
+  "rssAfterMaxMb",
+  "cpuUsPerReqAt1000",
+  "cpuUsPerReqAtMax",
+] as const;
+
+/** The first requests a freshly started peer served (the steady-state warm-up, recorded). */
+interface ColdStart {
+  /** Offered and completed; latency is null when none completed. */
+  offered: number;
+  requests: number;
+  latencyMs: Percentiles | null;
+  failed: number;
+  errors: number;
+  timedOut: number;
+}
+
 interface PeerRound {
   round: number;
   rssIdleMb: number | null;
   rates: Record<string, RateRound>;
   max: (MaxThroughput & { cpuUsPerReq: number | null }) | null;
+  coldStart?: ColdStart;
+  procs?: ProcRound[];
 }
 
 interface PeerSummary {
   rssIdleMb: Spread | null;
+  coldStart: ColdStartSummary & { requests: Spread | null; max: Spread | null };
   byRate: Record<string, Record<string, Spread | null>>;
   maxRps: Spread | null;
   cpuUsPerReqAtMax: Spread | null;
+}
+
+function roundOrNull(v: number | null, digits: number): number | null {
+  return v === null ? null : round(v, digits);
+}
+
+/** CPU µs per request between two CPU-seconds readings. */
+function usPerReq(c0: number | null | undefined, c1: number | null | undefined, requests: number) {
+  return typeof c0 === "number" && typeof c1 === "number" && requests > 0
+    ? round(((c1 - c0) / requests) * 1e6, 2)
+    : null;
 }
 
 function sum(values: Array<number | null>): number | null {
@@ -77,12 +131,30 @@ async function measurePeer(
     const cpu = () => (pids.length ? sum(pids.map(cpuSeconds)) : null);
     const rss = () => (pids.length ? sum(pids.map(rssMb)) : null);
     const rssIdleMb = rss();
+    const procs: ProcRound[] = running.procs.map((p) => ({
+      name: p.name,
+      rssIdleMb: roundOrNull(rssMb(p.pid), 1),
+      rssAfter1000Mb: null,
+      rssAfterMaxMb: null,
+      cpuUsPerReqAt1000: null,
+      cpuUsPerReqAtMax: null,
+    }));
+    const perProcCpu = () => running.procs.map((p) => cpuSeconds(p.pid));
     const url = new URL(running.url);
     const client = { kind: "pool" as const, origin: url.origin, connections: 16 };
-    // Steady state first (JIT, connection pools); not recorded.
-    await warmUp(ctx, client);
+    // Steady state first (JIT, connection pools): its latency is the cold-start measure.
+    const cold = await warmUp(ctx, client);
+    const coldStart: ColdStart = {
+      offered: cold.offered,
+      requests: cold.completed,
+      latencyMs: cold.completed > 0 ? cold.latencyMs : null,
+      failed: failedOf(cold),
+      errors: cold.errors,
+      timedOut: cold.timedOut,
+    };
     const rateResults: Record<string, RateRound> = {};
     for (const rate of rates) {
+      const p0 = perProcCpu();
       const samplers = pids.map((pid) => sampleRss(pid, 100));
       const c0 = cpu();
       const r = await runLoad<OpenLoopResult & { warmupCompleted: number }>(ctx, {
@@ -97,6 +169,13 @@ async function measurePeer(
       });
       const c1 = cpu();
       const rssMax = pids.length ? sum(samplers.map((s) => s.stop())) : null;
+      if (rate === 1000) {
+        const p1 = perProcCpu();
+        procs.forEach((p, i) => {
+          p.rssAfter1000Mb = roundOrNull(rssMb(pids[i]!), 1);
+          p.cpuUsPerReqAt1000 = usPerReq(p0[i], p1[i], r.completed + r.warmupCompleted);
+        });
+      }
       rateResults[rate] = {
         latencyMs: r.latencyMs,
         achievedRps: r.achievedRps,
@@ -112,18 +191,23 @@ async function measurePeer(
       };
     }
     const c0 = cpu();
+    const p0 = perProcCpu();
     const max = await runMaxThroughput(ctx, running.url, maxDurationMs, 32);
     const c1 = cpu();
-    const cpuUsPerReq =
-      c0 !== null && c1 !== null && max.requests > 0
-        ? round(((c1 - c0) / max.requests) * 1e6, 2)
-        : null;
+    const p1 = perProcCpu();
+    procs.forEach((p, i) => {
+      p.rssAfterMaxMb = roundOrNull(rssMb(pids[i]!), 1);
+      p.cpuUsPerReqAtMax = usPerReq(p0[i], p1[i], max.requests);
+    });
+    const cpuUsPerReq = usPerReq(c0, c1, max.requests);
     return {
       result: {
         round: round_,
         rssIdleMb: rssIdleMb === null ? null : round(rssIdleMb, 1),
         rates: rateResults,
         max: { ...max, cpuUsPerReq },
+        coldStart,
+        procs,
       },
       notes: running.notes ?? [],
     };
@@ -143,9 +227,11 @@ export async function overhead(ctx: BenchContext): Promise<ScenarioOutput> {
     "CPU and RSS are of the proxy process(es) only (summed for the sidecar pair); the backend is a node:http server answering 'ok'",
     `every peer is measured in its steady state, as a long-running sidecar is: after ${(WARMUP.rate * warmUpMs(ctx)) / 1000} requests at ${WARMUP.rate} rps (RSS idle is taken before them), by which time V8 has optimized the Node peers' per-request code`,
   ];
+  // The reference pairs sit next to the @mesh sidecar pair (issue 17).
+  const declared = [...OVERHEAD_PEERS, ...referencePairs("http1")];
   const statuses: PeerStatus[] = [];
   const available: PeerDefinition[] = [];
-  for (const peer of OVERHEAD_PEERS) {
+  for (const peer of declared) {
     const reason = await peer.unavailable(ctx);
     if (reason)
       statuses.push({ name: peer.name, describe: peer.describe, status: "unavailable", reason });
@@ -182,7 +268,7 @@ export async function overhead(ctx: BenchContext): Promise<ScenarioOutput> {
   } finally {
     await ctx.pm.stop(backend.proc);
   }
-  settlePeerStatuses(statuses, available, failures, OVERHEAD_PEERS);
+  settlePeerStatuses(statuses, available, failures, declared);
 
   // Summaries, with added latency against the same round's direct run.
   const direct = rounds.direct ?? [];
@@ -207,8 +293,20 @@ export async function overhead(ctx: BenchContext): Promise<ScenarioOutput> {
       entry.failed = spread(list.map((x) => x.rates[key]?.failed));
       byRate[key] = entry;
     }
+    const cold = (get: (c: ColdStart, x: PeerRound) => number | null | undefined) =>
+      spread(list.map((x) => (x.coldStart ? get(x.coldStart, x) : null)));
     summaries[name] = {
       rssIdleMb: spread(list.map((x) => x.rssIdleMb)),
+      coldStart: {
+        requests: cold((c) => c.requests),
+        p50: cold((c) => c.latencyMs?.p50),
+        p99: cold((c) => c.latencyMs?.p99),
+        p999: cold((c) => c.latencyMs?.p999),
+        max: cold((c) => c.latencyMs?.max),
+        failed: cold((c) => c.failed),
+        // Per round: cold p99 ÷ the same fresh process's steady-state p99 at 1000 rps.
+        p99VsSteady: cold((c, x) => ratio(c.latencyMs?.p99, x.rates["1000"]?.latencyMs.p99)),
+      },
       byRate,
       maxRps: spread(list.map((x) => x.max?.rps)),
       cpuUsPerReqAtMax: spread(list.map((x) => x.max?.cpuUsPerReq)),
@@ -338,6 +436,191 @@ export async function overhead(ctx: BenchContext): Promise<ScenarioOutput> {
     }),
   ];
 
+  // The sidecar pairs side by side, and every peer's cold start (issue 17).
+  const perRound = (get: (x: PeerRound) => number | null | undefined) => (pair: string) =>
+    (rounds[pair] ?? []).map((x) => ({ round: x.round, value: get(x) }));
+  const added1000 = (p: Pct) => (x: PeerRound) => {
+    const d = direct.find((dr) => dr.round === x.round)?.rates["1000"]?.latencyMs[p];
+    const v = x.rates["1000"]?.latencyMs[p];
+    return d !== undefined && v !== undefined ? round(v - d, 3) : null;
+  };
+  const procSum = (get: (p: ProcRound) => number | null) => (x: PeerRound) =>
+    x.procs?.length ? sum(x.procs.map(get)) : null;
+  const pairRows: PairMetric[] = [
+    ...(["p50", "p99", "p999"] as const).map((p) => ({
+      metric: `added ${p === "p999" ? "p99.9" : p} @1000 rps (ms)`,
+      digits: 3,
+      values: perRound(added1000(p)),
+    })),
+    {
+      metric: "CPU µs/request @1000 rps (both proxies)",
+      digits: 1,
+      values: perRound((x) => procSum((p) => p.cpuUsPerReqAt1000)(x)),
+    },
+    {
+      metric: "CPU µs/request at max rps (both proxies)",
+      digits: 1,
+      values: perRound((x) => x.max?.cpuUsPerReq),
+    },
+    { metric: "max rps", digits: 0, values: perRound((x) => x.max?.rps) },
+    { metric: "RSS idle MB (both proxies)", digits: 1, values: perRound((x) => x.rssIdleMb) },
+    {
+      metric: "RSS after 1000 rps MB (both proxies)",
+      digits: 1,
+      values: perRound(procSum((p) => p.rssAfter1000Mb)),
+    },
+    {
+      metric: "RSS after max rps MB (both proxies)",
+      digits: 1,
+      values: perRound(procSum((p) => p.rssAfterMaxMb)),
+    },
+    {
+      metric: "cold start p99 (ms)",
+      digits: 3,
+      values: perRound((x) => x.coldStart?.latencyMs?.p99),
+    },
+    {
+      metric: "cold start p99 ÷ steady p99 @1000 rps",
+      digits: 2,
+      values: perRound((x) => ratio(x.coldStart?.latencyMs?.p99, x.rates["1000"]?.latencyMs.p99)),
+    },
+  ];
+  const pairs = pairsTable(
+    "Sidecar pairs side by side (median (min–max) of rounds; ratios per round)",
+    pairRows,
+    names,
+    "added = pair percentile − direct percentile in the same round; CPU µs/request at 1000 rps covers the generator's own 1 s warm-up at that rate too; RSS read right after each load",
+  );
+  tables.push(pairs.table);
+  const pairNames = [MESH_PAIR, ...REFERENCE_PAIRS].filter((n) => names.includes(n));
+  tables.push({
+    title: "Sidecar pairs per proxy (median (min–max) of rounds)",
+    columns: [
+      "pair / proxy",
+      "RSS idle MB",
+      "RSS after 1000 rps MB",
+      "RSS after max MB",
+      "CPU µs/req @1000 rps",
+      "CPU µs/req at max",
+    ],
+    rows: pairNames.flatMap((n) =>
+      (rounds[n]?.[0]?.procs ?? []).map((proc, i) => [
+        `${n} / ${proc.name}`,
+        ...PROC_COLUMNS.map((key) =>
+          fmtSpread(spread(rounds[n]!.map((x) => x.procs?.[i]?.[key])), 1),
+        ),
+      ]),
+    ),
+  });
+  tables.push(
+    coldStartTable(
+      `Cold start: the first ${(WARMUP.rate * warmUpMs(ctx)) / 1000} requests at ${WARMUP.rate} rps after the peer started (ms), next to its steady state`,
+      "steady p99 @1000 rps",
+      names.map((n) => ({
+        name: n,
+        cold: summaries[n]!.coldStart,
+        steadyP99: summaries[n]!.byRate["1000"]!.p99,
+      })),
+    ),
+  );
+  const vs = (metric: string, ref: string) => pairs.summary.meshRatio[metric]?.[ref]?.median;
+  const pairWhy = (ref?: string) => why(pair) ?? (ref ? why(ref) : undefined);
+  const times = (v: number) => `${v.toFixed(2)}×`;
+  const addedGap = (p: "p99" | "p999") =>
+    ((a, b) => (typeof a === "number" && typeof b === "number" ? a - b : null))(
+      pairs.summary.values[`added ${p === "p999" ? "p99.9" : p} @1000 rps (ms)`]?.[pair]?.median,
+      pairs.summary.values[`added ${p === "p999" ? "p99.9" : p} @1000 rps (ms)`]?.["nginx-pair"]
+        ?.median,
+    );
+  const maxProc = (get: (p: ProcRound) => number | null) =>
+    spread(
+      (rounds[pair] ?? []).map((x) =>
+        x.procs?.length ? Math.max(...x.procs.map((p) => get(p) ?? 0)) : null,
+      ),
+    )?.median;
+  targets.push(
+    check(
+      "pair CPU/request at 1000 rps vs the minimal Node pair",
+      "≤ 1.0×",
+      vs("CPU µs/request @1000 rps (both proxies)", "node-pair"),
+      (v) => v <= 1,
+      times,
+      pairWhy("node-pair"),
+    ),
+    check(
+      "pair CPU/request at max rps vs the minimal Node pair",
+      "≤ 1.0×",
+      vs("CPU µs/request at max rps (both proxies)", "node-pair"),
+      (v) => v <= 1,
+      times,
+      pairWhy("node-pair"),
+    ),
+    check(
+      "pair CPU/request at max rps vs the nginx pair",
+      "≤ 2×",
+      vs("CPU µs/request at max rps (both proxies)", "nginx-pair"),
+      (v) => v <= 2,
+      times,
+      pairWhy("nginx-pair"),
+    ),
+    check(
+      "pair max rps vs the minimal Node pair",
+      "≥ 1.0×",
+      vs("max rps", "node-pair"),
+      (v) => v >= 1,
+      times,
+      pairWhy("node-pair"),
+    ),
+    check(
+      "pair max rps vs the nginx pair",
+      "≥ 0.6×",
+      vs("max rps", "nginx-pair"),
+      (v) => v >= 0.6,
+      times,
+      pairWhy("nginx-pair"),
+    ),
+    check(
+      "pair added p99 at 1000 rps minus the nginx pair's",
+      "≤ 1 ms",
+      addedGap("p99"),
+      (v) => v <= 1,
+      (v) => `${v.toFixed(3)} ms`,
+      pairWhy("nginx-pair"),
+    ),
+    check(
+      "pair added p99.9 at 1000 rps minus the nginx pair's",
+      "≤ 5 ms",
+      addedGap("p999"),
+      (v) => v <= 5,
+      (v) => `${v.toFixed(3)} ms`,
+      pairWhy("nginx-pair"),
+    ),
+    check(
+      "pair cold-start p99 (first requests after start) vs its steady-state p99",
+      "≤ 2×",
+      summaries[pair]?.coldStart.p99VsSteady?.median,
+      (v) => v <= 2,
+      times,
+      pairWhy(),
+    ),
+    check(
+      "pair RSS per proxy idle (the larger of the two)",
+      "≤ 60 MB",
+      maxProc((p) => p.rssIdleMb),
+      (v) => v <= 60,
+      (v) => `${v.toFixed(1)} MB`,
+      pairWhy(),
+    ),
+    check(
+      "pair RSS per proxy after 1000 rps (the larger of the two)",
+      "≤ 90 MB",
+      maxProc((p) => p.rssAfter1000Mb),
+      (v) => v <= 90,
+      (v) => `${v.toFixed(1)} MB`,
+      pairWhy(),
+    ),
+  );
+
   const charts: Chart[] = [
     {
       kind: "bars",
@@ -370,6 +653,6 @@ export async function overhead(ctx: BenchContext): Promise<ScenarioOutput> {
     targets,
     tables,
     charts,
-    data: { rates, durationMs, maxDurationMs, rounds, summaries },
+    data: { rates, durationMs, maxDurationMs, rounds, summaries, pairs: pairs.summary },
   };
 }

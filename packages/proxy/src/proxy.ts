@@ -55,7 +55,12 @@ function identityReloadWarning(
     return `removing identity needs a restart; until then the proxy keeps serving mTLS as ${cur.id}`;
   const changed = changedPaths(cur, next, ["identity"]);
   if (changed.length === 0) return undefined;
-  const source = cur.issuer !== undefined ? `from the issuer ${cur.issuer.url}` : "from its files";
+  const source =
+    cur.issuer !== undefined
+      ? `from the issuer ${cur.issuer.url}`
+      : cur.workloadApi !== undefined
+        ? `from the Workload API at ${cur.workloadApi.socket}`
+        : "from its files";
   return `${changed.join(", ")} changed: identity changes need a restart; until then the proxy keeps serving as ${cur.id} with certificates ${source}`;
 }
 

@@ -1,4 +1,6 @@
+import { once } from "node:events";
 import { readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { createTrustAnchor } from "@mesh/tls-identity";
 import { describe, expect, test } from "vitest";
@@ -148,6 +150,35 @@ describe("check verifies every file the config names", () => {
     expect(m.stderr).toContain(
       `identity.files.cert: expected an X.509-SVID certificate chain (PEM) in ${id.cert}:`,
     );
+  });
+
+  test("the Workload API socket: missing or not a socket is named; a listening socket passes", async () => {
+    const dir = tempDir();
+    const config = (socket: string, name: string) =>
+      writeConfig(
+        dir,
+        { identity: { trustDomain: TD, id: WEB, workloadApi: { socket } }, inbound: INBOUND },
+        name,
+      );
+    const missing = await check(config("agent.sock", "missing.yaml"));
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(
+      new RegExp(`identity\\.workloadApi\\.socket: cannot find ${join(dir, "agent.sock")}: ENOENT`),
+    );
+    writeFileSync(join(dir, "plain"), "");
+    const plain = await check(config("unix:plain", "plain.yaml"));
+    expect(plain.stderr).toContain(
+      `identity.workloadApi.socket: expected the Workload API's Unix socket at ${join(dir, "plain")}, got a file that is not a socket`,
+    );
+    const server = createServer();
+    server.listen(join(dir, "agent.sock"));
+    await once(server, "listening");
+    try {
+      const ok = config(`unix://${join(dir, "agent.sock")}`, "ok.yaml");
+      expect(await check(ok)).toMatchObject({ code: 0, stdout: `${ok}: ok\n` });
+    } finally {
+      server.close();
+    }
   });
 
   test("issuer token and CA files, discovery files: missing, empty or invalid", async () => {

@@ -12,7 +12,7 @@ export interface SvidEvent {
   notBefore: number;
   notAfter: number;
   serialNumber: string;
-  source: "issuer" | "files";
+  source: "issuer" | "files" | "workload-api";
 }
 
 /**

@@ -41,6 +41,7 @@ export {
   type SourceTimingOptions,
   SvidSource,
   type SvidSourceEvents,
+  type WorkloadApiSourceOptions,
 } from "./source/svid-source.js";
 export * from "./spiffe-id/index.js";
 export {
@@ -58,6 +59,11 @@ export {
   type UndiciConnectParams,
   undiciConnector,
 } from "./tls/undici.js";
+export {
+  X509BundleSource,
+  type X509BundleSourceEvents,
+  type X509BundleSourceOptions,
+} from "./workload-api/bundle-source.js";
 export { parseCertificatesPem, spiffeIdOf } from "./x509/certificate.js";
 export { X509Svid } from "./x509/svid.js";
 export { DEFAULT_CLOCK_SKEW_MS, DEFAULT_SVID_TTL_MS } from "./x509/validity.js";

@@ -339,7 +339,10 @@ export function subscribeMeshEvents(
       certExpiry.set({ spiffe_id: spiffeId }, p.notAfter / 1000);
       certRefresh.inc({
         spiffe_id: spiffeId,
-        source: source === "issuer" || source === "files" ? source : "unknown",
+        source:
+          source === "issuer" || source === "files" || source === "workload-api"
+            ? source
+            : "unknown",
       });
       return true;
     },

@@ -1,7 +1,8 @@
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import { parseEndpointsFile } from "@mesh/balancer";
 import { parseCertificatesPem, TrustBundle, X509Svid } from "@mesh/tls-identity";
+import { workloadApiAddress } from "../security/mtls/identity.js";
 import type { ConfigProblem } from "./errors.js";
 import type { DiscoveryConfig, ProxyConfig } from "./schema.js";
 
@@ -16,7 +17,8 @@ export interface ConfigFileBases {
 /**
  * Checks that every file a valid config names exists and parses the way the proxy will read
  * it: the identity's certificate and key (an X.509-SVID for `identity.id`, the key matching),
- * its trust bundle, the issuer's token file and CA bundle, and every discovery file. Each
+ * its trust bundle, the issuer's token file and CA bundle, that the Workload API socket
+ * exists and is a socket, and every discovery file. Each
  * problem names the config field and the file (`identity.files.cert: cannot read
  * /etc/mesh/cert.pem: ENOENT …`). Used by `mesh-proxy check`; at start the proxy still
  * waits for identity files to appear (they may be written after it starts).
@@ -80,6 +82,22 @@ export async function checkConfigFiles(
         parse("identity.issuer.bundleFile", bundleFile, "PEM CA certificates", () =>
           parseCertificatesPem(ca, "issuer CA bundle"),
         );
+    }
+  }
+
+  if (identity?.workloadApi !== undefined) {
+    const address = workloadApiAddress(identity.workloadApi.socket, bases.identity);
+    const socket = address.startsWith("unix://") ? address.slice("unix://".length) : address;
+    const path = "identity.workloadApi.socket";
+    try {
+      const s = await stat(socket);
+      if (!s.isSocket())
+        problems.push({
+          path,
+          message: `expected the Workload API's Unix socket at ${socket}, got a ${s.isDirectory() ? "directory" : "file that is not a socket"}`,
+        });
+    } catch (err) {
+      problems.push({ path, message: `cannot find ${socket}: ${(err as Error).message}` });
     }
   }
 

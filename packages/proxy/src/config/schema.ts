@@ -709,6 +709,9 @@ const inboundSchema = strict({
   ),
 }).describe("the listener peers talk to; forwards to the local app");
 
+/** Where the proxy's SVIDs can come from; a config names exactly one. */
+const identitySources = ["issuer", "files", "workloadApi"] as const;
+
 const identitySchema = strict({
   trustDomain: text().describe("this workload's trust domain, e.g. example.org"),
   id: text().describe("this workload's SPIFFE ID, in trustDomain"),
@@ -729,6 +732,19 @@ const identitySchema = strict({
   files: strict({ cert: text(), key: text(), bundle: text() })
     .optional()
     .describe("read the SVID, key and trust bundle from watched PEM files"),
+  workloadApi: strict({
+    socket: text()
+      .regex(/^(unix:\/\/\/|unix:(?!\/\/)|(?![a-z][a-z0-9+.-]*:))/i, {
+        error: "expected a Unix socket path or unix:///absolute/path (tcp is not supported)",
+      })
+      .describe(
+        "the agent's Unix socket: a path (relative to the config file) or unix:///absolute/path",
+      ),
+  })
+    .optional()
+    .describe(
+      "take SVIDs and the trust bundle from a SPIFFE Workload API (a SPIRE agent): FetchX509SVID over a Unix socket, rotated as the agent pushes",
+    ),
   renewal: strict({
     fraction: number(0.1, 0.95).default(0.7).describe("renew after this share of the lifetime"),
     min: duration("shortest time between renewals").default(10_000),
@@ -746,10 +762,11 @@ const identitySchema = strict({
     .describe("certificate renewal timing"),
 })
   .superRefine((i, ctx) => {
-    if ((i.issuer === undefined) !== (i.files === undefined)) return;
+    const given = identitySources.filter((k) => i[k] !== undefined);
+    if (given.length === 1) return;
     ctx.addIssue({
       code: "custom",
-      message: `expected exactly one of issuer or files, got ${i.issuer === undefined ? "neither" : "both"}`,
+      message: `expected exactly one of issuer, files or workloadApi, got ${given.length === 0 ? "none" : given.join(" and ")}`,
       params: { complete: true },
     });
   })

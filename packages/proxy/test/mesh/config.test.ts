@@ -9,6 +9,31 @@ const problems = (raw: unknown) => {
 };
 
 describe("security config", () => {
+  it("identity.workloadApi is exclusive with issuer and files, and names a Unix socket", () => {
+    const withIdentity = (identity: Record<string, unknown>) =>
+      problems({
+        identity: { trustDomain: "example.org", id: "spiffe://example.org/ns/a/sa/b", ...identity },
+        inbound: { app: "127.0.0.1:8080" },
+      });
+    expect(
+      withIdentity({
+        workloadApi: { socket: "/run/spire/agent.sock" },
+        files: { cert: "a", key: "b", bundle: "c" },
+      }),
+    ).toEqual([
+      "identity: expected exactly one of issuer, files or workloadApi, got files and workloadApi",
+    ]);
+    expect(withIdentity({})).toEqual([
+      "identity: expected exactly one of issuer, files or workloadApi, got none",
+    ]);
+    expect(withIdentity({ workloadApi: { socket: "tcp://127.0.0.1:8081" } })).toEqual([
+      'identity.workloadApi.socket: expected a Unix socket path or unix:///absolute/path (tcp is not supported), got "tcp://127.0.0.1:8081"',
+    ]);
+    expect(withIdentity({ workloadApi: { socket: "unix://run/agent.sock" } })).toHaveLength(1);
+    for (const socket of ["unix:///run/spire/agent.sock", "unix:agent.sock", "agent.sock"])
+      expect(withIdentity({ workloadApi: { socket } })).toEqual([]);
+  });
+
   it("has defaults a plaintext mesh keeps working with, and accepts both endpoint forms", () => {
     const r = validateConfig({
       identity: {
@@ -99,7 +124,7 @@ describe("security config", () => {
       }),
     ).toEqual([
       'identity.issuer.url: expected an http(s):// URL, got "ftp://x"',
-      "identity: expected exactly one of issuer or files, got both",
+      "identity: expected exactly one of issuer, files or workloadApi, got issuer and files",
       'outbound.tcp[0].discovery: expected static discovery (dns, file and kubernetes discovery are for HTTP services), got {"dns":{"name":"redis","port":6379}}',
       'inbound.policy.default: expected all-unauthenticated, all-authenticated, cluster-authenticated, deny or audit, got "sometimes"',
       "inbound.opaquePorts[0]: expected integer in 1..65535, got 0",

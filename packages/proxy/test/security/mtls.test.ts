@@ -359,8 +359,16 @@ describe("createIdentity", () => {
       /^identity\.id: expected a SPIFFE ID in example\.org, got "spiffe:\/\/other\.org\/x"/,
     );
     await expect(createIdentity({ trustDomain: "example.org", id: WEB })).rejects.toThrow(
-      "identity: expected exactly one of issuer, files, got neither",
+      "identity: expected exactly one of issuer, files or workloadApi, got none",
     );
+    await expect(
+      createIdentity({ trustDomain: "example.org", id: WEB, workloadApi: { socket: "tcp://x:1" } }),
+    ).rejects.toThrow(
+      'identity.workloadApi.socket: expected a Unix socket path or unix:// URL (tcp is not supported), got "tcp://x:1"',
+    );
+    await expect(
+      createIdentity({ trustDomain: "example.org", id: WEB, workloadApi: {} }),
+    ).rejects.toThrow("identity.workloadApi.socket: expected a non-empty string, got nothing");
     await expect(
       createIdentity({
         trustDomain: "example.org",

@@ -2,13 +2,27 @@ import { EventEmitter } from "node:events";
 import { type FSWatcher, watch } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename, dirname } from "node:path";
-import { type Clock, duration, nonEmptyString, optionsObject, typeError } from "@mesh/core";
+import {
+  type Clock,
+  duration,
+  nonEmptyString,
+  optionsObject,
+  randomOption,
+  typeError,
+} from "@mesh/core";
 import type { TrustBundle } from "../bundle/trust-bundle.js";
 import { TrustBundle as Bundle } from "../bundle/trust-bundle.js";
 import { systemClock } from "../clock.js";
 import { IdentityError } from "../errors.js";
 import { publishRefreshFailed, publishSvid } from "../events.js";
 import { type IssuerClientOptions, requestSvid } from "../issuer/client.js";
+import { decodeX509SvidResponse } from "../workload-api/protobuf.js";
+import {
+  FETCH_X509_SVID_PATH,
+  WorkloadApiWatcher,
+  workloadApiSocketFrom,
+} from "../workload-api/watcher.js";
+import { snapshotFromResponse } from "../workload-api/x509-context.js";
 import { X509Svid } from "../x509/svid.js";
 import {
   type BackoffPolicy,
@@ -56,7 +70,31 @@ export interface FileSourceOptions extends Omit<SourceTimingOptions, "renewFract
   pollIntervalMs?: number;
 }
 
+/**
+ * Options of {@link SvidSource.fromWorkloadApi}. Of the timing options only `clock`,
+ * `retryInitialMs` and `retryMaxMs` apply: the agent pushes new SVIDs, the source only
+ * reconnects.
+ *
+ * @public
+ */
+export interface WorkloadApiSourceOptions
+  extends Pick<SourceTimingOptions, "clock" | "retryInitialMs" | "retryMaxMs"> {
+  /**
+   * The agent's Workload API socket: a path, `unix:///path` or `unix:path`. Default the
+   * `SPIFFE_ENDPOINT_SOCKET` environment variable.
+   */
+  socket?: string;
+  /**
+   * Use the SVID with this SPIFFE ID when the agent hands out several. Default the first
+   * one (the agent's default SVID).
+   */
+  spiffeId?: string;
+  /** Random source for reconnect jitter (tests). Default `Math.random`. */
+  random?: () => number;
+}
+
 type Fetch = () => Promise<IdentitySnapshot>;
+type SourceKind = "issuer" | "files" | "workload-api";
 
 /**
  * Events of an {@link SvidSource}: `update` with the new {@link IdentitySnapshot} each
@@ -83,7 +121,7 @@ export interface SvidSourceEvents {
  */
 export class SvidSource extends EventEmitter<SvidSourceEvents> {
   readonly #fetch: Fetch;
-  readonly #kind: "issuer" | "files";
+  readonly #kind: SourceKind;
   readonly #clock: Clock;
   readonly #renewal: RenewalPolicy;
   readonly #backoff: BackoffPolicy;
@@ -96,9 +134,11 @@ export class SvidSource extends EventEmitter<SvidSourceEvents> {
   #readyWaiters: Array<{ resolve: (s: IdentitySnapshot) => void; reject: (e: Error) => void }> = [];
   #watcher: FSWatcher | undefined;
   #nextRefreshAt: number | undefined;
+  #stopStream: (() => void) | undefined;
+  #federated: ReadonlyMap<string, TrustBundle> = new Map();
 
   private constructor(
-    kind: "issuer" | "files",
+    kind: SourceKind,
     fetch: Fetch,
     timing: SourceTimingOptions,
     fixedInterval?: number,
@@ -212,6 +252,70 @@ export class SvidSource extends EventEmitter<SvidSourceEvents> {
     return source;
   }
 
+  /**
+   * A source fed by a SPIFFE Workload API (a SPIRE agent): keeps a `FetchX509SVID` stream
+   * open on the agent's Unix socket and applies every response as it arrives — new SVID and
+   * bundle, without dropping connections. A response that fails the X.509-SVID checks is
+   * reported (`refresh-failed`, `retryInMs` 0: the stream stays open) and the last good SVID
+   * stays in use. When the stream ends or fails it reconnects after a backoff
+   * (`retryInitialMs` doubling to `retryMaxMs`, jittered), which the next good response
+   * resets. Await {@link SvidSource.ready}.
+   *
+   * @param options the socket (path or `unix://` URL) or options; default
+   *   `SPIFFE_ENDPOINT_SOCKET`.
+   * @throws TypeError `options.socket: expected ...` when no usable socket is named.
+   */
+  static fromWorkloadApi(options?: string | WorkloadApiSourceOptions): SvidSource {
+    const o = typeof options === "string" ? { socket: options } : optionsObject("options", options);
+    const socketPath = workloadApiSocketFrom(o.socket);
+    if (o.spiffeId !== undefined) nonEmptyString("options.spiffeId", o.spiffeId);
+    const random = randomOption("options.random", o.random);
+    const source: SvidSource = new SvidSource(
+      "workload-api",
+      (): Promise<IdentitySnapshot> => source.ready(), // the agent pushes; nothing to fetch
+      o,
+    );
+    const spiffeId = o.spiffeId;
+    const watcher = new WorkloadApiWatcher({
+      socketPath,
+      path: FETCH_X509_SVID_PATH,
+      parse: (bytes) => snapshotFromResponse(decodeX509SvidResponse(bytes), spiffeId),
+      backoff: source.#backoff,
+      random,
+      remaining: () => (source.#current?.svid.notAfter ?? 0) - source.#clock.now(),
+      onUpdate: (context) => {
+        if (source.#closed) return;
+        source.#nextRefreshAt = undefined; // connected: the agent pushes, nothing is scheduled
+        source.#federated = context.federatedBundles;
+        const cur = source.#current;
+        if (
+          !cur ||
+          cur.svid.serialNumber !== context.svid.serialNumber ||
+          cur.bundle.pem !== context.bundle.pem
+        )
+          source.#apply({ svid: context.svid, bundle: context.bundle });
+      },
+      onError: (error, retryInMs) => {
+        if (source.#closed) return;
+        source.#nextRefreshAt = retryInMs > 0 ? source.#clock.now() + retryInMs : undefined;
+        const spiffeId = source.#current?.svid.spiffeId.toString() ?? "";
+        publishRefreshFailed({ spiffeId, error, retryInMs });
+        source.emit("refresh-failed", { error, retryInMs });
+      },
+    });
+    source.#stopStream = () => watcher.close();
+    watcher.start();
+    return source;
+  }
+
+  /**
+   * Trust bundles of other trust domains, by trust domain name, as the Workload API sent
+   * them (`federated_bundles`); empty for other sources.
+   */
+  get federatedBundles(): ReadonlyMap<string, TrustBundle> {
+    return this.#federated;
+  }
+
   /** A source holding fixed material that never changes (tests, static setups). */
   static fromSvid(svid: X509Svid, bundle: TrustBundle): SvidSource {
     const source = new SvidSource("files", () => Promise.resolve({ svid, bundle }), {});
@@ -266,8 +370,12 @@ export class SvidSource extends EventEmitter<SvidSourceEvents> {
     return now >= c.svid.notBefore && now < c.svid.notAfter;
   }
 
-  /** Renews now (outside the schedule); resolves when the attempt finished. */
+  /**
+   * Renews now (outside the schedule); resolves when the attempt finished. A Workload API
+   * source has nothing to renew (the agent pushes) and resolves at once.
+   */
   refreshNow(): Promise<void> {
+    if (this.#kind === "workload-api") return Promise.resolve();
     return this.#refresh();
   }
 
@@ -277,6 +385,7 @@ export class SvidSource extends EventEmitter<SvidSourceEvents> {
     this.#closed = true;
     clearTimeout(this.#timer);
     this.#watcher?.close();
+    this.#stopStream?.();
     const err = new IdentityError("MESH_IDENTITY_SOURCE_CLOSED", "the SVID source is closed");
     for (const w of this.#readyWaiters.splice(0)) w.reject(err);
   }

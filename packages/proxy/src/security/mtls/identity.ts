@@ -11,7 +11,12 @@ import {
 } from "@mesh/tls-identity";
 import { MeshTlsError } from "./errors.js";
 
-/** The `identity` section of the proxy config. Exactly one of `issuer` and `files`. @public */
+/**
+ * The `identity` section of the proxy config. Exactly one of `issuer`, `files` and
+ * `workloadApi`.
+ *
+ * @public
+ */
 export interface IdentityConfig {
   /** This workload's trust domain, e.g. `example.org`. */
   trustDomain: string;
@@ -30,7 +35,16 @@ export interface IdentityConfig {
   };
   /** Read the SVID, key and bundle from PEM files, watched and reloaded. */
   files?: { cert: string; key: string; bundle: string };
+  /**
+   * Take SVIDs from a SPIFFE Workload API (a SPIRE agent) on a Unix socket: a path (relative
+   * to the config file) or `unix:///absolute/path`. The SVID for `id` is used when the
+   * agent hands out several.
+   */
+  workloadApi?: { socket: string };
 }
+
+/** Where a {@link MeshIdentity}'s SVIDs come from. @public */
+export type IdentitySourceKind = "issuer" | "files" | "workload-api";
 
 /** Options of {@link createIdentity}. @public */
 export interface CreateIdentityOptions {
@@ -68,7 +82,7 @@ export class MeshIdentity {
   /** The configured SPIFFE ID. */
   readonly id: string;
   /** Where SVIDs come from. */
-  readonly kind: "issuer" | "files";
+  readonly kind: IdentitySourceKind;
   /**
    * The issuer's URL and, with `bundleFile`, the CA that verifies it (`https:`): a function
    * that reads the file again on each call, for each request to the issuer.
@@ -83,7 +97,7 @@ export class MeshIdentity {
     source: SvidSource,
     trustDomain: string,
     id: string,
-    kind: "issuer" | "files",
+    kind: IdentitySourceKind,
     issuer?: { url: string; ca?: () => Promise<Buffer> },
   ) {
     this.source = source;
@@ -163,6 +177,20 @@ export class MeshIdentity {
 }
 
 /**
+ * Where `identity.workloadApi.socket` points: a bare path or `unix:path` is relative to the
+ * config file's directory (`base`), like identity files; `unix:///abs` and anything else go
+ * as given (the source refuses what is not a Unix socket).
+ *
+ * @public
+ */
+export function workloadApiAddress(socket: string, base: string): string {
+  if (socket.startsWith("unix:") && !socket.startsWith("unix://"))
+    return resolve(base, socket.slice("unix:".length));
+  if (socket.startsWith("unix://") || /^[a-z][a-z0-9+.-]*:/i.test(socket)) return socket;
+  return resolve(base, socket);
+}
+
+/**
  * Validates the `identity` config section and starts obtaining an SVID (from the issuer,
  * or from watched files). Resolves once the source is created, not once it is ready:
  * await `identity.ready()` or poll `identity.isReady()` for `/ready`.
@@ -198,12 +226,38 @@ export async function createIdentity(
       `${at}.id: expected a SPIFFE ID in ${trustDomain}, got ${show(idText)} (${(err as Error).message})`,
     );
   }
-  if ((config.issuer === undefined) === (config.files === undefined))
+  const given = (["issuer", "files", "workloadApi"] as const).filter(
+    (k) => config[k] !== undefined,
+  );
+  if (given.length !== 1)
     throw new TypeError(
-      `${at}: expected exactly one of issuer, files, got ${config.issuer === undefined ? "neither" : "both"}`,
+      `${at}: expected exactly one of issuer, files or workloadApi, got ${given.length === 0 ? "none" : given.join(" and ")}`,
     );
   const base = options.baseDir ?? process.cwd();
   const timing = options.timing ?? {};
+  if (config.workloadApi !== undefined) {
+    const wl = config.workloadApi;
+    if (!isObject(wl))
+      throw new TypeError(`${at}.workloadApi: expected { socket }, got ${show(wl)}`);
+    const socket = str(wl, "socket", `${at}.workloadApi`);
+    const address = workloadApiAddress(socket, base);
+    let source: SvidSource;
+    try {
+      source = SvidSource.fromWorkloadApi({
+        socket: address,
+        spiffeId: id,
+        ...(timing.clock ? { clock: timing.clock } : {}),
+        ...(timing.retryInitialMs !== undefined ? { retryInitialMs: timing.retryInitialMs } : {}),
+        ...(timing.retryMaxMs !== undefined ? { retryMaxMs: timing.retryMaxMs } : {}),
+      });
+    } catch (err) {
+      // The library names its option; name the config field instead.
+      throw new TypeError(
+        (err as Error).message.replace(/^options\.socket:/, `${at}.workloadApi.socket:`),
+      );
+    }
+    return new MeshIdentity(source, trustDomain, id, "workload-api");
+  }
   if (config.issuer !== undefined) {
     const issuer = config.issuer;
     if (!isObject(issuer))
