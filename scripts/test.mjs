@@ -4,41 +4,75 @@
 //
 // Every step runs even when an earlier test step failed, so one run shows every failure and
 // the peer summary is always printed; the exit code is the first failure's.
-import { spawnSync } from "node:child_process";
+//
+// Each step has a time limit (a hung test must fail the run, not eat CI's whole budget): on
+// expiry its whole process group is killed and the step fails naming the limit.
+import { spawn } from "node:child_process";
 import { clearSkipLog, inCi, skipSummary } from "./peers.mjs";
 
 await import("./check-node.mjs");
 
+const MINUTE = 60_000;
 /** Steps that must pass before tests make sense (a broken build fails fast). */
 const prepare = [
-  ["turbo", "run", "build", "typecheck"],
+  [["turbo", "run", "build", "typecheck"], 15 * MINUTE],
   // The bins linked at the root point into dist/, so npm skips them until a build exists.
-  ["npm", "run", "link-bins", "--silent"],
-  ["tsc", "-p", "test"],
-  ["biome", "check", "."],
-  ["node", "scripts/check-pack.mjs"],
+  [["npm", "run", "link-bins", "--silent"], 2 * MINUTE],
+  [["tsc", "-p", "test"], 5 * MINUTE],
+  [["biome", "check", "."], 5 * MINUTE],
+  [["node", "scripts/check-pack.mjs"], 5 * MINUTE],
 ];
-/** The test steps; all run. Package tests one at a time: several spawn many processes. */
+/**
+ * The test steps; all run. Package tests one at a time: several spawn many processes.
+ * Limits: about 5x what a 2-core CI machine takes (5 min and 1.5 min).
+ */
 const tests = [
-  ["turbo", "run", "test", "--concurrency=1", "--continue"],
-  ["vitest", "run", "--root", "test"],
+  [["turbo", "run", "test", "--concurrency=1", "--continue"], 25 * MINUTE],
+  [["vitest", "run", "--root", "test"], 10 * MINUTE],
 ];
 
-function run(argv) {
+/** Runs one step in its own process group; resolves with its exit code (1 on a signal). */
+function run([argv, limitMs]) {
   console.log(`\n> ${argv.join(" ")}`);
-  const r = spawnSync(argv[0], argv.slice(1), { stdio: "inherit" });
-  if (r.error) console.error(`${argv[0]}: ${r.error.message}`);
-  return r.status ?? 1;
+  return new Promise((resolve) => {
+    const child = spawn(argv[0], argv.slice(1), { stdio: "inherit", detached: true });
+    const killGroup = (signal) => {
+      try {
+        process.kill(-child.pid, signal);
+      } catch {
+        // already gone
+      }
+    };
+    const timer = setTimeout(() => {
+      console.error(
+        `\nnpm test: "${argv.join(" ")}" did not finish within ${limitMs / MINUTE} min; ` +
+          "killing it (a test hangs: the last file it started is the suspect)",
+      );
+      killGroup("SIGKILL");
+    }, limitMs);
+    // Detached, the step no longer gets the terminal's Ctrl-C: pass it on, then stop.
+    const forward = (signal) => {
+      killGroup(signal);
+      process.exit(130);
+    };
+    process.on("SIGINT", forward).on("SIGTERM", forward);
+    child.on("error", (err) => console.error(`${argv[0]}: ${err.message}`));
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      process.off("SIGINT", forward).off("SIGTERM", forward);
+      resolve(code ?? 1);
+    });
+  });
 }
 
 let failed = 0;
-for (const argv of prepare) {
-  const code = run(argv);
+for (const step of prepare) {
+  const code = await run(step);
   if (code !== 0) process.exit(code);
 }
 clearSkipLog();
-for (const argv of tests) {
-  const code = run(argv);
+for (const step of tests) {
+  const code = await run(step);
   if (code !== 0 && failed === 0) failed = code;
 }
 

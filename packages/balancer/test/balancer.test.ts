@@ -248,21 +248,27 @@ describe("Balancer endpoint churn", () => {
     };
     const workers = Array.from({ length: 8 }, worker);
     const live = [...initial];
-    for (let round = 0; round < 6; round++) {
-      const [fresh] = await servers(1);
-      live.push(fresh!);
-      b.update(live.map((s) => s.address));
-      const old = live.shift()!;
-      const removed = nextEndpointEvent((e) => e.address === old.address && e.state === "removed");
-      b.update(live.map((s) => s.address));
-      await removed;
-      const before = ok;
-      // Let traffic flow through the new set before the next change.
-      while (ok < before + 50) await new Promise((r) => setImmediate(r));
-      await old.close();
+    try {
+      for (let round = 0; round < 6; round++) {
+        const [fresh] = await servers(1);
+        live.push(fresh!);
+        b.update(live.map((s) => s.address));
+        const old = live.shift()!;
+        const removed = nextEndpointEvent(
+          (e) => e.address === old.address && e.state === "removed",
+        );
+        b.update(live.map((s) => s.address));
+        await removed;
+        const before = ok;
+        // Let traffic flow through the new set before the next change.
+        while (ok < before + 50) await new Promise((r) => setImmediate(r));
+        await old.close();
+      }
+    } finally {
+      // Also on a failed step: the workers must not outlive the test.
+      stop = true;
+      await Promise.all(workers);
     }
-    stop = true;
-    await Promise.all(workers);
     expect(failed).toBe(0);
     expect(ok).toBeGreaterThan(300);
     expect(

@@ -25,6 +25,7 @@ describe("discovery.kubernetes in a running proxy", () => {
     release = r;
   });
   const agent = new Agent({ connections: 16 });
+  let heldArrived = 0;
 
   const app = async (name: string) => {
     const a = await h1App((req, res) => {
@@ -33,8 +34,10 @@ describe("discovery.kubernetes in a running proxy", () => {
         res.writeHead(200, { "content-type": "text/plain" });
         res.end(name);
       };
-      if (req.url === "/held") void held.then(answer);
-      else answer();
+      if (req.url === "/held") {
+        heldArrived++;
+        void held.then(answer);
+      } else answer();
     });
     apps.set(name, a);
     return a;
@@ -137,44 +140,50 @@ describe("discovery.kubernetes in a running proxy", () => {
         else failures++;
       }
     });
-    // A request in flight on each old pod, held until after its pod has left the set.
-    const inflight = [send("/held"), send("/held"), send("/held"), send("/held")];
-    await eventually(async () => (await endpoints()).some((e) => e.pending > 0));
+    try {
+      // A request in flight on each old pod, held until after its pod has left the set.
+      const inflight = [send("/held"), send("/held"), send("/held"), send("/held")];
+      // Every held request has reached an old pod before the rollout starts.
+      await eventually(() => heldArrived === inflight.length);
 
-    for (const [oldPod, newPod] of [
-      ["v1-a", "v2-a"],
-      ["v1-b", "v2-b"],
-    ] as const) {
-      await app(newPod);
-      slice(newPod, { ready: true });
-      const newAddress = apps.get(newPod)!.address;
+      for (const [oldPod, newPod] of [
+        ["v1-a", "v2-a"],
+        ["v1-b", "v2-b"],
+      ] as const) {
+        await app(newPod);
+        slice(newPod, { ready: true });
+        const newAddress = apps.get(newPod)!.address;
+        await eventually(async () =>
+          (await endpoints()).some((e) => e.address === newAddress && e.state === "ready"),
+        );
+        // The old pod is terminating: still serving, no longer ready.
+        slice(oldPod, { ready: false, serving: true, terminating: true });
+        const oldAddress = apps.get(oldPod)!.address;
+        await eventually(async () =>
+          (await endpoints()).every((e) => e.address !== oldAddress || e.state !== "ready"),
+        );
+        const before = ok;
+        await eventually(() => ok > before + 20);
+        // Kubelet kills it after the grace period; its slice is gone.
+        api.remove("EndpointSlice", "shop", `books-${oldPod}`);
+      }
+      api.remove("EndpointSlice", "shop", "books-v1-c");
+      release();
+      const held = await Promise.all(inflight);
+      expect(held.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+      expect(held.every((r) => r.body.startsWith("v1-"))).toBe(true);
       await eventually(async () =>
-        (await endpoints()).some((e) => e.address === newAddress && e.state === "ready"),
+        (await endpoints()).every((e) => e.address !== apps.get("v1-a")!.address),
       );
-      // The old pod is terminating: still serving, no longer ready.
-      slice(oldPod, { ready: false, serving: true, terminating: true });
-      const oldAddress = apps.get(oldPod)!.address;
-      await eventually(async () =>
-        (await endpoints()).every((e) => e.address !== oldAddress || e.state !== "ready"),
-      );
+      for (const name of ["v1-a", "v1-b", "v1-c"]) await apps.get(name)!.close();
       const before = ok;
-      await eventually(() => ok > before + 20);
-      // Kubelet kills it after the grace period; its slice is gone.
-      api.remove("EndpointSlice", "shop", `books-${oldPod}`);
+      await eventually(() => ok > before + 50);
+    } finally {
+      // Also when an assertion above fails: a load loop left running against a stopped
+      // proxy spins on instant rejections and starves the worker's event loop forever.
+      running = false;
+      await Promise.all(load);
     }
-    api.remove("EndpointSlice", "shop", "books-v1-c");
-    release();
-    const held = await Promise.all(inflight);
-    expect(held.map((r) => r.status)).toEqual([200, 200, 200, 200]);
-    expect(held.every((r) => r.body.startsWith("v1-"))).toBe(true);
-    await eventually(async () =>
-      (await endpoints()).every((e) => e.address !== apps.get("v1-a")!.address),
-    );
-    for (const name of ["v1-a", "v1-b", "v1-c"]) await apps.get(name)!.close();
-    const before = ok;
-    await eventually(() => ok > before + 50);
-    running = false;
-    await Promise.all(load);
     expect(failures).toBe(0);
     expect(ok).toBeGreaterThan(100);
     const now = new Set<string>();

@@ -166,28 +166,34 @@ describe("proxy process lifecycle", () => {
       }
     };
     const loops = Array.from({ length: 4 }, loop);
-    await eventually(() => a.received() > 20);
-    // Ports in config are fixed after the first start: keep them so the reload needs no restart.
-    const pinned = (target: string) => ({
-      ...config(target),
-      admin: { listen: proxy.addresses.admin },
-      outbound: { ...config(target).outbound, listen: proxy.addresses.outbound },
-    });
-    writeFileSync(file, stringify(pinned(b.address)));
-    await proxy.waitForLog((l) => l.msg === "config reloaded");
-    const bAtReload = b.received();
-    await eventually(() => b.received() > bAtReload + 20);
-    writeFileSync(file, "outbound:\n  services:\n    - name: api\n      retry: { limit: x }\n");
-    const rejected = await proxy.waitForLog(
-      (l) => l.msg === "config reload rejected; keeping the running config",
-    );
-    expect(rejected.problems).toEqual(
-      expect.arrayContaining(['outbound.services[0].retry.limit: expected integer >= 0, got "x"']),
-    );
-    const bAfterBad = b.received();
-    await eventually(() => b.received() > bAfterBad + 20);
-    stop = true;
-    await Promise.all(loops);
+    try {
+      await eventually(() => a.received() > 20);
+      // Ports in config are fixed after the first start: keep them so the reload needs no restart.
+      const pinned = (target: string) => ({
+        ...config(target),
+        admin: { listen: proxy.addresses.admin },
+        outbound: { ...config(target).outbound, listen: proxy.addresses.outbound },
+      });
+      writeFileSync(file, stringify(pinned(b.address)));
+      await proxy.waitForLog((l) => l.msg === "config reloaded");
+      const bAtReload = b.received();
+      await eventually(() => b.received() > bAtReload + 20);
+      writeFileSync(file, "outbound:\n  services:\n    - name: api\n      retry: { limit: x }\n");
+      const rejected = await proxy.waitForLog(
+        (l) => l.msg === "config reload rejected; keeping the running config",
+      );
+      expect(rejected.problems).toEqual(
+        expect.arrayContaining([
+          'outbound.services[0].retry.limit: expected integer >= 0, got "x"',
+        ]),
+      );
+      const bAfterBad = b.received();
+      await eventually(() => b.received() > bAfterBad + 20);
+    } finally {
+      // Also on a failed step: the loops must not outlive the test.
+      stop = true;
+      await Promise.all(loops);
+    }
     await agent.close();
     expect(failures).toEqual([]);
     expect(seen).toEqual(new Set(["a", "b"]));

@@ -148,8 +148,16 @@ describe("mesh-proxy stat against a running proxy", () => {
         sent++;
       }
     })();
-    const r = await runCli(["stat", "--admin", proxy.addresses.admin, "--json", "--window", "1s"]);
-    running = false;
+    const r = await runCli([
+      "stat",
+      "--admin",
+      proxy.addresses.admin,
+      "--json",
+      "--window",
+      "1s",
+    ]).finally(() => {
+      running = false;
+    });
     await load;
     expect(r.code).toBe(0);
     const [p] = (JSON.parse(r.stdout) as { proxies: ProxyStat[] }).proxies;
