@@ -1,5 +1,6 @@
 import { parseSpiffeId, parseTrustDomain, type SpiffeId } from "@mesh/tls-identity";
 import { describeValue, problemsFromIssues } from "../../config/errors.js";
+import { pathOf, RouteMatch } from "../../http/route-match.js";
 import { type IpAddress, type IpNetwork, parseIpAddress, parseNetwork } from "./cidr.js";
 import { type AuthzDecisionEvent, authzDecisionChannel } from "./events.js";
 import { compileIdentities, type IdentityMatcher } from "./identity-match.js";
@@ -79,17 +80,10 @@ interface NetworkMatcher {
   except: IpNetwork[];
 }
 
-interface RouteMatcher {
-  exact?: string;
-  prefix?: string;
-  methods?: Set<string>;
-  label: string;
-}
-
 interface CompiledRule {
   identities?: IdentityMatcher;
   networks?: NetworkMatcher[];
-  routes?: RouteMatcher[];
+  routes?: RouteMatch[];
   /** Decision when the rule matched without routes; per-route decisions otherwise. */
   decision: AuthzDecision;
   routeDecisions?: AuthzDecision[];
@@ -242,25 +236,14 @@ function matchesNetworks(networks: NetworkMatcher[], address: IpAddress): boolea
 }
 
 function matchRoute(
-  routes: RouteMatcher[],
+  routes: readonly RouteMatch[],
   method: string | undefined,
   rawPath: string | undefined,
 ): number {
   if (rawPath === undefined) return -1;
-  const q = rawPath.indexOf("?");
-  const path = q === -1 ? rawPath : rawPath.slice(0, q);
-  for (let i = 0; i < routes.length; i++) {
-    const r = routes[i] as RouteMatcher;
-    if (r.methods && (method === undefined || !r.methods.has(method.toUpperCase()))) continue;
-    if (r.exact !== undefined) {
-      if (path !== r.exact) continue;
-    } else if (r.prefix !== undefined && r.prefix !== "/") {
-      if (!path.startsWith(r.prefix)) continue;
-      const next = path.charCodeAt(r.prefix.length);
-      if (!Number.isNaN(next) && next !== 47 /* "/" */) continue;
-    }
-    return i;
-  }
+  const path = pathOf(rawPath);
+  for (let i = 0; i < routes.length; i++)
+    if ((routes[i] as RouteMatch).matches(method, path)) return i;
   return -1;
 }
 
@@ -324,24 +307,9 @@ function compileRule(r: ValidAuthzPolicy["rules"][number], index: number): Compi
         : { net: parseNetwork(n.cidr), except: (n.except ?? []).map((e) => parseNetwork(e)) },
     );
   if (r.routes !== undefined) {
-    const routes = r.routes.map(compileRoute);
+    const routes = r.routes.map((route) => new RouteMatch(route));
     rule.routes = routes;
     rule.routeDecisions = routes.map((m) => decision(true, false, reason, index, m.label));
   }
   return rule;
-}
-
-function compileRoute(route: NonNullable<ValidAuthzPolicy["rules"][number]["routes"]>[number]) {
-  const m: RouteMatcher = { label: "prefix:/", prefix: "/" };
-  if (route.path !== undefined) {
-    delete m.prefix;
-    m.exact = route.path;
-    m.label = `exact:${route.path}`;
-  } else if (route.pathPrefix !== undefined) {
-    const prefix = route.pathPrefix.length > 1 ? route.pathPrefix.replace(/\/+$/, "") : "/";
-    m.prefix = prefix;
-    m.label = `prefix:${prefix}`;
-  }
-  if (route.methods !== undefined) m.methods = new Set(route.methods.map((x) => x.toUpperCase()));
-  return m;
 }
