@@ -5,7 +5,7 @@
  * h2 → inbound → backend, both proxies counted and summed).
  *
  *   node scripts/perf/instructions.mjs [--mode single|pair] [--warmup 25000] [--count 5000]
- *        [--variants "now,base=/path/to/other/dist/cli.js"] [--runs 2]
+ *        [--variants "now,base=/path/to/other/dist/cli.js"] [--runs 2] [--node-flags "…"]
  *
  * Each proxy runs under `valgrind --tool=callgrind --instr-atstart=no`: `--warmup` requests
  * go through uninstrumented (V8 must be done optimizing, see @mesh/metrics' README "Cost"),
@@ -38,6 +38,8 @@ const { values } = parseArgs({
     count: { type: "string", default: "5000" },
     runs: { type: "string", default: "2" },
     variants: { type: "string", default: `now=${join(here, "../../dist/cli.js")}` },
+    // e.g. "--single-threaded": JIT and GC on the main thread, fewer timing effects.
+    "node-flags": { type: "string", default: "" },
   },
 });
 const tmp = mkdtempSync(join(tmpdir(), "mesh-instr-"));
@@ -82,6 +84,7 @@ function underCallgrind(cli, config, name) {
       "--instr-atstart=no",
       `--callgrind-out-file=${out}`,
       process.execPath,
+      ...values["node-flags"].split(" ").filter(Boolean),
       cli,
       "--config",
       file,
