@@ -1,4 +1,5 @@
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
+import { isMeshError } from "@mesh/core";
 import { describe, expect, it } from "vitest";
 import {
   AuthzConfigError,
@@ -182,7 +183,7 @@ describe("authz validation", () => {
       compileAuthzPolicy(config, { path: "inbound.policy", trustDomain });
     } catch (err) {
       expect(err).toBeInstanceOf(AuthzConfigError);
-      expect(err).toBeInstanceOf(TypeError);
+      expect(isMeshError(err, "MESH_AUTHZ_CONFIG_INVALID")).toBe(true);
       expect((err as AuthzConfigError).code).toBe("MESH_AUTHZ_CONFIG_INVALID");
       return (err as AuthzConfigError).problems.map((p) => `${p.path}: ${p.message}`);
     }

@@ -1,3 +1,4 @@
+import { MeshError } from "@mesh/core";
 import { parseSpiffeId, parseTrustDomain, type SpiffeId } from "@mesh/tls-identity";
 import { describeValue, problemsFromIssues } from "../../config/errors.js";
 import { pathOf, RouteMatch } from "../../http/route-match.js";
@@ -65,11 +66,10 @@ export interface AuthzConfigProblem {
  *
  * @public
  */
-export class AuthzConfigError extends TypeError {
-  readonly code = "MESH_AUTHZ_CONFIG_INVALID";
+export class AuthzConfigError extends MeshError<"MESH_AUTHZ_CONFIG_INVALID"> {
   readonly problems: readonly AuthzConfigProblem[];
   constructor(problems: AuthzConfigProblem[]) {
-    super(problems.map((p) => `${p.path}: ${p.message}`).join("\n"));
+    super("MESH_AUTHZ_CONFIG_INVALID", problems.map((p) => `${p.path}: ${p.message}`).join("\n"));
     this.name = "AuthzConfigError";
     this.problems = problems;
   }
