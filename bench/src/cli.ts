@@ -8,7 +8,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import type { BenchContext, Pinning } from "./lib/context.ts";
+import type { BenchContext, Pinning, ScenarioParams } from "./lib/context.ts";
 import { hasTaskset, ProcessManager } from "./lib/proc.ts";
 import type { ScenarioOutput, ScenarioResult, Table } from "./lib/result.ts";
 import { SRC_DIR } from "./lib/runners.ts";
@@ -29,6 +29,12 @@ options:
   --fresh-report      start REPORT.md afresh (default when running all scenarios)
   --report-only       rebuild REPORT.md and the SVGs from the JSON already in --results-dir
   --help              this text
+
+sizes (k8s-churn; defaults per scenario, smaller with --quick):
+  --endpoints <n>     endpoints of the service (a multiple of 10)
+  --rate <rps>        offered requests per second
+  --update-rate <n>   EndpointSlice updates per second
+  --duration <s>      seconds of steady state measured before the rollout
 `;
 
 /** Parsed command line. */
@@ -41,7 +47,16 @@ export interface CliOptions {
   pin: boolean;
   freshReport: boolean;
   reportOnly: boolean;
+  params: ScenarioParams;
 }
+
+/** The size options: flag → field, and the accepted range. */
+const PARAMS: Record<string, { field: keyof ScenarioParams; min: number; max: number }> = {
+  "--endpoints": { field: "endpoints", min: 10, max: 10_000 },
+  "--rate": { field: "rate", min: 1, max: 100_000 },
+  "--update-rate": { field: "updateRate", min: 1, max: 1000 },
+  "--duration": { field: "durationS", min: 1, max: 3600 },
+};
 
 /** Parses argv; throws TypeError/RangeError with `<path>: expected <what>, got <value>`. */
 export function parseArgs(argv: string[]): CliOptions | "help" {
@@ -54,6 +69,7 @@ export function parseArgs(argv: string[]): CliOptions | "help" {
     pin: true,
     freshReport: false,
     reportOnly: false,
+    params: {},
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -69,7 +85,14 @@ export function parseArgs(argv: string[]): CliOptions | "help" {
     else if (arg === "--fresh-report") opts.freshReport = true;
     else if (arg === "--report-only") opts.reportOnly = true;
     else if (arg === "--results-dir") opts.resultsDir = resolve(value());
-    else if (arg === "--rounds") {
+    else if (arg in PARAMS) {
+      const { field, min, max } = PARAMS[arg]!;
+      const v = value();
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < min || n > max)
+        throw new RangeError(`${arg}: expected an integer in ${min}..${max}, got ${v}`);
+      opts.params[field] = n;
+    } else if (arg === "--rounds") {
       const v = value();
       const n = Number(v);
       if (!Number.isInteger(n) || n < 1 || n > 20)
@@ -129,6 +152,7 @@ async function main(): Promise<number> {
         tmpDir: tmp,
         pinning,
         tools: new Map(),
+        params: parsed.params,
         log: (m) => process.stderr.write(`[bench] ${m}\n`),
       };
       const startedAt = new Date().toISOString();

@@ -12,6 +12,22 @@ export interface Pinning {
   describe: string;
 }
 
+/**
+ * Sizes a scenario takes from the command line (`--endpoints`, `--rate`, `--update-rate`,
+ * `--duration`); unset ones use the scenario's defaults (smaller with `--quick`). Only
+ * `k8s-churn` reads them today.
+ */
+export interface ScenarioParams {
+  /** Endpoints of the service under test. */
+  endpoints?: number;
+  /** Offered load, requests per second. */
+  rate?: number;
+  /** Discovery updates per second. */
+  updateRate?: number;
+  /** Length of the steady-state window, seconds. */
+  durationS?: number;
+}
+
 /** Shared state of one harness run. */
 export interface BenchContext {
   pm: ProcessManager;
@@ -25,5 +41,7 @@ export interface BenchContext {
   pinning: Pinning;
   /** Tools looked up during this scenario (copied into its result). */
   tools: Map<string, ToolStatus>;
+  /** Sizes given on the command line. */
+  params?: ScenarioParams;
   log(message: string): void;
 }

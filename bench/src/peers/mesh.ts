@@ -89,10 +89,12 @@ export async function startProxy(
   configFile: string,
   port: number,
   nodeFlags: string[] = [],
+  env: Record<string, string> = {},
 ): Promise<ManagedProcess> {
   const cli = join(REPO_ROOT, "packages", "proxy", "dist", "cli.js");
   const proc = ctx.pm.start(name, process.execPath, [...nodeFlags, cli, "--config", configFile], {
     cpus: ctx.pinning.peer,
+    env,
   });
   await waitForPort(port, 15_000, () => ctx.pm.livePids().includes(proc.pid)).catch(
     (error: Error) => {

@@ -5,6 +5,7 @@ import { adaptiveConcurrency } from "./adaptive-concurrency.ts";
 import { balancer } from "./balancer.ts";
 import { grpc } from "./grpc.ts";
 import { identity } from "./identity.ts";
+import { k8sChurn } from "./k8s-churn.ts";
 import { metricsCost } from "./metrics-cost.ts";
 import { overhead } from "./overhead.ts";
 import { retryStorm } from "./retry-storm.ts";
@@ -48,5 +49,10 @@ export const SCENARIOS: Record<string, Scenario> = {
   rotation: {
     describe: "10 s certificates rotating under HTTP/1.1 + gRPC load through the sidecar pair",
     run: rotation,
+  },
+  "k8s-churn": {
+    describe:
+      "a rolling update of a 1000-endpoint Service (EndpointSlices from the fake API server, 10 updates/s) under 1000 rps through mesh-proxy; endpoints on 127.0.0.1–.10 × N ports of one backend process, since a slice's endpoints share its ports",
+    run: k8sChurn,
   },
 };
