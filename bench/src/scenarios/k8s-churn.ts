@@ -22,15 +22,8 @@ import type { BenchContext } from "../lib/context.ts";
 import { freePort, LOOPBACK } from "../lib/net.ts";
 import type { ManagedProcess } from "../lib/proc.ts";
 import { cpuSeconds, rssMb, sampleRss } from "../lib/proc.ts";
-import {
-  type Chart,
-  check,
-  fmt,
-  fmtSpread,
-  type PeerStatus,
-  type ScenarioOutput,
-  type Table,
-} from "../lib/result.ts";
+import type { Chart, PeerStatus, ScenarioOutput, Table } from "../lib/result.ts";
+import { check, fmt, fmtSpread } from "../lib/result.ts";
 import { runLoad, SRC_DIR, warmUp } from "../lib/runners.ts";
 import { round, type Spread, spread } from "../lib/stats.ts";
 import type { ClientSpec } from "../load/clients.ts";
@@ -125,9 +118,19 @@ async function effectAfter(
   throw new Error(`proxy /endpoints did not reflect the update within ${timeoutMs} ms`);
 }
 
+/** One load window through the proxy. */
+interface WindowMeasure {
+  seconds: number;
+  load: OpenLoopResult;
+  cpuUsPerReq: number | null;
+  rssMaxMb: number | null;
+}
+
+const WINDOWS = ["steady", "rollout"] as const;
+
 interface Round {
-  steady: OpenLoopResult;
-  rollout: OpenLoopResult;
+  steady: WindowMeasure;
+  rollout: WindowMeasure;
   rolloutMs: number;
   updates: number;
   /** Update-to-effect latencies, ms, by kind. */
@@ -135,10 +138,6 @@ interface Round {
   /** Updates whose effect was not seen in time. */
   effectMissed: number;
   rssIdleMb: number | null;
-  rssSteadyMaxMb: number | null;
-  rssRolloutMaxMb: number | null;
-  cpuUsPerReqSteady: number | null;
-  cpuUsPerReqRollout: number | null;
   /** Requests the old pods received after they exited (0 unless the proxy kept using them). */
   requestsAfterExit: number;
   /** After the rollout: new endpoints ready in `/endpoints`, old endpoints still listed. */
@@ -354,17 +353,23 @@ async function runRound(ctx: BenchContext, size: ChurnSize): Promise<Round> {
     );
     const stats = await backend.stats();
     return {
-      steady,
-      rollout,
+      steady: {
+        seconds: size.steadyMs / 1000,
+        load: steady,
+        cpuUsPerReq: cpuUsPerReqSteady,
+        rssMaxMb: rssSteadyMaxMb,
+      },
+      rollout: {
+        seconds: (rolloutMs + tailMs) / 1000,
+        load: rollout,
+        cpuUsPerReq: cpuUsPerReqRollout,
+        rssMaxMb: rssRolloutMaxMb,
+      },
       rolloutMs,
       updates: schedule.length,
       effectMs,
       effectMissed,
       rssIdleMb,
-      rssSteadyMaxMb,
-      rssRolloutMaxMb,
-      cpuUsPerReqSteady,
-      cpuUsPerReqRollout,
       requestsAfterExit: stats.afterClose,
       finalReady: final.filter((e) => newAddresses.has(e.address) && e.state === "ready").length,
       finalOldListed: final.filter((e) => !newAddresses.has(e.address)).length,
@@ -381,6 +386,16 @@ function percentile(xs: number[], p: number): number | null {
   if (xs.length === 0) return null;
   const sorted = [...xs].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+/** Count, p50, p99 and max of update-to-effect samples, ms. */
+function effectSummary(xs: number[]) {
+  return {
+    n: xs.length,
+    p50: percentile(xs, 50),
+    p99: percentile(xs, 99),
+    max: percentile(xs, 100),
+  };
 }
 
 /** Runs the k8s-churn scenario. */
@@ -421,34 +436,24 @@ export async function k8sChurn(ctx: BenchContext): Promise<ScenarioOutput> {
 
   const s = (f: (r: Round) => number | null | undefined): Spread | null => spread(rounds.map(f));
   const allEffects = (kind: "add" | "terminate") => rounds.flatMap((r) => r.effectMs[kind]);
+  const windowSummary = (w: (typeof WINDOWS)[number]) => ({
+    failed: s((r) => failedOf(r[w].load)),
+    p50: s((r) => r[w].load.latencyMs.p50),
+    p99: s((r) => r[w].load.latencyMs.p99),
+    cpuUsPerReq: s((r) => r[w].cpuUsPerReq),
+    rssMaxMb: s((r) => r[w].rssMaxMb),
+  });
   const summary = {
-    failedSteady: s((r) => failedOf(r.steady)),
-    failedRollout: s((r) => failedOf(r.rollout)),
-    p50Steady: s((r) => r.steady.latencyMs.p50),
-    p99Steady: s((r) => r.steady.latencyMs.p99),
-    p50Rollout: s((r) => r.rollout.latencyMs.p50),
-    p99Rollout: s((r) => r.rollout.latencyMs.p99),
+    steady: windowSummary("steady"),
+    rollout: windowSummary("rollout"),
     rssIdleMb: s((r) => r.rssIdleMb),
-    rssSteadyMaxMb: s((r) => r.rssSteadyMaxMb),
-    rssRolloutMaxMb: s((r) => r.rssRolloutMaxMb),
-    cpuUsPerReqSteady: s((r) => r.cpuUsPerReqSteady),
-    cpuUsPerReqRollout: s((r) => r.cpuUsPerReqRollout),
-    effectAddMs: {
-      n: allEffects("add").length,
-      p50: percentile(allEffects("add"), 50),
-      p99: percentile(allEffects("add"), 99),
-      max: percentile(allEffects("add"), 100),
-    },
-    effectTerminateMs: {
-      n: allEffects("terminate").length,
-      p50: percentile(allEffects("terminate"), 50),
-      p99: percentile(allEffects("terminate"), 99),
-      max: percentile(allEffects("terminate"), 100),
-    },
+    effectAddMs: effectSummary(allEffects("add")),
+    effectTerminateMs: effectSummary(allEffects("terminate")),
     effectMissed: rounds.reduce((a, r) => a + r.effectMissed, 0),
     requestsAfterExit: s((r) => r.requestsAfterExit),
   };
-  const rolloutS = rounds[0] ? rounds[0].rolloutMs / 1000 : (3 * slices) / size.updateRate;
+  const rolloutS = (3 * slices) / size.updateRate;
+  const label = { steady: "steady state (before)", rollout: "rollout" };
   const tables: Table[] = [
     {
       title: `Rolling update of ${size.endpoints} endpoints (${slices} slices × ${PER_SLICE}) at ${size.updateRate} slice updates/s under ${size.rate} rps (median (min–max) of ${rounds.length} round(s))`,
@@ -462,28 +467,16 @@ export async function k8sChurn(ctx: BenchContext): Promise<ScenarioOutput> {
         "proxy CPU µs/req",
         "proxy RSS max MB",
       ],
-      rows: [
-        [
-          "steady state (before)",
-          fmt(size.steadyMs / 1000, 1),
-          String(rounds[0]?.steady.offered ?? "–"),
-          fmtSpread(summary.failedSteady, 0),
-          fmtSpread(summary.p50Steady),
-          fmtSpread(summary.p99Steady),
-          fmtSpread(summary.cpuUsPerReqSteady, 1),
-          fmtSpread(summary.rssSteadyMaxMb, 1),
-        ],
-        [
-          "rollout",
-          fmt(rolloutS + 1, 1),
-          String(rounds[0]?.rollout.offered ?? "–"),
-          fmtSpread(summary.failedRollout, 0),
-          fmtSpread(summary.p50Rollout),
-          fmtSpread(summary.p99Rollout),
-          fmtSpread(summary.cpuUsPerReqRollout, 1),
-          fmtSpread(summary.rssRolloutMaxMb, 1),
-        ],
-      ],
+      rows: WINDOWS.map((w) => [
+        label[w],
+        fmt(rounds[0]?.[w].seconds, 1),
+        String(rounds[0]?.[w].load.offered ?? "–"),
+        fmtSpread(summary[w].failed, 0),
+        fmtSpread(summary[w].p50),
+        fmtSpread(summary[w].p99),
+        fmtSpread(summary[w].cpuUsPerReq, 1),
+        fmtSpread(summary[w].rssMaxMb, 1),
+      ]),
       note: `proxy RSS idle (all ${size.endpoints} endpoints known, before load): ${fmtSpread(summary.rssIdleMb, 1)} MB; requests reaching old pods after they exited: ${fmtSpread(summary.requestsAfterExit, 0)}`,
     },
     {
@@ -498,14 +491,14 @@ export async function k8sChurn(ctx: BenchContext): Promise<ScenarioOutput> {
   ];
   const why = failure ? `mesh-proxy failed: ${failure}` : undefined;
   const p99Ratio =
-    summary.p99Rollout && summary.p99Steady
-      ? summary.p99Rollout.median / summary.p99Steady.median
+    summary.rollout.p99 && summary.steady.p99
+      ? summary.rollout.p99.median / summary.steady.p99.median
       : null;
   const targets = [
     check(
       "failed requests across the rollout",
       "0",
-      summary.failedRollout?.max,
+      summary.rollout.failed?.max,
       (v) => v === 0,
       (v) => fmt(v, 0),
       why,
@@ -529,8 +522,8 @@ export async function k8sChurn(ctx: BenchContext): Promise<ScenarioOutput> {
           title: `Latency through the proxy, steady vs rolling update (${size.endpoints} endpoints, ${size.rate} rps)`,
           unit: "ms",
           groups: ["p50", "p90", "p99", "p99.9"],
-          series: (["steady", "rollout"] as const).map((w) => {
-            const l = rounds[0]![w].latencyMs;
+          series: WINDOWS.map((w) => {
+            const l = rounds[0]![w].load.latencyMs;
             return { name: w, values: [l.p50, l.p90, l.p99, l.p999] };
           }),
         },
