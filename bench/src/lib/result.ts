@@ -130,3 +130,48 @@ export function settlePeerStatuses(
   const order = (name: string) => declared.findIndex((d) => d.name === name);
   statuses.sort((a, b) => order(a.name) - order(b.name));
 }
+
+/** Why `name` has no numbers (`<name> <status>: <reason>`), or undefined when it ran. */
+export function statusNote(statuses: readonly PeerStatus[], name: string): string | undefined {
+  const st = statuses.find((p) => p.name === name);
+  return st && st.status !== "ok" ? `${name} ${st.status}: ${st.reason}` : undefined;
+}
+
+/** A variant of a scenario that may be unavailable here (e.g. a @mesh package not built). */
+export interface OptionalVariant {
+  name: string;
+  describe: string;
+  /** Why it cannot run, or null. */
+  unavailable(): Promise<string | null>;
+}
+
+/**
+ * Splits `variants` into those that can run (`active`, in order) and the statuses of those
+ * that cannot (`peers`, each with its reason), which {@link settlePeerStatuses} completes.
+ */
+export async function splitAvailable<V extends OptionalVariant>(
+  variants: readonly V[],
+): Promise<{ peers: PeerStatus[]; active: V[] }> {
+  const peers: PeerStatus[] = [];
+  const active: V[] = [];
+  for (const v of variants) {
+    const reason = await v.unavailable();
+    if (reason) peers.push({ name: v.name, describe: v.describe, status: "unavailable", reason });
+    else active.push(v);
+  }
+  return { peers, active };
+}
+
+/**
+ * Table rows of per-variant spreads: the name, then `fmtSpread(summary[name][key], digits)`
+ * for each `[key, digits]` column.
+ */
+export function spreadRows<K extends string>(
+  summary: Record<string, Partial<Record<K, Parameters<typeof fmtSpread>[0]>>>,
+  columns: ReadonlyArray<readonly [K, number]>,
+): string[][] {
+  return Object.keys(summary).map((n) => [
+    n,
+    ...columns.map(([key, digits]) => fmtSpread(summary[n]![key], digits)),
+  ]);
+}

@@ -97,22 +97,38 @@ http {
 `;
 }
 
-/** Starts `nginx -p <dir> -c <dir>/nginx.conf` pinned like every peer; waits for `port`. */
-export async function startNginx(
+/** Starts a peer from a config text (in `dir`) pinned like every peer; waits for `port`. */
+export type StartConfigured = (
   ctx: BenchContext,
   name: string,
   dir: string,
   conf: string,
   port: number,
-): Promise<ManagedProcess> {
-  writeFileSync(join(dir, "nginx.conf"), conf);
-  const bin = ensureTool("nginx", false).path!;
-  const proc = ctx.pm.start(name, bin, ["-p", dir, "-c", join(dir, "nginx.conf")], {
-    cpus: ctx.pinning.peer,
-  });
-  await waitUp(ctx, proc, port);
-  return proc;
+) => Promise<ManagedProcess>;
+
+/**
+ * How nginx and HAProxy peers start: write the config where `layout` says, start the Debian
+ * `tool` with the arguments that name it, pinned like every peer, and wait for the port.
+ */
+function configuredStarter(
+  tool: "nginx" | "haproxy",
+  layout: (dir: string, name: string) => { file: string; args: string[] },
+): StartConfigured {
+  return async (ctx, name, dir, conf, port) => {
+    const { file, args } = layout(dir, name);
+    writeFileSync(file, conf);
+    const bin = ensureTool(tool, false).path!;
+    const proc = ctx.pm.start(name, bin, args, { cpus: ctx.pinning.peer });
+    await waitUp(ctx, proc, port);
+    return proc;
+  };
 }
+
+/** Starts `nginx -p <dir> -c <dir>/nginx.conf`. */
+export const startNginx = configuredStarter("nginx", (dir) => {
+  const file = join(dir, "nginx.conf");
+  return { file, args: ["-p", dir, "-c", file] };
+});
 
 /** nginx: one worker in the foreground (no master), upstream keepalive, loopback only. */
 const nginx: PeerDefinition = {
@@ -163,21 +179,11 @@ backend be
 `;
 }
 
-/** Starts `haproxy -db -f <dir>/<name>.cfg` pinned like every peer; waits for `port`. */
-export async function startHaproxy(
-  ctx: BenchContext,
-  name: string,
-  dir: string,
-  conf: string,
-  port: number,
-): Promise<ManagedProcess> {
+/** Starts `haproxy -db -f <dir>/<name>.cfg`. */
+export const startHaproxy = configuredStarter("haproxy", (dir, name) => {
   const file = join(dir, `${name}.cfg`);
-  writeFileSync(file, conf);
-  const bin = ensureTool("haproxy", false).path!;
-  const proc = ctx.pm.start(name, bin, ["-db", "-f", file], { cpus: ctx.pinning.peer });
-  await waitUp(ctx, proc, port);
-  return proc;
-}
+  return { file, args: ["-db", "-f", file] };
+});
 
 /** HAProxy: one thread, foreground, keep-alive both sides, connection reuse. */
 const haproxy: PeerDefinition = {

@@ -14,12 +14,14 @@ import {
   check,
   fmt,
   fmtSpread,
-  type PeerStatus,
   type ScenarioOutput,
   settlePeerStatuses,
+  splitAvailable,
+  spreadRows,
+  statusNote,
   type Table,
 } from "../lib/result.ts";
-import { LoadWorkerError, runLoad, SRC_DIR } from "../lib/runners.ts";
+import { failureReason, runLoad, SRC_DIR } from "../lib/runners.ts";
 import { round, spread } from "../lib/stats.ts";
 import { meshUnavailableReason } from "../load/mesh-adapters.ts";
 import type { OpenLoopResult } from "../load/open-loop.ts";
@@ -90,13 +92,7 @@ export async function adaptiveConcurrency(ctx: BenchContext): Promise<ScenarioOu
   const durationMs = ctx.quick ? 1_500 : 15_000;
   const warmupMs = ctx.quick ? 1_000 : 5_000;
   const drainMs = ctx.quick ? 2_000 : 10_000;
-  const peers: PeerStatus[] = [];
-  const active: Variant[] = [];
-  for (const v of VARIANTS) {
-    const reason = await v.unavailable();
-    if (reason) peers.push({ name: v.name, describe: v.describe, status: "unavailable", reason });
-    else active.push(v);
-  }
+  const { peers, active } = await splitAvailable(VARIANTS);
   const failures = new Map<string, string>();
   const runs: Record<string, RunResult[]> = {};
   const unloaded: number[] = [];
@@ -164,12 +160,7 @@ export async function adaptiveConcurrency(ctx: BenchContext): Promise<ScenarioOu
           limit: s.limit,
         });
       } catch (error) {
-        failures.set(
-          v.name,
-          error instanceof LoadWorkerError && error.reason
-            ? error.reason
-            : (error as Error).message,
-        );
+        failures.set(v.name, failureReason(error));
       } finally {
         await ctx.pm.stop(app.proc);
       }
@@ -206,23 +197,19 @@ export async function adaptiveConcurrency(ctx: BenchContext): Promise<ScenarioOu
         "max in flight",
         "last limit",
       ],
-      rows: names.map((n) => [
-        n,
-        fmtSpread(summary[n]!.goodputRps, 0),
-        fmtSpread(summary[n]!.goodputShare, 3),
-        fmtSpread(summary[n]!.appP99Ms, 1),
-        fmtSpread(summary[n]!.clientP99Ms, 1),
-        fmtSpread(summary[n]!.rejected, 0),
-        fmtSpread(summary[n]!.queuedAtEnd, 0),
-        fmtSpread(summary[n]!.maxInFlight, 0),
-        fmtSpread(summary[n]!.limit, 0),
+      rows: spreadRows(summary, [
+        ["goodputRps", 0],
+        ["goodputShare", 3],
+        ["appP99Ms", 1],
+        ["clientP99Ms", 1],
+        ["rejected", 0],
+        ["queuedAtEnd", 0],
+        ["maxInFlight", 0],
+        ["limit", 0],
       ]),
     },
   ];
-  const why = (name: string) => {
-    const st = peers.find((p) => p.name === name);
-    return st && st.status !== "ok" ? `${name} ${st.status}: ${st.reason}` : undefined;
-  };
+  const why = (name: string) => statusNote(peers, name);
   const base = unloadedP99?.median;
   const targets = [
     check(

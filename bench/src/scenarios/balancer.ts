@@ -12,13 +12,14 @@ import {
   check,
   fmt,
   fmtSpread,
-  type PeerStatus,
   type ScenarioOutput,
   settlePeerStatuses,
+  splitAvailable,
+  statusNote,
   type Table,
   type TargetCheck,
 } from "../lib/result.ts";
-import { LoadWorkerError, runLoad, SRC_DIR, startBackend } from "../lib/runners.ts";
+import { failureReason, runLoad, SRC_DIR, startBackend } from "../lib/runners.ts";
 import { round, type Spread, spread } from "../lib/stats.ts";
 import type { ClientSpec } from "../load/clients.ts";
 import { meshUnavailableReason } from "../load/mesh-adapters.ts";
@@ -129,13 +130,7 @@ export function measuredShares(stats: BackendStats, fromEpochMs?: number): Recor
 /** Runs the balancer scenario. */
 export async function balancer(ctx: BenchContext): Promise<ScenarioOutput> {
   const durationMs = ctx.quick ? 500 : 6000;
-  const peers: PeerStatus[] = [];
-  const active: Strategy[] = [];
-  for (const s of STRATEGIES) {
-    const reason = await s.unavailable();
-    if (reason) peers.push({ name: s.name, describe: s.describe, status: "unavailable", reason });
-    else active.push(s);
-  }
+  const { peers, active } = await splitAvailable(STRATEGIES);
   const backend = await startBackend(ctx, {
     endpoints: ENDPOINTS.map((name) => ({ name, delayMs: HEALTHY_MS })),
   });
@@ -173,12 +168,7 @@ export async function balancer(ctx: BenchContext): Promise<ScenarioOutput> {
               share,
             });
           } catch (error) {
-            failures.set(
-              s.name,
-              error instanceof LoadWorkerError && error.reason
-                ? error.reason
-                : (error as Error).message,
-            );
+            failures.set(s.name, failureReason(error));
           }
         }
       }
@@ -261,8 +251,7 @@ export async function balancer(ctx: BenchContext): Promise<ScenarioOutput> {
     });
   }
   const mesh = "mesh-p2c-peak-ewma";
-  const why = peers.find((p) => p.name === mesh && p.status !== "ok");
-  const missing = why ? `${mesh} ${why.status}: ${why.reason}` : undefined;
+  const missing = statusNote(peers, mesh);
   const ms = summary[mesh];
   const targets: TargetCheck[] = [
     check(

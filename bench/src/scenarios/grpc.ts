@@ -16,6 +16,7 @@ import {
   type PeerStatus,
   type ScenarioOutput,
   settlePeerStatuses,
+  statusNote,
   type Table,
 } from "../lib/result.ts";
 import { runLoad, SRC_DIR, WARMUP, warmUp, warmUpMs } from "../lib/runners.ts";
@@ -331,10 +332,7 @@ export async function grpc(ctx: BenchContext): Promise<ScenarioOutput> {
     pairStatus && pairStatus.status !== "ok"
       ? `mesh-sidecar-pair ${pairStatus.status}: ${pairStatus.reason}`
       : undefined;
-  const statusWhy = (name: string) => {
-    const st = peers.find((p) => p.name === name);
-    return st && st.status !== "ok" ? `${name} ${st.status}: ${st.reason}` : undefined;
-  };
+  const statusWhy = (name: string) => statusNote(peers, name);
   const targets = [
     check(
       "sidecar pair gRPC unary p99 added at 1000 calls/s (the HTTP target)",

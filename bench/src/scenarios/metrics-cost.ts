@@ -19,10 +19,11 @@ import { cpuSeconds, rssMb } from "../lib/proc.ts";
 import {
   type Chart,
   check,
-  fmtSpread,
   type PeerStatus,
   type ScenarioOutput,
   settlePeerStatuses,
+  spreadRows,
+  statusNote,
   type Table,
 } from "../lib/result.ts";
 import { runMaxThroughput, SRC_DIR, startBackend } from "../lib/runners.ts";
@@ -177,19 +178,18 @@ export async function metricsCost(ctx: BenchContext): Promise<ScenarioOutput> {
         "RSS MB after",
         "errors",
       ],
-      rows: names.map((n) => [
-        n,
-        fmtSpread(summary[n]!.rps, 0),
-        fmtSpread(summary[n]!.rpsVsOff, 3),
-        fmtSpread(summary[n]!.cpuUsPerReq, 1),
-        fmtSpread(summary[n]!.cpuVsOff, 3),
-        fmtSpread(summary[n]!.rssMb, 1),
-        fmtSpread(summary[n]!.errors, 0),
+      rows: spreadRows(summary, [
+        ["rps", 0],
+        ["rpsVsOff", 3],
+        ["cpuUsPerReq", 1],
+        ["cpuVsOff", 3],
+        ["rssMb", 1],
+        ["errors", 0],
       ]),
       note: `paired: each round's ratio to that round's metrics-off run, then median (min–max) over rounds${tool ? `; measured with ${tool}` : ""}`,
     },
   ];
-  const onWhy = peers.find((p) => p.name === "metrics-on" && p.status !== "ok");
+  const onWhy = statusNote(peers, "metrics-on");
   const targets = [
     check(
       "throughput with metrics on vs off",
@@ -197,7 +197,7 @@ export async function metricsCost(ctx: BenchContext): Promise<ScenarioOutput> {
       summary["metrics-on"]?.rpsVsOff?.median ?? null,
       (v) => v >= 0.95,
       (v) => `${v.toFixed(3)}×`,
-      onWhy ? `metrics-on ${onWhy.status}: ${onWhy.reason}` : undefined,
+      onWhy,
     ),
   ];
   const charts: Chart[] = [

@@ -14,6 +14,7 @@ import {
   type PeerStatus,
   type ScenarioOutput,
   settlePeerStatuses,
+  statusNote,
   type Table,
   type TargetCheck,
 } from "../lib/result.ts";
@@ -364,10 +365,7 @@ export async function overhead(ctx: BenchContext): Promise<ScenarioOutput> {
     const s = summaries[name];
     return s ? (get(s)?.median ?? null) : null;
   };
-  const why = (name: string) => {
-    const st = statuses.find((s) => s.name === name);
-    return st && st.status !== "ok" ? `${name} ${st.status}: ${st.reason}` : undefined;
-  };
+  const why = (name: string) => statusNote(statuses, name);
   const single = "mesh-single-hop";
   const pair = "mesh-sidecar-pair";
   const tuned = "mesh-single-hop-tuned";

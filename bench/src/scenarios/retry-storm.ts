@@ -11,12 +11,13 @@ import {
   check,
   fmt,
   fmtSpread,
-  type PeerStatus,
   type ScenarioOutput,
   settlePeerStatuses,
+  splitAvailable,
+  statusNote,
   type Table,
 } from "../lib/result.ts";
-import { LoadWorkerError, runLoad, startBackend } from "../lib/runners.ts";
+import { failureReason, runLoad, startBackend } from "../lib/runners.ts";
 import { round, spread } from "../lib/stats.ts";
 import type { ClientSpec } from "../load/clients.ts";
 import { meshUnavailableReason } from "../load/mesh-adapters.ts";
@@ -80,13 +81,7 @@ export async function retryStorm(ctx: BenchContext): Promise<ScenarioOutput> {
   const windowMs = ctx.quick ? 250 : 500;
   // Long enough for a saturated client or backend to finish every retry it started.
   const drainMs = ctx.quick ? 10_000 : 30_000;
-  const peers: PeerStatus[] = [];
-  const active: Policy[] = [];
-  for (const p of POLICIES) {
-    const reason = await p.unavailable();
-    if (reason) peers.push({ name: p.name, describe: p.describe, status: "unavailable", reason });
-    else active.push(p);
-  }
+  const { peers, active } = await splitAvailable(POLICIES);
   const backend = await startBackend(ctx, {
     endpoints: [{ name: "backend" }],
     idHeader: ID_HEADER,
@@ -152,11 +147,7 @@ export async function retryStorm(ctx: BenchContext): Promise<ScenarioOutput> {
           runs[policy.name]!.storm.push(storm);
           runs[policy.name]!.transient.push(transient);
         } catch (error) {
-          const reason =
-            error instanceof LoadWorkerError && error.reason
-              ? error.reason
-              : (error as Error).message;
-          failures.set(policy.name, reason);
+          failures.set(policy.name, failureReason(error));
         }
       }
     }
@@ -211,10 +202,7 @@ export async function retryStorm(ctx: BenchContext): Promise<ScenarioOutput> {
       }),
     },
   ];
-  const why = (name: string) => {
-    const st = peers.find((p) => p.name === name);
-    return st && st.status !== "ok" ? `${name} ${st.status}: ${st.reason}` : undefined;
-  };
+  const why = (name: string) => statusNote(peers, name);
   // The budget allows 0.2 retries per request plus a reserve of 10/s over the 10 s window.
   const offered = (RATE * durationMs) / 1000;
   const bound = round(1 + 0.2 + 100 / offered, 3);
