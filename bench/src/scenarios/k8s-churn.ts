@@ -309,6 +309,8 @@ async function runRound(ctx: BenchContext, size: ChurnSize): Promise<Round> {
       durationMs: rolloutMs + tailMs,
       startAtEpochMs: startAt,
     });
+    // Awaited after the schedule; a worker that fails early must not be an unhandled rejection.
+    load.catch(() => undefined);
     const effectMs = { add: [] as number[], terminate: [] as number[] };
     let effectMissed = 0;
     let effectSkipped = 0;
