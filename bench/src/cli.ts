@@ -51,8 +51,11 @@ export interface CliOptions {
 }
 
 /** The size options: flag → field, and the accepted range. */
-const PARAMS: Record<string, { field: keyof ScenarioParams; min: number; max: number }> = {
-  "--endpoints": { field: "endpoints", min: 10, max: 10_000 },
+const PARAMS: Record<
+  string,
+  { field: keyof ScenarioParams; min: number; max: number; multipleOf?: number }
+> = {
+  "--endpoints": { field: "endpoints", min: 10, max: 10_000, multipleOf: 10 },
   "--rate": { field: "rate", min: 1, max: 100_000 },
   "--update-rate": { field: "updateRate", min: 1, max: 1000 },
   "--duration": { field: "durationS", min: 1, max: 3600 },
@@ -86,11 +89,13 @@ export function parseArgs(argv: string[]): CliOptions | "help" {
     else if (arg === "--report-only") opts.reportOnly = true;
     else if (arg === "--results-dir") opts.resultsDir = resolve(value());
     else if (arg in PARAMS) {
-      const { field, min, max } = PARAMS[arg]!;
+      const { field, min, max, multipleOf = 1 } = PARAMS[arg]!;
       const v = value();
       const n = Number(v);
-      if (!Number.isInteger(n) || n < min || n > max)
-        throw new RangeError(`${arg}: expected an integer in ${min}..${max}, got ${v}`);
+      if (!Number.isInteger(n) || n < min || n > max || n % multipleOf !== 0)
+        throw new RangeError(
+          `${arg}: expected an integer in ${min}..${max}${multipleOf > 1 ? `, a multiple of ${multipleOf}` : ""}, got ${v}`,
+        );
       opts.params[field] = n;
     } else if (arg === "--rounds") {
       const v = value();

@@ -41,6 +41,9 @@ describe("k8s-churn", () => {
     expect(() => churnSize({ quick: false, params: { endpoints: 15 } })).toThrow(
       `--endpoints: expected a multiple of ${PER_SLICE} (endpoints per EndpointSlice), got 15`,
     );
+    expect(() => parseArgs(["--endpoints", "15"])).toThrow(
+      "--endpoints: expected an integer in 10..10000, a multiple of 10, got 15",
+    );
     expect(() => parseArgs(["--update-rate", "0"])).toThrow(
       "--update-rate: expected an integer in 1..1000, got 0",
     );
