@@ -257,7 +257,16 @@ async function runRound(ctx: BenchContext, size: ChurnSize): Promise<Round> {
     );
     const proxyPid = proxy.pid;
     await waitForPort(adminPort, 15_000, () => ctx.pm.livePids().includes(proxyPid));
-    // Ready when the proxy has listed every slice (not a timer: the first full answer).
+    // The proxy starts a Service's watch with the service's first request, which waits for
+    // the initial list: send one, then wait until /endpoints lists every slice.
+    const first = await fetch(`http://${LOOPBACK}:${port}/`, {
+      signal: AbortSignal.timeout(30_000),
+    });
+    if (first.status !== 200)
+      throw new Error(
+        `first request through the proxy: HTTP ${first.status} ${(await first.text()).slice(0, 200)}; proxy stderr: ${proxy.stderr().slice(-600)}`,
+      );
+    await first.arrayBuffer().catch(() => undefined);
     await effectAfter(
       admin,
       performance.now(),
