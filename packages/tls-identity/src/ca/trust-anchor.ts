@@ -126,6 +126,52 @@ export class TrustAnchor {
     });
   }
 
+  /**
+   * Issues a TLS server certificate for `dnsNames` (EKU serverAuth, no SPIFFE ID) signed by
+   * this root, with a new P-256 key: for control-plane servers that clients verify with the
+   * trust bundle (the identity issuer, an admission webhook whose `caBundle` is this root).
+   */
+  issueServerCertificate(options: { dnsNames: string[]; ttlMs?: number; clock?: Clock }): {
+    certificatePem: string;
+    keyPem: string;
+    notAfter: number;
+  } {
+    const o = optionsObject("options", options);
+    if (!Array.isArray(o.dnsNames) || o.dnsNames.length === 0)
+      throw typeError("options.dnsNames", "a non-empty list of DNS names", o.dnsNames);
+    for (const [i, n] of o.dnsNames.entries())
+      if (typeof n !== "string" || !/^[A-Za-z0-9*]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(n))
+        throw typeError(`options.dnsNames[${i}]`, "a DNS name", n);
+    const clock = o.clock ?? this.#clock;
+    const ttlMs = duration("options.ttlMs", o.ttlMs, 365 * DAY, 1, Number.MAX_SAFE_INTEGER);
+    const keyPair = generateKeyPair("ec-p256");
+    const { notBefore, notAfter } = computeValidity({
+      now: clock.now(),
+      ttlMs,
+      skewMs: DEFAULT_CLOCK_SKEW_MS,
+      issuerNotAfter: validityOf(this.certificate).notAfter,
+    });
+    const der = buildCertificate({
+      profile: { kind: "server", dnsNames: o.dnsNames },
+      subject: buildName({
+        organization: subjectOrg(this.certificate),
+        commonName: o.dnsNames[0] as string,
+      }),
+      issuer: subjectNameOf(this.certificate.raw),
+      publicKey: keyPair.publicKey,
+      authorityKeyId: keyIdentifierOf(spkiOf(this.keyPair.publicKey)),
+      notBefore,
+      notAfter,
+      signingKey: this.keyPair.privateKey,
+    });
+    const certificate = new X509Certificate(der);
+    return {
+      certificatePem: certificate.toString(),
+      keyPem: exportPrivateKeyPem(keyPair),
+      notAfter: notAfter.getTime(),
+    };
+  }
+
   /** PEM of the certificate and (explicitly exported) key, for writing to disk. */
   toPem(): { certificatePem: string; keyPem: string } {
     return {
