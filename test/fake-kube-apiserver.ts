@@ -52,12 +52,38 @@ interface Resource {
   kind: string;
   plural: string;
   shortNames?: string[];
+  /** Cluster-scoped kinds (Namespace, MutatingWebhookConfiguration) live outside namespaces. */
+  cluster?: boolean;
 }
 
 const RESOURCES: Resource[] = [
   { group: "", version: "v1", kind: "Pod", plural: "pods", shortNames: ["po"] },
   { group: "", version: "v1", kind: "Service", plural: "services", shortNames: ["svc"] },
+  { group: "", version: "v1", kind: "Secret", plural: "secrets" },
+  { group: "", version: "v1", kind: "ConfigMap", plural: "configmaps", shortNames: ["cm"] },
+  {
+    group: "",
+    version: "v1",
+    kind: "Namespace",
+    plural: "namespaces",
+    shortNames: ["ns"],
+    cluster: true,
+  },
+  {
+    group: "apps",
+    version: "v1",
+    kind: "Deployment",
+    plural: "deployments",
+    shortNames: ["deploy"],
+  },
   { group: "discovery.k8s.io", version: "v1", kind: "EndpointSlice", plural: "endpointslices" },
+  {
+    group: "admissionregistration.k8s.io",
+    version: "v1",
+    kind: "MutatingWebhookConfiguration",
+    plural: "mutatingwebhookconfigurations",
+    cluster: true,
+  },
 ];
 const byKind = new Map(RESOURCES.map((r) => [r.kind, r]));
 
@@ -97,6 +123,11 @@ export interface FakeKubeApiserver {
   readonly reviews: Map<string, FakeTokenReview>;
   /** Whether SelfSubjectAccessReview allows `create tokenreviews`. Default true. */
   allowTokenReviews: boolean;
+  /**
+   * What a SubjectAccessReview allows each user (`system:serviceaccount:NS:SA`): entries
+   * `"<verb> <group>/<resource>"` (core group: `"get /namespaces"`). Users not listed get nothing.
+   */
+  readonly grants: Map<string, string[]>;
   /** Ends every watch right after its backlog, as a misbehaving proxy in between would. */
   endWatchesAtOnce: boolean;
   /** Every request as `METHOD path?query`, in order (for assertions). */
@@ -172,7 +203,7 @@ function resourceList(r: Resource[]) {
   return r.map((x) => ({
     name: x.plural,
     singularName: x.kind.toLowerCase(),
-    namespaced: true,
+    namespaced: !x.cluster,
     kind: x.kind,
     verbs: ["get", "list", "watch", "create", "update", "patch", "delete"],
     ...(x.shortNames ? { shortNames: x.shortNames } : {}),
@@ -206,7 +237,7 @@ export async function startFakeKubeApiserver(
     history.push(e);
     for (const w of watchers) {
       if (w.resource.kind !== e.object.kind) continue;
-      if (w.namespace !== e.object.metadata.namespace) continue;
+      if (w.namespace !== (e.object.metadata.namespace ?? "")) continue;
       if (!matches(e.object, w.labels, w.fields)) continue;
       emit(e.type, e.object, w);
     }
@@ -218,6 +249,7 @@ export async function startFakeKubeApiserver(
     tokens: new Set(options.tokens ?? ["fake-admin-token"]),
     reviews: new Map<string, FakeTokenReview>(),
     allowTokenReviews: true,
+    grants: new Map<string, string[]>(),
     endWatchesAtOnce: false,
     requests: [] as string[],
     get resourceVersion() {
@@ -229,7 +261,7 @@ export async function startFakeKubeApiserver(
     apply(object: KubeObject): KubeObject {
       const r = byKind.get(object.kind);
       if (!r) throw new Error(`fake-kube-apiserver: unknown kind ${object.kind}`);
-      const ns = object.metadata.namespace ?? "default";
+      const ns = r.cluster ? "" : (object.metadata.namespace ?? "default");
       const k = key(object.kind, ns, object.metadata.name);
       const old = store.get(k);
       rv++;
@@ -238,7 +270,7 @@ export async function startFakeKubeApiserver(
         apiVersion: apiVersionOf(r),
         metadata: {
           ...object.metadata,
-          namespace: ns,
+          ...(r.cluster ? {} : { namespace: ns }),
           uid: old?.metadata.uid ?? randomUUID(),
           resourceVersion: String(rv),
           creationTimestamp: old?.metadata.creationTimestamp ?? new Date().toISOString(),
@@ -249,7 +281,7 @@ export async function startFakeKubeApiserver(
       return stored;
     },
     remove(kind: string, namespace: string, name: string) {
-      const k = key(kind, namespace, name);
+      const k = key(kind, byKind.get(kind)?.cluster ? "" : namespace, name);
       const old = store.get(k);
       if (!old) return;
       store.delete(k);
@@ -353,10 +385,16 @@ export async function startFakeKubeApiserver(
       });
     }
     if (req.method === "POST") return review(path, req, res);
-    const m = /^\/(?:api\/v1|apis\/([^/]+)\/v1)\/namespaces\/([^/]+)\/([^/]+)(?:\/([^/]+))?$/.exec(
-      path,
-    );
-    const resource = m && RESOURCES.find((r) => r.group === (m[1] ?? "") && r.plural === m[3]);
+    // Cluster-scoped: /api/v1/namespaces[/name], /apis/<group>/v1/<plural>[/name].
+    const c = /^\/(?:api\/v1|apis\/([^/]+)\/v1)\/([^/]+)(?:\/([^/]+))?$/.exec(path);
+    const clusterResource =
+      c && RESOURCES.find((r) => r.cluster && r.group === (c[1] ?? "") && r.plural === c[2]);
+    const m = clusterResource
+      ? ([path, c[1], "", c[2], c[3]] as (string | undefined)[])
+      : /^\/(?:api\/v1|apis\/([^/]+)\/v1)\/namespaces\/([^/]+)\/([^/]+)(?:\/([^/]+))?$/.exec(path);
+    const resource =
+      clusterResource ??
+      (m && RESOURCES.find((r) => !r.cluster && r.group === (m[1] ?? "") && r.plural === m[3]));
     if (!m || !resource || req.method !== "GET")
       return json(res, 404, status(404, "NotFound", `the server could not find ${path}`));
     const namespace = m[2] as string;
@@ -367,7 +405,7 @@ export async function startFakeKubeApiserver(
     const current = [...store.values()].filter(
       (o) =>
         o.kind === resource.kind &&
-        o.metadata.namespace === namespace &&
+        (o.metadata.namespace ?? "") === namespace &&
         matches(o, labels, fields),
     );
     if (watch !== "1" && watch !== "true") {
@@ -408,7 +446,8 @@ export async function startFakeKubeApiserver(
     } else {
       for (const e of history) {
         if (e.rv <= Number(from)) continue;
-        if (e.object.kind !== resource.kind || e.object.metadata.namespace !== namespace) continue;
+        if (e.object.kind !== resource.kind || (e.object.metadata.namespace ?? "") !== namespace)
+          continue;
         if (matches(e.object, labels, fields)) emit(e.type, e.object, w);
       }
     }
@@ -461,6 +500,19 @@ export async function startFakeKubeApiserver(
                 ? "token audiences are invalid for the target audiences"
                 : "invalid bearer token",
             },
+      });
+    }
+    if (path === "/apis/authorization.k8s.io/v1/subjectaccessreviews") {
+      const attrs = body.spec?.resourceAttributes ?? {};
+      const want = `${attrs.verb} ${attrs.group ?? ""}/${attrs.resource}`;
+      const granted = fake.grants.get(body.spec?.user ?? "") ?? [];
+      const allowed = granted.includes(want) || granted.includes("*");
+      return json(res, 201, {
+        kind: "SubjectAccessReview",
+        apiVersion: "authorization.k8s.io/v1",
+        metadata: { creationTimestamp: null },
+        spec: body.spec,
+        status: allowed ? { allowed: true } : { allowed: false, reason: "no RBAC policy matched" },
       });
     }
     if (path === "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews") {

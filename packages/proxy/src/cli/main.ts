@@ -138,6 +138,7 @@ async function kubernetesCommand(argv: string[], io: Io): Promise<number | undef
   };
   const cli = () => import("../kubernetes/cli.js");
   if (command === "inject") return (await cli()).injectMain(rest, withStdin, version());
+  if (command === "injector") return (await cli()).injectorMain(rest, io, version());
   return undefined;
 }
 

@@ -1,8 +1,11 @@
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
+import { defaultKubeApi, KubeApiClient } from "@mesh/balancer";
+import { createLogger, type LogLevel } from "../log.js";
 import { injectManifests } from "./inject/manifests.js";
 import type { InjectSettings } from "./inject/pod.js";
 import { defaultSettings, loadSettings } from "./inject/settings.js";
+import { INJECT_PATH, startInjector } from "./injector/webhook.js";
 
 /** Where a subcommand writes and reads. */
 export interface KubeCliIo {
@@ -117,4 +120,114 @@ export async function injectMain(argv: string[], io: KubeCliIo, version: string)
     );
   }
   return failed > 0 ? 1 : 0;
+}
+
+export const INJECTOR_HELP = `Usage: mesh-proxy injector --tls-cert <file> --tls-key <file> [options]
+
+The MutatingAdmissionWebhook that injects the proxy into pods as they are created (the same
+change as "mesh-proxy inject"): HTTPS POST ${INJECT_PATH} with an admission.k8s.io/v1
+AdmissionReview, answered with a JSON Patch. A pod is injected when its annotation
+mesh.dev/inject (or else its namespace's) is "enabled"; never in kube-system, kube-public,
+kube-node-lease or the injector's own namespace. "mesh-proxy install" deploys it.
+
+Options:
+  --settings <file>       injection settings (image, trust domain, issuer URL and CA)
+  --tls-cert <file>       serving certificate chain (PEM) for the webhook Service's DNS name
+  --tls-key <file>        its key
+  --port <n>              port (default 8443)
+  --host <addr>           address (default 0.0.0.0)
+  --namespace <ns>        the control plane's namespace (default $POD_NAMESPACE, else mesh)
+  --kubeconfig <file>     reach the API server with this kubeconfig (default: in-cluster)
+  --log-level <level>     info (default), debug, warn, error
+  -h, --help              show this help
+`;
+
+/** `mesh-proxy injector`: runs until SIGTERM/SIGINT, then exits 0. */
+export async function injectorMain(
+  argv: string[],
+  io: KubeCliIo,
+  version: string,
+  ready?: (url: string) => void,
+): Promise<number> {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        settings: { type: "string" },
+        "tls-cert": { type: "string" },
+        "tls-key": { type: "string" },
+        port: { type: "string" },
+        host: { type: "string" },
+        namespace: { type: "string" },
+        kubeconfig: { type: "string" },
+        "log-level": { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    }));
+  } catch (err) {
+    io.err(`mesh-proxy injector: ${(err as Error).message}\n\n${INJECTOR_HELP}`);
+    return 2;
+  }
+  if (values.help) {
+    io.out(INJECTOR_HELP);
+    return 0;
+  }
+  const str = (k: string) => (typeof values[k] === "string" ? (values[k] as string) : undefined);
+  const certFile = str("tls-cert");
+  const keyFile = str("tls-key");
+  if (!certFile || !keyFile) {
+    io.err(
+      "mesh-proxy injector: --tls-cert and --tls-key are required (the API server calls webhooks over HTTPS)\n",
+    );
+    return 2;
+  }
+  const port = Number(str("port") ?? 8443);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+    io.err(
+      `mesh-proxy injector: --port: expected an integer in 0..65535, got ${JSON.stringify(str("port"))}\n`,
+    );
+    return 2;
+  }
+  const level = (str("log-level") ?? "info") as LogLevel;
+  const logger = createLogger(level);
+  let injector: Awaited<ReturnType<typeof startInjector>>;
+  try {
+    const settings = str("settings")
+      ? await loadSettings(str("settings") as string, version)
+      : defaultSettings(version);
+    const kubeconfig = str("kubeconfig");
+    const api = new KubeApiClient(() =>
+      defaultKubeApi(kubeconfig !== undefined ? { kubeconfig } : {}),
+    );
+    injector = await startInjector({
+      settings,
+      ownNamespace: str("namespace") ?? io.env.POD_NAMESPACE ?? "mesh",
+      namespaceAnnotations: async (ns) =>
+        (
+          await api.request<{ metadata?: { annotations?: Record<string, string> } }>(
+            "GET",
+            `/api/v1/namespaces/${encodeURIComponent(ns)}`,
+          )
+        ).metadata?.annotations ?? {},
+      cert: await readFile(certFile),
+      key: await readFile(keyFile),
+      port,
+      host: str("host") ?? "0.0.0.0",
+      logger,
+    });
+  } catch (err) {
+    logger.fatal({ err: (err as Error).message }, "failed to start");
+    return 1;
+  }
+  logger.info({ port: injector.port }, "injector listening");
+  ready?.(injector.url);
+  return new Promise<number>((resolve) => {
+    const stop = (signal: string) => {
+      logger.info({ signal }, "shutting down");
+      void injector.close().then(() => resolve(0));
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
 }
