@@ -139,6 +139,9 @@ async function kubernetesCommand(argv: string[], io: Io): Promise<number | undef
   const cli = () => import("../kubernetes/cli.js");
   if (command === "inject") return (await cli()).injectMain(rest, withStdin, version());
   if (command === "injector") return (await cli()).injectorMain(rest, io, version());
+  if (command === "install") return (await cli()).installMain(rest, io, version());
+  if (command === "check" && rest.includes("--kubernetes"))
+    return (await cli()).checkMain(rest, io);
   return undefined;
 }
 

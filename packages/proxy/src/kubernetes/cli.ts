@@ -1,6 +1,8 @@
-import { readFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { defaultKubeApi, KubeApiClient } from "@mesh/balancer";
+import { stringify } from "yaml";
 import { createLogger, type LogLevel } from "../log.js";
 import { injectManifests } from "./inject/manifests.js";
 import type { InjectSettings } from "./inject/pod.js";
@@ -230,4 +232,180 @@ export async function injectorMain(
     process.once("SIGTERM", () => stop("SIGTERM"));
     process.once("SIGINT", () => stop("SIGINT"));
   });
+}
+
+export const INSTALL_HELP = `Usage: mesh-proxy install [options] | kubectl apply -f -
+
+Renders the @mesh control plane for a cluster: the issuer (mesh-identity serve --kubernetes,
+TokenReview authenticator) and the injector (this image's "injector"), each a Deployment,
+Service, PodDisruptionBudget and ServiceAccount with least-privilege RBAC; the
+MutatingWebhookConfiguration (failurePolicy Ignore); a new trust root (made here) with the
+issuer's CA and serving certificates as Secrets; a NetworkPolicy for the issuer; read-only
+discovery RBAC for the proxies of --mesh-namespaces. The root's private key is not printed
+or stored anywhere unless --trust-anchor-out names a folder.
+
+Options:
+  --namespace <ns>            control plane namespace (default mesh)
+  --trust-domain <td>         SPIFFE trust domain (default cluster.local)
+  --cluster-domain <domain>   the cluster's DNS domain (default cluster.local)
+  --proxy-image <image>       the proxy image (default mesh-proxy:<version>)
+  --identity-image <image>    an image whose entrypoint is mesh-identity (default
+                              mesh-identity:<version>)
+  --mesh-namespaces <a,b>     namespaces whose proxies may discover each other's services
+  --replicas <n>              issuer and injector replicas (default 2)
+  --trust-anchor <cert.pem>   sign under this root instead of a new one (with --trust-anchor-key)
+  --trust-anchor-key <key.pem>
+  --trust-anchor-out <dir>    write the new root's root.pem and root.key.pem (0600) there
+  --settings-out <file>       write the injection settings for "mesh-proxy inject --settings"
+  -h, --help                  show this help
+`;
+
+/** `mesh-proxy install`: prints the manifests; exit 0, 1 on a bad input file, 2 on usage. */
+export async function installMain(argv: string[], io: KubeCliIo, version: string): Promise<number> {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        namespace: { type: "string" },
+        "trust-domain": { type: "string" },
+        "cluster-domain": { type: "string" },
+        "proxy-image": { type: "string" },
+        "identity-image": { type: "string" },
+        "mesh-namespaces": { type: "string" },
+        replicas: { type: "string" },
+        "trust-anchor": { type: "string" },
+        "trust-anchor-key": { type: "string" },
+        "trust-anchor-out": { type: "string" },
+        "settings-out": { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    }));
+  } catch (err) {
+    io.err(`mesh-proxy install: ${(err as Error).message}\n\n${INSTALL_HELP}`);
+    return 2;
+  }
+  if (values.help) {
+    io.out(INSTALL_HELP);
+    return 0;
+  }
+  const str = (k: string) => (typeof values[k] === "string" ? (values[k] as string) : undefined);
+  const usage = (message: string) => {
+    io.err(`mesh-proxy install: ${message}\n`);
+    return 2;
+  };
+  const replicas = Number(str("replicas") ?? 2);
+  if (!Number.isInteger(replicas) || replicas < 1 || replicas > 100)
+    return usage(
+      `--replicas: expected an integer in 1..100, got ${JSON.stringify(str("replicas"))}`,
+    );
+  const label = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+  const namespaces = (str("mesh-namespaces") ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const n of [str("namespace") ?? "mesh", ...namespaces])
+    if (!label.test(n) || n.length > 63)
+      return usage(`expected a namespace name, got ${JSON.stringify(n)}`);
+  if ((str("trust-anchor") === undefined) !== (str("trust-anchor-key") === undefined))
+    return usage("--trust-anchor and --trust-anchor-key go together");
+  try {
+    const { renderInstall, installYaml, settingsFile } = await import("./install/render.js");
+    const install = renderInstall({
+      proxyImage: str("proxy-image") ?? `mesh-proxy:${version}`,
+      identityImage: str("identity-image") ?? `mesh-identity:${version}`,
+      replicas,
+      meshNamespaces: namespaces,
+      ...(str("namespace") ? { namespace: str("namespace") as string } : {}),
+      ...(str("trust-domain") ? { trustDomain: str("trust-domain") as string } : {}),
+      ...(str("cluster-domain") ? { clusterDomain: str("cluster-domain") as string } : {}),
+      ...(str("trust-anchor")
+        ? {
+            trustAnchor: {
+              certificatePem: await readFile(str("trust-anchor") as string, "utf8"),
+              keyPem: await readFile(str("trust-anchor-key") as string, "utf8"),
+            },
+          }
+        : {}),
+    });
+    const out = str("trust-anchor-out");
+    if (out !== undefined && !str("trust-anchor")) {
+      await mkdir(out, { recursive: true });
+      await writeFile(join(out, "root.pem"), install.trustAnchor.certificatePem);
+      await writeFile(join(out, "root.key.pem"), install.trustAnchor.keyPem, { mode: 0o600 });
+      io.err(`wrote the trust root to ${out} (root.key.pem: keep it offline)\n`);
+    }
+    const settingsOut = str("settings-out");
+    if (settingsOut !== undefined)
+      await writeFile(settingsOut, stringify(settingsFile(install.settings), { lineWidth: 0 }));
+    io.out(installYaml(install));
+    return 0;
+  } catch (err) {
+    io.err(`mesh-proxy install: ${(err as Error).message}\n`);
+    return 1;
+  }
+}
+
+export const CHECK_HELP = `Usage: mesh-proxy check --kubernetes [options]
+
+Checks the mesh in a cluster, like "linkerd check": API server reachable, the control plane
+namespace, RBAC of the issuer and injector accounts (SubjectAccessReview), issuer and
+injector ready, the remaining life of every certificate (and that each chains to the root),
+the webhook's caBundle and whether the webhook is reachable. Exit 1 if any check fails.
+
+Options:
+  --namespace <ns>        control plane namespace (default mesh)
+  --kubeconfig <file>     kubeconfig (default: in-cluster in a pod, else $KUBECONFIG or ~/.kube/config)
+  --context <name>        kubeconfig context
+  --warn-days <n>         warn for certificates expiring within n days (default 30)
+  -h, --help              show this help
+`;
+
+/** `mesh-proxy check --kubernetes`. */
+export async function checkMain(argv: string[], io: KubeCliIo): Promise<number> {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        kubernetes: { type: "boolean" },
+        namespace: { type: "string" },
+        kubeconfig: { type: "string" },
+        context: { type: "string" },
+        "warn-days": { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    }));
+  } catch (err) {
+    io.err(`mesh-proxy check: ${(err as Error).message}\n\n${CHECK_HELP}`);
+    return 2;
+  }
+  if (values.help) {
+    io.out(CHECK_HELP);
+    return 0;
+  }
+  const str = (k: string) => (typeof values[k] === "string" ? (values[k] as string) : undefined);
+  const warnDays = Number(str("warn-days") ?? 30);
+  if (!Number.isFinite(warnDays) || warnDays < 0) {
+    io.err(
+      `mesh-proxy check: --warn-days: expected a number >= 0, got ${JSON.stringify(str("warn-days"))}\n`,
+    );
+    return 2;
+  }
+  const { checkCluster, formatResults } = await import("./check/check.js");
+  const kubeconfig = str("kubeconfig");
+  const context = str("context");
+  const api = new KubeApiClient(() =>
+    defaultKubeApi({
+      ...(kubeconfig !== undefined ? { kubeconfig } : {}),
+      ...(context !== undefined ? { context } : {}),
+    }),
+  );
+  const results = await checkCluster({
+    api,
+    warnBeforeMs: warnDays * 86_400_000,
+    ...(str("namespace") ? { namespace: str("namespace") as string } : {}),
+  });
+  io.out(formatResults(results));
+  return results.some((r) => r.status === "fail") ? 1 : 0;
 }
