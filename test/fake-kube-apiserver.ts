@@ -175,6 +175,15 @@ const status = (code: number, reason: string, message: string) => ({
   code,
 });
 
+/** A (Self)SubjectAccessReview answer, as the authorizer writes it. */
+const accessReview = (kind: string, spec: unknown, allowed: boolean) => ({
+  kind,
+  apiVersion: "authorization.k8s.io/v1",
+  metadata: { creationTimestamp: null },
+  spec,
+  status: allowed ? { allowed: true } : { allowed: false, reason: "no RBAC policy matched" },
+});
+
 function parseSelector(text: string | null): Record<string, string> {
   const out: Record<string, string> = {};
   if (!text) return out;
@@ -507,13 +516,7 @@ export async function startFakeKubeApiserver(
       const want = `${attrs.verb} ${attrs.group ?? ""}/${attrs.resource}`;
       const granted = fake.grants.get(body.spec?.user ?? "") ?? [];
       const allowed = granted.includes(want) || granted.includes("*");
-      return json(res, 201, {
-        kind: "SubjectAccessReview",
-        apiVersion: "authorization.k8s.io/v1",
-        metadata: { creationTimestamp: null },
-        spec: body.spec,
-        status: allowed ? { allowed: true } : { allowed: false, reason: "no RBAC policy matched" },
-      });
+      return json(res, 201, accessReview("SubjectAccessReview", body.spec, allowed));
     }
     if (path === "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews") {
       const attrs = body.spec?.resourceAttributes ?? {};
@@ -522,13 +525,7 @@ export async function startFakeKubeApiserver(
         attrs.group === "authentication.k8s.io" &&
         attrs.resource === "tokenreviews" &&
         attrs.verb === "create";
-      return json(res, 201, {
-        kind: "SelfSubjectAccessReview",
-        apiVersion: "authorization.k8s.io/v1",
-        metadata: { creationTimestamp: null },
-        spec: body.spec,
-        status: allowed ? { allowed: true } : { allowed: false, reason: "no RBAC policy matched" },
-      });
+      return json(res, 201, accessReview("SelfSubjectAccessReview", body.spec, allowed));
     }
     return json(res, 404, status(404, "NotFound", `the server could not find ${path}`));
   };

@@ -58,6 +58,43 @@ app container unless it sets its own); peers reach it through the proxy's mesh-i
 port (4143): point your Service's targetPort at mesh-inbound.
 `;
 
+type Flags = Record<string, { type: "string" | "boolean"; short?: string }>;
+type Parsed = { values: Record<string, string | boolean | undefined>; positionals: string[] };
+
+/**
+ * Parses a subcommand's flags (plus `-h/--help`): the parsed flags, or the exit code when it
+ * printed its help (0) or a usage error naming the flag (2).
+ */
+function parseCommand(
+  command: string,
+  help: string,
+  argv: string[],
+  options: Flags,
+  io: KubeCliIo,
+  allowPositionals = false,
+): Parsed | number {
+  let parsed: Parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals,
+      options: { ...options, help: { type: "boolean", short: "h" } },
+    }) as Parsed;
+  } catch (err) {
+    io.err(`mesh-proxy ${command}: ${(err as Error).message}\n\n${help}`);
+    return 2;
+  }
+  if (parsed.values.help) {
+    io.out(help);
+    return 0;
+  }
+  return parsed;
+}
+
+/** A string flag's value, if given. */
+const flag = (p: Parsed, name: string) =>
+  typeof p.values[name] === "string" ? (p.values[name] as string) : undefined;
+
 async function readInputs(files: string[], io: KubeCliIo): Promise<string> {
   const texts: string[] = [];
   for (const f of files.length === 0 ? ["-"] : files) {
@@ -71,28 +108,21 @@ async function readInputs(files: string[], io: KubeCliIo): Promise<string> {
 
 /** `mesh-proxy inject`: exit 0, or 1 when an object could not be injected (it passes through). */
 export async function injectMain(argv: string[], io: KubeCliIo, version: string): Promise<number> {
-  let values: Record<string, string | boolean | undefined>;
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        uninject: { type: "boolean" },
-        settings: { type: "string" },
-        "proxy-image": { type: "string" },
-        namespace: { type: "string", short: "n" },
-        help: { type: "boolean", short: "h" },
-      },
-    }));
-  } catch (err) {
-    io.err(`mesh-proxy inject: ${(err as Error).message}\n\n${INJECT_HELP}`);
-    return 2;
-  }
-  if (values.help) {
-    io.out(INJECT_HELP);
-    return 0;
-  }
+  const parsed = parseCommand(
+    "inject",
+    INJECT_HELP,
+    argv,
+    {
+      uninject: { type: "boolean" },
+      settings: { type: "string" },
+      "proxy-image": { type: "string" },
+      namespace: { type: "string", short: "n" },
+    },
+    io,
+    true,
+  );
+  if (typeof parsed === "number") return parsed;
+  const { values, positionals } = parsed;
   let settings: InjectSettings;
   let text: string;
   try {
@@ -151,31 +181,24 @@ export async function injectorMain(
   version: string,
   ready?: (url: string) => void,
 ): Promise<number> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        settings: { type: "string" },
-        "tls-cert": { type: "string" },
-        "tls-key": { type: "string" },
-        port: { type: "string" },
-        host: { type: "string" },
-        namespace: { type: "string" },
-        kubeconfig: { type: "string" },
-        "log-level": { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    }));
-  } catch (err) {
-    io.err(`mesh-proxy injector: ${(err as Error).message}\n\n${INJECTOR_HELP}`);
-    return 2;
-  }
-  if (values.help) {
-    io.out(INJECTOR_HELP);
-    return 0;
-  }
-  const str = (k: string) => (typeof values[k] === "string" ? (values[k] as string) : undefined);
+  const parsed = parseCommand(
+    "injector",
+    INJECTOR_HELP,
+    argv,
+    {
+      settings: { type: "string" },
+      "tls-cert": { type: "string" },
+      "tls-key": { type: "string" },
+      port: { type: "string" },
+      host: { type: "string" },
+      namespace: { type: "string" },
+      kubeconfig: { type: "string" },
+      "log-level": { type: "string" },
+    },
+    io,
+  );
+  if (typeof parsed === "number") return parsed;
+  const str = (k: string) => flag(parsed, k);
   const certFile = str("tls-cert");
   const keyFile = str("tls-key");
   if (!certFile || !keyFile) {
@@ -262,34 +285,27 @@ Options:
 
 /** `mesh-proxy install`: prints the manifests; exit 0, 1 on a bad input file, 2 on usage. */
 export async function installMain(argv: string[], io: KubeCliIo, version: string): Promise<number> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        namespace: { type: "string" },
-        "trust-domain": { type: "string" },
-        "cluster-domain": { type: "string" },
-        "proxy-image": { type: "string" },
-        "identity-image": { type: "string" },
-        "mesh-namespaces": { type: "string" },
-        replicas: { type: "string" },
-        "trust-anchor": { type: "string" },
-        "trust-anchor-key": { type: "string" },
-        "trust-anchor-out": { type: "string" },
-        "settings-out": { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    }));
-  } catch (err) {
-    io.err(`mesh-proxy install: ${(err as Error).message}\n\n${INSTALL_HELP}`);
-    return 2;
-  }
-  if (values.help) {
-    io.out(INSTALL_HELP);
-    return 0;
-  }
-  const str = (k: string) => (typeof values[k] === "string" ? (values[k] as string) : undefined);
+  const parsed = parseCommand(
+    "install",
+    INSTALL_HELP,
+    argv,
+    {
+      namespace: { type: "string" },
+      "trust-domain": { type: "string" },
+      "cluster-domain": { type: "string" },
+      "proxy-image": { type: "string" },
+      "identity-image": { type: "string" },
+      "mesh-namespaces": { type: "string" },
+      replicas: { type: "string" },
+      "trust-anchor": { type: "string" },
+      "trust-anchor-key": { type: "string" },
+      "trust-anchor-out": { type: "string" },
+      "settings-out": { type: "string" },
+    },
+    io,
+  );
+  if (typeof parsed === "number") return parsed;
+  const str = (k: string) => flag(parsed, k);
   const usage = (message: string) => {
     io.err(`mesh-proxy install: ${message}\n`);
     return 2;
@@ -363,28 +379,21 @@ Options:
 
 /** `mesh-proxy check --kubernetes`. */
 export async function checkMain(argv: string[], io: KubeCliIo): Promise<number> {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        kubernetes: { type: "boolean" },
-        namespace: { type: "string" },
-        kubeconfig: { type: "string" },
-        context: { type: "string" },
-        "warn-days": { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    }));
-  } catch (err) {
-    io.err(`mesh-proxy check: ${(err as Error).message}\n\n${CHECK_HELP}`);
-    return 2;
-  }
-  if (values.help) {
-    io.out(CHECK_HELP);
-    return 0;
-  }
-  const str = (k: string) => (typeof values[k] === "string" ? (values[k] as string) : undefined);
+  const parsed = parseCommand(
+    "check",
+    CHECK_HELP,
+    argv,
+    {
+      kubernetes: { type: "boolean" },
+      namespace: { type: "string" },
+      kubeconfig: { type: "string" },
+      context: { type: "string" },
+      "warn-days": { type: "string" },
+    },
+    io,
+  );
+  if (typeof parsed === "number") return parsed;
+  const str = (k: string) => flag(parsed, k);
   const warnDays = Number(str("warn-days") ?? 30);
   if (!Number.isFinite(warnDays) || warnDays < 0) {
     io.err(

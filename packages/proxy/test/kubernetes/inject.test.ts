@@ -4,8 +4,8 @@ import { join } from "node:path";
 import { createTrustAnchor } from "@mesh/tls-identity";
 import { describe, expect, it } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
-import { main } from "../../src/cli/main.js";
 import { validateConfig } from "../../src/config/load.js";
+import { runMain } from "./run-main.js";
 import { validateYaml } from "./schema.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: manifests are free-form JSON
@@ -13,21 +13,7 @@ type Json = Record<string, any>;
 
 const dir = mkdtempSync(join(tmpdir(), "mesh-inject-"));
 
-async function run(args: string[], stdin = "") {
-  let out = "";
-  let err = "";
-  const code = await main(args, {
-    out: (t) => {
-      out += t;
-    },
-    err: (t) => {
-      err += t;
-    },
-    env: {},
-    stdin: async () => stdin,
-  } as Parameters<typeof main>[1]);
-  return { code, out, err };
-}
+const run = runMain;
 
 function file(name: string, text: string): string {
   const path = join(dir, name);

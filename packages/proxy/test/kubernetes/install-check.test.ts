@@ -11,9 +11,9 @@ import {
   type KubeObject,
   startFakeKubeApiserver,
 } from "../../../../test/fake-kube-apiserver.js";
-import { main } from "../../src/cli/main.js";
 import { startInjector } from "../../src/kubernetes/injector/webhook.js";
 import { type Install, renderInstall } from "../../src/kubernetes/install/render.js";
+import { runMain } from "./run-main.js";
 import { validateYaml } from "./schema.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: Kubernetes objects are free-form JSON
@@ -21,20 +21,7 @@ type Json = Record<string, any>;
 
 const dir = mkdtempSync(join(tmpdir(), "mesh-install-"));
 
-async function run(args: string[]) {
-  let out = "";
-  let err = "";
-  const code = await main(args, {
-    out: (t) => {
-      out += t;
-    },
-    err: (t) => {
-      err += t;
-    },
-    env: {},
-  });
-  return { code, out, err };
-}
+const run = runMain;
 
 const find = (objects: Json[], kind: string, name: string) =>
   objects.find((o) => o.kind === kind && o.metadata.name === name) as Json;
