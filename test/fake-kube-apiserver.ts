@@ -2,9 +2,11 @@
 // the real protocol on the real paths, over TLS with bearer tokens: list with a collection
 // resourceVersion, `?watch=1` chunked JSON event streams (ADDED/MODIFIED/DELETED, BOOKMARK,
 // ERROR 410 "Expired" for a compacted version), label and field selectors, the legacy
-// discovery documents kubectl reads, TokenReview and SelfSubjectAccessReview. Objects are
-// shaped as in the Kubernetes API reference (EndpointSlice discovery.k8s.io/v1, Pod and
-// Service v1). `kubectl get`/`get --watch` against it is tested in
+// discovery documents kubectl reads, TokenReview, SelfSubjectAccessReview and
+// SubjectAccessReview (from a grants table). Objects are shaped as in the Kubernetes API
+// reference (EndpointSlice discovery.k8s.io/v1; Pod, Service, Secret, ConfigMap v1; Deployment
+// apps/v1; cluster-scoped Namespace v1 and MutatingWebhookConfiguration
+// admissionregistration.k8s.io/v1 for the injector's lookups and `check --kubernetes`). `kubectl get`/`get --watch` against it is tested in
 // packages/balancer/test/kubernetes-kubectl.test.ts, which is what keeps it honest.
 import { randomUUID } from "node:crypto";
 import { writeFileSync } from "node:fs";

@@ -377,6 +377,25 @@ data: { a: b }
   });
 });
 
+describe("mesh-proxy inject input errors", () => {
+  it("names a broken YAML document and a missing file; the documents around it are still injected", async () => {
+    const broken = `${APP}---\nkind: [unclosed\n`;
+    const r = await run(["inject", "-"], broken);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain("error: document 3: not valid YAML");
+    expect(r.err).toContain("Deployment/books injected");
+    expect(r.out).toContain("kind: [unclosed");
+    const missing = await run(["inject", join(dir, "nope.yaml")]);
+    expect(missing.code).toBe(1);
+    expect(missing.err).toContain(
+      `mesh-proxy inject: ENOENT: no such file or directory, open '${join(dir, "nope.yaml")}'`,
+    );
+    const usage = await run(["inject", "--bogus"]);
+    expect(usage.code).toBe(2);
+    expect(usage.err).toContain("mesh-proxy inject: Unknown option '--bogus'");
+  });
+});
+
 describe("the schema check itself", () => {
   it("rejects what the Kubernetes API would reject", async () => {
     const { validateObject } = await import("./schema.js");

@@ -1,4 +1,8 @@
+import { spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { request } from "node:https";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { KubeApiClient } from "@mesh/balancer";
 import { createTrustAnchor } from "@mesh/tls-identity";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -10,6 +14,7 @@ import {
 import { injectManifests } from "../../src/kubernetes/inject/manifests.js";
 import type { InjectSettings } from "../../src/kubernetes/inject/pod.js";
 import { type Injector, startInjector } from "../../src/kubernetes/injector/webhook.js";
+import { CLI, tempDir } from "../helpers.js";
 import { validateObject } from "./schema.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: Kubernetes objects are free-form JSON
@@ -295,5 +300,59 @@ describe("mesh-proxy injector (admission webhook)", () => {
         req.end();
       }),
     ).rejects.toThrow(/altnames|does not match/i);
+  });
+});
+
+describe("mesh-proxy injector (the command)", () => {
+  it("serves with install's settings and TLS files, reads namespaces through its kubeconfig, exits 0 on SIGTERM", async () => {
+    const dir = tempDir();
+    const api = await startFakeKubeApiserver({ tokens: ["sa-token"] });
+    try {
+      api.apply({
+        kind: "Namespace",
+        metadata: { name: "shop", annotations: { "mesh.dev/inject": "enabled" } },
+      });
+      api.writeKubeconfig(join(dir, "kubeconfig"), "sa-token");
+      writeFileSync(join(dir, "tls.crt"), serving.certificatePem);
+      writeFileSync(join(dir, "tls.key"), serving.keyPem);
+      writeFileSync(
+        join(dir, "settings.yaml"),
+        stringify({ ...settings, identity: settings.identity }),
+      );
+      const child = spawn(
+        process.execPath,
+        [
+          CLI,
+          "injector",
+          `--settings=${join(dir, "settings.yaml")}`,
+          `--tls-cert=${join(dir, "tls.crt")}`,
+          `--tls-key=${join(dir, "tls.key")}`,
+          `--kubeconfig=${join(dir, "kubeconfig")}`,
+          "--host=127.0.0.1",
+          "--port=0",
+        ],
+        { stdio: ["ignore", "pipe", "pipe"] },
+      );
+      const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+      const port = await new Promise<number>((resolve, reject) => {
+        createInterface({ input: child.stdout }).on("line", (line) => {
+          const l = JSON.parse(line);
+          if (l.msg === "injector listening") resolve(l.port);
+        });
+        exited.then((code) => reject(new Error(`injector exited ${code}`)));
+      });
+      const r = await post(`https://127.0.0.1:${port}`, "/inject", review(replicaSetPod()));
+      expect(r.body.response.patchType).toBe("JSONPatch");
+      const patched = applyPatch(
+        replicaSetPod(),
+        JSON.parse(Buffer.from(r.body.response.patch, "base64").toString()),
+      );
+      expect(patched.spec.initContainers[0].image).toBe("registry.example/mesh-proxy:1");
+      expect(api.requests).toContain("GET /api/v1/namespaces/shop");
+      child.kill("SIGTERM");
+      expect(await exited).toBe(0);
+    } finally {
+      await api.close();
+    }
   });
 });

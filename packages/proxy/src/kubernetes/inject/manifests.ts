@@ -62,7 +62,7 @@ export function injectManifests(
       reports.push({
         object: `document ${i + 1}`,
         result: "error",
-        reason: `not valid YAML: ${doc.errors[0]?.message.split("\n")[0]}`,
+        reason: `document ${i + 1}: not valid YAML: ${doc.errors[0]?.message.split("\n")[0]}`,
       });
       out.push(source);
       continue;
@@ -106,7 +106,11 @@ function visit(
   let template: KubeJson | undefined = obj;
   for (const k of path) template = template?.[k];
   if (!template || typeof template !== "object" || !template.spec) {
-    reports.push({ object, result: "error", reason: `no pod template at ${path.join(".")}` });
+    reports.push({
+      object,
+      result: "error",
+      reason: `${object}: no pod template at ${path.join(".")}`,
+    });
     return;
   }
   const old: PodTemplate = { spec: template.spec };
