@@ -126,7 +126,8 @@ export interface FakeKubeApiserver {
   /** Whether SelfSubjectAccessReview allows `create tokenreviews`. Default true. */
   allowTokenReviews: boolean;
   /**
-   * What a SubjectAccessReview allows each user (`system:serviceaccount:NS:SA`): entries
+   * What a SubjectAccessReview allows each user (`system:serviceaccount:NS:SA`) or group
+   * (`system:serviceaccounts:NS`): entries
    * `"<verb> <group>/<resource>"` (core group: `"get /namespaces"`). Users not listed get nothing.
    */
   readonly grants: Map<string, string[]>;
@@ -516,7 +517,10 @@ export async function startFakeKubeApiserver(
     if (path === "/apis/authorization.k8s.io/v1/subjectaccessreviews") {
       const attrs = body.spec?.resourceAttributes ?? {};
       const want = `${attrs.verb} ${attrs.group ?? ""}/${attrs.resource}`;
-      const granted = fake.grants.get(body.spec?.user ?? "") ?? [];
+      // Grants to the user or to any of its groups (a RoleBinding to system:serviceaccounts:NS).
+      const granted = [body.spec?.user ?? "", ...(body.spec?.groups ?? [])].flatMap(
+        (who: string) => fake.grants.get(who) ?? [],
+      );
       const allowed = granted.includes(want) || granted.includes("*");
       return json(res, 201, accessReview("SubjectAccessReview", body.spec, allowed));
     }

@@ -365,7 +365,8 @@ export async function installMain(argv: string[], io: KubeCliIo, version: string
 export const CHECK_HELP = `Usage: mesh-proxy check --kubernetes [options]
 
 Checks the mesh in a cluster, like "linkerd check": API server reachable, the control plane
-namespace, RBAC of the issuer and injector accounts (SubjectAccessReview), issuer and
+namespace, RBAC of the issuer and injector accounts and of the proxies in namespaces
+annotated mesh.dev/inject=enabled (SubjectAccessReview), issuer and
 injector ready, the remaining life of every certificate (and that each chains to the root),
 the webhook's caBundle and whether the webhook is reachable. Exit 1 if any check fails.
 

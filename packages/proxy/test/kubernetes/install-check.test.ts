@@ -204,6 +204,12 @@ function applyInstall(api: FakeKubeApiserver, install: Install): void {
     "create authentication.k8s.io/tokenreviews",
   ]);
   api.grants.set("system:serviceaccount:mesh:mesh-proxy-injector", ["get /namespaces"]);
+  // A meshed namespace listed in --mesh-namespaces: its RoleBinding lets its pods' accounts read.
+  api.apply({
+    kind: "Namespace",
+    metadata: { name: "shop", annotations: { "mesh.dev/inject": "enabled" } },
+  });
+  api.grants.set("system:serviceaccounts:shop", ["watch discovery.k8s.io/endpointslices"]);
 }
 
 describe("mesh-proxy check --kubernetes (against the fake API server)", () => {
@@ -237,6 +243,7 @@ describe("mesh-proxy check --kubernetes (against the fake API server)", () => {
       "√ namespace mesh: exists",
       "√ RBAC: mesh-identity may create authentication.k8s.io/tokenreviews: allowed",
       "√ RBAC: mesh-proxy-injector may get namespaces: allowed",
+      "√ RBAC: proxies in namespace shop may watch endpointslices: allowed",
       "√ issuer ready: 2/2 replicas ready",
       "√ injector ready: 2/2 replicas ready",
       "√ trust root: valid for 3649 days",
@@ -259,6 +266,11 @@ describe("mesh-proxy check --kubernetes (against the fake API server)", () => {
     issuer.status = { replicas: 2, readyReplicas: 0 };
     api.apply(issuer);
     api.remove("EndpointSlice", "mesh", "mesh-proxy-injector-abcde");
+    // A namespace annotated for injection but left out of --mesh-namespaces.
+    api.apply({
+      kind: "Namespace",
+      metadata: { name: "orders", annotations: { "mesh.dev/inject": "enabled" } },
+    });
     let r = await check();
     expect(r.code).toBe(1);
     expect(r.out).toContain(
@@ -268,7 +280,10 @@ describe("mesh-proxy check --kubernetes (against the fake API server)", () => {
     expect(r.out).toContain(
       "× webhook reachable: service mesh/mesh-proxy-injector has no ready endpoints: pods start unmeshed",
     );
-    expect(r.out).toContain("Status check results are × (3 failed)");
+    expect(r.out).toContain(
+      "× RBAC: proxies in namespace orders may watch endpointslices: denied (no RBAC policy matched): injected proxies there cannot discover endpoints; add it to mesh-proxy install --mesh-namespaces and re-apply",
+    );
+    expect(r.out).toContain("Status check results are × (4 failed)");
 
     // Certificates near their end warn; a webhook re-rendered with a new root does not verify.
     r = await check("--warn-days=400");

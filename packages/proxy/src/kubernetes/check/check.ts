@@ -1,6 +1,7 @@
 import { X509Certificate } from "node:crypto";
 import { request } from "node:https";
 import type { KubeApiClient } from "@mesh/balancer";
+import { ANNOTATIONS } from "../inject/annotations.js";
 import type { KubeJson } from "../inject/pod.js";
 import { INSTALL_NAMES } from "../install/render.js";
 
@@ -78,10 +79,14 @@ export async function checkCluster(o: CheckOptions): Promise<CheckResult[]> {
     ],
     [INSTALL_NAMES.injector, { verb: "get", group: "", resource: "namespaces" }],
   ];
-  for (const [account, attrs] of needs) {
-    const user = `system:serviceaccount:${ns}:${account}`;
-    const what = `${attrs.verb} ${attrs.group ? `${attrs.group}/` : ""}${attrs.resource}`;
-    const name = `RBAC: ${account} may ${what}`;
+  /** Asks whether a service account may do something; one result line either way. */
+  const rbac = async (
+    name: string,
+    namespace: string,
+    account: string,
+    attrs: Record<string, string>,
+    fix: string,
+  ) => {
     try {
       const review = await o.api.request<KubeJson>(
         "POST",
@@ -90,8 +95,8 @@ export async function checkCluster(o: CheckOptions): Promise<CheckResult[]> {
           apiVersion: "authorization.k8s.io/v1",
           kind: "SubjectAccessReview",
           spec: {
-            user,
-            groups: ["system:serviceaccounts", `system:serviceaccounts:${ns}`],
+            user: `system:serviceaccount:${namespace}:${account}`,
+            groups: ["system:serviceaccounts", `system:serviceaccounts:${namespace}`],
             resourceAttributes: attrs,
           },
         },
@@ -101,11 +106,37 @@ export async function checkCluster(o: CheckOptions): Promise<CheckResult[]> {
         add(
           name,
           "fail",
-          `denied${review.status?.reason ? ` (${review.status.reason})` : ""}: the ClusterRoleBinding ${account} is missing or changed; re-apply mesh-proxy install`,
+          `denied${review.status?.reason ? ` (${review.status.reason})` : ""}: ${fix}`,
         );
     } catch (err) {
       add(name, "warn", `could not ask (SubjectAccessReview): ${(err as Error).message}`);
     }
+  };
+  for (const [account, attrs] of needs) {
+    const what = `${attrs.verb} ${attrs.group ? `${attrs.group}/` : ""}${attrs.resource}`;
+    await rbac(
+      `RBAC: ${account} may ${what}`,
+      ns,
+      account,
+      attrs,
+      `the ClusterRoleBinding ${account} is missing or changed; re-apply mesh-proxy install`,
+    );
+  }
+  // Meshed namespaces: their proxies watch EndpointSlices with the pods' own accounts.
+  const namespaces = await o.api
+    .request<KubeJson>("GET", "/api/v1/namespaces")
+    .then((l) => (l.items ?? []) as KubeJson[])
+    .catch(() => [] as KubeJson[]);
+  for (const n of namespaces) {
+    if (n.metadata?.annotations?.[ANNOTATIONS.inject] !== "enabled") continue;
+    const meshed = n.metadata.name as string;
+    await rbac(
+      `RBAC: proxies in namespace ${meshed} may watch endpointslices`,
+      meshed,
+      "default",
+      { verb: "watch", group: "discovery.k8s.io", resource: "endpointslices", namespace: meshed },
+      "injected proxies there cannot discover endpoints; add it to mesh-proxy install --mesh-namespaces and re-apply",
+    );
   }
 
   for (const [name, what] of [
