@@ -1,4 +1,4 @@
-import { type Document, isMap, isSeq, type Node } from "yaml";
+import { type Document, isCollection, isMap, isSeq, type Node } from "yaml";
 
 /** One RFC 6902 operation (the subset a diff produces). */
 export type PatchOperation =
@@ -85,6 +85,12 @@ export function applyToYaml(
   for (const op of ops) {
     const path = [...base, ...parsePointer(op.path)];
     const key = path[path.length - 1] as string | number;
+    // A flow collection (`{ name: p }`) on the way gets block style: a sidecar written into
+    // one-line flow YAML would come out as one unreadable flow mapping.
+    for (let i = 0; i < path.length; i++) {
+      const node = i === 0 ? doc.contents : doc.getIn(path.slice(0, i), true);
+      if (isCollection(node) && node.flow) node.flow = false;
+    }
     const parent = path.length === 1 ? doc.contents : doc.getIn(path.slice(0, -1), true);
     if (isSeq(parent)) {
       const index = Number(key);

@@ -245,6 +245,8 @@ data: { a: b }
         restartPolicy: "Always",
       });
     expect(r.out).toContain("data: { a: b }");
+    // One-line flow YAML that gains the sidecar turns into block style, readable.
+    expect(r.out).toContain("kind: Pod\nmetadata:\n  name: p\n  annotations:\n");
     // The Job's sidecar is native, so the Job completes when its app container exits.
     const job = objects.find((o) => o.kind === "Job") as Json;
     expect(job.spec.template.spec.containers.map((c: Json) => c.name)).toEqual(["app"]);
