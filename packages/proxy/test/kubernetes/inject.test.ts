@@ -271,6 +271,16 @@ data: { a: b }
     for (const [annotation, value, message] of [
       ["config.mesh.dev/proxy-memory-limit", "lots", "expected a Kubernetes quantity"],
       ["config.mesh.dev/proxy-log-level", "loud", "expected trace, debug"],
+      [
+        "config.mesh.dev/proxy-memory-limit",
+        "32Mi",
+        'expected at least the memory request (64Mi), got "32Mi"',
+      ],
+      [
+        "config.mesh.dev/proxy-cpu-limit",
+        "10m",
+        'expected at least the cpu request (50m), got "10m"',
+      ],
       ["mesh.dev/inject", "yes", 'expected enabled or disabled, got "yes"'],
       ["config.mesh.dev/outbound-services", "Authors", "expected service[.namespace][:port]"],
       ["config.mesh.dev/opaque-port", "5432", "unknown annotation"],
@@ -322,6 +332,24 @@ data: { a: b }
       name: "NO_PROXY",
       value: "localhost,127.0.0.1,::1,db.internal",
     });
+
+    // hostNetwork pods would share the node's ports: skipped, said why.
+    const host = APP.replace(
+      "serviceAccountName: books",
+      "serviceAccountName: books\n      hostNetwork: true",
+    );
+    const h = await run(["inject", "-"], host);
+    expect(h.out).toBe(host);
+    expect(h.err).toContain("Deployment/books skipped (hostNetwork pods are not injected)");
+    // -n names the namespace of objects without one.
+    const noNs = APP.replace("  namespace: shop\n", "");
+    const other = await run(["inject", "-n", "orders", "-"], noNs);
+    const otherConfig = parse(
+      podOf(docs(other.out)[0] as Json).metadata.annotations["mesh.dev/proxy-config"],
+    );
+    expect(otherConfig.outbound.services[0].authorities).toContain(
+      "authors.orders.svc.cluster.local",
+    );
 
     const off = APP.replace(
       "config.mesh.dev/outbound-services: authors, ratings.reviews:grpc",

@@ -154,6 +154,31 @@ export function injectPod(pod: PodTemplate, ctx: Ctx): PodTemplate {
   return out;
 }
 
+const SUFFIX: Record<string, number> = {
+  m: 1e-3,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  P: 1e15,
+  E: 1e18,
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+  Pi: 2 ** 50,
+  Ei: 2 ** 60,
+};
+
+/** The number a (QUANTITY-valid) Kubernetes quantity stands for. */
+function quantityValue(q: string): number {
+  const m = /^[+]?([\d.]+)([a-zA-Z]*|[eE][+-]?\d+)$/.exec(q);
+  if (!m) return Number.NaN;
+  const unit = m[2] as string;
+  if (/^[eE]/.test(unit)) return Number(`${m[1]}${unit}`);
+  return Number(m[1]) * (unit === "" ? 1 : (SUFFIX[unit] ?? Number.NaN));
+}
+
 interface Read {
   opaquePorts: number[];
   skipInboundPorts: number[];
@@ -226,6 +251,19 @@ function readAnnotations(a: Record<string, string>, ctx: Ctx): Read {
   };
   const cpuLimit = quantity(ANNOTATIONS.proxyCpuLimit);
   if (cpuLimit !== undefined) limits.cpu = cpuLimit;
+  // The API server refuses a request above its limit; say so here, naming the annotation.
+  for (const [resource, limitName] of [
+    ["memory", ANNOTATIONS.proxyMemoryLimit],
+    ["cpu", ANNOTATIONS.proxyCpuLimit],
+  ] as const) {
+    const req = requests[resource] as string;
+    const lim = limits[resource];
+    if (lim !== undefined && quantityValue(req) > quantityValue(lim))
+      fail(
+        limitName,
+        `expected at least the ${resource} request (${req}), got ${JSON.stringify(lim)}`,
+      );
+  }
   const logLevel = a[ANNOTATIONS.proxyLogLevel] ?? "info";
   if (!LOG_LEVELS.includes(logLevel))
     fail(
