@@ -62,6 +62,13 @@ const RESOURCES: Resource[] = [
   { group: "", version: "v1", kind: "Pod", plural: "pods", shortNames: ["po"] },
   { group: "", version: "v1", kind: "Service", plural: "services", shortNames: ["svc"] },
   { group: "", version: "v1", kind: "Secret", plural: "secrets" },
+  {
+    group: "",
+    version: "v1",
+    kind: "ServiceAccount",
+    plural: "serviceaccounts",
+    shortNames: ["sa"],
+  },
   { group: "", version: "v1", kind: "ConfigMap", plural: "configmaps", shortNames: ["cm"] },
   {
     group: "",

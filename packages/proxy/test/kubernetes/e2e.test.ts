@@ -4,7 +4,8 @@
  * what the manifests say — the issuer from its Deployment's args and Secrets, each sidecar from
  * its container env and the files its volumes would hold (the downward-API config and CA, the
  * projected token). The named fake API server plays the cluster (EndpointSlices, Pods,
- * TokenReviews). What stands in for the cluster network, and why:
+ * TokenReviews), and the real kubectl takes the injected stream (`apply --dry-run=client`).
+ * What stands in for the cluster network, and why:
  *   - pods share one loopback here, so every listener binds 127.0.0.1:0 instead of its fixed
  *     port, and peers are addressed at the ports the OS picked;
  *   - cluster DNS does not exist, so the issuer serves a certificate for `localhost` signed by
@@ -13,15 +14,17 @@
  * It proves the injected config meshes the apps: books' request to `authors` is balanced to
  * the authors pod over mTLS, each side verified as its ServiceAccount's SPIFFE ID.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { TrustAnchor } from "@mesh/tls-identity";
 import { afterAll, describe, expect, it } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
+import { missingPeer } from "../../../../scripts/peers.mjs";
 import {
   endpointSlice,
   type FakeKubeApiserver,
@@ -122,6 +125,37 @@ describe("install + inject + apply, run as local processes", () => {
     });
     cleanups.push(() => api.close());
     for (const o of objects.filter((x) => x.kind === "Service")) api.apply(o as KubeObject);
+    // The real kubectl takes the injected stream as it would for `inject | kubectl apply -f -`.
+    if (!missingPeer("kubectl")) {
+      const kubeconfig = join(dir, "kubectl-config");
+      api.tokens.add("kubectl-token");
+      api.writeKubeconfig(kubeconfig, "kubectl-token");
+      writeFileSync(join(dir, "injected.yaml"), injected.output);
+      const { stdout } = await promisify(execFile)(
+        "kubectl",
+        [
+          "--kubeconfig",
+          kubeconfig,
+          "apply",
+          "--dry-run=client",
+          "--validate=false",
+          "-o",
+          "name",
+          "-f",
+          join(dir, "injected.yaml"),
+        ],
+        { encoding: "utf8", timeout: 60_000 },
+      );
+      expect(stdout.trim().split("\n")).toEqual([
+        "namespace/shop",
+        "serviceaccount/books",
+        "serviceaccount/authors",
+        "deployment.apps/books",
+        "deployment.apps/authors",
+        "service/books",
+        "service/authors",
+      ]);
+    }
     for (const sa of ["books", "authors"])
       api.reviews.set(`${sa}-identity-token`, {
         username: `system:serviceaccount:shop:${sa}`,
