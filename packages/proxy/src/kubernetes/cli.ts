@@ -368,6 +368,7 @@ Checks the mesh in a cluster, like "linkerd check": API server reachable, the co
 namespace, RBAC of the issuer and injector accounts and of the proxies in namespaces
 annotated mesh.dev/inject=enabled (SubjectAccessReview), issuer and
 injector ready, the remaining life of every certificate (and that each chains to the root),
+that the CA the injector hands pods is that root,
 the webhook's caBundle and whether the webhook is reachable. Exit 1 if any check fails.
 
 Options:

@@ -249,6 +249,7 @@ describe("mesh-proxy check --kubernetes (against the fake API server)", () => {
       "√ trust root: valid for 3649 days",
       "√ issuer CA certificate: valid for 364 days",
       "√ injector serving certificate: valid for 364 days",
+      "√ injector settings: injected pods verify the issuer with the trust root",
       "√ webhook configured: failurePolicy Ignore",
       "√ webhook caBundle: verifies the injector's certificate",
       "√ webhook reachable: service mesh/mesh-proxy-injector has 1 ready endpoint(s)",
@@ -294,9 +295,17 @@ describe("mesh-proxy check --kubernetes (against the fake API server)", () => {
       trustDomain: "mesh.example",
     });
     api.apply(other.objects.find((o) => o.kind === "MutatingWebhookConfiguration") as KubeObject);
+    api.apply(
+      other.objects.find(
+        (o) => o.kind === "ConfigMap" && o.metadata.name === "mesh-proxy-injector",
+      ) as KubeObject,
+    );
     r = await check();
     expect(r.out).toContain(
       "× webhook caBundle: does not verify the certificate in mesh-proxy-injector-tls: the API server will refuse the injector (pods start unmeshed)",
+    );
+    expect(r.out).toContain(
+      "× injector settings: the CA given to injected pods (identity.ca) is not the trust root in mesh-identity-issuer: new pods cannot verify the issuer; apply all of one mesh-proxy install output",
     );
   });
 

@@ -3,6 +3,7 @@ import { request } from "node:https";
 import type { KubeApiClient } from "@mesh/balancer";
 import { ANNOTATIONS } from "../inject/annotations.js";
 import type { KubeJson } from "../inject/pod.js";
+import { parseSettings, SETTINGS_FILE } from "../inject/settings.js";
 import { INSTALL_NAMES } from "../install/render.js";
 
 /** One line of `mesh-proxy check --kubernetes`. */
@@ -221,6 +222,40 @@ export async function checkCluster(o: CheckOptions): Promise<CheckResult[]> {
     const cert = first(pem);
     if (secret === INSTALL_NAMES.injectorTls) injectorCert = cert;
     lifetime(name, cert, dns);
+  }
+
+  // What injected pods are handed to verify the issuer must be the root it chains to: a
+  // second `install` with a new root (no --trust-anchor), applied in part, breaks this.
+  const injectorConfig = await get(`/api/v1/namespaces/${ns}/configmaps/${INSTALL_NAMES.injector}`);
+  const settingsText = injectorConfig?.data?.[SETTINGS_FILE];
+  if (typeof settingsText !== "string")
+    add(
+      "injector settings",
+      "fail",
+      `configmap ${ns}/${INSTALL_NAMES.injector} (${SETTINGS_FILE}) not found`,
+    );
+  else {
+    let ca: X509Certificate | undefined;
+    try {
+      ca = first(
+        parseSettings(settingsText, `configmap ${INSTALL_NAMES.injector}`, "").identity?.ca ?? "",
+      );
+    } catch {
+      ca = undefined;
+    }
+    if (!ca)
+      add(
+        "injector settings",
+        "warn",
+        "no identity CA: injected proxies speak plaintext between pods",
+      );
+    else if (root && !root.publicKey.equals(ca.publicKey))
+      add(
+        "injector settings",
+        "fail",
+        `the CA given to injected pods (identity.ca) is not the trust root in ${INSTALL_NAMES.issuerSecret}: new pods cannot verify the issuer; apply all of one mesh-proxy install output`,
+      );
+    else add("injector settings", "ok", "injected pods verify the issuer with the trust root");
   }
 
   // The webhook: configured, trusting the injector's certificate, and reachable.
