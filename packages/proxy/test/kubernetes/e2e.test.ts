@@ -299,5 +299,5 @@ describe("install + inject + apply, run as local processes", () => {
     expect((await viaHttpProxy(outbound, "http://authors/x")).status).toBe(200);
     const cfg = parse(readFileSync(join(dir, "books", "mesh", "proxy.yaml"), "utf8"));
     expect(cfg.identity.id).toBe(`spiffe://${TD}/ns/shop/sa/books`);
-  });
+  }, 60_000); // four Node processes and kubectl on a shared 2-core machine
 });
