@@ -272,8 +272,8 @@ Options:
   --trust-domain <td>         SPIFFE trust domain (default cluster.local)
   --cluster-domain <domain>   the cluster's DNS domain (default cluster.local)
   --proxy-image <image>       the proxy image (default mesh-proxy:<version>)
-  --identity-image <image>    an image whose entrypoint is mesh-identity (default
-                              mesh-identity:<version>)
+  --identity-image <image>    an image whose entrypoint is mesh-identity (default:
+                              the proxy image, which ships mesh-identity too)
   --mesh-namespaces <a,b>     namespaces whose proxies may discover each other's services
   --replicas <n>              issuer and injector replicas (default 2)
   --trust-anchor <cert.pem>   sign under this root instead of a new one (with --trust-anchor-key)
@@ -329,7 +329,7 @@ export async function installMain(argv: string[], io: KubeCliIo, version: string
     const { renderInstall, installYaml, settingsFile } = await import("./install/render.js");
     const install = renderInstall({
       proxyImage: str("proxy-image") ?? `mesh-proxy:${version}`,
-      identityImage: str("identity-image") ?? `mesh-identity:${version}`,
+      identityImage: str("identity-image"),
       replicas,
       meshNamespaces: namespaces,
       ...(str("namespace") ? { namespace: str("namespace") as string } : {}),

@@ -154,6 +154,11 @@ describe("mesh-proxy install", () => {
     ]);
     expect(again.code, again.err).toBe(0);
     const objects = await validateYaml(again.out);
+    // Without --identity-image the issuer runs from the proxy image, which ships mesh-identity.
+    const issuer = find(objects, "Deployment", "mesh-identity").spec.template.spec.containers[0];
+    expect(issuer.image).toMatch(/^mesh-proxy:/);
+    expect(issuer.command).toEqual(["/nodejs/bin/node", "/app/mesh-identity.mjs"]);
+    expect(issuer.args[0]).toBe("serve");
     const rootCert = new X509Certificate(readFileSync(join(root, "root.pem")));
     const ca = new X509Certificate(
       find(objects, "Secret", "mesh-identity-issuer").stringData["ca.pem"],

@@ -29,8 +29,11 @@ export interface InstallOptions {
   clusterDomain?: string;
   /** The proxy image (sidecars and the injector). */
   proxyImage: string;
-  /** An image whose entrypoint is `mesh-identity` (the issuer). */
-  identityImage: string;
+  /**
+   * An image whose entrypoint is `mesh-identity` (the issuer). Default: the proxy image,
+   * which ships the issuer's CLI too (`/app/mesh-identity.mjs`), so one image runs the mesh.
+   */
+  identityImage?: string | undefined;
   /** An existing root to sign under (PEM); default a new one made here. */
   trustAnchor?: { certificatePem: string; keyPem: string };
   /** Root lifetime (a new root only). Default 10 years. */
@@ -255,7 +258,9 @@ export function renderInstall(o: InstallOptions): Install {
       "identity",
       {
         name: "issuer",
-        image: o.identityImage,
+        ...(o.identityImage === undefined
+          ? { image: o.proxyImage, command: ["/nodejs/bin/node", "/app/mesh-identity.mjs"] }
+          : { image: o.identityImage }),
         args: [
           "serve",
           "--ca=/var/run/mesh-identity/ca",
