@@ -1,7 +1,7 @@
 import { Http2Client, type KubernetesDiscovery } from "@mesh/balancer";
 import { rateLimit } from "@mesh/limit";
 import { RetryBudget, type RetryPolicyOptions, retry } from "@mesh/retry";
-import type { IdentityMaterial } from "@mesh/tls-identity";
+import { type IdentityMaterial, negotiatedGroup } from "@mesh/tls-identity";
 import { Agent, type Dispatcher } from "undici";
 import { splitRetryConditions } from "../config/retry-conditions.js";
 import type {
@@ -91,6 +91,8 @@ export class Outbound {
     this.transport = () => ({
       material: deps.material,
       requireIdentity: this.gen.config.requireIdentity,
+      onTlsConnect: (socket, serverId) =>
+        deps.metrics.tlsConnected(serverId, negotiatedGroup(socket)),
     });
     this.gen = this.build(config);
     this.tcp = new OutboundTcp(config.tcp, {
