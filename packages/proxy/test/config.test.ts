@@ -282,6 +282,53 @@ outbound:
     );
   });
 
+  test("hedging: services[].hedge and routes[].hedge, bad values named by path", () => {
+    const r = parseConfigText(`
+outbound:
+  services:
+    - name: a
+      discovery: { static: ["127.0.0.1:1"] }
+      hedge: { maxAttempts: 9, nonFatal: ["6xx"], grpcMethods: ["Get"] }
+      routes:
+        - match: { pathPrefix: /x }
+          hedge: { delay: soon, hedgingDelay: 5 }
+`);
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.problems.map((p) => `${p.path}: ${p.message}`)).toEqual(
+      expect.arrayContaining([
+        "outbound.services[0].hedge.delay: expected a duration such as 500ms, 2s or 1m, got nothing",
+        "outbound.services[0].hedge.maxAttempts: expected integer in 2..5, got 9",
+        expect.stringMatching(
+          /^outbound\.services\[0\]\.hedge\.nonFatal\[0\]: expected 5xx, .*got "6xx"$/,
+        ),
+        'outbound.services[0].hedge.grpcMethods[0]: expected a gRPC method such as /pkg.Service/Method or /pkg.Service/*, got "Get"',
+        'outbound.services[0].routes[0].hedge.delay: expected a duration such as 500ms, 2s or 1m, got "soon"',
+        "outbound.services[0].routes[0].hedge.hedgingDelay: unknown field",
+      ]),
+    );
+    const ok = parseConfigText(`
+outbound:
+  services:
+    - name: a
+      discovery: { static: ["127.0.0.1:1"] }
+      hedge: { delay: 50ms }
+      routes:
+        - match: { pathPrefix: /x }
+          hedge: { delay: 10ms, maxAttempts: 3, nonFatal: [unavailable], grpcMethods: [/pkg.Svc/*] }
+`);
+    expect(ok.ok).toBe(true);
+    if (!ok.ok) return;
+    const svc = ok.config.outbound?.services[0];
+    expect(svc?.hedge).toEqual({ delay: 50, maxAttempts: 2, grpcMethods: [] });
+    expect(svc?.routes[0]?.hedge).toEqual({
+      delay: 10,
+      maxAttempts: 3,
+      nonFatal: ["unavailable"],
+      grpcMethods: ["/pkg.Svc/*"],
+    });
+  });
+
   test("rate limits and adaptive concurrency: bad values are named by path, cross-field rules are @mesh/limit's", () => {
     const r = parseConfigText(`
 inbound:

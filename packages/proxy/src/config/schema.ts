@@ -133,6 +133,30 @@ const retrySchema = strict({
   nonIdempotent: retryFields.nonIdempotent.default(RETRY_DEFAULTS.retryNonIdempotent),
 }).describe("retry policy");
 
+const GRPC_METHOD = /^\/[^/\s]+\/(?:[^/\s*]+|\*)$/;
+
+/** Hedging (gRPC A6): @mesh/retry's `hedge()`, used instead of retries where set. */
+const hedgeSchema = strict({
+  delay: duration("how long an attempt may go unanswered before a hedge goes to another endpoint"),
+  maxAttempts: integer(2, 5)
+    .default(2)
+    .describe("most attempts per request, the original included"),
+  nonFatal: list(retryCondition)
+    .optional()
+    .describe("answers that do not end the race (a hedge is sent at once); default: retry.on"),
+  grpcMethods: list(
+    z
+      .string({ error: "expected a gRPC method such as /pkg.Service/Method or /pkg.Service/*" })
+      .regex(GRPC_METHOD, {
+        error: "expected a gRPC method such as /pkg.Service/Method or /pkg.Service/*",
+      }),
+  )
+    .default([])
+    .describe("gRPC methods that may be hedged (gRPC calls are hedged only when listed)"),
+}).describe(
+  "hedging: send the request again to another endpoint after `delay`, first answer wins, paid from the retry budget",
+);
+
 /** A route's retry settings override the service's field by field. */
 const routeRetrySchema = strict({
   on: retryFields.on.optional(),
@@ -243,6 +267,7 @@ const routeSchema = strict({
   match: matchSchema.default({}),
   timeout: timeoutSchema.optional(),
   retry: routeRetrySchema.optional(),
+  hedge: hedgeSchema.optional().describe("hedging for this route (replaces the service's)"),
   backends: backendsSchema.optional().describe("split for this route only"),
 });
 
@@ -491,6 +516,7 @@ const serviceSchema = strict({
     .describe("protocol towards endpoints; auto mirrors the client's"),
   timeout: timeoutSchema.default({}),
   retry: retrySchema.prefault({}),
+  hedge: hedgeSchema.optional(),
   failureAccrual: strict({
     consecutiveFailures: integer(1).default(7),
     minPenalty: duration("first ejection time").default(1_000),
@@ -795,6 +821,8 @@ export type RouteConfig = ServiceConfig["routes"][number];
 export type DiscoveryConfig = NonNullable<ServiceConfig["discovery"]>;
 /** Parsed retry settings of a service. */
 export type RetryConfig = ServiceConfig["retry"];
+/** Parsed hedging settings of a service or route. */
+export type HedgeConfig = NonNullable<ServiceConfig["hedge"]>;
 /** Parsed timeouts. */
 export type TimeoutConfig = ServiceConfig["timeout"];
 /** Parsed listener limits. */
