@@ -46,7 +46,7 @@ const WARMUP_MS = 30_000;
 interface Strategy {
   name: string;
   describe: string;
-  kind: Extract<ClientSpec, { origins: string[] }>["kind"];
+  kind: Exclude<Extract<ClientSpec, { origins: string[] }>["kind"], "mesh-hedge">;
   /** Learns latency over time (Peak-EWMA): measured warm in the cases of WARM_CASES. */
   learns?: boolean;
   unavailable(): Promise<string | null>;
