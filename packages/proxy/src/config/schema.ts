@@ -1,4 +1,4 @@
-import { failureRateConfig, peakEwmaConfig } from "@mesh/balancer";
+import { failureAccrualConfig, failureRateConfig, peakEwmaConfig } from "@mesh/balancer";
 import { RateLimiter } from "@mesh/limit";
 import { RetryPolicy } from "@mesh/retry";
 import { z } from "zod";
@@ -271,6 +271,9 @@ const routeSchema = strict({
   backends: backendsSchema.optional().describe("split for this route only"),
 });
 
+/** @mesh/balancer's own failure-accrual defaults (mode, success-rate window). */
+const ACCRUAL = failureAccrualConfig(undefined);
+
 /** @mesh/balancer's own `PeakEwma` and `FailureRate` defaults, in this schema's field names. */
 const EWMA = peakEwmaConfig(undefined);
 const FAILURE_RATE = failureRateConfig(undefined);
@@ -518,11 +521,30 @@ const serviceSchema = strict({
   retry: retrySchema.prefault({}),
   hedge: hedgeSchema.optional(),
   failureAccrual: strict({
+    mode: z
+      .enum(["consecutive-failures", "success-rate"], {
+        error: "expected consecutive-failures or success-rate",
+      })
+      .default(ACCRUAL.mode)
+      .describe("what ejects an endpoint: a run of failures, or a windowed success rate"),
     consecutiveFailures: integer(1).default(7),
+    successRate: strict({
+      threshold: number(0, 1)
+        .default(ACCRUAL.successRate.threshold)
+        .describe("success rate below which the endpoint is ejected"),
+      minRequests: integer(1)
+        .default(ACCRUAL.successRate.minRequests)
+        .describe("requests the window must hold before the rate counts"),
+      window: duration("window the success rate is measured over").default(
+        ACCRUAL.successRate.windowMs,
+      ),
+    })
+      .prefault({})
+      .describe("mode success-rate: linkerd2's success-rate breaker"),
     minPenalty: duration("first ejection time").default(1_000),
     maxPenalty: duration("longest ejection time").default(60_000),
     jitter: number(0, 1).default(0.5),
-  }).default({ consecutiveFailures: 7, minPenalty: 1_000, maxPenalty: 60_000, jitter: 0.5 }),
+  }).prefault({}),
   failFast: duration("how long a request waits for a ready endpoint").default(3_000),
   rateLimit: outboundRateLimitSchema.optional(),
   balancer: balancerSchema.default(BALANCER_DEFAULTS),

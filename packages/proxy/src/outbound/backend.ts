@@ -103,6 +103,12 @@ export class Backend {
       failFastMs: s.failFast,
       preserveHost: false,
       accrual: {
+        mode: s.failureAccrual.mode,
+        successRate: {
+          threshold: s.failureAccrual.successRate.threshold,
+          minRequests: s.failureAccrual.successRate.minRequests,
+          windowMs: s.failureAccrual.successRate.window,
+        },
         consecutiveFailures: s.failureAccrual.consecutiveFailures,
         minPenaltyMs: s.failureAccrual.minPenalty,
         maxPenaltyMs: s.failureAccrual.maxPenalty,
