@@ -107,6 +107,20 @@ function client(servers: { origin: string }[], options: HedgeOptions, h2 = false
 }
 
 const stall: Handler = () => undefined;
+
+/** A server that holds its first request until `release()`; `slowSeen` resolves when it arrived. */
+async function heldServer() {
+  let respond!: (status: number, body: string) => void;
+  let arrived!: () => void;
+  const slowSeen = new Promise<void>((r) => {
+    arrived = r;
+  });
+  const slow = await h1((ctx) => {
+    respond = ctx.respond;
+    arrived();
+  });
+  return { slow, slowSeen, release: () => respond(200, "slow") };
+}
 const answer =
   (body: string, status = 200): Handler =>
   ({ respond }) =>
@@ -153,15 +167,7 @@ describe("hedge() over real sockets", () => {
   });
 
   it("with the retry budget exhausted no hedge is sent: the slow answer is awaited", async () => {
-    let release!: () => void;
-    let arrived!: () => void;
-    const slowSeen = new Promise<void>((r) => {
-      arrived = r;
-    });
-    const slow = await h1(({ respond }) => {
-      release = () => respond(200, "slow");
-      arrived();
-    });
+    const { slow, slowSeen, release } = await heldServer();
     const fast = await h1(answer("fast"));
     const budget = new RetryBudget({ retryRatio: 0, minRetriesPerSecond: 0 });
     const seen = collect([channels.budgetExhausted]);
@@ -211,15 +217,7 @@ describe("hedge() over real sockets", () => {
   });
 
   it("a POST is never hedged, and a stalled one is answered by its only endpoint", async () => {
-    let release!: () => void;
-    let arrived!: () => void;
-    const slowSeen = new Promise<void>((r) => {
-      arrived = r;
-    });
-    const slow = await h1(({ respond }) => {
-      release = () => respond(200, "slow");
-      arrived();
-    });
+    const { slow, slowSeen, release } = await heldServer();
     const fast = await h1(answer("fast"));
     const pending = request(`${slow.origin}/`, {
       method: "POST",

@@ -12,8 +12,6 @@ import {
 import { afterEach, describe, expect, test } from "vitest";
 import {
   clientTlsOptions,
-  createTrustAnchor,
-  type IdentityMaterial,
   keyExchangeGroups,
   MESH_KEY_EXCHANGE_GROUPS,
   matchTrustDomain,
@@ -24,14 +22,7 @@ import {
   undiciConnector,
 } from "../src/index.js";
 import { listen } from "./helpers.js";
-
-const anchor = createTrustAnchor({ trustDomain: "prod.example" });
-const ca = anchor.createAuthority();
-const bundle = anchor.bundle;
-const SERVER_ID = "spiffe://prod.example/ns/prod/sa/api";
-const CLIENT_ID = "spiffe://prod.example/ns/prod/sa/web";
-const server: IdentityMaterial = { svid: ca.issue(SERVER_ID), bundle };
-const client: IdentityMaterial = { svid: ca.issue(CLIENT_ID), bundle };
+import { bundle, CLIENT_ID, client, SERVER_ID, server } from "./mtls-fixtures.js";
 
 /** OpenSSL 3.5 (Node 24) is the first with ML-KEM; the project runs on Node 24. */
 const [major = 0, minor = 0] = (process.versions.openssl ?? "0.0").split(".").map(Number);

@@ -14,7 +14,7 @@ import {
 } from "../events.js";
 import { type HedgeOptions, HedgePolicy } from "../hedge/hedge-policy.js";
 import { HedgeRace } from "../hedge/hedge-race.js";
-import { ForwardingController } from "./controller.js";
+import { DownstreamRequest } from "./downstream.js";
 import { RETRYABLE_HEADER } from "./headers.js";
 import { type BodyReplay, bodyReplay, SameBody } from "./replay-body.js";
 import {
@@ -95,16 +95,12 @@ function originOf(opts: DispatchOptions): string {
 }
 
 /** One request through the hedge interceptor, across all its attempts. */
-class HedgedRequest {
+class HedgedRequest extends DownstreamRequest {
   readonly policy: HedgePolicy;
   readonly dispatch: Dispatch;
   readonly opts: DispatchOptions;
-  readonly handler: DispatchHandler;
-  readonly controller: ForwardingController;
   readonly race: HedgeRace;
   readonly attempts: HedgeAttempt[] = [];
-  started = false;
-  done = false;
   timer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -114,12 +110,11 @@ class HedgedRequest {
     handler: DispatchHandler,
     body: BodyReplay | null,
   ) {
+    super(handler);
     this.policy = policy;
     this.dispatch = dispatch;
     this.opts = body === null ? opts : { ...opts, body: body.forAttempt() as never };
-    this.handler = handler;
     this.race = new HedgeRace(policy.maxAttempts, policy.budget);
-    this.controller = new ForwardingController((reason) => this.abort(reason));
   }
 
   get origin(): string {
@@ -185,12 +180,6 @@ class HedgedRequest {
       });
   }
 
-  begin(context: unknown): void {
-    if (this.started) return;
-    this.started = true;
-    this.handler.onRequestStart?.(this.controller, context);
-  }
-
   /** `winner` answered first: it is forwarded, every other attempt cancelled. */
   win(winner: HedgeAttempt): void {
     if (this.timer !== null) clearTimeout(this.timer);
@@ -215,18 +204,9 @@ class HedgedRequest {
     return false;
   }
 
-  finish(trailers: IncomingHeaders): void {
-    if (this.done) return;
-    this.done = true;
-    this.handler.onResponseEnd?.(this.controller, trailers as never);
-  }
-
-  fail(error: Error): void {
-    if (this.done) return;
-    this.done = true;
+  protected override release(): void {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
-    this.handler.onResponseError?.(this.controller, error);
   }
 
   /** The caller aborted: every attempt is cancelled. */
@@ -265,7 +245,7 @@ class HedgeAttempt implements DispatchHandler {
       controller.abort(this.#cancelReason ?? new HedgeLostError());
       return;
     }
-    this.req.begin(context);
+    this.req.startDownstream(context);
     // The caller's pause reaches whichever attempt wins; before that, every attempt reads.
     if (this.state === "won") this.req.controller.setTarget(controller);
   }
@@ -326,7 +306,7 @@ class HedgeAttempt implements DispatchHandler {
     this.state = "out";
     if (this.req.nonFatal(this)) {
       this.state = "won";
-      this.req.begin(undefined);
+      this.req.startDownstream(undefined);
       this.req.fail(error);
     }
   }
