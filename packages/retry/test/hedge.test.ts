@@ -236,6 +236,92 @@ describe("hedge() over real sockets", () => {
     expect(fast.requests).toBeGreaterThanOrEqual(1);
   });
 
+  it("gRPC: only methods listed in grpcMethods are hedged; a trailers-only UNAVAILABLE is non-fatal when listed", async () => {
+    /** A gRPC-shaped h2c endpoint: stalls, answers OK, or answers trailers-only UNAVAILABLE. */
+    async function grpcServer(kind: "stall" | "ok" | "unavailable") {
+      let onCancel!: (n: number) => void;
+      const cancelled = new Promise<number>((r) => {
+        onCancel = r;
+      });
+      const s = { origin: "", requests: 0, cancelled };
+      const server = http2.createServer();
+      const sessions = new Set<http2.ServerHttp2Session>();
+      server.on("session", (x) => sessions.add(x));
+      server.on("stream", (stream) => {
+        const n = s.requests++;
+        stream.on("close", () => {
+          if (stream.aborted) onCancel(n);
+        });
+        stream.resume();
+        if (kind === "stall") return;
+        if (kind === "unavailable") {
+          stream.respond(
+            { ":status": 200, "content-type": "application/grpc", "grpc-status": "14" },
+            { endStream: true },
+          );
+          return;
+        }
+        stream.respond(
+          { ":status": 200, "content-type": "application/grpc" },
+          { waitForTrailers: true },
+        );
+        stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+        stream.end(Buffer.from([0, 0, 0, 0, 2, 0x6f, 0x6b]));
+      });
+      server.listen(0, "127.0.0.1");
+      await once(server, "listening");
+      s.origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      open.push({
+        close: () => {
+          for (const x of sessions) x.destroy();
+          server.close();
+        },
+      });
+      return s;
+    }
+    const call = (dispatcher: Dispatcher, origin: string, path: string) =>
+      request(`${origin}${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/grpc", te: "trailers" },
+        body: Buffer.from([0, 0, 0, 0, 0]),
+        dispatcher,
+      });
+    const options = { delay: 20, grpcMethods: ["/books.Books/Get"], ...generous };
+    // A listed method: the stalled attempt is hedged, the hedge answers, the stall is reset.
+    const stalled = await grpcServer("stall");
+    const ok = await grpcServer("ok");
+    const res = await call(
+      client([stalled, ok], options, true),
+      stalled.origin,
+      "/books.Books/Get",
+    );
+    expect(res.statusCode).toBe(200);
+    expect((await res.body.arrayBuffer()).byteLength).toBe(7);
+    expect(await stalled.cancelled).toBe(0);
+    // An unlisted method is sent once: answered by the only endpoint it reached.
+    const unavailable = await grpcServer("unavailable");
+    const once_ = await call(
+      client([unavailable, ok], { ...options, delay: 60_000 }, true),
+      unavailable.origin,
+      "/books.Books/Delete",
+    );
+    expect(once_.headers["grpc-status"]).toBe("14");
+    await once_.body.dump();
+    // UNAVAILABLE listed as non-fatal: the race goes on at once, the hedge's OK wins.
+    const raced = await call(
+      client(
+        [unavailable, ok],
+        { ...options, delay: 60_000, nonFatal: { grpc: ["unavailable"] } },
+        true,
+      ),
+      unavailable.origin,
+      "/books.Books/Get",
+    );
+    expect(raced.headers["grpc-status"]).toBeUndefined();
+    await raced.body.dump();
+    expect(raced.trailers["grpc-status"]).toBe("0");
+  });
+
   it("works on undici 7 dispatchers (Node's bundled fetch major)", async () => {
     const slow = await h1(stall);
     const fast = await h1(answer("fast"));
