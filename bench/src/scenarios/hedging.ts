@@ -111,7 +111,8 @@ export async function hedging(ctx: BenchContext): Promise<ScenarioOutput> {
         if (failures.has(variant.name)) continue;
         ctx.log(`hedging: round ${round_ + 1}/${ctx.rounds} ${variant.name}`);
         try {
-          (runs[variant.name] ??= []).push(await runOnce(variant));
+          const result = await runOnce(variant);
+          runs[variant.name] = [...(runs[variant.name] ?? []), result];
         } catch (error) {
           failures.set(
             variant.name,
