@@ -164,6 +164,29 @@ describe("service balancer settings", () => {
     );
   });
 
+  test("balancer.pushback caps how long an endpoint answering Retry-After is avoided; max 0 ignores it", async () => {
+    const busy = await h1App((req, res) => {
+      req.resume();
+      res.writeHead(503, { "retry-after": "30" });
+      res.end();
+    });
+    closers.push(() => busy.close());
+    const capped = backendFor({
+      discovery: { static: [busy.address] },
+      balancer: { pushback: { max: "2s" } },
+    });
+    expect(await send(capped, 1)).toEqual([503]);
+    const [e] = capped.snapshot();
+    expect(e?.pushbackInMs).toBeGreaterThan(1_900);
+    expect(e?.pushbackInMs).toBeLessThanOrEqual(2_000);
+    const off = backendFor({
+      discovery: { static: [busy.address] },
+      balancer: { pushback: { max: 0 } },
+    });
+    expect(await send(off, 1)).toEqual([503]);
+    expect(off.snapshot()[0]?.pushbackInMs).toBeUndefined();
+  });
+
   test("failureRate.prior and failureCostFactor shape the failure cost", async () => {
     const failing = await app(500);
     const tuned = backendFor({

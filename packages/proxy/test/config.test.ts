@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { failureRateConfig, peakEwmaConfig } from "@mesh/balancer";
+import { failureRateConfig, peakEwmaConfig, pushbackConfig } from "@mesh/balancer";
 import { RetryPolicy } from "@mesh/retry";
 import { describe, expect, test } from "vitest";
 import { configJsonSchema, parseConfigText, parseDuration, validateConfig } from "../src/index.js";
@@ -195,6 +195,7 @@ inbound: { listen: 4143 }
         prior: rate.prior,
         failureCostFactor: rate.failureCostFactor,
       },
+      pushback: { max: pushbackConfig(undefined).maxMs, costFactor: 1_000 },
       localZoneMaxPending: 10,
     });
   });
@@ -213,6 +214,7 @@ outbound:
     expect(r.config.outbound?.services[0]?.balancer).toEqual({
       ewma: { decay: 2_000, defaultRtt: 100 },
       failureRate: { decay: 5_000, prior: 0, failureCostFactor: 15 },
+      pushback: { max: 10_000, costFactor: 1_000 },
       localZoneMaxPending: 10,
     });
   });

@@ -1,4 +1,9 @@
-import { failureAccrualConfig, failureRateConfig, peakEwmaConfig } from "@mesh/balancer";
+import {
+  failureAccrualConfig,
+  failureRateConfig,
+  peakEwmaConfig,
+  pushbackConfig,
+} from "@mesh/balancer";
 import { RateLimiter } from "@mesh/limit";
 import { RetryPolicy } from "@mesh/retry";
 import { z } from "zod";
@@ -283,6 +288,9 @@ const FAILURE_RATE_DEFAULTS = {
   prior: FAILURE_RATE.prior,
   failureCostFactor: FAILURE_RATE.failureCostFactor,
 };
+/** @mesh/balancer's pushback defaults, in this schema's field names. */
+const PUSHBACK = pushbackConfig(undefined);
+const PUSHBACK_DEFAULTS = { max: PUSHBACK.maxMs, costFactor: PUSHBACK.costFactor };
 /** The zone overload threshold, as EndpointSet defaults it (@mesh/balancer does not export it). */
 const LOCAL_ZONE_MAX_PENDING = 10;
 
@@ -337,6 +345,22 @@ const balancerSchema = strict({
   })
     .default(FAILURE_RATE_DEFAULTS)
     .describe("failures raise an endpoint's cost so fast failures do not attract traffic"),
+  pushback: strict({
+    max: boundedDuration(
+      "longest Retry-After / grpc-retry-pushback-ms honoured; 0 ignores pushback",
+      0,
+      3_600_000,
+      "0ms",
+      "1h",
+    ).default(PUSHBACK_DEFAULTS.max),
+    costFactor: number(1, 1e12)
+      .default(PUSHBACK_DEFAULTS.costFactor)
+      .describe("cost multiplier of an endpoint while its pushback lasts"),
+  })
+    .default(PUSHBACK_DEFAULTS)
+    .describe(
+      "an endpoint answering Retry-After or grpc-retry-pushback-ms is avoided for that long",
+    ),
   localZone: text()
     .optional()
     .describe(
@@ -352,6 +376,7 @@ const balancerSchema = strict({
 const BALANCER_DEFAULTS = {
   ewma: EWMA_DEFAULTS,
   failureRate: FAILURE_RATE_DEFAULTS,
+  pushback: PUSHBACK_DEFAULTS,
   localZoneMaxPending: LOCAL_ZONE_MAX_PENDING,
 };
 
