@@ -17,12 +17,18 @@ const budgetOf = (n: number) => {
   };
 };
 
-type Step = { kind: "timer" } | { kind: "final" | "nonFatal"; pick: number };
+type Step =
+  | { kind: "timer" }
+  | { kind: "final" | "nonFatal"; pick: number; pushback?: number | null };
 
 const steps = fc.array(
   fc.oneof(
     fc.constant<Step>({ kind: "timer" }),
-    fc.record({ kind: fc.constantFrom("final" as const, "nonFatal" as const), pick: fc.nat(9) }),
+    fc.record({
+      kind: fc.constantFrom("final" as const, "nonFatal" as const),
+      pick: fc.nat(9),
+      pushback: fc.option(fc.oneof(fc.constant(null), fc.nat(100)), { nil: undefined }),
+    }),
   ),
   { maxLength: 30 },
 );
@@ -50,12 +56,14 @@ describe("HedgeRace (pure core)", () => {
           if (step.kind === "final") {
             if (race.final(n)) answers++;
           } else {
-            const next = race.nonFatal(n);
+            const next = race.nonFatal(n, step.pushback);
             if (next === "forward") {
               answers++;
               expect(running.size).toBe(0);
             }
-            if (next === "hedge") running.add(race.sent - 1);
+            // "wait" reserves the attempt the owner sends after the pushback.
+            if (next === "hedge" || next === "wait") running.add(race.sent - 1);
+            if (step.pushback === null) expect(race.hedge()).toBe(-1);
           }
           if (race.winner !== -1) {
             // Decided: no hedge after the answer.
@@ -108,6 +116,18 @@ describe("HedgeRace (pure core)", () => {
     expect(race.nonFatal(1)).toBe("drop"); // 2 still runs, nothing more may be sent
     expect(race.nonFatal(2)).toBe("forward");
     expect(race.winner).toBe(2);
+  });
+});
+
+describe("grpc-retry-pushback-ms in a hedge race (A6)", () => {
+  it("a positive pushback delays the next hedge (paid now), a negative one ends hedging", () => {
+    const waiting = new HedgeRace(3, undefined);
+    expect(waiting.nonFatal(0, 200)).toBe("wait");
+    expect(waiting.sent).toBe(2);
+    const stopped = new HedgeRace(3, undefined);
+    expect(stopped.nonFatal(0, null)).toBe("forward");
+    expect(stopped.sent).toBe(1);
+    expect(stopped.hedge()).toBe(-1);
   });
 });
 

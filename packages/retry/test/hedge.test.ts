@@ -238,7 +238,7 @@ describe("hedge() over real sockets", () => {
 
   it("gRPC: only methods listed in grpcMethods are hedged; a trailers-only UNAVAILABLE is non-fatal when listed", async () => {
     /** A gRPC-shaped h2c endpoint: stalls, answers OK, or answers trailers-only UNAVAILABLE. */
-    async function grpcServer(kind: "stall" | "ok" | "unavailable") {
+    async function grpcServer(kind: "stall" | "ok" | "unavailable", pushback?: string) {
       let onCancel!: (n: number) => void;
       const cancelled = new Promise<number>((r) => {
         onCancel = r;
@@ -256,7 +256,12 @@ describe("hedge() over real sockets", () => {
         if (kind === "stall") return;
         if (kind === "unavailable") {
           stream.respond(
-            { ":status": 200, "content-type": "application/grpc", "grpc-status": "14" },
+            {
+              ":status": 200,
+              "content-type": "application/grpc",
+              "grpc-status": "14",
+              ...(pushback === undefined ? {} : { "grpc-retry-pushback-ms": pushback }),
+            },
             { endStream: true },
           );
           return;
@@ -320,6 +325,29 @@ describe("hedge() over real sockets", () => {
     expect(raced.headers["grpc-status"]).toBeUndefined();
     await raced.body.dump();
     expect(raced.trailers["grpc-status"]).toBe("0");
+    // A6 pushback: a negative grpc-retry-pushback-ms ends the race with that answer; a
+    // positive one delays the next hedge, which then wins.
+    const nonFatal = { ...options, delay: 60_000, nonFatal: { grpc: ["unavailable"] } };
+    const refusing = await grpcServer("unavailable", "-1");
+    const okAtStop = ok.requests;
+    const stop = await call(
+      client([refusing, ok], nonFatal, true),
+      refusing.origin,
+      "/books.Books/Get",
+    );
+    expect(stop.headers["grpc-status"]).toBe("14");
+    await stop.body.dump();
+    expect(ok.requests).toBe(okAtStop);
+    const pushing = await grpcServer("unavailable", "30");
+    const okBefore = ok.requests;
+    const later = await call(
+      client([pushing, ok], nonFatal, true),
+      pushing.origin,
+      "/books.Books/Get",
+    );
+    await later.body.dump();
+    expect(later.trailers["grpc-status"]).toBe("0");
+    expect(ok.requests).toBe(okBefore + 1);
   });
 
   it("works on undici 7 dispatchers (Node's bundled fetch major)", async () => {

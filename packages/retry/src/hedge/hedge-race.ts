@@ -8,6 +8,8 @@ export interface HedgeBudget {
 export type HedgeStep =
   /** Send the next hedge now (A6: a non-fatal answer skips the hedging delay). */
   | "hedge"
+  /** Send the next hedge (already counted and paid) after the server's pushback. */
+  | "wait"
   /** Forget it: other attempts are still running. */
   | "drop"
   /** Nothing else is running or may be sent: this outcome is the answer. */
@@ -32,6 +34,8 @@ export class HedgeRace {
   #winner = -1;
   /** The budget refused a hedge: no more will be tried. */
   #exhausted = false;
+  /** A server said not to retry (negative `grpc-retry-pushback-ms`): no more hedges. */
+  #stopped = false;
 
   constructor(maxAttempts: number, budget: HedgeBudget | undefined) {
     this.maxAttempts = maxAttempts;
@@ -60,7 +64,9 @@ export class HedgeRace {
 
   /** Whether another hedge may still be sent later (the owner keeps its timer only then). */
   get open(): boolean {
-    return this.#winner === -1 && !this.#exhausted && this.#sent < this.maxAttempts;
+    return (
+      this.#winner === -1 && !this.#exhausted && !this.#stopped && this.#sent < this.maxAttempts
+    );
   }
 
   /**
@@ -92,14 +98,19 @@ export class HedgeRace {
 
   /**
    * Attempt `n` ended with a non-fatal status or an error before any answer was chosen.
+   * `pushback` is what the server asked (A6 `grpc-retry-pushback-ms`): a delay in ms before
+   * the next hedge, or `null` for "no more attempts".
    * @returns `"hedge"` when the owner should send attempt {@link HedgeRace.sent} − 1 now
-   * (already counted and paid), `"drop"` when others still run, `"forward"` when this
-   * outcome is the request's answer (then it is the winner).
+   * (already counted and paid), `"wait"` when it should send that attempt after the
+   * pushback, `"drop"` when others still run, `"forward"` when this outcome is the request's
+   * answer (then it is the winner).
    */
-  nonFatal(n: number): HedgeStep {
+  nonFatal(n: number, pushback?: number | null): HedgeStep {
     if (this.#winner !== -1) return "drop";
     this.#inFlight--;
-    if (this.hedge() !== -1) return "hedge";
+    if (pushback === null) this.#stopped = true;
+    if (this.hedge() !== -1)
+      return pushback !== undefined && pushback !== null && pushback > 0 ? "wait" : "hedge";
     if (this.#inFlight > 0) return "drop";
     this.#winner = n;
     return "forward";

@@ -1,6 +1,7 @@
 import {
   getHeader,
   isGrpcContentType,
+  parseGrpcPushback,
   readGrpcStatus,
   takeHeader,
   toControllerHandler,
@@ -190,9 +191,12 @@ class HedgedRequest extends DownstreamRequest {
       hedgeWonChannel.publish({ name: this.policy.name, attempt: winner.n, origin: this.origin });
   }
 
-  /** An attempt ended without a final answer: hedge at once, wait for others, or answer with it. */
-  nonFatal(attempt: HedgeAttempt): boolean {
-    const step = this.race.nonFatal(attempt.n);
+  /**
+   * An attempt ended without a final answer: hedge at once (or after the server's pushback),
+   * wait for the others, or answer with it.
+   */
+  nonFatal(attempt: HedgeAttempt, pushback?: number | null): boolean {
+    const step = this.race.nonFatal(attempt.n, pushback);
     if (step === "forward") {
       this.win(attempt);
       return true;
@@ -200,6 +204,15 @@ class HedgedRequest extends DownstreamRequest {
     if (step === "hedge") {
       this.send(this.race.sent - 1);
       this.#arm();
+    } else if (step === "wait") {
+      // The next attempt is counted and paid; it goes out once the pushback has passed.
+      const n = this.race.sent - 1;
+      if (this.timer !== null) clearTimeout(this.timer);
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.send(n);
+        this.#arm();
+      }, pushback as number);
     } else this.#reportExhausted();
     return false;
   }
@@ -264,7 +277,7 @@ class HedgeAttempt implements DispatchHandler {
     if (this.state === "racing") {
       if (status < 200) return;
       if (this.#nonFatal(status, headers)) {
-        if (!req.nonFatal(this)) {
+        if (!req.nonFatal(this, pushbackOf(headers))) {
           this.state = "out";
           controller.abort(new HedgeLostError());
           return;
@@ -318,4 +331,10 @@ class HedgeAttempt implements DispatchHandler {
   onRequestSent(): void {
     if (this.state === "won") this.req.handler.onRequestSent?.();
   }
+}
+
+/** A6: `grpc-retry-pushback-ms` delays the next hedge (`null`: no more hedges). */
+function pushbackOf(headers: IncomingHeaders): number | null | undefined {
+  const v = headers["grpc-retry-pushback-ms"];
+  return v === undefined ? undefined : parseGrpcPushback(v);
 }
