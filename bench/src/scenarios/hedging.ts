@@ -15,7 +15,7 @@ import {
   settlePeerStatuses,
   type Table,
 } from "../lib/result.ts";
-import { LoadWorkerError, runLoad, startBackend } from "../lib/runners.ts";
+import { runFailureReason, runLoad, startBackend } from "../lib/runners.ts";
 import { round, spread } from "../lib/stats.ts";
 import type { ClientSpec } from "../load/clients.ts";
 import { meshUnavailableReason } from "../load/mesh-adapters.ts";
@@ -114,12 +114,7 @@ export async function hedging(ctx: BenchContext): Promise<ScenarioOutput> {
           const result = await runOnce(variant);
           runs[variant.name] = [...(runs[variant.name] ?? []), result];
         } catch (error) {
-          failures.set(
-            variant.name,
-            error instanceof LoadWorkerError && error.reason
-              ? error.reason
-              : (error as Error).message,
-          );
+          failures.set(variant.name, runFailureReason(error));
         }
       }
     }
