@@ -54,7 +54,9 @@ async function h1(handle: Handler): Promise<Server> {
 }
 
 /** An h2c server that notices a stream reset (RST_STREAM) before its answer. */
-async function h2c(handle: Handler): Promise<Server> {
+async function h2cStreams(
+  handle: (stream: http2.ServerHttp2Stream, n: number) => void,
+): Promise<Server> {
   let onCancel!: (n: number) => void;
   const cancelled = new Promise<number>((r) => {
     onCancel = r;
@@ -70,13 +72,7 @@ async function h2c(handle: Handler): Promise<Server> {
       if (stream.aborted) onCancel(n);
     });
     stream.resume();
-    handle({
-      n,
-      respond: (status, body) => {
-        stream.respond({ ":status": status });
-        stream.end(body);
-      },
-    });
+    handle(stream, n);
   });
   server.listen(0, "127.0.0.1");
   await once(server, "listening");
@@ -88,6 +84,19 @@ async function h2c(handle: Handler): Promise<Server> {
     },
   });
   return s;
+}
+
+/** {@link h2cStreams} with the {@link Handler} contract of the HTTP/1.1 server. */
+function h2c(handle: Handler): Promise<Server> {
+  return h2cStreams((stream, n) =>
+    handle({
+      n,
+      respond: (status, body) => {
+        stream.respond({ ":status": status });
+        stream.end(body);
+      },
+    }),
+  );
 }
 
 /** Sends attempt k of every request to servers[k % n], as a balancer would pick another endpoint. */
@@ -238,21 +247,8 @@ describe("hedge() over real sockets", () => {
 
   it("gRPC: only methods listed in grpcMethods are hedged; a trailers-only UNAVAILABLE is non-fatal when listed", async () => {
     /** A gRPC-shaped h2c endpoint: stalls, answers OK, or answers trailers-only UNAVAILABLE. */
-    async function grpcServer(kind: "stall" | "ok" | "unavailable", pushback?: string) {
-      let onCancel!: (n: number) => void;
-      const cancelled = new Promise<number>((r) => {
-        onCancel = r;
-      });
-      const s = { origin: "", requests: 0, cancelled };
-      const server = http2.createServer();
-      const sessions = new Set<http2.ServerHttp2Session>();
-      server.on("session", (x) => sessions.add(x));
-      server.on("stream", (stream) => {
-        const n = s.requests++;
-        stream.on("close", () => {
-          if (stream.aborted) onCancel(n);
-        });
-        stream.resume();
+    function grpcServer(kind: "stall" | "ok" | "unavailable", pushback?: string) {
+      return h2cStreams((stream) => {
         if (kind === "stall") return;
         if (kind === "unavailable") {
           stream.respond(
@@ -273,16 +269,6 @@ describe("hedge() over real sockets", () => {
         stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
         stream.end(Buffer.from([0, 0, 0, 0, 2, 0x6f, 0x6b]));
       });
-      server.listen(0, "127.0.0.1");
-      await once(server, "listening");
-      s.origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-      open.push({
-        close: () => {
-          for (const x of sessions) x.destroy();
-          server.close();
-        },
-      });
-      return s;
     }
     const call = (dispatcher: Dispatcher, origin: string, path: string) =>
       request(`${origin}${path}`, {
