@@ -488,18 +488,33 @@ describe("mesh-proxy check", () => {
             name: "broke",
             discovery: { static: ["127.0.0.1:1"] },
             retry: { budget: { ratio: 0, minPerSecond: 0 } },
+            hedge: { delay: "20ms" },
+          },
+          {
+            name: "hedged",
+            discovery: { static: ["127.0.0.1:1"] },
+            routes: [
+              { name: "create", match: { methods: ["POST"] }, hedge: { delay: "20ms" } },
+              {
+                name: "grpc",
+                match: { methods: ["POST"] },
+                hedge: { delay: "20ms", grpcMethods: ["/pkg.Svc/*"] },
+              },
+            ],
           },
         ],
       },
     });
     const r = await runCli(["check", "--config", file]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain("ok (3 warnings)");
+    expect(r.stdout).toContain("ok (5 warnings)");
     const lines = r.stderr.trim().split("\n");
     expect(lines).toEqual([
       "warning: outbound.services[0].routes[0]: retries nothing: POST is not idempotent and `on` has no gRPC condition; set nonIdempotent: true to retry them",
       "warning: outbound.services[1].retry: retries nothing: limit is 0 while `on` lists conditions",
       "warning: outbound.services[2].retry: retries nothing: the budget allows none (ratio 0, minPerSecond 0)",
+      "warning: outbound.services[2].hedge: hedges nothing: the retry budget allows none (ratio 0, minPerSecond 0)",
+      "warning: outbound.services[3].routes[0].hedge: hedges nothing: POST is not idempotent and grpcMethods is empty",
     ]);
   });
 
