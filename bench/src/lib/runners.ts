@@ -71,6 +71,11 @@ export class LoadWorkerError extends Error {
   }
 }
 
+/** Why a run failed, as written into the results: the worker's reason, else the message. */
+export function runFailureReason(error: unknown): string {
+  return error instanceof LoadWorkerError && error.reason ? error.reason : (error as Error).message;
+}
+
 /** Requests per second and how long {@link warmUp} loads a peer before it is measured. */
 export const WARMUP = { rate: 1000, durationMs: 20_000 } as const;
 

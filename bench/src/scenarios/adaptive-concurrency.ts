@@ -19,7 +19,7 @@ import {
   settlePeerStatuses,
   type Table,
 } from "../lib/result.ts";
-import { LoadWorkerError, runLoad, SRC_DIR } from "../lib/runners.ts";
+import { runFailureReason, runLoad, SRC_DIR } from "../lib/runners.ts";
 import { round, spread } from "../lib/stats.ts";
 import { meshUnavailableReason } from "../load/mesh-adapters.ts";
 import type { OpenLoopResult } from "../load/open-loop.ts";
@@ -164,12 +164,7 @@ export async function adaptiveConcurrency(ctx: BenchContext): Promise<ScenarioOu
           limit: s.limit,
         });
       } catch (error) {
-        failures.set(
-          v.name,
-          error instanceof LoadWorkerError && error.reason
-            ? error.reason
-            : (error as Error).message,
-        );
+        failures.set(v.name, runFailureReason(error));
       } finally {
         await ctx.pm.stop(app.proc);
       }

@@ -16,7 +16,7 @@ import {
   settlePeerStatuses,
   type Table,
 } from "../lib/result.ts";
-import { LoadWorkerError, runLoad, startBackend } from "../lib/runners.ts";
+import { runFailureReason, runLoad, startBackend } from "../lib/runners.ts";
 import { round, spread } from "../lib/stats.ts";
 import type { ClientSpec } from "../load/clients.ts";
 import { meshUnavailableReason } from "../load/mesh-adapters.ts";
@@ -152,10 +152,7 @@ export async function retryStorm(ctx: BenchContext): Promise<ScenarioOutput> {
           runs[policy.name]!.storm.push(storm);
           runs[policy.name]!.transient.push(transient);
         } catch (error) {
-          const reason =
-            error instanceof LoadWorkerError && error.reason
-              ? error.reason
-              : (error as Error).message;
+          const reason = runFailureReason(error);
           failures.set(policy.name, reason);
         }
       }

@@ -84,6 +84,7 @@ const BALANCER_OPTIONS: OptionNames = {
     "ewma",
     "failureRate",
     "accrual",
+    "pushback",
     "localZone",
     "localZoneMaxPending",
     "failFastMs",

@@ -12,6 +12,8 @@ export const meshChannels = {
     timeout: "mesh:retry:timeout",
     breaker: "mesh:retry:breaker",
     breakerRejected: "mesh:retry:breaker-rejected",
+    hedge: "mesh:retry:hedge",
+    hedgeWon: "mesh:retry:hedge-won",
   },
   balancer: {
     endpoint: "mesh:balancer:endpoint",

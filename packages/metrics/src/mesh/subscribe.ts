@@ -18,6 +18,8 @@ export const COUNTED_MESH_CHANNELS = Object.freeze([
   retry.timeout,
   retry.breaker,
   retry.breakerRejected,
+  retry.hedge,
+  retry.hedgeWon,
   balancer.endpoint,
   balancer.failFast,
   balancer.zone,
@@ -111,6 +113,16 @@ export function subscribeMeshEvents(
     "mesh_retry_timeouts_total",
     "Timeouts fired, by kind (request, per-try, idle).",
     ["name", "kind"],
+  );
+  const hedges = c(
+    "mesh_retry_hedges_total",
+    "Hedged attempts sent while an earlier attempt of the request was still running.",
+    ["name"],
+  );
+  const hedgesWon = c(
+    "mesh_retry_hedges_won_total",
+    "Requests answered by a hedge (the earlier attempts were cancelled).",
+    ["name"],
   );
   const breakerState = g(
     "mesh_circuit_breaker_state",
@@ -291,6 +303,18 @@ export function subscribeMeshEvents(
       const name = str(p.name);
       if (name === undefined) return false;
       breakerRejected.inc({ name });
+      return true;
+    },
+    "mesh:retry:hedge": (p) => {
+      const name = str(p.name);
+      if (name === undefined) return false;
+      hedges.inc({ name });
+      return true;
+    },
+    "mesh:retry:hedge-won": (p) => {
+      const name = str(p.name);
+      if (name === undefined) return false;
+      hedgesWon.inc({ name });
       return true;
     },
     "mesh:balancer:endpoint": (p) => {

@@ -1,4 +1,9 @@
-import { failureRateConfig, peakEwmaConfig } from "@mesh/balancer";
+import {
+  failureAccrualConfig,
+  failureRateConfig,
+  peakEwmaConfig,
+  pushbackConfig,
+} from "@mesh/balancer";
 import { RateLimiter } from "@mesh/limit";
 import { RetryPolicy } from "@mesh/retry";
 import { z } from "zod";
@@ -133,6 +138,30 @@ const retrySchema = strict({
   nonIdempotent: retryFields.nonIdempotent.default(RETRY_DEFAULTS.retryNonIdempotent),
 }).describe("retry policy");
 
+const GRPC_METHOD = /^\/[^/\s]+\/(?:[^/\s*]+|\*)$/;
+
+/** Hedging (gRPC A6): @mesh/retry's `hedge()`, used instead of retries where set. */
+const hedgeSchema = strict({
+  delay: duration("how long an attempt may go unanswered before a hedge goes to another endpoint"),
+  maxAttempts: integer(2, 5)
+    .default(2)
+    .describe("most attempts per request, the original included"),
+  nonFatal: list(retryCondition)
+    .optional()
+    .describe("answers that do not end the race (a hedge is sent at once); default: retry.on"),
+  grpcMethods: list(
+    z
+      .string({ error: "expected a gRPC method such as /pkg.Service/Method or /pkg.Service/*" })
+      .regex(GRPC_METHOD, {
+        error: "expected a gRPC method such as /pkg.Service/Method or /pkg.Service/*",
+      }),
+  )
+    .default([])
+    .describe("gRPC methods that may be hedged (gRPC calls are hedged only when listed)"),
+}).describe(
+  "hedging: send the request again to another endpoint after `delay`, first answer wins, paid from the retry budget",
+);
+
 /** A route's retry settings override the service's field by field. */
 const routeRetrySchema = strict({
   on: retryFields.on.optional(),
@@ -243,8 +272,12 @@ const routeSchema = strict({
   match: matchSchema.default({}),
   timeout: timeoutSchema.optional(),
   retry: routeRetrySchema.optional(),
+  hedge: hedgeSchema.optional().describe("hedging for this route (replaces the service's)"),
   backends: backendsSchema.optional().describe("split for this route only"),
 });
+
+/** @mesh/balancer's own failure-accrual defaults (mode, success-rate window). */
+const ACCRUAL = failureAccrualConfig(undefined);
 
 /** @mesh/balancer's own `PeakEwma` and `FailureRate` defaults, in this schema's field names. */
 const EWMA = peakEwmaConfig(undefined);
@@ -255,6 +288,9 @@ const FAILURE_RATE_DEFAULTS = {
   prior: FAILURE_RATE.prior,
   failureCostFactor: FAILURE_RATE.failureCostFactor,
 };
+/** @mesh/balancer's pushback defaults, in this schema's field names. */
+const PUSHBACK = pushbackConfig(undefined);
+const PUSHBACK_DEFAULTS = { max: PUSHBACK.maxMs, costFactor: PUSHBACK.costFactor };
 /** The zone overload threshold, as EndpointSet defaults it (@mesh/balancer does not export it). */
 const LOCAL_ZONE_MAX_PENDING = 10;
 
@@ -309,6 +345,22 @@ const balancerSchema = strict({
   })
     .default(FAILURE_RATE_DEFAULTS)
     .describe("failures raise an endpoint's cost so fast failures do not attract traffic"),
+  pushback: strict({
+    max: boundedDuration(
+      "longest Retry-After / grpc-retry-pushback-ms honoured; 0 ignores pushback",
+      0,
+      3_600_000,
+      "0ms",
+      "1h",
+    ).default(PUSHBACK_DEFAULTS.max),
+    costFactor: number(1, 1e12)
+      .default(PUSHBACK_DEFAULTS.costFactor)
+      .describe("cost multiplier of an endpoint while its pushback lasts"),
+  })
+    .default(PUSHBACK_DEFAULTS)
+    .describe(
+      "an endpoint answering Retry-After or grpc-retry-pushback-ms is avoided for that long",
+    ),
   localZone: text()
     .optional()
     .describe(
@@ -324,6 +376,7 @@ const balancerSchema = strict({
 const BALANCER_DEFAULTS = {
   ewma: EWMA_DEFAULTS,
   failureRate: FAILURE_RATE_DEFAULTS,
+  pushback: PUSHBACK_DEFAULTS,
   localZoneMaxPending: LOCAL_ZONE_MAX_PENDING,
 };
 
@@ -491,12 +544,32 @@ const serviceSchema = strict({
     .describe("protocol towards endpoints; auto mirrors the client's"),
   timeout: timeoutSchema.default({}),
   retry: retrySchema.prefault({}),
+  hedge: hedgeSchema.optional(),
   failureAccrual: strict({
+    mode: z
+      .enum(["consecutive-failures", "success-rate"], {
+        error: "expected consecutive-failures or success-rate",
+      })
+      .default(ACCRUAL.mode)
+      .describe("what ejects an endpoint: a run of failures, or a windowed success rate"),
     consecutiveFailures: integer(1).default(7),
+    successRate: strict({
+      threshold: number(0, 1)
+        .default(ACCRUAL.successRate.threshold)
+        .describe("success rate below which the endpoint is ejected"),
+      minRequests: integer(1)
+        .default(ACCRUAL.successRate.minRequests)
+        .describe("requests the window must hold before the rate counts"),
+      window: duration("window the success rate is measured over").default(
+        ACCRUAL.successRate.windowMs,
+      ),
+    })
+      .prefault({})
+      .describe("mode success-rate: linkerd2's success-rate breaker"),
     minPenalty: duration("first ejection time").default(1_000),
     maxPenalty: duration("longest ejection time").default(60_000),
     jitter: number(0, 1).default(0.5),
-  }).default({ consecutiveFailures: 7, minPenalty: 1_000, maxPenalty: 60_000, jitter: 0.5 }),
+  }).prefault({}),
   failFast: duration("how long a request waits for a ready endpoint").default(3_000),
   rateLimit: outboundRateLimitSchema.optional(),
   balancer: balancerSchema.default(BALANCER_DEFAULTS),
@@ -795,6 +868,8 @@ export type RouteConfig = ServiceConfig["routes"][number];
 export type DiscoveryConfig = NonNullable<ServiceConfig["discovery"]>;
 /** Parsed retry settings of a service. */
 export type RetryConfig = ServiceConfig["retry"];
+/** Parsed hedging settings of a service or route. */
+export type HedgeConfig = NonNullable<ServiceConfig["hedge"]>;
 /** Parsed timeouts. */
 export type TimeoutConfig = ServiceConfig["timeout"];
 /** Parsed listener limits. */
