@@ -227,7 +227,11 @@ const matchSchema = strict({
   });
 
 const routeSchema = strict({
-  name: text().optional().describe("label for metrics and logs; defaults to route-<index>"),
+  name: text()
+    .optional()
+    .describe(
+      "the route label of metrics, logs and tap; unique in its service, not 'default'; defaults to one derived from match (e.g. 'GET prefix:/api')",
+    ),
   match: matchSchema.default({}),
   timeout: timeoutSchema.optional(),
   retry: routeRetrySchema.optional(),
@@ -501,6 +505,23 @@ const serviceSchema = strict({
   .refine((s) => s.discovery !== undefined || (s.backends?.length ?? 0) > 0, {
     error: "expected discovery or backends",
     path: ["discovery"],
+  })
+  .superRefine((s, ctx) => {
+    // A route name is a metric label: two routes sharing one would merge their series.
+    const seen = new Map<string, number>();
+    s.routes.forEach((r, j) => {
+      if (r.name === undefined) return;
+      const other = seen.get(r.name);
+      const message =
+        r.name === "default"
+          ? "expected a name other than 'default' (the label of requests no route matches)"
+          : other !== undefined
+            ? `expected a route name unique in its service (routes[${other}] has it too)`
+            : undefined;
+      if (message !== undefined)
+        ctx.addIssue({ code: "custom", message, path: ["routes", j, "name"], input: r.name });
+      else seen.set(r.name, j);
+    });
   })
   .describe("an upstream service");
 
