@@ -16,6 +16,7 @@ import { ProxyMetrics } from "./metrics/proxy-metrics.js";
 import { Outbound } from "./outbound/outbound.js";
 import { type IssuerBundleWatch, watchIssuerBundle } from "./security/mtls/bundle-watch.js";
 import { createIdentity, type MeshIdentity } from "./security/mtls/identity.js";
+import { TapHub } from "./tap/hub.js";
 
 /** Options of {@link MeshProxy.start}. */
 export interface ProxyOptions {
@@ -111,6 +112,7 @@ export class MeshProxy {
       endpoints: () => this.outbound?.endpoints() ?? [],
       shutdown: () => void this.shutdown(),
       shutdownEnabled: options.config.admin.shutdownEndpoint,
+      tap: new TapHub(() => this.config.admin.tap, this.metrics.signals.registry),
     });
   }
 

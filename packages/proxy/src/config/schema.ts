@@ -793,6 +793,26 @@ const identitySchema = strict({
   })
   .describe("this proxy's workload identity (mTLS)");
 
+const TAP_DEFAULTS = { enabled: true, maxQueue: 1_000, headers: [] as string[] };
+
+/** `admin.tap`: who may watch live requests on `GET /tap`, and what they see. */
+const tapSchema = strict({
+  enabled: bool().default(true).describe("serve GET /tap (live requests as NDJSON)"),
+  token: text()
+    .min(16, { error: "expected a token of at least 16 characters" })
+    .optional()
+    .describe(
+      "when set, /tap needs Authorization: Bearer <token> and is open to any client; when absent, loopback clients only",
+    ),
+  maxQueue: integer(1, 100_000)
+    .default(1_000)
+    .describe("lines a tap stream holds for a slow reader; more are dropped and counted"),
+  headers: list(text())
+    .default([])
+    .transform((names) => names.map((n) => n.toLowerCase()))
+    .describe("request headers whose values tap shows (none by default; bodies never)"),
+});
+
 /** The proxy's configuration schema (zod 4). Parsing yields {@link ProxyConfig}. */
 export const configSchema = strict({
   $schema: z.string().optional().describe("JSON Schema reference for editors"),
@@ -803,7 +823,8 @@ export const configSchema = strict({
   admin: strict({
     listen: address("admin server").default("127.0.0.1:4191"),
     shutdownEndpoint: bool().default(true).describe("enable POST /shutdown (loopback only)"),
-  }).default({ listen: "127.0.0.1:4191", shutdownEndpoint: true }),
+    tap: tapSchema.default(TAP_DEFAULTS),
+  }).default({ listen: "127.0.0.1:4191", shutdownEndpoint: true, tap: TAP_DEFAULTS }),
   log: strict({
     level: z
       .enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"], {

@@ -10,6 +10,7 @@ import {
   OrigProtoError,
   parseOrigProto,
 } from "../security/orig-proto/orig-proto.js";
+import { publishRequest, requestChannel } from "../tap/event.js";
 import { hasRequestBody, type IncomingRequest } from "./body.js";
 import { classifyError, ProxyError, respondWithError } from "./errors.js";
 import { type ForwardResult, forwardTo, type OutgoingResponse } from "./forward.js";
@@ -270,6 +271,11 @@ function onForwarded(result: ForwardResult, r: PipelineRequest): void {
   const latency = (result.firstByteAt || performance.now()) - start;
   if (result.status === 0) signals.streamError(latency);
   else signals.response(result.status, result.grpcStatus ?? -1, latency);
+  // Tap: one property read when nobody taps; the event is built only for a subscriber.
+  if (requestChannel.hasSubscribers) {
+    const { status, grpcStatus, bytes, firstByteAt, error } = result;
+    publishRequest(ctx.direction, r, target, status, grpcStatus, bytes, firstByteAt, error?.reason);
+  }
   if (result.error !== undefined) {
     ctx.logger.warn(
       {
@@ -465,6 +471,10 @@ function reject(ctx: DirectionContext, r: PipelineRequest, error: ProxyError): v
   respondWithError(res, error, grpc, ctx.draining() || hasRequestBody(req));
   const status = grpc ? 200 : error.status;
   signals.response(status, grpc ? error.grpcStatus : -1, performance.now() - r.start);
+  if (requestChannel.hasSubscribers) {
+    const grpcStatus = grpc ? error.grpcStatus : undefined;
+    publishRequest(ctx.direction, r, undefined, status, grpcStatus, 0, 0, error.reason);
+  }
   // Discard whatever body the client still sends.
   req.resume();
   ctx.logger.warn(
