@@ -2,12 +2,6 @@ export { AdminServer, type AdminSource } from "./admin/admin.js";
 export { main, version } from "./cli/main.js";
 export * from "./config/index.js";
 export {
-  classifyPrefix,
-  type DetectedProtocol,
-  type DetectFailure,
-  detectProtocol,
-} from "./detect/protocol.js";
-export {
   classifyError,
   PROXY_ERROR_HEADER,
   ProxyError,

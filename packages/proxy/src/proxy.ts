@@ -14,9 +14,9 @@ import { Inbound } from "./inbound/inbound.js";
 import { createLogger, type ProxyLogger } from "./log.js";
 import { ProxyMetrics } from "./metrics/proxy-metrics.js";
 import { Outbound } from "./outbound/outbound.js";
-import { type IssuerBundleWatch, watchIssuerBundle } from "./security/mtls/bundle-watch.js";
-import { createIdentity, type MeshIdentity } from "./security/mtls/identity.js";
 import { TapHub } from "./tap/hub.js";
+import { type IssuerBundleWatch, watchIssuerBundle } from "./transport/mtls/bundle-watch.js";
+import { createIdentity, type MeshIdentity } from "./transport/mtls/identity.js";
 
 /** Options of {@link MeshProxy.start}. */
 export interface ProxyOptions {

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { failureRateConfig, peakEwmaConfig } from "@mesh/balancer";
+import { RetryPolicy } from "@mesh/retry";
 import { describe, expect, test } from "vitest";
 import { configJsonSchema, parseConfigText, parseDuration, validateConfig } from "../src/index.js";
 import { runCli, tempDir, writeConfig } from "./helpers.js";
@@ -451,6 +452,80 @@ describe("mesh-proxy check", () => {
       "warning: outbound.services[1].retry: retries nothing: limit is 0 while `on` lists conditions",
       "warning: outbound.services[2].retry: retries nothing: the budget allows none (ratio 0, minPerSecond 0)",
     ]);
+  });
+
+  test("old field names (maxBodyBytes, backoff.min) still work, with a warning naming the new one", async () => {
+    const file = writeConfig(tempDir(), {
+      outbound: {
+        services: [
+          {
+            name: "orders",
+            discovery: { static: ["127.0.0.1:1"] },
+            retry: { maxBodyBytes: 1024, backoff: { min: "10ms", max: "1s" } },
+            routes: [{ name: "r", match: { pathPrefix: "/" }, retry: { maxBodyBytes: 2048 } }],
+          },
+        ],
+      },
+    });
+    const r = await runCli(["check", "--config", file]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("ok (3 warnings)");
+    expect(r.stderr.trim().split("\n")).toEqual([
+      "warning: outbound.services[0].retry.maxBodyBytes: renamed to outbound.services[0].retry.maxReplayBytes (the name @mesh/retry's RetryPolicy uses); the old name still works for now",
+      "warning: outbound.services[0].retry.backoff.min: renamed to outbound.services[0].retry.backoff.base (the name @mesh/retry's Backoff uses); the old name still works for now",
+      "warning: outbound.services[0].routes[0].retry.maxBodyBytes: renamed to outbound.services[0].routes[0].retry.maxReplayBytes (the name @mesh/retry's RetryPolicy uses); the old name still works for now",
+    ]);
+    const parsed = validateConfig({
+      outbound: {
+        services: [
+          {
+            name: "orders",
+            discovery: { static: ["127.0.0.1:1"] },
+            retry: { maxBodyBytes: 1024, backoff: { min: "10ms" } },
+          },
+        ],
+      },
+    });
+    expect(parsed.ok && parsed.config.outbound?.services[0]?.retry).toMatchObject({
+      maxReplayBytes: 1024,
+      backoff: { base: 10, max: 250 },
+    });
+    const both = validateConfig({
+      outbound: {
+        services: [
+          {
+            name: "orders",
+            discovery: { static: ["127.0.0.1:1"] },
+            retry: { maxBodyBytes: 1, maxReplayBytes: 2 },
+          },
+        ],
+      },
+    });
+    expect(both.ok ? [] : both.problems).toEqual([
+      {
+        path: "outbound.services[0].retry.maxBodyBytes",
+        message: "expected only maxReplayBytes (maxBodyBytes is its old name), got both",
+      },
+    ]);
+  });
+
+  test("retry defaults are @mesh/retry's own", () => {
+    const policy = new RetryPolicy();
+    const r = validateConfig({
+      outbound: { services: [{ name: "a", discovery: { static: ["127.0.0.1:1"] } }] },
+    });
+    expect(r.ok && r.config.outbound?.services[0]?.retry).toEqual({
+      on: ["5xx", "unavailable"],
+      limit: policy.limit,
+      budget: {
+        ratio: policy.budget?.retryRatio,
+        minPerSecond: policy.budget?.minRetriesPerSecond,
+        ttl: policy.budget?.ttl,
+      },
+      maxReplayBytes: policy.maxReplayBytes,
+      backoff: { base: policy.backoff.base, max: policy.backoff.max },
+      nonIdempotent: false,
+    });
   });
 
   test("--help and --version", async () => {

@@ -7,9 +7,9 @@ import { IdentityError, identityErrorCodes } from "@mesh/tls-identity";
 import { describe, expect, it } from "vitest";
 import { FOREIGN_ERROR_ANSWERS, MESH_ERROR_ANSWERS } from "../src/http/error-table.js";
 import { classifyError, ProxyError, proxyErrorCodes } from "../src/http/errors.js";
-import { meshTlsErrorCodes } from "../src/security/mtls/errors.js";
-import { transportHeaderErrorCodes } from "../src/security/transport-header/header.js";
 import { statErrorCodes } from "../src/stat/errors.js";
+import { meshTlsErrorCodes } from "../src/transport/mtls/errors.js";
+import { transportHeaderErrorCodes } from "../src/transport/transport-header/header.js";
 
 /** Every code each library exports, and the proxy's own (apart from ProxyError's). */
 const EVERY_CODE: readonly string[] = [

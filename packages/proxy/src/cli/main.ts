@@ -5,7 +5,7 @@ import { ENV_CONFIG_FILE } from "../config/env.js";
 import { ConfigError, type ConfigProblem, formatProblem } from "../config/errors.js";
 import { checkConfigFiles } from "../config/files.js";
 import { configJsonSchema } from "../config/json-schema.js";
-import { loadConfigFile } from "../config/load.js";
+import { configLoadWarnings, loadConfigFile } from "../config/load.js";
 import { retryWarnings } from "../config/retry-conditions.js";
 import { createLogger } from "../log.js";
 import { MeshProxy } from "../proxy.js";
@@ -96,7 +96,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     if (err instanceof ConfigError) return reportProblems(file, err.problems, io);
     throw err;
   }
-  const warnings = retryWarnings(config);
+  const warnings = [...configLoadWarnings(config), ...retryWarnings(config)];
   if (command === "check") {
     const problems = await checkConfigFiles(config, {
       identity: dirname(resolve(file)),

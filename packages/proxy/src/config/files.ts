@@ -2,7 +2,7 @@ import { readFile, stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import { parseEndpointsFile } from "@mesh/balancer";
 import { parseCertificatesPem, TrustBundle, X509Svid } from "@mesh/tls-identity";
-import { workloadApiAddress } from "../security/mtls/identity.js";
+import { workloadApiAddress } from "../transport/mtls/identity.js";
 import type { ConfigProblem } from "./errors.js";
 import type { DiscoveryConfig, ProxyConfig } from "./schema.js";
 

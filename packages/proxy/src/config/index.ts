@@ -4,7 +4,13 @@ export { applyEnvOverrides, ENV_CONFIG_FILE, ENV_PREFIX, envPath } from "./env.j
 export { ConfigError, type ConfigProblem, formatProblem } from "./errors.js";
 export { type ConfigFileBases, checkConfigFiles } from "./files.js";
 export { configJsonSchema } from "./json-schema.js";
-export { type ConfigResult, loadConfigFile, parseConfigText, validateConfig } from "./load.js";
+export {
+  type ConfigResult,
+  configLoadWarnings,
+  loadConfigFile,
+  parseConfigText,
+  validateConfig,
+} from "./load.js";
 export { redactConfig } from "./redact.js";
 export { retryWarnings, splitRetryConditions } from "./retry-conditions.js";
 export * from "./schema.js";

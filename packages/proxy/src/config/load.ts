@@ -3,12 +3,24 @@ import { extname } from "node:path";
 import { parseDocument } from "yaml";
 import { applyEnvOverrides } from "./env.js";
 import { ConfigError, type ConfigProblem, describeValue, problemsFromIssues } from "./errors.js";
+import { moveRenamedFields } from "./renamed.js";
 import { configSchema, type ProxyConfig } from "./schema.js";
 
 /** Result of validating a configuration without throwing. */
 export type ConfigResult =
   | { ok: true; config: ProxyConfig }
   | { ok: false; problems: ConfigProblem[] };
+
+/** Warnings found while validating each config (old field names), for {@link configLoadWarnings}. */
+const loadWarnings = new WeakMap<ProxyConfig, ConfigProblem[]>();
+
+/**
+ * What validation noticed about a valid config without refusing it: fields given by an old
+ * name (see `renamed.ts`). `check` prints them and the proxy logs them at start.
+ */
+export function configLoadWarnings(config: ProxyConfig): readonly ConfigProblem[] {
+  return loadWarnings.get(config) ?? [];
+}
 
 /**
  * Validates a raw configuration object (already parsed from YAML/JSON), applying
@@ -25,12 +37,18 @@ export function validateConfig(raw: unknown, env: NodeJS.ProcessEnv = {}): Confi
       ],
     };
   }
-  const { config, sources } = applyEnvOverrides(raw as Record<string, unknown>, env);
+  const { config: given, sources } = applyEnvOverrides(raw as Record<string, unknown>, env);
+  const config = structuredClone(given);
+  const renamed = moveRenamedFields(config);
   const result = configSchema.safeParse(config, { reportInput: true });
   const problems = result.success ? [] : problemsFromIssues(result.error.issues, config, sources);
+  problems.unshift(...renamed.problems);
   const nothing = proxiesNothing(config);
   if (nothing !== undefined) problems.unshift(nothing);
-  if (result.success && problems.length === 0) return { ok: true, config: result.data };
+  if (result.success && problems.length === 0) {
+    if (renamed.warnings.length > 0) loadWarnings.set(result.data, renamed.warnings);
+    return { ok: true, config: result.data };
+  }
   return { ok: false, problems };
 }
 

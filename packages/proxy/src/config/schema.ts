@@ -1,5 +1,6 @@
 import { failureRateConfig, peakEwmaConfig } from "@mesh/balancer";
 import { RateLimiter } from "@mesh/limit";
+import { RetryPolicy } from "@mesh/retry";
 import { z } from "zod";
 import { parseHostPort } from "./address.js";
 import { parseDuration } from "./duration.js";
@@ -82,19 +83,32 @@ const retryCondition = z
     },
   );
 
+/** @mesh/retry's own defaults (a policy built from no options): the config repeats none. */
+const RETRY_DEFAULTS = new RetryPolicy();
+const BUDGET_DEFAULTS = RETRY_DEFAULTS.budget as NonNullable<RetryPolicy["budget"]>;
+
 /** Retry budget, matching Linkerd's TPS budget. */
 const budgetSchema = strict({
   ratio: number(0, 1000)
-    .default(0.2)
+    .default(BUDGET_DEFAULTS.retryRatio)
     .describe("retries allowed per original request over the ttl window"),
-  minPerSecond: integer(0).default(10).describe("retries per second always allowed"),
-  ttl: duration("window over which requests and retries are counted").default(10_000),
+  minPerSecond: integer(0)
+    .default(BUDGET_DEFAULTS.minRetriesPerSecond)
+    .describe("retries per second always allowed"),
+  ttl: duration("window over which requests and retries are counted").default(BUDGET_DEFAULTS.ttl),
 })
   .refine((b) => b.ttl >= 1_000 && b.ttl <= 60_000, {
     error: "expected a duration between 1s and 60s",
     path: ["ttl"],
   })
   .describe("retry budget shared by every request of the service (or route)");
+
+const backoffSchema = strict({
+  base: duration("first backoff (full jitter: a retry waits up to base × 2^n)").default(
+    RETRY_DEFAULTS.backoff.base,
+  ),
+  max: duration("backoff cap").default(RETRY_DEFAULTS.backoff.max),
+});
 
 const retryFields = {
   on: list(retryCondition).describe("what to retry: HTTP status classes and gRPC statuses"),
@@ -104,21 +118,18 @@ const retryFields = {
     .max(100, { error: "expected integer <= 100" })
     .describe("maximum retries per request"),
   budget: budgetSchema,
-  maxBodyBytes: integer(0).describe("request bodies up to this size are buffered for replay"),
-  backoff: strict({
-    min: duration("first backoff").default(25),
-    max: duration("backoff cap").default(250),
-  }),
+  maxReplayBytes: integer(0).describe("request bodies up to this size are buffered for replay"),
+  backoff: backoffSchema,
   nonIdempotent: bool().describe("also retry methods that are not idempotent (POST, PATCH)"),
 };
 
 const retrySchema = strict({
   on: retryFields.on.default(["5xx", "unavailable"]),
-  limit: retryFields.limit.default(1),
-  budget: retryFields.budget.default({ ratio: 0.2, minPerSecond: 10, ttl: 10_000 }),
-  maxBodyBytes: retryFields.maxBodyBytes.default(65_536),
-  backoff: retryFields.backoff.default({ min: 25, max: 250 }),
-  nonIdempotent: retryFields.nonIdempotent.default(false),
+  limit: retryFields.limit.default(RETRY_DEFAULTS.limit),
+  budget: retryFields.budget.prefault({}),
+  maxReplayBytes: retryFields.maxReplayBytes.default(RETRY_DEFAULTS.maxReplayBytes),
+  backoff: retryFields.backoff.prefault({}),
+  nonIdempotent: retryFields.nonIdempotent.default(RETRY_DEFAULTS.retryNonIdempotent),
 }).describe("retry policy");
 
 /** A route's retry settings override the service's field by field. */
@@ -126,7 +137,7 @@ const routeRetrySchema = strict({
   on: retryFields.on.optional(),
   limit: retryFields.limit.optional(),
   budget: retryFields.budget.optional(),
-  maxBodyBytes: retryFields.maxBodyBytes.optional(),
+  maxReplayBytes: retryFields.maxReplayBytes.optional(),
   backoff: retryFields.backoff.optional(),
   nonIdempotent: retryFields.nonIdempotent.optional(),
 }).describe("retry overrides for this route");
@@ -482,14 +493,7 @@ const serviceSchema = strict({
     .default("auto")
     .describe("protocol towards endpoints; auto mirrors the client's"),
   timeout: timeoutSchema.default({}),
-  retry: retrySchema.default({
-    on: ["5xx", "unavailable"],
-    limit: 1,
-    budget: { ratio: 0.2, minPerSecond: 10, ttl: 10_000 },
-    maxBodyBytes: 65_536,
-    backoff: { min: 25, max: 250 },
-    nonIdempotent: false,
-  }),
+  retry: retrySchema.prefault({}),
   failureAccrual: strict({
     consecutiveFailures: integer(1).default(7),
     minPenalty: duration("first ejection time").default(1_000),

@@ -1,6 +1,6 @@
 import { parseSpiffeId, parseTrustDomain } from "@mesh/tls-identity";
 import type { z } from "zod";
-import { AuthzConfigError, compileAuthzPolicy } from "../security/authz/index.js";
+import { AuthzConfigError, compileAuthzPolicy } from "../inbound/authz/index.js";
 import { describeValue } from "./errors.js";
 
 /** The parts of the parsed config the cross-field security checks read. */

@@ -4,11 +4,11 @@ import type { MetricsErrorCode } from "@mesh/metrics";
 import type { RetryErrorCode } from "@mesh/retry";
 import type { IdentityErrorCode } from "@mesh/tls-identity";
 import type { ConfigError } from "../config/errors.js";
-import type { AuthzConfigError } from "../security/authz/policy.js";
-import type { MeshTlsErrorCode } from "../security/mtls/errors.js";
-import type { OrigProtoError } from "../security/orig-proto/orig-proto.js";
-import type { TransportHeaderErrorCode } from "../security/transport-header/header.js";
+import type { AuthzConfigError } from "../inbound/authz/policy.js";
 import type { StatErrorCode } from "../stat/errors.js";
+import type { MeshTlsErrorCode } from "../transport/mtls/errors.js";
+import type { OrigProtoError } from "../transport/orig-proto.js";
+import type { TransportHeaderErrorCode } from "../transport/transport-header/header.js";
 import type { ProxyErrorCode } from "./errors.js";
 
 /** What the client gets for an error: a {@link ProxyErrorCode}, and a more precise reason. */

@@ -4,8 +4,8 @@ import type { AddressInfo } from "node:net";
 import net from "node:net";
 import { parseHostPort } from "../config/address.js";
 import type { LimitsConfig } from "../config/schema.js";
-import { detectProtocol } from "../detect/protocol.js";
 import type { ProxyLogger } from "../log.js";
+import { sniffSocket } from "../transport/sniff.js";
 import type { IncomingRequest } from "./body.js";
 import { ProxyError, respondWithError } from "./errors.js";
 import type { OutgoingResponse } from "./forward.js";
@@ -176,21 +176,25 @@ export class HttpListener {
       this.opts.route(socket);
       return;
     }
-    detectProtocol(socket, this.opts.limits.detectTimeout).then((protocol) => {
-      if (socket.destroyed) return;
-      if (protocol === "http1") {
-        this.h1.emit("connection", socket);
-        socket.resume();
-      } else if (protocol === "h2") {
-        this.h2.emit("connection", socket);
-      } else {
-        this.opts.logger.debug(
-          { listener: this.opts.name, protocol },
-          "connection closed during protocol detection",
-        );
-        socket.destroy();
-      }
-    });
+    sniffSocket(socket, { timeoutMs: Math.max(1, this.opts.limits.detectTimeout) }).then(
+      ({ protocol, reason }) => {
+        if (socket.destroyed) return;
+        if (protocol === "h2") {
+          this.h2.emit("connection", socket);
+        } else if (protocol === "http1" || (protocol === "opaque" && reason !== "timeout")) {
+          // Bytes that are not HTTP go to the HTTP/1 parser too: it answers 400 (or 431).
+          this.h1.emit("connection", socket);
+          socket.resume();
+        } else {
+          // TLS on a plaintext listener, silence past the detect timeout, or gone.
+          this.opts.logger.debug(
+            { listener: this.opts.name, protocol, reason },
+            "connection closed during protocol detection",
+          );
+          socket.destroy();
+        }
+      },
+    );
   }
 
   /** Serves an HTTP/1.x connection (plain or decrypted TLS), its first bytes unread. */

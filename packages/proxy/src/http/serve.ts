@@ -4,13 +4,9 @@ import type { GradientLimiter, RateLimiter } from "@mesh/limit";
 import type { Dispatcher } from "undici";
 import type { ProxyLogger } from "../log.js";
 import type { HttpLabels, HttpSignals, ProxyMetrics } from "../metrics/proxy-metrics.js";
-import { setClientIdRaw } from "../security/mtls/client-id.js";
-import {
-  ORIG_PROTO_HEADER,
-  OrigProtoError,
-  parseOrigProto,
-} from "../security/orig-proto/orig-proto.js";
 import { publishRequest, requestChannel } from "../tap/event.js";
+import { setClientIdRaw } from "../transport/mtls/client-id.js";
+import { ORIG_PROTO_HEADER, OrigProtoError, parseOrigProto } from "../transport/orig-proto.js";
 import { hasRequestBody, type IncomingRequest } from "./body.js";
 import { classifyError, ProxyError, respondWithError } from "./errors.js";
 import { type ForwardResult, forwardTo, type OutgoingResponse } from "./forward.js";

@@ -5,11 +5,11 @@ import type { HttpListener } from "../http/listener.js";
 import type { PeerInfo } from "../http/serve.js";
 import type { ProxyLogger } from "../log.js";
 import type { ProxyMetrics } from "../metrics/proxy-metrics.js";
-import type { AuthzPolicy } from "../security/authz/index.js";
-import { type InboundTls, MeshTlsError, OPAQUE_ALPN } from "../security/mtls/index.js";
-import { sniffSocket } from "../security/sniff/sniff.js";
-import { readTransportHeader } from "../security/transport-header/index.js";
-import { relayTcp } from "../tcp/relay.js";
+import { type InboundTls, MeshTlsError, OPAQUE_ALPN } from "../transport/mtls/index.js";
+import { sniffSocket } from "../transport/sniff.js";
+import { relayTcp } from "../transport/tcp-relay.js";
+import { readTransportHeader } from "../transport/transport-header/index.js";
+import type { AuthzPolicy } from "./authz/index.js";
 
 /** What the inbound connection router reads per connection (live: reloads apply). */
 export interface InboundConnectionState {

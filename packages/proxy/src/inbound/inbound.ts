@@ -6,12 +6,8 @@ import { createDirectionListener, type DirectionDeps } from "../http/direction.j
 import { ProxyError } from "../http/errors.js";
 import type { HttpListener } from "../http/listener.js";
 import type { PeerInfo, RouteInput, Target } from "../http/serve.js";
-import {
-  type AuthzPolicy,
-  type AuthzRequest,
-  compileAuthzPolicy,
-} from "../security/authz/index.js";
-import { InboundTls, type MeshIdentity } from "../security/mtls/index.js";
+import { InboundTls, type MeshIdentity } from "../transport/mtls/index.js";
+import { type AuthzPolicy, type AuthzRequest, compileAuthzPolicy } from "./authz/index.js";
 import { InboundConnections } from "./connections.js";
 
 /** Shared services an {@link Inbound} needs. */

@@ -2,9 +2,9 @@ import type { EndpointInfo } from "@mesh/balancer";
 import { type H2Connector, Http2Client } from "@mesh/balancer";
 import type { IdentityMaterial } from "@mesh/tls-identity";
 import { type Dispatcher, Pool } from "undici";
-import { MeshTlsError } from "../security/mtls/errors.js";
-import { meshConnector } from "../security/mtls/outbound.js";
-import { ORIG_PROTO_HEADER } from "../security/orig-proto/orig-proto.js";
+import { MeshTlsError } from "../transport/mtls/errors.js";
+import { meshConnector } from "../transport/mtls/outbound.js";
+import { ORIG_PROTO_HEADER } from "../transport/orig-proto.js";
 
 /** How outbound connections to endpoints are secured. */
 export interface MeshTransport {

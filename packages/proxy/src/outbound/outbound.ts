@@ -228,8 +228,8 @@ export class Outbound {
       limit: on.length === 0 ? 0 : (r?.limit ?? s.limit),
       ...splitRetryConditions(on),
       retryNonIdempotent: r?.nonIdempotent ?? s.nonIdempotent,
-      maxReplayBytes: r?.maxBodyBytes ?? s.maxBodyBytes,
-      backoff: { base: backoff.min, max: backoff.max },
+      maxReplayBytes: r?.maxReplayBytes ?? s.maxReplayBytes,
+      backoff,
       budget,
     };
     if (perTry !== undefined) options.perTryTimeout = perTry;

@@ -4,9 +4,9 @@ import { formatHostPort, parseHostPort } from "../config/address.js";
 import type { TcpRouteConfig } from "../config/schema.js";
 import type { ProxyLogger } from "../log.js";
 import type { ProxyMetrics } from "../metrics/proxy-metrics.js";
-import { connectMeshTls } from "../security/mtls/outbound.js";
-import { encodeTransportHeader } from "../security/transport-header/index.js";
-import { relayTcp } from "../tcp/relay.js";
+import { connectMeshTls } from "../transport/mtls/outbound.js";
+import { relayTcp } from "../transport/tcp-relay.js";
+import { encodeTransportHeader } from "../transport/transport-header/index.js";
 
 /** Shared services of {@link OutboundTcp}. */
 export interface OutboundTcpDeps {

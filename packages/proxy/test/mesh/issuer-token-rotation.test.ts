@@ -11,7 +11,7 @@ import {
   type FakeKubeApiserver,
   startFakeKubeApiserver,
 } from "../../../../test/fake-kube-apiserver.js";
-import { createIdentity } from "../../src/security/mtls/identity.js";
+import { createIdentity } from "../../src/transport/mtls/identity.js";
 import { tempDir } from "../helpers.js";
 
 // identity.issuer.tokenFile as a projected ServiceAccount token: the issuer verifies it with

@@ -7,7 +7,7 @@ import {
   type Socket,
 } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { forwardTcp, type TcpForward } from "../../src/security/index.js";
+import { forwardTcp, type TcpForward } from "../../src/transport/tcp-forward.js";
 import { RawListener, readAll } from "./helpers.js";
 
 async function listen(server: Server): Promise<number> {

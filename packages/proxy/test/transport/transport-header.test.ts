@@ -4,10 +4,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   decodeTransportHeader,
   encodeTransportHeader,
-  readTransportHeader,
   TRANSPORT_HEADER_MAX_BYTES,
   TransportHeaderError,
-} from "../../src/security/index.js";
+} from "../../src/transport/transport-header/header.js";
+import { readTransportHeader } from "../../src/transport/transport-header/read.js";
 import { RawListener, readAll } from "./helpers.js";
 
 const protocolArb = fc.stringMatching(/^[a-z0-9._+/-]{1,32}$/);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { setClientIdHeader, setClientIdRaw } from "../../src/transport/mtls/client-id.js";
 import {
   canCarryOverH2,
   decodeOrigProto,
@@ -6,9 +7,7 @@ import {
   OrigProtoError,
   parseOrigProto,
   requestTarget,
-  setClientIdHeader,
-  setClientIdRaw,
-} from "../../src/security/index.js";
+} from "../../src/transport/orig-proto.js";
 
 describe("mesh-orig-proto", () => {
   it("encodes an HTTP/1.1 request for HTTP/2: header set, connection-specific headers gone", () => {

@@ -5,7 +5,7 @@ import { connect as netConnect, type Socket } from "node:net";
 import { createServer as createTlsServer, connect as tlsConnect } from "node:tls";
 import { exportPrivateKeyPem } from "@mesh/tls-identity";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { classifyBytes, sniffSocket } from "../../src/security/index.js";
+import { classifyBytes, sniffSocket } from "../../src/transport/sniff.js";
 import { byteCounter, makePki, RawListener, readAll } from "./helpers.js";
 
 let listener: RawListener;

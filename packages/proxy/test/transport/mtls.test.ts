@@ -15,21 +15,15 @@ import {
 } from "@mesh/tls-identity";
 import { Agent, request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  connectMeshTls,
-  createIdentity,
-  encodeTransportHeader,
-  forwardTcp,
-  InboundTls,
-  MeshTlsError,
-  meshConnector,
-  OPAQUE_ALPN,
-  readTransportHeader,
-  setClientIdHeader,
-  sniffSocket,
-  type TcpForwardResult,
-  type TerminatedTls,
-} from "../../src/security/index.js";
+import { setClientIdHeader } from "../../src/transport/mtls/client-id.js";
+import { MeshTlsError } from "../../src/transport/mtls/errors.js";
+import { createIdentity } from "../../src/transport/mtls/identity.js";
+import { InboundTls, OPAQUE_ALPN, type TerminatedTls } from "../../src/transport/mtls/inbound.js";
+import { connectMeshTls, meshConnector } from "../../src/transport/mtls/outbound.js";
+import { sniffSocket } from "../../src/transport/sniff.js";
+import { forwardTcp, type TcpForwardResult } from "../../src/transport/tcp-forward.js";
+import { encodeTransportHeader } from "../../src/transport/transport-header/header.js";
+import { readTransportHeader } from "../../src/transport/transport-header/read.js";
 import { makePki, RawListener, readAll } from "./helpers.js";
 
 const BOOKS = "spiffe://example.org/ns/default/sa/books";

@@ -7,7 +7,7 @@ import {
   compileAuthzPolicy,
   parseIpAddress,
   parseNetwork,
-} from "../../src/security/index.js";
+} from "../../src/inbound/authz/index.js";
 
 const WEB = "spiffe://example.org/ns/default/sa/web";
 const PROD_API = "spiffe://example.org/ns/prod/sa/api";

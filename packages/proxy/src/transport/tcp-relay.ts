@@ -1,11 +1,7 @@
 import type { Socket } from "node:net";
 import type { TcpSignals } from "@mesh/metrics";
 import type { ProxyLogger } from "../log.js";
-import {
-  forwardTcp,
-  type TcpForwardOptions,
-  type TcpForwardResult,
-} from "../security/tcp/forward.js";
+import { forwardTcp, type TcpForwardOptions, type TcpForwardResult } from "./tcp-forward.js";
 
 /** Options of {@link relayTcp}. */
 export interface RelayOptions {
