@@ -19,6 +19,7 @@ Usage:
                                       (exit 1 if any)
   mesh-proxy stat --admin <list>      golden signals of running proxies (see: mesh-proxy stat --help)
   mesh-proxy tap --admin <list>       live requests through running proxies (see: mesh-proxy tap --help)
+  mesh-proxy dashboard --admin <list> a live web view of running proxies (see: mesh-proxy dashboard --help)
   mesh-proxy schema                   print the config's JSON Schema
 
 Options:
@@ -59,6 +60,8 @@ const defaultIo: Io = {
 export async function main(argv: string[], io: Io = defaultIo): Promise<number> {
   if (argv[0] === "stat") return (await import("../stat/cli.js")).statMain(argv.slice(1), io);
   if (argv[0] === "tap") return (await import("../tap/cli.js")).tapMain(argv.slice(1), io);
+  if (argv[0] === "dashboard")
+    return (await import("../dashboard/cli.js")).dashboardMain(argv.slice(1), io);
   let parsed: ReturnType<typeof parse>;
   try {
     parsed = parse(argv);
