@@ -37,7 +37,7 @@ export interface DemoOptions {
 }
 
 /** A sidecar's bound addresses, from its "listening" log line. */
-interface SidecarAddresses {
+export interface SidecarAddresses {
   admin: string;
   inbound?: string;
   outbound?: string;
@@ -83,6 +83,8 @@ export class Demo {
   readonly children: Child[] = [];
   /** Sidecar name → admin address, in display order. */
   readonly admins = new Map<string, string>();
+  /** Sidecar name → its bound addresses (admin, inbound, outbound). */
+  readonly sidecars = new Map<string, SidecarAddresses>();
   /** books replica address as web's sidecar dials it → replica role. */
   readonly booksRoles = new Map<string, string>();
   mtls = false;
@@ -140,6 +142,7 @@ export class Demo {
       if (a !== undefined) this.#ports.add(portOf(a));
     }
     this.admins.set(name, addresses.admin);
+    this.sidecars.set(name, addresses);
     return addresses;
   }
 

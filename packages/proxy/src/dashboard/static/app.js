@@ -46,7 +46,7 @@ function trafficRows(snapshot, routes) {
         `<tr data-proxy="${esc(p.name)}" data-direction="${esc(t.direction)}" data-authority="${esc(t.authority)}"${routes ? ` data-route="${esc(t.route)}"` : ""} data-requests="${t.total.requests}">` +
           `<td>${esc(p.name)}</td><td>${esc(t.direction)}</td><td>${esc(t.authority)}</td>` +
           (routes ? `<td>${esc(t.route)}</td>` : "") +
-          `<td class="${t.mtls === "yes" ? "ok" : t.mtls === "partial" ? "warn" : "muted"}">${t.mtls === "yes" ? "🔒 yes" : esc(t.mtls)}</td>` +
+          `<td class="${t.mtls === "yes" ? "ok" : t.mtls === "partial" ? "warn" : "muted"}">${esc(t.mtls)}</td>` +
           `<td class="num ${successClass(t.successRate)}">${pct(t.successRate)}</td>` +
           `<td class="num">${rps(t.rps)}</td><td class="num">${ms(t.p50)}</td><td class="num">${ms(t.p95)}</td><td class="num">${ms(t.p99)}</td>` +
           `<td class="num requests">${t.total.requests}</td>` +
@@ -116,11 +116,11 @@ function layout(nodes, edges) {
   for (const [d, list] of columns) {
     list.sort((a, b) => a.id.localeCompare(b.id));
     list.forEach((n, i) => {
-      pos.set(n.id, { x: 20 + d * 330, y: 20 + i * rowH });
+      pos.set(n.id, { x: 20 + d * 420, y: 24 + i * rowH });
     });
     height = Math.max(height, list.length * rowH);
   }
-  return { pos, width: 20 + columns.size * 330, height: height + 20 };
+  return { pos, width: columns.size * 420 - 250, height: height + 24 };
 }
 
 function graph(snapshot) {
@@ -142,8 +142,9 @@ function graph(snapshot) {
     parts.push(
       `<g class="edge${e.mtls ? " mtls" : ""}" data-from="${esc(e.from)}" data-to="${esc(e.to)}" data-service="${esc(e.service)}" data-mtls="${e.mtls}" data-identity="${esc(e.identity ?? "")}">` +
         `<path d="M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2 - 4},${y2}" marker-end="url(#arrow)"/>` +
-        `<text x="${mx}" y="${(y1 + y2) / 2 - 10}" text-anchor="middle">${e.mtls ? "🔒 " : ""}${esc(label)}</text>` +
-        `<text class="id" x="${mx}" y="${(y1 + y2) / 2 + 2}" text-anchor="middle">${esc(e.mtls ? shortId(e.identity) : "plaintext")}</text></g>`,
+        // Labels sit just before the arrowhead: edges fanning out of one node keep them apart.
+        `<text x="${x2 - 10}" y="${y2 - 16}" text-anchor="end">${e.mtls ? "mTLS · " : ""}${esc(label)}</text>` +
+        `<text class="id" x="${x2 - 10}" y="${y2 - 5}" text-anchor="end">${esc(e.mtls ? e.identity : "plaintext")}</text></g>`,
     );
   }
   for (const n of nodes) {
@@ -235,7 +236,7 @@ $("tap-form").addEventListener("submit", (ev) => {
       `<td>${esc(r.method)}</td><td>${esc(r.authority)}</td><td>${esc(r.path)}</td><td>${esc(r.route ?? "")}</td>` +
       `<td class="num ${r.status >= 500 || r.status === 0 ? "bad" : r.status >= 400 ? "warn" : "ok"}">${r.status}${r.grpcStatus !== undefined ? ` / grpc ${r.grpcStatus}` : ""}</td>` +
       `<td class="num">${r.latencyMs.toFixed(1)}ms</td><td class="num">${r.bytes}B</td>` +
-      `<td class="muted">${r.tls ? "🔒 " : ""}${esc(shortId(id))}${r.error ? ` <span class="bad">${esc(r.error)}</span>` : ""}</td>`;
+      `<td class="muted">${r.tls ? '<span class="ok">mTLS</span> ' : ""}${esc(shortId(id))}${r.error ? ` <span class="bad">${esc(r.error)}</span>` : ""}</td>`;
     body.prepend(tr);
     while (body.rows.length > MAX_TAP_ROWS) body.deleteRow(-1);
   });
