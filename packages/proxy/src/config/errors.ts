@@ -1,3 +1,4 @@
+import { MeshError } from "@mesh/core";
 import type { z } from "zod";
 
 /** One problem found in a configuration, with the path of the offending field. */
@@ -9,14 +10,13 @@ export interface ConfigProblem {
 }
 
 /** Thrown when a configuration cannot be read or is invalid; lists every problem. */
-export class ConfigError extends Error {
-  /** Stable code callers may branch on. */
-  readonly code = "MESH_PROXY_CONFIG_INVALID";
+export class ConfigError extends MeshError<"MESH_PROXY_CONFIG_INVALID"> {
   /** Every problem found, in document order. */
   readonly problems: ConfigProblem[];
 
   constructor(problems: ConfigProblem[], source?: string) {
     super(
+      "MESH_PROXY_CONFIG_INVALID",
       `${source === undefined ? "invalid config" : `invalid config ${source}`}:\n${problems
         .map((p) => `  ${formatProblem(p)}`)
         .join("\n")}`,

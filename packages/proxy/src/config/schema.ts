@@ -2,6 +2,7 @@ import { failureRateConfig, peakEwmaConfig } from "@mesh/balancer";
 import { RateLimiter } from "@mesh/limit";
 import { RetryPolicy } from "@mesh/retry";
 import { z } from "zod";
+import { authzPolicySchema } from "../inbound/authz/schema.js";
 import { parseHostPort } from "./address.js";
 import { parseDuration } from "./duration.js";
 import { checkSecurity } from "./security.js";
@@ -655,48 +656,6 @@ const outboundSchema = strict({
 /** Linkerd's default opaque ports: server-speaks-first and binary protocols. */
 export const DEFAULT_OPAQUE_PORTS = [25, 587, 3306, 4444, 5432, 6379, 9300, 11211];
 
-const networkSchema = z.union(
-  [
-    text("expected a CIDR such as 10.0.0.0/8"),
-    strict({
-      cidr: text("expected a CIDR such as 10.0.0.0/8"),
-      except: list(text("expected a CIDR")).optional(),
-    }),
-  ],
-  { error: "expected a CIDR string or { cidr, except }" },
-);
-
-const policySchema = strict({
-  default: z
-    .enum(["all-unauthenticated", "all-authenticated", "cluster-authenticated", "deny", "audit"], {
-      error:
-        "expected all-unauthenticated, all-authenticated, cluster-authenticated, deny or audit",
-    })
-    .default("all-unauthenticated")
-    .describe("what happens when no rule allows a client"),
-  rules: list(
-    strict({
-      allow: strict({
-        identities: list(text())
-          .optional()
-          .describe("SPIFFE IDs or patterns: exact, *, spiffe://td/*, spiffe://td/ns/prod/*"),
-        networks: list(networkSchema).optional().describe("client networks (CIDR, with except)"),
-      }),
-      routes: list(
-        strict({
-          path: text().optional(),
-          pathPrefix: text().optional(),
-          methods: list(text()).optional(),
-        }),
-      )
-        .optional()
-        .describe("the rule applies only to these HTTP routes"),
-    }),
-  )
-    .default([])
-    .describe("allow rules, checked in order; the first that admits the client wins"),
-}).describe("inbound authorization policy");
-
 const inboundSchema = strict({
   listen: address("where peers connect").default("0.0.0.0:4143"),
   app: address("the local application"),
@@ -713,7 +672,7 @@ const inboundSchema = strict({
   limits: limitsSchema.default(LIMIT_DEFAULTS),
   rateLimit: inboundRateLimitSchema.optional(),
   adaptiveConcurrency: adaptiveConcurrencySchema.optional(),
-  policy: policySchema.default({ default: "all-unauthenticated", rules: [] }),
+  policy: authzPolicySchema.prefault({}),
   opaquePorts: list(integer(1, 65_535))
     .default(DEFAULT_OPAQUE_PORTS)
     .describe("target ports proxied as raw TCP (mTLS between proxies, transport header)"),

@@ -1,6 +1,5 @@
 import { parseSpiffeId, parseTrustDomain } from "@mesh/tls-identity";
 import type { z } from "zod";
-import { AuthzConfigError, compileAuthzPolicy } from "../inbound/authz/index.js";
 import { describeValue } from "./errors.js";
 
 /** The parts of the parsed config the cross-field security checks read. */
@@ -22,16 +21,6 @@ interface SecurityView {
 
 interface DiscoveryView {
   static?: (string | { identity?: string | undefined })[] | undefined;
-}
-
-/** Splits `a.b[1].c` into `["a", "b", 1, "c"]`. */
-export function parsePath(path: string): (string | number)[] {
-  const out: (string | number)[] = [];
-  for (const m of path.matchAll(/([^.[\]]+)|\[(\d+)\]/g)) {
-    if (m[2] !== undefined) out.push(Number(m[2]));
-    else if (m[1] !== undefined) out.push(m[1]);
-  }
-  return out;
 }
 
 /** Adds a problem whose message is already complete (`expected …, got …`). */
@@ -86,26 +75,18 @@ export function checkSecurity(cfg: SecurityView, ctx: z.RefinementCtx): void {
       );
     }
   }
+  // The policy's own fields are checked by its schema; this is the one rule across sections.
+  const policy = cfg.inbound?.policy as { default?: unknown } | undefined;
   if (
-    cfg.inbound !== null &&
-    typeof cfg.inbound?.policy === "object" &&
-    cfg.inbound.policy !== null
-  ) {
-    try {
-      compileAuthzPolicy(cfg.inbound.policy, {
-        path: "inbound.policy",
-        ...(typeof id?.trustDomain === "string" ? { trustDomain: id.trustDomain } : {}),
-      });
-    } catch (err) {
-      if (!(err instanceof AuthzConfigError)) throw err;
-      for (const p of err.problems) {
-        // The trust domain itself is reported under identity above.
-        if (p.path === "trustDomain") continue;
-        const path = parsePath(p.path);
-        if (!reported(path, true)) complete(ctx, path, p.message);
-      }
-    }
-  }
+    policy?.default === "cluster-authenticated" &&
+    typeof id?.trustDomain !== "string" &&
+    !reported(["identity"], true)
+  )
+    complete(
+      ctx,
+      ["inbound", "policy", "default"],
+      "expected identity.trustDomain to be configured for cluster-authenticated, got nothing",
+    );
   const out = cfg.outbound;
   if (out === null || typeof out !== "object" || id !== undefined) return;
   if (out.requireIdentity === true)

@@ -233,13 +233,12 @@ export class Outbound {
       budget,
     };
     if (perTry !== undefined) options.perTryTimeout = perTry;
-    const retrying = retry(options)((opts, handler) =>
-      base.dispatch(opts as Dispatcher.DispatchOptions, handler as Dispatcher.DispatchHandler),
-    );
-    // The rate limit is outermost: a request is counted (or refused) once, not per attempt.
+    // undici's compose(), as the libraries' READMEs teach: retries wrap the balancer, and the
+    // rate limit is outermost, so a request is counted (or refused) once, not per attempt.
+    const interceptors = [retry(options) as Dispatcher.DispatcherComposeInterceptor];
     const limit = this.rateLimitFor(svc.config);
-    const dispatch = limit === undefined ? retrying : limit(retrying);
-    const d = { dispatch } as unknown as Dispatcher;
+    if (limit !== undefined) interceptors.push(limit as Dispatcher.DispatcherComposeInterceptor);
+    const d = base.compose(interceptors);
     gen.chains.set(key, d);
     return d;
   }

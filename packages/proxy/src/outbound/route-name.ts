@@ -6,14 +6,15 @@ export const DEFAULT_ROUTE_NAME = "default";
 /**
  * The `route` label of a route without a `name`: derived from what it matches, so it stays
  * the same when routes are added or reordered (an index would silently move a dashboard's
- * series to another route). The form follows the authorization rules' route labels:
+ * series to another route). Paths read as in `RouteMatch.label` (`exact:/x`, `prefix:/api`),
+ * with methods and headers added:
  * `GET,POST prefix:/api header:x-canary=1`; a route matching everything is `any`.
  */
 export function derivedRouteName(match: RouteConfig["match"]): string {
   const parts: string[] = [];
   if (match.methods !== undefined && match.methods.length > 0)
     parts.push(match.methods.map((m) => m.toUpperCase()).join(","));
-  if (match.path !== undefined) parts.push(`path:${match.path}`);
+  if (match.path !== undefined) parts.push(`exact:${match.path}`);
   if (match.pathPrefix !== undefined) parts.push(`prefix:${match.pathPrefix}`);
   if (match.headers !== undefined) {
     for (const [name, v] of Object.entries(match.headers)) {

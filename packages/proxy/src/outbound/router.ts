@@ -6,15 +6,8 @@ import type {
   RouteConfig,
   ServiceConfig,
 } from "../config/schema.js";
+import { pathOf, RouteMatch } from "../http/route-match.js";
 import { DEFAULT_ROUTE_NAME, routeNames } from "./route-name.js";
-
-/** A compiled route match. */
-interface CompiledMatch {
-  path?: string;
-  pathPrefix?: string;
-  methods?: Set<string>;
-  headers?: { name: string; exact?: string; regex?: RegExp }[];
-}
 
 /** A route of a service, ready to match. */
 export interface RouteEntry {
@@ -22,7 +15,7 @@ export interface RouteEntry {
   name: string;
   /** The route config (undefined for the service's default route). */
   config: RouteConfig | undefined;
-  match: CompiledMatch;
+  match: RouteMatch;
   /** Backends this route splits across. */
   backends: BackendConfig[];
   /** @mesh/balancer's weighted choice over {@link RouteEntry.backends}. */
@@ -43,51 +36,6 @@ export interface RouteDecision {
   backend: BackendConfig;
 }
 
-function compileMatch(m: RouteConfig["match"]): CompiledMatch {
-  const out: CompiledMatch = {};
-  if (m.path !== undefined) out.path = m.path;
-  if (m.pathPrefix !== undefined)
-    out.pathPrefix = m.pathPrefix.length > 1 ? m.pathPrefix.replace(/\/$/, "") : m.pathPrefix;
-  if (m.methods !== undefined) out.methods = new Set(m.methods.map((x) => x.toUpperCase()));
-  if (m.headers !== undefined) {
-    out.headers = Object.entries(m.headers).map(([name, v]) => {
-      const h: { name: string; exact?: string; regex?: RegExp } = { name: name.toLowerCase() };
-      if (typeof v === "string") h.exact = v;
-      else {
-        if (v.exact !== undefined) h.exact = v.exact;
-        if (v.regex !== undefined) h.regex = new RegExp(`^(?:${v.regex})$`);
-      }
-      return h;
-    });
-  }
-  return out;
-}
-
-function matches(
-  m: CompiledMatch,
-  method: string,
-  path: string,
-  headers: IncomingHttpHeaders,
-): boolean {
-  if (m.path !== undefined && path !== m.path) return false;
-  if (m.pathPrefix !== undefined && m.pathPrefix !== "/") {
-    if (!path.startsWith(m.pathPrefix)) return false;
-    const next = path.charCodeAt(m.pathPrefix.length);
-    if (!Number.isNaN(next) && next !== 47 /* '/' */) return false;
-  }
-  if (m.methods !== undefined && !m.methods.has(method)) return false;
-  if (m.headers !== undefined) {
-    for (const h of m.headers) {
-      const raw = headers[h.name];
-      const v = Array.isArray(raw) ? raw.join(", ") : raw;
-      if (v === undefined) return false;
-      if (h.exact !== undefined && v !== h.exact) return false;
-      if (h.regex !== undefined && !h.regex.test(v)) return false;
-    }
-  }
-  return true;
-}
-
 function serviceBackends(s: ServiceConfig): BackendConfig[] {
   if (s.backends !== undefined && s.backends.length > 0) return s.backends;
   return [
@@ -104,7 +52,7 @@ function entry(
   return {
     name,
     config,
-    match: compileMatch(config?.match ?? {}),
+    match: new RouteMatch(config?.match ?? {}),
     backends,
     split: new WeightedChoice(
       backends.map((b) => ({ value: b, weight: b.weight })),
@@ -157,11 +105,10 @@ export class RouteTable {
   ): RouteDecision | undefined {
     const service = this.service(authority);
     if (service === undefined) return undefined;
-    const q = pathAndQuery.indexOf("?");
-    const path = q === -1 ? pathAndQuery : pathAndQuery.slice(0, q);
+    const path = pathOf(pathAndQuery);
     let route = service.defaultRoute;
     for (const r of service.routes) {
-      if (matches(r.match, method, path, headers)) {
+      if (r.match.matches(method, path, headers)) {
         route = r;
         break;
       }

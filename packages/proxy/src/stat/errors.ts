@@ -1,3 +1,4 @@
+import { MeshError } from "@mesh/core";
 /**
  * Stable codes of {@link StatError}: the admin server could not be reached, timed out or
  * answered with a non-200 status; `/metrics` was not valid Prometheus text, or `/endpoints`
@@ -12,13 +13,9 @@ export const statErrorCodes = [
 export type StatErrorCode = (typeof statErrorCodes)[number];
 
 /** An error of `mesh-proxy stat`, reported per admin row rather than thrown out of the CLI. */
-export class StatError extends Error {
-  /** A stable code to branch on. */
-  readonly code: StatErrorCode;
-
+export class StatError extends MeshError<StatErrorCode> {
   constructor(code: StatErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super(code, message, options);
     this.name = "StatError";
-    this.code = code;
   }
 }

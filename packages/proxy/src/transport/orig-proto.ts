@@ -1,3 +1,4 @@
+import { MeshError } from "@mesh/core";
 /**
  * `mesh-orig-proto`: how an HTTP/1.x request from an application travels between two
  * proxies over one multiplexed HTTP/2 connection and comes out as HTTP/1.x again (the
@@ -25,10 +26,10 @@ export type HeaderRecord = Record<string, string | string[] | undefined>;
  *
  * @public
  */
-export class OrigProtoError extends Error {
-  readonly code = "MESH_PROXY_ORIG_PROTO_INVALID";
+export class OrigProtoError extends MeshError<"MESH_PROXY_ORIG_PROTO_INVALID"> {
   constructor(value: unknown) {
     super(
+      "MESH_PROXY_ORIG_PROTO_INVALID",
       `${ORIG_PROTO_HEADER}: expected "HTTP/1.1" or "HTTP/1.0", optionally followed by "; absolute-form", got ${JSON.stringify(value)}`,
     );
     this.name = "OrigProtoError";

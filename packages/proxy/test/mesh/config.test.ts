@@ -127,15 +127,15 @@ describe("security config", () => {
       "identity: expected exactly one of issuer, files or workloadApi, got issuer and files",
       'outbound.tcp[0].discovery: expected static discovery (dns, file and kubernetes discovery are for HTTP services), got {"dns":{"name":"redis","port":6379}}',
       'inbound.policy.default: expected all-unauthenticated, all-authenticated, cluster-authenticated, deny or audit, got "sometimes"',
-      "inbound.opaquePorts[0]: expected integer in 1..65535, got 0",
-      'inbound.ports.6379: expected host:port, got "nowhere"',
-      // Cross-field checks (SPIFFE IDs, the compiled policy) report in the same round,
-      // except for what a field check already reported (policy.default).
-      'identity.id: expected a SPIFFE ID in example.org, got "spiffe://other.org/x" (it is in trust domain other.org)',
+      // The policy's identity patterns and networks are checked by its own schema, in order.
       'inbound.policy.rules[0].allow.identities[0]: expected a SPIFFE ID, "*" or a spiffe:// pattern (bare paths would match every trust domain), got "/ns/x"',
       'inbound.policy.rules[0].allow.networks[0]: expected a prefix length in 0..32 after "/", got "10.0.0.0/33"',
+      "inbound.opaquePorts[0]: expected integer in 1..65535, got 0",
+      'inbound.ports.6379: expected host:port, got "nowhere"',
+      // Cross-field checks (SPIFFE IDs against the trust domain) report in the same round.
+      'identity.id: expected a SPIFFE ID in example.org, got "spiffe://other.org/x" (it is in trust domain other.org)',
     ]);
-    // The same cross-field problems on their own.
+    // The same problems on their own.
     expect(
       problems({
         identity: {
@@ -149,9 +149,9 @@ describe("security config", () => {
         },
       }),
     ).toEqual([
-      'identity.id: expected a SPIFFE ID in example.org, got "spiffe://other.org/x" (it is in trust domain other.org)',
       'inbound.policy.rules[0].allow.identities[0]: expected a SPIFFE ID, "*" or a spiffe:// pattern (bare paths would match every trust domain), got "/ns/x"',
       'inbound.policy.rules[0].allow.networks[0]: expected a prefix length in 0..32 after "/", got "10.0.0.0/33"',
+      'identity.id: expected a SPIFFE ID in example.org, got "spiffe://other.org/x" (it is in trust domain other.org)',
     ]);
     expect(
       problems({

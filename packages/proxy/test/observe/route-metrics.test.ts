@@ -108,11 +108,11 @@ describe("derived route names", () => {
         headers: { "X-Canary": "1", "x-user": { regex: "a.*" } },
       }),
     ).toBe("GET,POST prefix:/api header:x-canary=1 header:x-user~a.*");
-    expect(derivedRouteName({ path: "/health" })).toBe("path:/health");
+    expect(derivedRouteName({ path: "/health" })).toBe("exact:/health");
     const a = { match: { pathPrefix: "/a" } };
     const b = { match: { path: "/b" } };
-    expect(routeNames([a, b])).toEqual(["prefix:/a", "path:/b"]);
-    expect(routeNames([b, a])).toEqual(["path:/b", "prefix:/a"]);
+    expect(routeNames([a, b])).toEqual(["prefix:/a", "exact:/b"]);
+    expect(routeNames([b, a])).toEqual(["exact:/b", "prefix:/a"]);
     // Same match twice: the later one is told apart by its index.
     expect(routeNames([a, { name: "x", match: {} }, a])).toEqual(["prefix:/a", "x", "prefix:/a#2"]);
   });

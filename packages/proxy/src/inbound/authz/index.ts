@@ -13,12 +13,15 @@ export {
   type AuthzConfigProblem,
   type AuthzDecision,
   AuthzPolicy,
-  type AuthzPolicyConfig,
   type AuthzRequest,
-  type AuthzRuleConfig,
   compileAuthzPolicy,
+} from "./policy.js";
+export {
+  type AuthzPolicyConfig,
+  type AuthzRouteConfig,
+  type AuthzRuleConfig,
+  authzPolicySchema,
   DEFAULT_POLICIES,
   type DefaultPolicy,
   type NetworkConfig,
-  type RouteConfig,
-} from "./policy.js";
+} from "./schema.js";

@@ -1,72 +1,11 @@
+import { MeshError } from "@mesh/core";
 import { parseSpiffeId, parseTrustDomain, type SpiffeId } from "@mesh/tls-identity";
-import {
-  type IpAddress,
-  type IpNetwork,
-  networkContains,
-  parseIpAddress,
-  parseNetwork,
-} from "./cidr.js";
+import { describeValue, problemsFromIssues } from "../../config/errors.js";
+import { pathOf, RouteMatch } from "../../http/route-match.js";
+import { type IpAddress, type IpNetwork, parseIpAddress, parseNetwork } from "./cidr.js";
 import { type AuthzDecisionEvent, authzDecisionChannel } from "./events.js";
 import { compileIdentities, type IdentityMatcher } from "./identity-match.js";
-
-/**
- * What happens when no rule allows a client:
- * - `all-unauthenticated`: allow everyone (Linkerd's default);
- * - `all-authenticated`: allow clients with a verified SPIFFE ID (any trust domain the
- *   bundle trusts);
- * - `cluster-authenticated`: allow clients with a verified SPIFFE ID in the proxy's own
- *   trust domain (`trustDomain` compile option); we have no Kubernetes cluster networks,
- *   so the trust domain is what "the cluster" means here;
- * - `deny`: allow nobody;
- * - `audit`: allow everybody but mark the decision `audit: true` (what would be denied).
- *
- * @public
- */
-export type DefaultPolicy =
-  | "all-unauthenticated"
-  | "all-authenticated"
-  | "cluster-authenticated"
-  | "deny"
-  | "audit";
-
-/** The default policies, in documentation order. @public */
-export const DEFAULT_POLICIES: readonly DefaultPolicy[] = [
-  "all-unauthenticated",
-  "all-authenticated",
-  "cluster-authenticated",
-  "deny",
-  "audit",
-];
-
-/** A network entry: a CIDR string, or a CIDR with excluded sub-networks. @public */
-export type NetworkConfig = string | { cidr: string; except?: string[] };
-
-/** A route a rule is limited to: exact `path` or `pathPrefix` (segment-wise), optional methods. @public */
-export interface RouteConfig {
-  path?: string;
-  pathPrefix?: string;
-  methods?: string[];
-}
-
-/**
- * One allow rule. With both `identities` and `networks`, a client must match both. With
- * `routes`, the rule applies only to HTTP/gRPC requests on one of those routes (never to
- * opaque TCP).
- *
- * @public
- */
-export interface AuthzRuleConfig {
-  allow: { identities?: string[]; networks?: NetworkConfig[] };
-  routes?: RouteConfig[];
-}
-
-/** An inbound authorization policy as written in the proxy config. @public */
-export interface AuthzPolicyConfig {
-  /** Decides when no rule allows. Default `all-unauthenticated`. */
-  default?: DefaultPolicy;
-  /** Allow rules, checked in order; the first that admits the client wins. */
-  rules?: AuthzRuleConfig[];
-}
+import { authzPolicySchema, type DefaultPolicy, type ValidAuthzPolicy } from "./schema.js";
 
 /** Options of {@link compileAuthzPolicy}. @public */
 export interface AuthzCompileOptions {
@@ -127,11 +66,10 @@ export interface AuthzConfigProblem {
  *
  * @public
  */
-export class AuthzConfigError extends TypeError {
-  readonly code = "MESH_AUTHZ_CONFIG_INVALID";
+export class AuthzConfigError extends MeshError<"MESH_AUTHZ_CONFIG_INVALID"> {
   readonly problems: readonly AuthzConfigProblem[];
   constructor(problems: AuthzConfigProblem[]) {
-    super(problems.map((p) => `${p.path}: ${p.message}`).join("\n"));
+    super("MESH_AUTHZ_CONFIG_INVALID", problems.map((p) => `${p.path}: ${p.message}`).join("\n"));
     this.name = "AuthzConfigError";
     this.problems = problems;
   }
@@ -142,34 +80,14 @@ interface NetworkMatcher {
   except: IpNetwork[];
 }
 
-interface RouteMatcher {
-  exact?: string;
-  prefix?: string;
-  methods?: Set<string>;
-  label: string;
-}
-
 interface CompiledRule {
   identities?: IdentityMatcher;
   networks?: NetworkMatcher[];
-  routes?: RouteMatcher[];
+  routes?: RouteMatch[];
   /** Decision when the rule matched without routes; per-route decisions otherwise. */
   decision: AuthzDecision;
   routeDecisions?: AuthzDecision[];
 }
-
-const show = (v: unknown): string => {
-  if (v === undefined) return "nothing";
-  try {
-    const t = JSON.stringify(v) ?? String(v);
-    return t.length > 60 ? `${t.slice(0, 57)}...` : t;
-  } catch {
-    return String(v);
-  }
-};
-
-const isObject = (v: unknown): v is Record<string, unknown> =>
-  v !== null && typeof v === "object" && !Array.isArray(v);
 
 function decision(allowed: boolean, audit: boolean, reason: string, rule?: number, route?: string) {
   const d: { -readonly [K in keyof AuthzDecision]: AuthzDecision[K] } = { allowed, audit, reason };
@@ -318,32 +236,20 @@ function matchesNetworks(networks: NetworkMatcher[], address: IpAddress): boolea
 }
 
 function matchRoute(
-  routes: RouteMatcher[],
+  routes: readonly RouteMatch[],
   method: string | undefined,
   rawPath: string | undefined,
 ): number {
   if (rawPath === undefined) return -1;
-  const q = rawPath.indexOf("?");
-  const path = q === -1 ? rawPath : rawPath.slice(0, q);
-  for (let i = 0; i < routes.length; i++) {
-    const r = routes[i] as RouteMatcher;
-    if (r.methods && (method === undefined || !r.methods.has(method.toUpperCase()))) continue;
-    if (r.exact !== undefined) {
-      if (path !== r.exact) continue;
-    } else if (r.prefix !== undefined && r.prefix !== "/") {
-      if (!path.startsWith(r.prefix)) continue;
-      const next = path.charCodeAt(r.prefix.length);
-      if (!Number.isNaN(next) && next !== 47 /* "/" */) continue;
-    }
-    return i;
-  }
+  const path = pathOf(rawPath);
+  for (let i = 0; i < routes.length; i++)
+    if ((routes[i] as RouteMatch).matches(method, path)) return i;
   return -1;
 }
 
-const METHOD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-
 /**
- * Validates and compiles a policy config.
+ * Validates (with {@link authzPolicySchema}, the one validator the proxy config uses too)
+ * and compiles a policy config.
  *
  * @throws AuthzConfigError listing every problem as `<path>: expected <what>, got <value>`.
  * @public
@@ -353,32 +259,26 @@ export function compileAuthzPolicy(
   options: AuthzCompileOptions = {},
 ): AuthzPolicy {
   const base = options.path ?? "policy";
-  const problems: AuthzConfigProblem[] = [];
-  const problem = (path: string, what: string, value: unknown) =>
-    problems.push({ path, message: `expected ${what}, got ${show(value)}` });
-  const cfg = config === undefined ? {} : config;
-  if (!isObject(cfg)) {
-    problem(base, "a policy object { default, rules }", cfg);
-    throw new AuthzConfigError(problems);
-  }
-  for (const key of Object.keys(cfg))
-    if (key !== "default" && key !== "rules")
-      problem(`${base}.${key}`, "no such field (default, rules)", cfg[key]);
-  let def: DefaultPolicy = "all-unauthenticated";
-  if (cfg.default !== undefined) {
-    if (DEFAULT_POLICIES.includes(cfg.default as DefaultPolicy)) def = cfg.default as DefaultPolicy;
-    else problem(`${base}.default`, `one of ${DEFAULT_POLICIES.join(", ")}`, cfg.default);
-  }
+  const parsed = authzPolicySchema.safeParse(config ?? {}, { reportInput: true });
+  const problems: AuthzConfigProblem[] = parsed.success
+    ? []
+    : problemsFromIssues(parsed.error.issues, config).map((p) => ({
+        path: p.path === "" ? base : `${base}${p.path.startsWith("[") ? "" : "."}${p.path}`,
+        message: p.message,
+      }));
   let trustDomain: string | undefined;
   if (options.trustDomain !== undefined) {
     try {
       trustDomain = parseTrustDomain(options.trustDomain);
     } catch {
-      problem("trustDomain", "a SPIFFE trust domain", options.trustDomain);
+      problems.push({
+        path: "trustDomain",
+        message: `expected a SPIFFE trust domain, got ${describeValue(options.trustDomain)}`,
+      });
     }
   }
   if (
-    def === "cluster-authenticated" &&
+    parsed.data?.default === "cluster-authenticated" &&
     trustDomain === undefined &&
     options.trustDomain === undefined
   )
@@ -386,174 +286,30 @@ export function compileAuthzPolicy(
       path: `${base}.default`,
       message: `expected identity.trustDomain to be configured for cluster-authenticated, got nothing`,
     });
-  const rules: CompiledRule[] = [];
-  if (cfg.rules !== undefined) {
-    if (!Array.isArray(cfg.rules)) problem(`${base}.rules`, "an array of rules", cfg.rules);
-    else
-      cfg.rules.forEach((r, i) => {
-        const c = compileRule(r, `${base}.rules[${i}]`, i, problems, problem);
-        if (c) rules.push(c);
-      });
-  }
-  if (problems.length > 0) throw new AuthzConfigError(problems);
-  return new AuthzPolicy(def, trustDomain, rules);
-}
-
-function compileRule(
-  r: unknown,
-  at: string,
-  index: number,
-  problems: AuthzConfigProblem[],
-  problem: (path: string, what: string, value: unknown) => void,
-): CompiledRule | undefined {
-  if (!isObject(r)) {
-    problem(at, "a rule { allow, routes? }", r);
-    return undefined;
-  }
-  for (const key of Object.keys(r))
-    if (key !== "allow" && key !== "routes")
-      problem(`${at}.${key}`, "no such field (allow, routes)", r[key]);
-  const allow = r.allow;
-  const rule: Partial<CompiledRule> = {};
-  if (!isObject(allow)) {
-    problem(`${at}.allow`, "an object with identities and/or networks", allow);
-  } else {
-    for (const key of Object.keys(allow))
-      if (key !== "identities" && key !== "networks")
-        problem(`${at}.allow.${key}`, "no such field (identities, networks)", allow[key]);
-    if (allow.identities === undefined && allow.networks === undefined)
-      problem(`${at}.allow`, "at least one of identities, networks", allow);
-    if (allow.identities !== undefined) {
-      if (Array.isArray(allow.identities) && allow.identities.length === 0)
-        problem(`${at}.allow.identities`, "a non-empty array", allow.identities);
-      else
-        try {
-          rule.identities = compileIdentities(allow.identities, `${at}.allow.identities`);
-        } catch (err) {
-          pushError(problems, err);
-        }
-    }
-    if (allow.networks !== undefined) {
-      if (!Array.isArray(allow.networks) || allow.networks.length === 0)
-        problem(`${at}.allow.networks`, "a non-empty array of CIDR networks", allow.networks);
-      else
-        rule.networks = compileNetworks(allow.networks, `${at}.allow.networks`, problems, problem);
-    }
-  }
-  if (r.routes !== undefined) {
-    if (!Array.isArray(r.routes) || r.routes.length === 0)
-      problem(`${at}.routes`, "a non-empty array of routes", r.routes);
-    else
-      rule.routes = r.routes.map((route, j) => compileRoute(route, `${at}.routes[${j}]`, problem));
-  }
-  const reason = `rules[${index}]`;
-  rule.decision = decision(true, false, reason, index);
-  if (rule.routes)
-    rule.routeDecisions = rule.routes.map((m) => decision(true, false, reason, index, m.label));
-  return rule as CompiledRule;
-}
-
-function pushError(problems: AuthzConfigProblem[], err: unknown): void {
-  const text = err instanceof Error ? err.message : String(err);
-  const colon = text.indexOf(": ");
-  problems.push(
-    colon === -1
-      ? { path: "", message: text }
-      : { path: text.slice(0, colon), message: text.slice(colon + 2) },
+  if (problems.length > 0 || parsed.data === undefined) throw new AuthzConfigError(problems);
+  return new AuthzPolicy(
+    parsed.data.default,
+    trustDomain,
+    parsed.data.rules.map((r, i) => compileRule(r, i)),
   );
 }
 
-function compileNetworks(
-  list: unknown[],
-  at: string,
-  problems: AuthzConfigProblem[],
-  problem: (path: string, what: string, value: unknown) => void,
-): NetworkMatcher[] {
-  const out: NetworkMatcher[] = [];
-  list.forEach((entry, i) => {
-    const p = `${at}[${i}]`;
-    try {
-      if (typeof entry === "string") {
-        out.push({ net: parseNetwork(entry, p), except: [] });
-        return;
-      }
-      if (!isObject(entry)) {
-        problem(p, "a CIDR string or { cidr, except }", entry);
-        return;
-      }
-      for (const key of Object.keys(entry))
-        if (key !== "cidr" && key !== "except")
-          problem(`${p}.${key}`, "no such field (cidr, except)", entry[key]);
-      const net = parseNetwork(entry.cidr, `${p}.cidr`);
-      const except: IpNetwork[] = [];
-      if (entry.except !== undefined) {
-        if (!Array.isArray(entry.except))
-          problem(`${p}.except`, "an array of CIDR networks", entry.except);
-        else
-          entry.except.forEach((e, j) => {
-            try {
-              const x = parseNetwork(e, `${p}.except[${j}]`);
-              if (!networkContains(net, x))
-                problem(`${p}.except[${j}]`, `a network inside ${net.text}`, e);
-              else except.push(x);
-            } catch (err) {
-              pushError(problems, err);
-            }
-          });
-      }
-      out.push({ net, except });
-    } catch (err) {
-      pushError(problems, err);
-    }
-  });
-  return out;
-}
-
-function compileRoute(
-  route: unknown,
-  at: string,
-  problem: (path: string, what: string, value: unknown) => void,
-): RouteMatcher {
-  const m: RouteMatcher = { label: "" };
-  if (!isObject(route)) {
-    problem(at, "a route { path | pathPrefix, methods? }", route);
-    return m;
+/** Compiles one validated rule (the schema has checked every field). */
+function compileRule(r: ValidAuthzPolicy["rules"][number], index: number): CompiledRule {
+  const reason = `rules[${index}]`;
+  const rule: CompiledRule = { decision: decision(true, false, reason, index) };
+  if (r.allow.identities !== undefined)
+    rule.identities = compileIdentities(r.allow.identities, "identities");
+  if (r.allow.networks !== undefined)
+    rule.networks = r.allow.networks.map((n) =>
+      typeof n === "string"
+        ? { net: parseNetwork(n), except: [] }
+        : { net: parseNetwork(n.cidr), except: (n.except ?? []).map((e) => parseNetwork(e)) },
+    );
+  if (r.routes !== undefined) {
+    const routes = r.routes.map((route) => new RouteMatch(route));
+    rule.routes = routes;
+    rule.routeDecisions = routes.map((m) => decision(true, false, reason, index, m.label));
   }
-  for (const key of Object.keys(route))
-    if (key !== "path" && key !== "pathPrefix" && key !== "methods")
-      problem(`${at}.${key}`, "no such field (path, pathPrefix, methods)", route[key]);
-  if (route.path !== undefined && route.pathPrefix !== undefined)
-    problem(at, "only one of path, pathPrefix", route);
-  if (route.path !== undefined) {
-    if (typeof route.path !== "string" || !route.path.startsWith("/"))
-      problem(`${at}.path`, 'a path starting with "/"', route.path);
-    else {
-      m.exact = route.path;
-      m.label = `exact:${route.path}`;
-    }
-  } else if (route.pathPrefix !== undefined) {
-    if (typeof route.pathPrefix !== "string" || !route.pathPrefix.startsWith("/"))
-      problem(`${at}.pathPrefix`, 'a path starting with "/"', route.pathPrefix);
-    else {
-      const prefix = route.pathPrefix.length > 1 ? route.pathPrefix.replace(/\/+$/, "") : "/";
-      m.prefix = prefix;
-      m.label = `prefix:${prefix}`;
-    }
-  } else {
-    m.prefix = "/";
-    m.label = "prefix:/";
-  }
-  if (route.methods !== undefined) {
-    if (!Array.isArray(route.methods) || route.methods.length === 0)
-      problem(`${at}.methods`, "a non-empty array of HTTP methods", route.methods);
-    else {
-      m.methods = new Set();
-      route.methods.forEach((x, k) => {
-        if (typeof x !== "string" || !METHOD.test(x))
-          problem(`${at}.methods[${k}]`, "an HTTP method token", x);
-        else m.methods?.add(x.toUpperCase());
-      });
-    }
-  }
-  return m;
+  return rule;
 }

@@ -1,4 +1,4 @@
-import { typeError } from "@mesh/core";
+import { MeshError, typeError } from "@mesh/core";
 
 /**
  * The fields carried at the start of an opaque-TCP stream between proxies.
@@ -48,13 +48,11 @@ export type TransportHeaderErrorCode = (typeof transportHeaderErrorCodes)[number
  *
  * @public
  */
-export class TransportHeaderError extends Error {
-  readonly code: TransportHeaderErrorCode;
+export class TransportHeaderError extends MeshError<TransportHeaderErrorCode> {
   readonly offset: number;
   constructor(code: TransportHeaderErrorCode, offset: number, message: string) {
-    super(message);
+    super(code, message);
     this.name = "TransportHeaderError";
-    this.code = code;
     this.offset = offset;
   }
 }
