@@ -1,22 +1,15 @@
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
-import { parseDuration } from "../config/duration.js";
+import { duration } from "../stat/cli.js";
 import { parseAdminTargets } from "../stat/target.js";
-import { TAP_TOKEN_ENV } from "../tap/cli.js";
+import { TAP_TOKEN_ENV, type TapIo, type TapMainOptions } from "../tap/cli.js";
 import { DashboardServer } from "./server.js";
 
-/** Where `mesh-proxy dashboard` writes. */
-export interface DashboardIo {
-  out: (text: string) => void;
-  err: (text: string) => void;
-  env: NodeJS.ProcessEnv;
-}
+/** Where `mesh-proxy dashboard` writes (as `mesh-proxy tap`). */
+export type DashboardIo = TapIo;
 
-/** Options of {@link dashboardMain} for embedding and tests. */
-export interface DashboardMainOptions {
-  /** Stops the server (SIGINT/SIGTERM also do in the CLI). */
-  signal?: AbortSignal;
-}
+/** Options of {@link dashboardMain} for embedding and tests: `signal` stops the server. */
+export type DashboardMainOptions = TapMainOptions;
 
 /** Usage of `mesh-proxy dashboard`. */
 export const DASHBOARD_HELP = `mesh-proxy dashboard: a live web view of running proxies, like linkerd viz dashboard
@@ -40,17 +33,6 @@ EWMA, state) and a live tap with filters; it updates over server-sent events. An
 stops answering is shown down while the others keep updating. It prints the page's URL,
 then runs until interrupted.
 `;
-
-function duration(name: string, value: string | undefined, fallback: number, min = 1): number {
-  if (value === undefined) return fallback;
-  const ms = parseDuration(value);
-  if (ms === undefined || ms < min) {
-    throw new RangeError(
-      `--${name}: expected a duration such as 500ms or 2s, got ${JSON.stringify(value)}`,
-    );
-  }
-  return ms;
-}
 
 /**
  * `mesh-proxy dashboard`: serves the dashboard until interrupted. Resolves to the exit code:

@@ -42,7 +42,13 @@ error row, not a failure; exit 1 only when no admin answered.
 
 const CLEAR = "\x1b[H\x1b[2J";
 
-function duration(name: string, value: string | undefined, fallback: number, min = 1): number {
+/** Reads a `--<name>` duration flag (`500ms`, `2s`); the CLIs' one error for a bad one. */
+export function duration(
+  name: string,
+  value: string | undefined,
+  fallback: number,
+  min = 1,
+): number {
   if (value === undefined) return fallback;
   const ms = parseDuration(value);
   if (ms === undefined || ms < min) {
