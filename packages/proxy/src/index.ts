@@ -23,3 +23,5 @@ export type { EndpointView } from "./outbound/backend.js";
 export { Outbound, type OutboundDeps, type ServiceEndpoints } from "./outbound/outbound.js";
 export { type RouteDecision, RouteTable } from "./outbound/router.js";
 export { MeshProxy, type ProxyAddresses, type ProxyOptions } from "./proxy.js";
+export type { TapEvent } from "./tap/event.js";
+export { type TapFilter, tapMatches } from "./tap/filter.js";

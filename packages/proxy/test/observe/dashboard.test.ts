@@ -4,6 +4,8 @@ import http from "node:http";
 import { join } from "node:path";
 import { request } from "undici";
 import { afterEach, describe, expect, test } from "vitest";
+import { topology } from "../../src/dashboard/topology.js";
+import type { ProxyStat } from "../../src/stat/compute.js";
 import { CLI, eventually, h1App, launch, type ProxyProcess, runCli, tempDir } from "../helpers.js";
 
 const closers: (() => Promise<unknown>)[] = [];
@@ -206,5 +208,113 @@ describe("mesh-proxy dashboard (real proxies)", () => {
     const file = await runCli(["dashboard", "--admins-file", "/nonexistent/admins"]);
     expect(file.code).toBe(2);
     expect(file.stderr).toMatch(/--admins-file: cannot read \/nonexistent\/admins/);
+  });
+});
+
+describe("the dashboard's topology", () => {
+  const stat = (proxy: string, over: Partial<ProxyStat>): ProxyStat => ({
+    proxy,
+    admin: "127.0.0.1:1",
+    windowSeconds: 1,
+    error: null,
+    traffic: [],
+    routes: [],
+    endpoints: [],
+    endpointsError: null,
+    ...over,
+  });
+  const endpoint = (address: string, identity: string | null, rps: number, successRate: number) =>
+    ({
+      service: "books",
+      backend: "books",
+      address,
+      identity,
+      state: "ready",
+      share: null,
+      rps,
+      successRate,
+      pending: 0,
+      cost: 0,
+      rttMs: 1,
+      failureRate: 0,
+      total: { requests: 0, failures: 0 },
+    }) as const;
+
+  test("an endpoint goes to the proxy holding its identity, else its fixed inbound port, else its service", () => {
+    const info = new Map([
+      ["fast", { identity: "spiffe://d/sa/fast", inbound: null }],
+      ["plain", { identity: null, inbound: "0.0.0.0:7001" }],
+    ]);
+    const { nodes, edges } = topology(
+      [
+        stat("web", {
+          endpoints: [
+            endpoint("127.0.0.1:40000", "spiffe://d/sa/fast", 9, 1),
+            endpoint("127.0.0.1:7001", null, 2, 0.5),
+            endpoint("127.0.0.1:9999", null, 1, 1),
+          ],
+          traffic: [
+            {
+              direction: "inbound",
+              authority: "web",
+              successRate: 1,
+              rps: 12,
+              p50: 1,
+              p95: 1,
+              p99: 1,
+              mtls: "no",
+              tlsShare: 0,
+              clientIds: [],
+              serverIds: [],
+              window: { requests: 12, responses: 12 },
+              total: { requests: 12, successes: 12, failures: 0 },
+            },
+          ],
+        }),
+        stat("fast", {}),
+        stat("plain", { error: { code: "X", message: "down" } }),
+      ],
+      info,
+    );
+    expect(edges).toEqual([
+      {
+        from: "web",
+        to: "fast",
+        service: "books",
+        rps: 9,
+        successRate: 1,
+        mtls: true,
+        identity: "spiffe://d/sa/fast",
+      },
+      {
+        from: "web",
+        to: "plain",
+        service: "books",
+        rps: 2,
+        successRate: 0.5,
+        mtls: false,
+        identity: null,
+      },
+      {
+        from: "web",
+        to: "books",
+        service: "books",
+        rps: 1,
+        successRate: 1,
+        mtls: false,
+        identity: null,
+      },
+      {
+        from: "clients",
+        to: "web",
+        service: "web",
+        rps: 12,
+        successRate: 1,
+        mtls: false,
+        identity: null,
+      },
+    ]);
+    expect(nodes.find((n) => n.id === "plain")).toEqual({ id: "plain", kind: "proxy", up: false });
+    expect(nodes.find((n) => n.id === "books")).toEqual({ id: "books", kind: "service", up: true });
   });
 });

@@ -7,7 +7,8 @@ import { Agent, request } from "undici";
 import { afterEach, describe, expect, test, vi } from "vitest";
 import { createLogger, MeshProxy, validateConfig } from "../../src/index.js";
 import { parsePrometheusText } from "../../src/stat/prometheus.js";
-import { requestChannel } from "../../src/tap/event.js";
+import { requestChannel, type TapEvent } from "../../src/tap/event.js";
+import { parseTapFilter, tapMatches } from "../../src/tap/filter.js";
 import { CLI, eventually, h1App, launch, type ProxyProcess, runCli } from "../helpers.js";
 
 const closers: (() => Promise<unknown>)[] = [];
@@ -318,5 +319,50 @@ describe("mesh-proxy tap", () => {
     const r = await runCli(["tap", "--admin", proxy.addresses.admin]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/HTTP 401: tap needs Authorization: Bearer/);
+  });
+});
+
+describe("tap filters", () => {
+  const event = (over: Partial<TapEvent>): TapEvent => ({
+    ts: 0,
+    direction: "inbound",
+    method: "GET",
+    authority: "books:8080",
+    path: "/api/books?x=1",
+    route: undefined,
+    backend: undefined,
+    status: 200,
+    grpcStatus: undefined,
+    latencyMs: 1,
+    durationMs: 1,
+    bytes: 0,
+    tls: true,
+    clientId: "spiffe://demo.mesh/ns/demo/sa/web",
+    serverId: undefined,
+    error: undefined,
+    headers: {},
+    ...over,
+  });
+  const matches = (query: string, over: Partial<TapEvent> = {}) =>
+    tapMatches(parseTapFilter(new URLSearchParams(query)), event(over));
+
+  test("every given filter must match; authority without a port matches any port", () => {
+    expect(matches("authority=BOOKS&path=/api&method=get&direction=inbound")).toBe(true);
+    expect(matches("authority=book")).toBe(false);
+    expect(matches("path=/ap")).toBe(true); // a prefix of the path, as given
+    expect(matches("direction=outbound")).toBe(false);
+    expect(matches("identity=spiffe://demo.mesh/ns/demo/sa/web")).toBe(true);
+    expect(matches("identity=spiffe://demo.mesh/ns/demo/sa/books")).toBe(false);
+    expect(matches("identity=spiffe://x/sa/books", { serverId: "spiffe://x/sa/books" })).toBe(true);
+  });
+
+  test("status takes a class, an exact code, or error (failed or reset by the proxy)", () => {
+    expect(matches("status=2xx")).toBe(true);
+    expect(matches("status=5xx", { status: 503 })).toBe(true);
+    expect(matches("status=503", { status: 503 })).toBe(true);
+    expect(matches("status=502", { status: 503 })).toBe(false);
+    expect(matches("status=error", { status: 0 })).toBe(true);
+    expect(matches("status=error", { status: 504, error: "request timeout" })).toBe(true);
+    expect(matches("status=error", { status: 500 })).toBe(false);
   });
 });
