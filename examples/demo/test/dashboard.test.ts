@@ -42,7 +42,7 @@ describe.skipIf(missingPeer("chromium"))("the dashboard in a real browser (demo 
     await demo.start();
     url = await demo.startDashboard("127.0.0.1:0", 500);
     browser = await Browser.launch();
-    await browser.open(url);
+    await browser.open(url, 1600, 1150);
   }, 40_000);
 
   afterAll(async () => {
@@ -75,28 +75,6 @@ describe.skipIf(missingPeer("chromium"))("the dashboard in a real browser (demo 
           `document.querySelector('#graph .edge[data-to="books-fast"] text').textContent`,
         ),
       ).toMatch(/^mTLS · [\d.]+rps · [\d.]+%$/);
-  });
-
-  it("shows the request counts /metrics reports", async () => {
-    await demo.traffic?.stop(); // counts stop moving; the page must converge on /metrics
-    const admin = demo.admins.get("web") as string;
-    const want = await requestTotal(admin, { direction: "outbound", authority: "books" });
-    expect(want).toBeGreaterThan(0);
-    const row = `#traffic tr[data-proxy="web"][data-direction="outbound"][data-authority="books"]`;
-    const shown = await browser.waitFor<string>(
-      `document.querySelector('${row}')?.dataset.requests === "${want}" && document.querySelector('${row} .requests').textContent`,
-    );
-    expect(Number(shown)).toBe(want);
-    const inbound = await requestTotal(demo.admins.get("books-fast") as string, {
-      direction: "inbound",
-    });
-    await browser.waitFor(
-      `document.querySelector('#traffic tr[data-proxy="books-fast"][data-direction="inbound"]')?.dataset.requests === "${inbound}"`,
-    );
-    // Per route: web's outbound requests all took the books service's default route.
-    await browser.waitFor(
-      `document.querySelector('#routes tr[data-proxy="web"][data-route="default"]')?.dataset.requests === "${want}"`,
-    );
   });
 
   it("shows a request sent during the test in the live tap", async () => {
@@ -134,8 +112,31 @@ describe.skipIf(missingPeer("chromium"))("the dashboard in a real browser (demo 
     // mTLS to books; which replica answered is not in tap events yet (a backend of three
     // identities has no single server_id).
     if (demo.mtls) expect(outbound?.[10]).toMatch(/^mTLS/);
+    // The README's picture: the demo under load, the probe in the tap.
     if (process.env.MESH_UPDATE_SCREENSHOT === "1")
       writeFileSync(SCREENSHOT, await browser.screenshot());
+  });
+
+  it("shows the request counts /metrics reports", async () => {
+    await demo.traffic?.stop(); // counts stop moving; the page must converge on /metrics
+    const admin = demo.admins.get("web") as string;
+    const want = await requestTotal(admin, { direction: "outbound", authority: "books" });
+    expect(want).toBeGreaterThan(0);
+    const row = `#traffic tr[data-proxy="web"][data-direction="outbound"][data-authority="books"]`;
+    const shown = await browser.waitFor<string>(
+      `document.querySelector('${row}')?.dataset.requests === "${want}" && document.querySelector('${row} .requests').textContent`,
+    );
+    expect(Number(shown)).toBe(want);
+    const inbound = await requestTotal(demo.admins.get("books-fast") as string, {
+      direction: "inbound",
+    });
+    await browser.waitFor(
+      `document.querySelector('#traffic tr[data-proxy="books-fast"][data-direction="inbound"]')?.dataset.requests === "${inbound}"`,
+    );
+    // Per route: web's outbound requests all took the books service's default route.
+    await browser.waitFor(
+      `document.querySelector('#routes tr[data-proxy="web"][data-route="default"]')?.dataset.requests === "${want}"`,
+    );
   });
 
   it("marks a killed replica down and keeps updating the others", async () => {
