@@ -52,7 +52,12 @@ function balancerTuning(
   return options;
 }
 
-type Protocol = "http1" | "h2c";
+/**
+ * How a backend's endpoints are spoken to: plaintext HTTP/1.1, plaintext HTTP/2 (prior
+ * knowledge), or HTTP/2 inside mTLS to a meshed peer's inbound (ALPN h2).
+ */
+export type UpstreamProtocol = "http1" | "h2c" | "mtls-h2";
+type Protocol = UpstreamProtocol;
 
 function endpointsOf(discovery: DiscoveryConfig, protocol: Protocol): EndpointInit[] | undefined {
   if (discovery.static === undefined) return undefined;
@@ -65,7 +70,7 @@ function endpointsOf(discovery: DiscoveryConfig, protocol: Protocol): EndpointIn
     }
     const p = typeof e === "string" ? protocol : (e.protocol ?? protocol);
     // Meshed endpoints speak HTTP/2 over mTLS (ALPN) whatever the client spoke.
-    init.protocol = p === "h2c" || init.identity !== undefined ? "h2" : "http1";
+    init.protocol = p !== "http1" || init.identity !== undefined ? "h2" : "http1";
     return init;
   });
 }
@@ -118,7 +123,7 @@ export class Backend {
       onResolverError: (err) => this.onResolverError(this.name, err),
       factory: endpointFactory(this.transport),
     };
-    const template = { protocol: protocol === "h2c" ? "h2" : "http1" } as const;
+    const template = { protocol: protocol === "http1" ? "http1" : "h2" } as const;
     if (d.static !== undefined) options.endpoints = endpointsOf(d, protocol) as EndpointInit[];
     else if (d.dns !== undefined) {
       options.endpoints = dnsResolver({
@@ -198,11 +203,11 @@ export class Backend {
    * h2 balancer for every client protocol.
    */
   protocolHint(): Protocol | undefined {
-    if (this.discovery.kubernetes !== undefined) return this.meshed() ? "h2c" : undefined;
+    if (this.discovery.kubernetes !== undefined) return this.meshed() ? "mtls-h2" : undefined;
     const s = this.discovery.static;
     if (s === undefined) return undefined;
     if (s.length > 0 && s.every((e) => typeof e !== "string" && e.identity !== undefined))
-      return "h2c";
+      return "mtls-h2";
     const hints = new Set(s.map((e) => (typeof e === "string" ? undefined : e.protocol)));
     return hints.size === 1 ? [...hints][0] : undefined;
   }

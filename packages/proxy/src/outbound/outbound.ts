@@ -15,7 +15,12 @@ import { ProxyError } from "../http/errors.js";
 import type { HttpListener } from "../http/listener.js";
 import type { RouteInput, Target } from "../http/serve.js";
 import type { ProxyLogger } from "../log.js";
-import { Backend, type BackendSettings, type EndpointView } from "./backend.js";
+import {
+  Backend,
+  type BackendSettings,
+  type EndpointView,
+  type UpstreamProtocol,
+} from "./backend.js";
 import type { MeshTransport } from "./endpoint-factory.js";
 import { type RouteEntry, RouteTable, type ServiceEntry } from "./router.js";
 import { OutboundTcp } from "./tcp.js";
@@ -206,7 +211,7 @@ export class Outbound {
     svc: ServiceEntry,
     route: RouteEntry,
     backendName: string,
-    protocol: "http1" | "h2c",
+    protocol: UpstreamProtocol,
   ): Dispatcher {
     const key = `${svc.config.name}\u0000${route.name}\u0000${backendName}\u0000${protocol}`;
     const have = gen.chains.get(key);
@@ -289,12 +294,12 @@ export class Outbound {
     const be = this.backends.get(`${sc.name}/${backendName}`)?.backend;
     const hint = be?.protocolHint();
     // Meshed backends multiplex everything on HTTP/2 whatever the service's protocol says.
-    const protocol =
-      sc.protocol === "auto" || hint === "h2c" ? (hint ?? (h2 ? "h2c" : "http1")) : sc.protocol;
+    const protocol: UpstreamProtocol =
+      sc.protocol === "auto" || hint === "mtls-h2" ? (hint ?? (h2 ? "h2c" : "http1")) : sc.protocol;
     const meshed = be?.meshed();
     return {
       origProto: meshed,
-      tls: meshed ? hint === "h2c" || undefined : undefined,
+      tls: meshed ? hint === "mtls-h2" || undefined : undefined,
       serverId: meshed ? be?.serverId() : undefined,
       dispatcher: this.chain(gen, service, route, backendName, protocol),
       origin: `http://${sc.name}`,

@@ -149,6 +149,15 @@ describe("mTLS between proxies", () => {
     expect(metric(wm, "identity_cert_refresh_total", `spiffe_id="${WEB}"`)).toBeGreaterThanOrEqual(
       1,
     );
+    // The upstream is named for what it is: HTTP/2 inside mTLS, not plaintext h2c.
+    const endpoints = JSON.parse((await admin(web, "/endpoints")).body) as {
+      service: string;
+      backends: { endpoints: { protocol: string }[] }[];
+    }[];
+    const booksService = endpoints.find((s) => s.service === "books");
+    expect(booksService?.backends.flatMap((b) => b.endpoints.map((e) => e.protocol))).toEqual([
+      "mtls-h2",
+    ]);
   });
 
   it("answers 502 identity mismatch when the server proves another identity", async () => {
