@@ -1,27 +1,20 @@
-export { AdminServer, type AdminSource } from "./admin/admin.js";
+/**
+ * @mesh/proxy as a library: what an embedder needs to configure, start, reload and stop the
+ * sidecar in its own process (`MeshProxy`), validate a config, branch on the proxy's error
+ * codes, and run the CLI. The request path's internals are not part of the API.
+ *
+ * @packageDocumentation
+ */
 export { main, version } from "./cli/main.js";
 export * from "./config/index.js";
 export {
-  classifyError,
   PROXY_ERROR_HEADER,
   ProxyError,
   type ProxyErrorCode,
-  respondWithError,
+  proxyErrorCodes,
 } from "./http/errors.js";
-export {
-  type ForwardRequest,
-  type ForwardResult,
-  forward,
-  type OutgoingResponse,
-} from "./http/forward.js";
-export { formatGrpcTimeout, parseGrpcTimeout } from "./http/grpc.js";
-export { HttpListener, type HttpListenerOptions, type RequestHandler } from "./http/listener.js";
-export { Inbound, type InboundDeps } from "./inbound/inbound.js";
 export { createLogger, type LogLevel, type ProxyLogger } from "./log.js";
-export { ProxyMetrics } from "./metrics/proxy-metrics.js";
 export type { EndpointView } from "./outbound/backend.js";
-export { Outbound, type OutboundDeps, type ServiceEndpoints } from "./outbound/outbound.js";
-export { type RouteDecision, RouteTable } from "./outbound/router.js";
+export type { ServiceEndpoints } from "./outbound/outbound.js";
 export { MeshProxy, type ProxyAddresses, type ProxyOptions } from "./proxy.js";
 export type { TapEvent } from "./tap/event.js";
-export { type TapFilter, tapMatches } from "./tap/filter.js";

@@ -11,6 +11,5 @@ export {
   parseConfigText,
   validateConfig,
 } from "./load.js";
-export { redactConfig } from "./redact.js";
-export { retryWarnings, splitRetryConditions } from "./retry-conditions.js";
+export { retryWarnings } from "./retry-conditions.js";
 export * from "./schema.js";
