@@ -36,6 +36,11 @@ export interface TapEvent {
   clientId: string | undefined;
   /** The server's expected SPIFFE ID (outbound to a meshed endpoint). */
   serverId: string | undefined;
+  /**
+   * Inbound: the app's `host:port` the request was forwarded to. Outbound it is absent: the
+   * balancer picks the endpoint below the retry layer and does not report it per request.
+   */
+  endpoint: string | undefined;
   /** The proxy's error (`mesh-proxy-error` reason) when it answered or reset itself. */
   error: string | undefined;
   /**
@@ -61,6 +66,8 @@ export interface TappedRequest {
 
 /** Where a request was routed, as the pipeline's target says. */
 export interface TappedTarget {
+  /** undici origin of the dispatch (`http://host:port`; outbound, the service's name). */
+  origin?: string | undefined;
   route?: string | undefined;
   backend?: string | undefined;
   tls?: boolean | undefined;
@@ -99,6 +106,10 @@ export function publishRequest(
     tls: peer !== undefined ? peer.tls : target?.tls,
     clientId: peer?.clientId,
     serverId: peer === undefined ? target?.serverId : undefined,
+    endpoint:
+      direction === "inbound" && target?.origin !== undefined
+        ? target.origin.slice(target.origin.indexOf("//") + 2)
+        : undefined,
     error,
     headers: r.headers,
   };

@@ -16,6 +16,7 @@ export interface TapLine {
   tls?: boolean;
   clientId?: string;
   serverId?: string;
+  endpoint?: string;
   error?: string;
   headers?: Record<string, string>;
 }
@@ -51,6 +52,7 @@ export function formatTapLine(e: TapLine, admin?: string): string {
   );
   if (e.clientId !== undefined) parts.push(`src_id=${value(e.clientId)}`);
   if (e.serverId !== undefined) parts.push(`dst_id=${value(e.serverId)}`);
+  if (e.endpoint !== undefined) parts.push(`dst=${value(e.endpoint)}`);
   if (e.error !== undefined) parts.push(`error=${value(e.error)}`);
   for (const [k, v] of Object.entries(e.headers ?? {})) parts.push(`${k}=${value(v)}`);
   return parts.join(" ");

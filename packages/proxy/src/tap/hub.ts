@@ -71,6 +71,7 @@ function eventLine(e: TapEvent, headers: readonly string[]): string {
     tls: e.tls,
     clientId: e.clientId,
     serverId: e.serverId,
+    endpoint: e.endpoint,
     error: e.error,
   };
   if (headers.length > 0) {

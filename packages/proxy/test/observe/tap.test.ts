@@ -128,6 +128,23 @@ describe("GET /tap (real proxy process)", () => {
     expect(JSON.stringify(e)).not.toContain("secret-agent");
   });
 
+  test("inbound events name the app the request went to", async () => {
+    const a = await app();
+    const proxy = await launch({ inbound: { listen: "127.0.0.1:0", app: a.address } });
+    closers.push(() => proxy.stop());
+    const tap = openTap(proxy.addresses.admin, "?direction=inbound");
+    await tap.next();
+    const res = await request(`http://${proxy.addresses.inbound}/in`, { headers: { host: "me" } });
+    await res.body.dump();
+    expect(await tap.next()).toMatchObject({
+      direction: "inbound",
+      path: "/in",
+      status: 200,
+      endpoint: a.address,
+      tls: false,
+    });
+  });
+
   test("status=5xx shows failures only; headers allowed by admin.tap.headers are shown", async () => {
     const proxy = await proxyFor({ tap: { headers: ["User-Agent"] } });
     const tap = openTap(proxy.addresses.admin, "?status=5xx");
@@ -339,6 +356,7 @@ describe("tap filters", () => {
     tls: true,
     clientId: "spiffe://demo.mesh/ns/demo/sa/web",
     serverId: undefined,
+    endpoint: undefined,
     error: undefined,
     headers: {},
     ...over,
