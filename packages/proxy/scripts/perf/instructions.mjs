@@ -15,7 +15,6 @@
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -29,6 +28,7 @@ import {
   pairInboundSection,
   pairOutboundSection,
 } from "../../../../bench/src/peers/mesh.ts";
+import { freePort, waitPort } from "./ports.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const { values } = parseArgs({
@@ -47,31 +47,6 @@ const children = new Set();
 process.on("exit", () => {
   for (const c of children) c.kill("SIGKILL");
 });
-
-const freePort = () =>
-  new Promise((resolve) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-
-/** Resolves once `port` accepts a connection (the proxy under valgrind starts slowly). */
-async function waitPort(port, child) {
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`proxy exited ${child.exitCode}`);
-    const ok = await new Promise((r) => {
-      const s = net.connect(port, "127.0.0.1");
-      s.once("connect", () => {
-        s.destroy();
-        r(true);
-      });
-      s.once("error", () => r(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 function underCallgrind(cli, config, name) {
   const file = join(tmp, `${name}.json`);

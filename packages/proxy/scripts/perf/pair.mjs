@@ -22,7 +22,6 @@
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -36,6 +35,7 @@ import {
   pairInboundSection,
   pairOutboundSection,
 } from "../../../../bench/src/peers/mesh.ts";
+import { freePort, waitPort } from "./ports.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = join(here, "../../../..");
@@ -89,29 +89,6 @@ const stop = async (p) => {
 process.on("exit", () => {
   for (const c of children) c.kill("SIGKILL");
 });
-
-const freePort = () =>
-  new Promise((resolve) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-async function waitPort(port) {
-  for (let i = 0; i < 300; i++) {
-    const ok = await new Promise((r) => {
-      const s = net.connect(port, "127.0.0.1");
-      s.once("connect", () => {
-        s.destroy();
-        r(true);
-      });
-      s.once("error", () => r(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`port ${port} never opened`);
-}
 
 /** utime+stime seconds of a process, and per thread grouped by name. */
 function cpuOf(pid) {

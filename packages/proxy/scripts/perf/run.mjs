@@ -23,11 +23,11 @@
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { freePort, waitPort } from "./ports.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The floor is the repository's one pass-through, the bench peer. */
@@ -105,32 +105,6 @@ function readyLine(child) {
     );
     check();
   });
-}
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitPort(port, child) {
-  for (let i = 0; i < 600; i++) {
-    if (child.exitCode !== null) throw new Error(`${child.label} exited: ${child.output()}`);
-    const ok = await new Promise((resolve) => {
-      const s = net.connect(port, "127.0.0.1");
-      s.once("connect", () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once("error", () => resolve(false));
-    });
-    if (ok) return;
-    await sleep(50);
-  }
-  throw new Error(`${child.label}: port ${port} never opened`);
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
