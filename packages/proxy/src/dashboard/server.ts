@@ -5,7 +5,6 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseHostPort } from "../config/address.js";
 import type { EndpointStat, ProxyStat, TrafficStat } from "../stat/compute.js";
-import type { AdminScrape } from "../stat/scrape.js";
 import { ScrapeHistory, scrapeAll, statReport } from "../stat/stat.js";
 import type { AdminTarget } from "../stat/target.js";
 import { parseTapFilter, tapFilterQuery } from "../tap/filter.js";
@@ -161,7 +160,8 @@ export class DashboardServer {
         resolve();
       });
     });
-    this.#scrapes.push(await scrapeAll(this.#targets, { timeoutMs: this.#timeoutMs }));
+    // A first snapshot at once (totals, no rates yet): the page has something to show.
+    await this.#tick();
     this.#schedule();
     const a = this.#server.address() as AddressInfo;
     const host = a.family === "IPv6" ? `[${a.address}]` : a.address;
@@ -188,7 +188,7 @@ export class DashboardServer {
       }),
     );
     const report = statReport(this.#scrapes.push(after), after);
-    this.#latest = this.#build(report.time, report.proxies, after);
+    this.#latest = this.#build(report.time, report.proxies);
     const data = `event: snapshot\ndata: ${JSON.stringify(this.#latest)}\n\n`;
     for (const c of this.#clients) c.write(data);
   }
@@ -210,11 +210,7 @@ export class DashboardServer {
     return { rps: [...h.rps], success: [...h.success], p99: [...h.p99] };
   }
 
-  #build(
-    time: string,
-    proxies: readonly ProxyStat[],
-    _after: readonly AdminScrape[],
-  ): DashboardSnapshot {
+  #build(time: string, proxies: readonly ProxyStat[]): DashboardSnapshot {
     const rows = (p: ProxyStat, list: readonly TrafficStat[], kind: string) =>
       list.map((t) => {
         const key = `${kind}\u0000${p.proxy}\u0000${t.direction}\u0000${t.authority}\u0000${t.route ?? ""}`;

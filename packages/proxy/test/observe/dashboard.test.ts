@@ -58,7 +58,10 @@ async function dashboard(args: string[]): Promise<string> {
 }
 
 async function snapshot(url: string): Promise<Snapshot> {
-  return (await (await request(`${url}snapshot.json`)).body.json()) as Snapshot;
+  const s = (await (await request(`${url}snapshot.json`)).body.json()) as Snapshot | null;
+  // The dashboard has a snapshot from its first scrape on, before it prints its URL.
+  expect(s).not.toBeNull();
+  return s as Snapshot;
 }
 
 /** A server-sent event stream; `next(event)` resolves with the next event of that name. */
