@@ -127,11 +127,6 @@ export class TapHub {
     });
   }
 
-  /** Open streams. */
-  get streams(): number {
-    return this.#streams.size;
-  }
-
   /**
    * Answers `GET /tap?…`: checks access (loopback only, or the bearer token when
    * `admin.tap.token` is set), validates the filter (400 naming the parameter), then streams.
@@ -189,11 +184,6 @@ export class TapHub {
       diagnostics_channel.subscribe(meshChannels.proxy.request, this.#onEvent);
     this.#streams.add(stream);
     this.#open.value = this.#streams.size;
-  }
-
-  /** Ends every stream (the admin server is closing). */
-  close(): void {
-    for (const s of this.#streams) s.res.destroy();
   }
 
   #remove(stream: Stream): void {
