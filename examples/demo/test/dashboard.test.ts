@@ -99,7 +99,8 @@ describe.skipIf(missingPeer("chromium"))("the dashboard in a real browser (demo 
         })
         .on("error", reject);
     });
-    expect(status).toBe(200);
+    // 200, or 502 in the rare case the flaky replica failed the call and its retry.
+    expect([200, 502]).toContain(status);
     const rows = await browser.waitFor<string[][]>(
       `(() => { const r = [...document.querySelectorAll('#tap tbody tr[data-path="${probe}"]')]; return r.length === 2 && r.map((x) => [...x.cells].map((c) => c.textContent)); })()`,
     );
@@ -107,8 +108,9 @@ describe.skipIf(missingPeer("chromium"))("the dashboard in a real browser (demo 
     // Cells: time, proxy, dir, method, authority, path, route, status, latency, bytes, tls.
     const inbound = rows.find((c) => c[2] === "in");
     const outbound = rows.find((c) => c[2] === "out");
-    expect(inbound?.slice(1, 8)).toEqual(["web", "in", "GET", "web", probe, "", "200"]);
-    expect(outbound?.slice(1, 8)).toEqual(["web", "out", "GET", "books", probe, "default", "200"]);
+    expect(inbound?.slice(1, 8)).toEqual(["web", "in", "GET", "web", probe, "", String(status)]);
+    expect(outbound?.slice(1, 7)).toEqual(["web", "out", "GET", "books", probe, "default"]);
+    expect(outbound?.[7]).toBe(status === 200 ? "200" : "503");
     // mTLS to books; which replica answered is not in tap events yet (a backend of three
     // identities has no single server_id).
     if (demo.mtls) expect(outbound?.[10]).toMatch(/^mTLS/);
