@@ -34,6 +34,9 @@ export const meshChannels = {
   authz: {
     decision: "mesh:authz:decision",
   },
+  proxy: {
+    request: "mesh:proxy:request",
+  },
 } as const;
 
 type Values<T> = T[keyof T];

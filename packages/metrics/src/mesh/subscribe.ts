@@ -34,12 +34,15 @@ export const COUNTED_MESH_CHANNELS = Object.freeze([
 ] as const);
 
 /**
- * Mesh channels published but deliberately not counted, with why. Empty today: every event
- * a package publishes becomes a series. A channel added to `@mesh/core` must land in one of
- * the two lists (a test checks it).
+ * Mesh channels published but deliberately not counted, with why: `mesh:proxy:request` (the
+ * proxy's per-request tap events). A channel added to `@mesh/core` must land in one of the two
+ * lists (a test checks it).
  */
 export const UNCOUNTED_MESH_CHANNELS: Readonly<Partial<Record<MeshChannelName, string>>> =
-  Object.freeze({});
+  Object.freeze({
+    [meshChannels.proxy.request]:
+      "one event per finished request, for live tap: request_total / response_total / response_latency_ms already count every request, and subscribing here would make every request build an event",
+  });
 
 /** Options of {@link subscribeMeshEvents}. */
 export interface MeshEventsOptions {

@@ -18,6 +18,8 @@ Usage:
                                       bundles, token, discovery files); prints every problem
                                       (exit 1 if any)
   mesh-proxy stat --admin <list>      golden signals of running proxies (see: mesh-proxy stat --help)
+  mesh-proxy tap --admin <list>       live requests through running proxies (see: mesh-proxy tap --help)
+  mesh-proxy dashboard --admin <list> a live web view of running proxies (see: mesh-proxy dashboard --help)
   mesh-proxy schema                   print the config's JSON Schema
   mesh-proxy inject [files|-]         add the proxy to Kubernetes workloads (see: inject --help)
   mesh-proxy injector                 the admission webhook that injects at pod creation
@@ -34,7 +36,7 @@ Environment:
                         (MESH_PROXY_LOG__LEVEL=debug, MESH_PROXY_INBOUND__APP=127.0.0.1:8080)
 
 Signals: SIGTERM/SIGINT shut down gracefully, SIGHUP reloads the config file.
-Admin (default 127.0.0.1:4191): /live /ready /metrics /config /endpoints, POST /shutdown.
+Admin (default 127.0.0.1:4191): /live /ready /metrics /config /endpoints /tap, POST /shutdown.
 `;
 
 /** The package version. */
@@ -68,6 +70,9 @@ const defaultIo: Io = {
  */
 export async function main(argv: string[], io: Io = defaultIo): Promise<number> {
   if (argv[0] === "stat") return (await import("../stat/cli.js")).statMain(argv.slice(1), io);
+  if (argv[0] === "tap") return (await import("../tap/cli.js")).tapMain(argv.slice(1), io);
+  if (argv[0] === "dashboard")
+    return (await import("../dashboard/cli.js")).dashboardMain(argv.slice(1), io);
   const kube = await kubernetesCommand(argv, io);
   if (kube !== undefined) return kube;
   let parsed: ReturnType<typeof parse>;

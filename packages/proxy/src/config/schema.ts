@@ -268,7 +268,11 @@ const matchSchema = strict({
   });
 
 const routeSchema = strict({
-  name: text().optional().describe("label for metrics and logs; defaults to route-<index>"),
+  name: text()
+    .optional()
+    .describe(
+      "the route label of metrics, logs and tap; unique in its service, not 'default'; defaults to one derived from match (e.g. 'GET prefix:/api')",
+    ),
   match: matchSchema.default({}),
   timeout: timeoutSchema.optional(),
   retry: routeRetrySchema.optional(),
@@ -580,6 +584,23 @@ const serviceSchema = strict({
     error: "expected discovery or backends",
     path: ["discovery"],
   })
+  .superRefine((s, ctx) => {
+    // A route name is a metric label: two routes sharing one would merge their series.
+    const seen = new Map<string, number>();
+    s.routes.forEach((r, j) => {
+      if (r.name === undefined) return;
+      const other = seen.get(r.name);
+      const message =
+        r.name === "default"
+          ? "expected a name other than 'default' (the label of requests no route matches)"
+          : other !== undefined
+            ? `expected a route name unique in its service (routes[${other}] has it too)`
+            : undefined;
+      if (message !== undefined)
+        ctx.addIssue({ code: "custom", message, path: ["routes", j, "name"], input: r.name });
+      else seen.set(r.name, j);
+    });
+  })
   .describe("an upstream service");
 
 const limitsSchema = strict({
@@ -808,6 +829,26 @@ const identitySchema = strict({
   })
   .describe("this proxy's workload identity (mTLS)");
 
+const TAP_DEFAULTS = { enabled: true, maxQueue: 1_000, headers: [] as string[] };
+
+/** `admin.tap`: who may watch live requests on `GET /tap`, and what they see. */
+const tapSchema = strict({
+  enabled: bool().default(true).describe("serve GET /tap (live requests as NDJSON)"),
+  token: text()
+    .min(16, { error: "expected a token of at least 16 characters" })
+    .optional()
+    .describe(
+      "when set, /tap needs Authorization: Bearer <token> and is open to any client; when absent, loopback clients only",
+    ),
+  maxQueue: integer(1, 100_000)
+    .default(1_000)
+    .describe("lines a tap stream holds for a slow reader; more are dropped and counted"),
+  headers: list(text())
+    .default([])
+    .transform((names) => names.map((n) => n.toLowerCase()))
+    .describe("request headers whose values tap shows (none by default; bodies never)"),
+});
+
 /** The proxy's configuration schema (zod 4). Parsing yields {@link ProxyConfig}. */
 export const configSchema = strict({
   $schema: z.string().optional().describe("JSON Schema reference for editors"),
@@ -818,7 +859,8 @@ export const configSchema = strict({
   admin: strict({
     listen: address("admin server").default("127.0.0.1:4191"),
     shutdownEndpoint: bool().default(true).describe("enable POST /shutdown (loopback only)"),
-  }).default({ listen: "127.0.0.1:4191", shutdownEndpoint: true }),
+    tap: tapSchema.default(TAP_DEFAULTS),
+  }).default({ listen: "127.0.0.1:4191", shutdownEndpoint: true, tap: TAP_DEFAULTS }),
   log: strict({
     level: z
       .enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"], {
