@@ -63,14 +63,14 @@ const SESSION_GONE = new Set([
 ]);
 
 /** What an exchange needs from its client; a private object, so none of it is public API. */
-interface ExchangeOwner {
+interface H2RequestOwner {
   readonly scheme: string;
   readonly authority: string;
   readonly destroyed: boolean;
   /** An exchange finished (either way). */
-  done(exchange: Exchange): void;
+  done(exchange: H2Request): void;
   /** Sends an exchange again on the next session. */
-  requeue(exchange: Exchange): void;
+  requeue(exchange: H2Request): void;
   /** Stops using a session for new streams. */
   retire(session: ClientHttp2Session): void;
 }
@@ -185,7 +185,7 @@ function replayable(body: Body): boolean {
 }
 
 const kExchange = Symbol("mesh.h2.exchange");
-type ExchangeStream = ClientHttp2Stream & { [kExchange]?: Exchange };
+type ExchangeStream = ClientHttp2Stream & { [kExchange]?: H2Request };
 
 // Stream listeners shared by every exchange (no closures per request).
 function onStreamResponse(this: ExchangeStream, headers: IncomingHttpHeaders): void {
@@ -208,7 +208,7 @@ function onStreamClose(this: ExchangeStream): void {
 }
 
 /** One request on the wire: the handler's controller and the stream's lifecycle. */
-class Exchange implements Dispatcher.DispatchController {
+class H2Request implements Dispatcher.DispatchController {
   #stream: ClientHttp2Stream | undefined;
   #paused = false;
   #aborted = false;
@@ -224,7 +224,7 @@ class Exchange implements Dispatcher.DispatchController {
   #stopBody: (() => void) | undefined;
 
   constructor(
-    readonly client: ExchangeOwner,
+    readonly client: H2RequestOwner,
     readonly opts: Dispatcher.DispatchOptions,
     readonly handler: Dispatcher.DispatchHandler,
   ) {}
@@ -456,8 +456,8 @@ export class Http2Client extends Dispatcher {
   readonly authority: string;
   private session: ClientHttp2Session | undefined;
   private connecting = false;
-  private queue: Exchange[] = [];
-  private readonly active = new Set<Exchange>();
+  private queue: H2Request[] = [];
+  private readonly active = new Set<H2Request>();
   private isClosed = false;
   private isDestroyed = false;
   private closeWaiters: Array<() => void> = [];
@@ -466,7 +466,7 @@ export class Http2Client extends Dispatcher {
   private readonly connectionWindow: number;
   private readonly pingIntervalMs: number;
   private readonly pingTimeoutMs: number;
-  readonly #owner: ExchangeOwner;
+  readonly #owner: H2RequestOwner;
 
   /**
    * @throws TypeError/RangeError naming the option (`http2Client.streamWindow: …`) for an
@@ -546,7 +546,7 @@ export class Http2Client extends Dispatcher {
     handler: Dispatcher.DispatchHandler,
   ): boolean {
     // Node's global fetch and other undici 7 callers pass a legacy handler.
-    const exchange = new Exchange(this.#owner, opts, toControllerHandler(handler));
+    const exchange = new H2Request(this.#owner, opts, toControllerHandler(handler));
     if (opts.upgrade) {
       const err = new Http2StreamError(
         `${this.authority}: upgrade/CONNECT is not supported over HTTP/2 here`,
@@ -569,14 +569,14 @@ export class Http2Client extends Dispatcher {
     return true;
   }
 
-  #done(exchange: Exchange): void {
+  #done(exchange: H2Request): void {
     this.active.delete(exchange);
     const i = this.queue.indexOf(exchange);
     if (i !== -1) this.queue.splice(i, 1);
     if (this.isClosed && this.active.size === 0) this.finishClose();
   }
 
-  #requeue(exchange: Exchange): void {
+  #requeue(exchange: H2Request): void {
     this.queue.push(exchange);
     this.ensureSession();
   }

@@ -13,7 +13,7 @@ type Controller = Dispatcher.DispatchController;
  * Linkerd, where an endpoint is balanced over only once it is connected), classifies the outcome with `@mesh/core`'s `endpointHealth` rule (5xx, gRPC status in headers or trailers, transport
  * errors) and reports both to the endpoint set, then forwards every callback unchanged.
  */
-export class Exchange implements Dispatcher.DispatchHandler {
+export class EndpointRequest implements Dispatcher.DispatchHandler {
   readonly #set: EndpointSet;
   readonly #endpoint: Endpoint;
   readonly #h: Dispatcher.DispatchHandler;
