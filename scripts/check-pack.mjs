@@ -25,6 +25,12 @@ for (const dir of readdirSync("packages")) {
   for (const need of ["README.md", "LICENSE", "dist/index.js", "dist/index.d.ts"]) {
     if (!files.includes(need)) problems.push(`${pkg.name}: tarball is missing ${need}`);
   }
+  // `mesh-proxy dashboard` serves these files from dist/ at run time.
+  const extra =
+    pkg.name === "@mesh/proxy" ? ["dist/dashboard/index.html", "dist/dashboard/app.js"] : [];
+  for (const need of extra) {
+    if (!files.includes(need)) problems.push(`${pkg.name}: tarball is missing ${need}`);
+  }
   for (const bin of Object.values(pkg.bin ?? {})) {
     const path = bin.replace(/^\.\//, "");
     if (!files.includes(path)) problems.push(`${pkg.name}: tarball is missing bin ${path}`);

@@ -14,7 +14,8 @@ export type PeerName =
   | "kubectl"
   | "nginx"
   | "haproxy"
-  | "wrk";
+  | "wrk"
+  | "chromium";
 export declare const PEERS: Record<PeerName, Peer>;
 export declare const SKIP_LOG: string;
 export declare function which(bin: string): string | undefined;

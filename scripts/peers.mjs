@@ -62,6 +62,12 @@ export const PEERS = {
   nginx: { bins: ["nginx"], apt: "nginx", brew: "nginx", use: "a C proxy peer in bench/" },
   haproxy: { bins: ["haproxy"], apt: "haproxy", brew: "haproxy", use: "a C proxy peer in bench/" },
   wrk: { bins: ["wrk"], apt: "wrk", brew: "wrk", use: "the closed-loop load generator of bench/" },
+  chromium: {
+    bins: ["chromium"],
+    apt: "chromium",
+    brew: undefined, // the tests look for a `chromium` binary, which Debian/Ubuntu install
+    use: "a headless browser drives the mesh-proxy dashboard page against the demo mesh",
+  },
 };
 
 // Debian puts nginx and haproxy in /usr/sbin, which is not on a normal user's PATH.

@@ -2,9 +2,11 @@
 // the real protocol on the real paths, over TLS with bearer tokens: list with a collection
 // resourceVersion, `?watch=1` chunked JSON event streams (ADDED/MODIFIED/DELETED, BOOKMARK,
 // ERROR 410 "Expired" for a compacted version), label and field selectors, the legacy
-// discovery documents kubectl reads, TokenReview and SelfSubjectAccessReview. Objects are
-// shaped as in the Kubernetes API reference (EndpointSlice discovery.k8s.io/v1, Pod and
-// Service v1). `kubectl get`/`get --watch` against it is tested in
+// discovery documents kubectl reads, TokenReview, SelfSubjectAccessReview and
+// SubjectAccessReview (from a grants table). Objects are shaped as in the Kubernetes API
+// reference (EndpointSlice discovery.k8s.io/v1; Pod, Service, Secret, ConfigMap v1; Deployment
+// apps/v1; cluster-scoped Namespace v1 and MutatingWebhookConfiguration
+// admissionregistration.k8s.io/v1 for the injector's lookups and `check --kubernetes`). `kubectl get`/`get --watch` against it is tested in
 // packages/balancer/test/kubernetes-kubectl.test.ts, which is what keeps it honest.
 import { randomUUID } from "node:crypto";
 import { writeFileSync } from "node:fs";
@@ -52,12 +54,45 @@ interface Resource {
   kind: string;
   plural: string;
   shortNames?: string[];
+  /** Cluster-scoped kinds (Namespace, MutatingWebhookConfiguration) live outside namespaces. */
+  cluster?: boolean;
 }
 
 const RESOURCES: Resource[] = [
   { group: "", version: "v1", kind: "Pod", plural: "pods", shortNames: ["po"] },
   { group: "", version: "v1", kind: "Service", plural: "services", shortNames: ["svc"] },
+  { group: "", version: "v1", kind: "Secret", plural: "secrets" },
+  {
+    group: "",
+    version: "v1",
+    kind: "ServiceAccount",
+    plural: "serviceaccounts",
+    shortNames: ["sa"],
+  },
+  { group: "", version: "v1", kind: "ConfigMap", plural: "configmaps", shortNames: ["cm"] },
+  {
+    group: "",
+    version: "v1",
+    kind: "Namespace",
+    plural: "namespaces",
+    shortNames: ["ns"],
+    cluster: true,
+  },
+  {
+    group: "apps",
+    version: "v1",
+    kind: "Deployment",
+    plural: "deployments",
+    shortNames: ["deploy"],
+  },
   { group: "discovery.k8s.io", version: "v1", kind: "EndpointSlice", plural: "endpointslices" },
+  {
+    group: "admissionregistration.k8s.io",
+    version: "v1",
+    kind: "MutatingWebhookConfiguration",
+    plural: "mutatingwebhookconfigurations",
+    cluster: true,
+  },
 ];
 const byKind = new Map(RESOURCES.map((r) => [r.kind, r]));
 
@@ -97,6 +132,12 @@ export interface FakeKubeApiserver {
   readonly reviews: Map<string, FakeTokenReview>;
   /** Whether SelfSubjectAccessReview allows `create tokenreviews`. Default true. */
   allowTokenReviews: boolean;
+  /**
+   * What a SubjectAccessReview allows each user (`system:serviceaccount:NS:SA`) or group
+   * (`system:serviceaccounts:NS`): entries
+   * `"<verb> <group>/<resource>"` (core group: `"get /namespaces"`). Users not listed get nothing.
+   */
+  readonly grants: Map<string, string[]>;
   /** Ends every watch right after its backlog, as a misbehaving proxy in between would. */
   endWatchesAtOnce: boolean;
   /** Every request as `METHOD path?query`, in order (for assertions). */
@@ -144,6 +185,15 @@ const status = (code: number, reason: string, message: string) => ({
   code,
 });
 
+/** A (Self)SubjectAccessReview answer, as the authorizer writes it. */
+const accessReview = (kind: string, spec: unknown, allowed: boolean) => ({
+  kind,
+  apiVersion: "authorization.k8s.io/v1",
+  metadata: { creationTimestamp: null },
+  spec,
+  status: allowed ? { allowed: true } : { allowed: false, reason: "no RBAC policy matched" },
+});
+
 function parseSelector(text: string | null): Record<string, string> {
   const out: Record<string, string> = {};
   if (!text) return out;
@@ -172,7 +222,7 @@ function resourceList(r: Resource[]) {
   return r.map((x) => ({
     name: x.plural,
     singularName: x.kind.toLowerCase(),
-    namespaced: true,
+    namespaced: !x.cluster,
     kind: x.kind,
     verbs: ["get", "list", "watch", "create", "update", "patch", "delete"],
     ...(x.shortNames ? { shortNames: x.shortNames } : {}),
@@ -206,7 +256,7 @@ export async function startFakeKubeApiserver(
     history.push(e);
     for (const w of watchers) {
       if (w.resource.kind !== e.object.kind) continue;
-      if (w.namespace !== e.object.metadata.namespace) continue;
+      if (w.namespace !== (e.object.metadata.namespace ?? "")) continue;
       if (!matches(e.object, w.labels, w.fields)) continue;
       emit(e.type, e.object, w);
     }
@@ -218,6 +268,7 @@ export async function startFakeKubeApiserver(
     tokens: new Set(options.tokens ?? ["fake-admin-token"]),
     reviews: new Map<string, FakeTokenReview>(),
     allowTokenReviews: true,
+    grants: new Map<string, string[]>(),
     endWatchesAtOnce: false,
     requests: [] as string[],
     get resourceVersion() {
@@ -229,7 +280,7 @@ export async function startFakeKubeApiserver(
     apply(object: KubeObject): KubeObject {
       const r = byKind.get(object.kind);
       if (!r) throw new Error(`fake-kube-apiserver: unknown kind ${object.kind}`);
-      const ns = object.metadata.namespace ?? "default";
+      const ns = r.cluster ? "" : (object.metadata.namespace ?? "default");
       const k = key(object.kind, ns, object.metadata.name);
       const old = store.get(k);
       rv++;
@@ -238,7 +289,7 @@ export async function startFakeKubeApiserver(
         apiVersion: apiVersionOf(r),
         metadata: {
           ...object.metadata,
-          namespace: ns,
+          ...(r.cluster ? {} : { namespace: ns }),
           uid: old?.metadata.uid ?? randomUUID(),
           resourceVersion: String(rv),
           creationTimestamp: old?.metadata.creationTimestamp ?? new Date().toISOString(),
@@ -249,7 +300,7 @@ export async function startFakeKubeApiserver(
       return stored;
     },
     remove(kind: string, namespace: string, name: string) {
-      const k = key(kind, namespace, name);
+      const k = key(kind, byKind.get(kind)?.cluster ? "" : namespace, name);
       const old = store.get(k);
       if (!old) return;
       store.delete(k);
@@ -353,10 +404,16 @@ export async function startFakeKubeApiserver(
       });
     }
     if (req.method === "POST") return review(path, req, res);
-    const m = /^\/(?:api\/v1|apis\/([^/]+)\/v1)\/namespaces\/([^/]+)\/([^/]+)(?:\/([^/]+))?$/.exec(
-      path,
-    );
-    const resource = m && RESOURCES.find((r) => r.group === (m[1] ?? "") && r.plural === m[3]);
+    // Cluster-scoped: /api/v1/namespaces[/name], /apis/<group>/v1/<plural>[/name].
+    const c = /^\/(?:api\/v1|apis\/([^/]+)\/v1)\/([^/]+)(?:\/([^/]+))?$/.exec(path);
+    const clusterResource =
+      c && RESOURCES.find((r) => r.cluster && r.group === (c[1] ?? "") && r.plural === c[2]);
+    const m = clusterResource
+      ? ([path, c[1], "", c[2], c[3]] as (string | undefined)[])
+      : /^\/(?:api\/v1|apis\/([^/]+)\/v1)\/namespaces\/([^/]+)\/([^/]+)(?:\/([^/]+))?$/.exec(path);
+    const resource =
+      clusterResource ??
+      (m && RESOURCES.find((r) => !r.cluster && r.group === (m[1] ?? "") && r.plural === m[3]));
     if (!m || !resource || req.method !== "GET")
       return json(res, 404, status(404, "NotFound", `the server could not find ${path}`));
     const namespace = m[2] as string;
@@ -367,7 +424,7 @@ export async function startFakeKubeApiserver(
     const current = [...store.values()].filter(
       (o) =>
         o.kind === resource.kind &&
-        o.metadata.namespace === namespace &&
+        (o.metadata.namespace ?? "") === namespace &&
         matches(o, labels, fields),
     );
     if (watch !== "1" && watch !== "true") {
@@ -408,7 +465,8 @@ export async function startFakeKubeApiserver(
     } else {
       for (const e of history) {
         if (e.rv <= Number(from)) continue;
-        if (e.object.kind !== resource.kind || e.object.metadata.namespace !== namespace) continue;
+        if (e.object.kind !== resource.kind || (e.object.metadata.namespace ?? "") !== namespace)
+          continue;
         if (matches(e.object, labels, fields)) emit(e.type, e.object, w);
       }
     }
@@ -463,6 +521,16 @@ export async function startFakeKubeApiserver(
             },
       });
     }
+    if (path === "/apis/authorization.k8s.io/v1/subjectaccessreviews") {
+      const attrs = body.spec?.resourceAttributes ?? {};
+      const want = `${attrs.verb} ${attrs.group ?? ""}/${attrs.resource}`;
+      // Grants to the user or to any of its groups (a RoleBinding to system:serviceaccounts:NS).
+      const granted = [body.spec?.user ?? "", ...(body.spec?.groups ?? [])].flatMap(
+        (who: string) => fake.grants.get(who) ?? [],
+      );
+      const allowed = granted.includes(want) || granted.includes("*");
+      return json(res, 201, accessReview("SubjectAccessReview", body.spec, allowed));
+    }
     if (path === "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews") {
       const attrs = body.spec?.resourceAttributes ?? {};
       const allowed =
@@ -470,13 +538,7 @@ export async function startFakeKubeApiserver(
         attrs.group === "authentication.k8s.io" &&
         attrs.resource === "tokenreviews" &&
         attrs.verb === "create";
-      return json(res, 201, {
-        kind: "SelfSubjectAccessReview",
-        apiVersion: "authorization.k8s.io/v1",
-        metadata: { creationTimestamp: null },
-        spec: body.spec,
-        status: allowed ? { allowed: true } : { allowed: false, reason: "no RBAC policy matched" },
-      });
+      return json(res, 201, accessReview("SelfSubjectAccessReview", body.spec, allowed));
     }
     return json(res, 404, status(404, "NotFound", `the server could not find ${path}`));
   };

@@ -5,7 +5,8 @@
  * linked there), the package READMEs in a project that installed the packed packages
  * (consumer/project.ts). Lines that finish on their own offline (`--help`, `check`, `schema`,
  * `ca create`, `issue`, `inspect`, `echo … > file`) are run through `sh` and must exit 0;
- * lines that start a server or need one (`--config` runs, `serve`, `stat --admin`) have every
+ * lines that start a server or need one (`--config` runs, `serve`, `stat --admin`, `check
+ * --kubernetes`, `install`/`inject` piped to kubectl) have every
  * flag they use checked against the command's own `--help`.
  */
 import { execFile } from "node:child_process";
@@ -58,7 +59,7 @@ function shownFiles(markdown: string): Map<string, string> {
 const BIN = /^(?:npx )?(mesh-proxy|mesh-identity)\b/;
 /** Subcommands that finish on their own without a network peer. */
 const OFFLINE =
-  /^npx (?:mesh-proxy (?:check|schema)\b|mesh-identity (?:ca create|issue|inspect)\b)|--help\b/;
+  /^npx (?:mesh-proxy (?:check(?! --kubernetes)|schema)\b|mesh-identity (?:ca create|issue|inspect)\b)|--help\b/;
 
 interface ReadmeCommands {
   readme: string;

@@ -1,7 +1,7 @@
 /** The helpers the scenarios share for their variants: availability, failures, notes, rows. */
 import { describe, expect, it } from "vitest";
 import { splitAvailable, spreadRows, statusNote } from "../src/lib/result.ts";
-import { failureReason, LoadWorkerError } from "../src/lib/runners.ts";
+import { runFailureReason, LoadWorkerError } from "../src/lib/runners.ts";
 
 describe("variant helpers", () => {
   it("splits variants into runnable ones and unavailable statuses with their reason", async () => {
@@ -24,11 +24,11 @@ describe("variant helpers", () => {
   });
 
   it("reports a worker's reason when it gave one, else the message", () => {
-    expect(failureReason(new LoadWorkerError("boom", "@mesh/retry is not built"))).toBe(
+    expect(runFailureReason(new LoadWorkerError("boom", "@mesh/retry is not built"))).toBe(
       "@mesh/retry is not built",
     );
-    expect(failureReason(new LoadWorkerError("boom"))).toBe("boom");
-    expect(failureReason(new Error("refused"))).toBe("refused");
+    expect(runFailureReason(new LoadWorkerError("boom"))).toBe("boom");
+    expect(runFailureReason(new Error("refused"))).toBe("refused");
   });
 
   it("formats one row per variant, a spread per column", () => {

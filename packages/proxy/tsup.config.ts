@@ -9,6 +9,7 @@ export default defineConfig({
   dts: { entry: ["src/index.ts"] },
   clean: true,
   sourcemap: false,
-  // Ship the config's JSON Schema, generated from the zod schema that validates it.
-  onSuccess: "node scripts/write-schema.mjs",
+  // Ship the config's JSON Schema, generated from the zod schema that validates it, and the
+  // dashboard's static page.
+  onSuccess: "node scripts/write-schema.mjs && node scripts/copy-dashboard.mjs",
 });

@@ -71,8 +71,8 @@ export class LoadWorkerError extends Error {
   }
 }
 
-/** What a failed run of a variant is reported with: the worker's reason, else the message. */
-export function failureReason(error: unknown): string {
+/** Why a run failed, as written into the results: the worker's reason, else the message. */
+export function runFailureReason(error: unknown): string {
   return error instanceof LoadWorkerError && error.reason ? error.reason : (error as Error).message;
 }
 

@@ -20,6 +20,13 @@ export type ClientSpec =
       maxTimeoutMs: number;
     }
   | { kind: "mesh-retry"; origin: string; connections: number; limit: number }
+  | {
+      kind: "mesh-hedge";
+      origins: string[];
+      connections: number;
+      /** Hedging delay, ms; `undefined` = the balancer alone, no hedging. */
+      delayMs: number | undefined;
+    }
   | { kind: "grpc-unary"; origin: string }
   | { kind: "grpc-stream"; origin: string; messages: number }
   | {
@@ -114,6 +121,14 @@ export async function createClient(spec: ClientSpec, shape: RequestShape): Promi
       const agent = new Agent({ connections: spec.connections });
       const { dispatcher, describe } = mesh.retryDispatcher(agent, { limit: spec.limit });
       return { describe, send: via(dispatcher, spec.origin), close: () => agent.close() };
+    }
+    case "mesh-hedge": {
+      const mesh = await loadMesh();
+      const { dispatcher, describe, close } = mesh.hedged(spec.origins, {
+        connections: spec.connections,
+        delayMs: spec.delayMs,
+      });
+      return { describe, send: via(dispatcher, spec.origins[0]!), close };
     }
     case "balanced-pool": {
       const pool = new BalancedPool(spec.origins, { connections: spec.connections });

@@ -16,7 +16,7 @@ export type MeshPackage = "retry" | "balancer" | "tls-identity" | "metrics" | "p
 
 /** Exports each scenario needs from a package. */
 const REQUIRED: Record<MeshPackage, string[]> = {
-  retry: ["retry", "RetryBudget"],
+  retry: ["retry", "RetryBudget", "hedge"],
   balancer: ["Balancer", "EndpointSet"],
   "tls-identity": ["createTrustAnchor"],
   metrics: ["metrics", "instrumentServer", "GoldenSignals"],
@@ -73,13 +73,18 @@ export interface MeshAdapters {
     origins: string[],
     opts: { connections: number; strategy: "p2c" | "round-robin" | "least-pending" },
   ): { dispatcher: Dispatcher; describe: string; close(): Promise<void> };
+  /** P2C balancer, with `hedge()` over it when `delayMs` is set (default budget). */
+  hedged(
+    origins: string[],
+    opts: { connections: number; delayMs: number | undefined },
+  ): { dispatcher: Dispatcher; describe: string; close(): Promise<void> };
 }
 
 /** Loads the adapters (lazily imports each package on first use). */
 export async function loadMesh(): Promise<MeshAdapters> {
   const retryMod = await importMesh("retry").catch((e: unknown) => e as Error);
   const balancerMod = await importMesh("balancer").catch((e: unknown) => e as Error);
-  return {
+  const adapters: MeshAdapters = {
     retryDispatcher(agent, { limit }) {
       if (retryMod instanceof Error) throw retryMod;
       type RetryFactory = (
@@ -111,5 +116,25 @@ export async function loadMesh(): Promise<MeshAdapters> {
         close: () => dispatcher.close(),
       };
     },
+    hedged(origins, { connections, delayMs }) {
+      if (balancerMod instanceof Error) throw balancerMod;
+      if (retryMod instanceof Error) throw retryMod;
+      const { dispatcher: balancer, close } = adapters.balancer(origins, {
+        connections,
+        strategy: "p2c",
+      });
+      if (delayMs === undefined)
+        return { dispatcher: balancer, describe: "@mesh/balancer P2C, no hedging", close };
+      const hedge = retryMod.hedge as (
+        opts: Record<string, unknown>,
+      ) => Dispatcher.DispatcherComposeInterceptor;
+      const BudgetClass = retryMod.RetryBudget as new () => unknown;
+      return {
+        dispatcher: balancer.compose(hedge({ delay: delayMs, budget: new BudgetClass() })),
+        describe: `@mesh/balancer P2C + @mesh/retry hedge() (delay ${delayMs} ms, maxAttempts 2, default RetryBudget)`,
+        close,
+      };
+    },
   };
+  return adapters;
 }

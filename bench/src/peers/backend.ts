@@ -17,6 +17,10 @@ export interface EndpointMode {
   failOnceRatio?: number;
   /** Status used for failures (default 503). */
   failStatus?: number;
+  /** Fraction of requests held for `stallMs` before their answer (0..1): a replica's tail. */
+  stallRatio?: number;
+  /** How long a stalled request is held, ms. */
+  stallMs?: number;
 }
 
 /** A timed override of an endpoint's mode. */
@@ -124,7 +128,12 @@ async function main(): Promise<void> {
     };
     // Drain the request body (GETs have none) before answering.
     req.resume();
-    if (mode.delayMs && mode.delayMs > 0) setTimeout(answer, mode.delayMs);
+    const stall =
+      mode.stallRatio !== undefined && mode.stallRatio > 0 && Math.random() < mode.stallRatio
+        ? (mode.stallMs ?? 0)
+        : 0;
+    const wait = (mode.delayMs ?? 0) + stall;
+    if (wait > 0) setTimeout(answer, wait);
     else answer();
   };
 

@@ -21,7 +21,7 @@ import {
   statusNote,
   type Table,
 } from "../lib/result.ts";
-import { failureReason, runLoad, SRC_DIR } from "../lib/runners.ts";
+import { runFailureReason, runLoad, SRC_DIR } from "../lib/runners.ts";
 import { round, spread } from "../lib/stats.ts";
 import { meshUnavailableReason } from "../load/mesh-adapters.ts";
 import type { OpenLoopResult } from "../load/open-loop.ts";
@@ -160,7 +160,7 @@ export async function adaptiveConcurrency(ctx: BenchContext): Promise<ScenarioOu
           limit: s.limit,
         });
       } catch (error) {
-        failures.set(v.name, failureReason(error));
+        failures.set(v.name, runFailureReason(error));
       } finally {
         await ctx.pm.stop(app.proc);
       }

@@ -19,7 +19,7 @@ import {
   type Table,
   type TargetCheck,
 } from "../lib/result.ts";
-import { failureReason, runLoad, SRC_DIR, startBackend } from "../lib/runners.ts";
+import { runFailureReason, runLoad, SRC_DIR, startBackend } from "../lib/runners.ts";
 import { round, type Spread, spread } from "../lib/stats.ts";
 import type { ClientSpec } from "../load/clients.ts";
 import { meshUnavailableReason } from "../load/mesh-adapters.ts";
@@ -47,7 +47,7 @@ const WARMUP_MS = 30_000;
 interface Strategy {
   name: string;
   describe: string;
-  kind: Extract<ClientSpec, { origins: string[] }>["kind"];
+  kind: Exclude<Extract<ClientSpec, { origins: string[] }>["kind"], "mesh-hedge">;
   /** Learns latency over time (Peak-EWMA): measured warm in the cases of WARM_CASES. */
   learns?: boolean;
   unavailable(): Promise<string | null>;
@@ -168,7 +168,7 @@ export async function balancer(ctx: BenchContext): Promise<ScenarioOutput> {
               share,
             });
           } catch (error) {
-            failures.set(s.name, failureReason(error));
+            failures.set(s.name, runFailureReason(error));
           }
         }
       }

@@ -4,6 +4,7 @@ import type { ScenarioOutput } from "../lib/result.ts";
 import { adaptiveConcurrency } from "./adaptive-concurrency.ts";
 import { balancer } from "./balancer.ts";
 import { grpc } from "./grpc.ts";
+import { hedging } from "./hedging.ts";
 import { identity } from "./identity.ts";
 import { k8sChurn } from "./k8s-churn.ts";
 import { metricsCost } from "./metrics-cost.ts";
@@ -32,6 +33,11 @@ export const SCENARIOS: Record<string, Scenario> = {
   "retry-storm": {
     describe: "retry amplification against a failing backend, success rate with transient faults",
     run: retryStorm,
+  },
+  hedging: {
+    describe:
+      "tail latency when one of five endpoints stalls 1 % of requests for 500 ms, P2C with and without hedge()",
+    run: hedging,
   },
   "adaptive-concurrency": {
     describe:

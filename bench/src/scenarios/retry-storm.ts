@@ -17,7 +17,7 @@ import {
   statusNote,
   type Table,
 } from "../lib/result.ts";
-import { failureReason, runLoad, startBackend } from "../lib/runners.ts";
+import { runFailureReason, runLoad, startBackend } from "../lib/runners.ts";
 import { round, spread } from "../lib/stats.ts";
 import type { ClientSpec } from "../load/clients.ts";
 import { meshUnavailableReason } from "../load/mesh-adapters.ts";
@@ -147,7 +147,8 @@ export async function retryStorm(ctx: BenchContext): Promise<ScenarioOutput> {
           runs[policy.name]!.storm.push(storm);
           runs[policy.name]!.transient.push(transient);
         } catch (error) {
-          failures.set(policy.name, failureReason(error));
+          const reason = runFailureReason(error);
+          failures.set(policy.name, reason);
         }
       }
     }

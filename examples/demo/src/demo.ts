@@ -37,7 +37,7 @@ export interface DemoOptions {
 }
 
 /** A sidecar's bound addresses, from its "listening" log line. */
-interface SidecarAddresses {
+export interface SidecarAddresses {
   admin: string;
   inbound?: string;
   outbound?: string;
@@ -76,13 +76,15 @@ function portOf(address: string): number {
 /**
  * The local demo mesh: an identity issuer, `web` and three `books` replicas, each app
  * behind its own `mesh-proxy` sidecar (real child processes on loopback), a steady load
- * into web, and `mesh-proxy stat` over every sidecar.
+ * into web, `mesh-proxy stat` and `mesh-proxy dashboard` over every sidecar.
  */
 export class Demo {
   readonly dir = mkdtempSync(join(tmpdir(), "mesh-demo-"));
   readonly children: Child[] = [];
   /** Sidecar name → admin address, in display order. */
   readonly admins = new Map<string, string>();
+  /** Sidecar name → its bound addresses (admin, inbound, outbound). */
+  readonly sidecars = new Map<string, SidecarAddresses>();
   /** books replica address as web's sidecar dials it → replica role. */
   readonly booksRoles = new Map<string, string>();
   mtls = false;
@@ -91,6 +93,9 @@ export class Demo {
   readonly #cli = proxyCli();
   #issuer: DemoIssuer | undefined;
   #statWatch: ChildProcess | undefined;
+  #dashboard: ChildProcess | undefined;
+  /** The dashboard's URL once {@link Demo.startDashboard} resolved. */
+  dashboardUrl: string | undefined;
   #stopping: Promise<void> | undefined;
   readonly #ports = new Set<number>();
 
@@ -137,6 +142,7 @@ export class Demo {
       if (a !== undefined) this.#ports.add(portOf(a));
     }
     this.admins.set(name, addresses.admin);
+    this.sidecars.set(name, addresses);
     return addresses;
   }
 
@@ -198,13 +204,69 @@ export class Demo {
     this.traffic.start();
   }
 
-  /** Runs `mesh-proxy stat --watch` over every sidecar, writing to this process's stdout. */
+  /**
+   * Runs `mesh-proxy stat --watch` over every sidecar, writing to this process's stdout
+   * (with the dashboard's URL above each table once it runs).
+   */
   watchStat(intervalMs = 2_000): void {
+    const title =
+      this.dashboardUrl === undefined ? [] : ["--title", `dashboard: ${this.dashboardUrl}`];
     this.#statWatch = spawn(
       process.execPath,
-      [this.#cli, "stat", "--watch", "--interval", `${intervalMs}ms`, "--admin", this.statTargets],
+      [
+        this.#cli,
+        "stat",
+        "--watch",
+        "--interval",
+        `${intervalMs}ms`,
+        "--admin",
+        this.statTargets,
+        ...title,
+      ],
       { stdio: ["ignore", "inherit", "inherit"] },
     );
+  }
+
+  /**
+   * Starts `mesh-proxy dashboard` over every sidecar on `listen` (default 127.0.0.1:50750,
+   * or a port the OS picks when that one is taken) and resolves to its URL.
+   */
+  async startDashboard(listen = "127.0.0.1:50750", intervalMs = 2_000): Promise<string> {
+    for (const address of [listen, "127.0.0.1:0"]) {
+      const child = spawn(
+        process.execPath,
+        [
+          this.#cli,
+          "dashboard",
+          "--listen",
+          address,
+          "--interval",
+          `${intervalMs}ms`,
+          "--admin",
+          this.statTargets,
+        ],
+        { stdio: ["ignore", "pipe", "pipe"] },
+      );
+      let out = "";
+      let err = "";
+      const url = await new Promise<string | undefined>((resolve) => {
+        child.stdout.on("data", (d: Buffer) => {
+          out += d.toString();
+          const m = /mesh-proxy dashboard: (http:\/\/\S+)/.exec(out);
+          if (m !== null) resolve(m[1]);
+        });
+        child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+        child.once("exit", () => resolve(undefined));
+      });
+      if (url !== undefined) {
+        this.#dashboard = child;
+        this.#ports.add(portOf(new URL(url).host));
+        this.dashboardUrl = url;
+        return url;
+      }
+      if (!/cannot serve/.test(err)) throw new Error(`mesh-proxy dashboard failed: ${err.trim()}`);
+    }
+    throw new Error("mesh-proxy dashboard could not listen");
   }
 
   /** Runs `mesh-proxy stat` once over a 1 s window (`--json` when asked) and returns its stdout. */
@@ -236,11 +298,12 @@ export class Demo {
 
   async #stop(): Promise<void> {
     await this.traffic?.stop();
-    const watch = this.#statWatch;
-    if (watch !== undefined && watch.exitCode === null && watch.signalCode === null) {
-      const exited = new Promise((r) => watch.once("exit", r));
-      watch.kill("SIGTERM");
-      await exited;
+    for (const watch of [this.#statWatch, this.#dashboard]) {
+      if (watch !== undefined && watch.exitCode === null && watch.signalCode === null) {
+        const exited = new Promise((r) => watch.once("exit", r));
+        watch.kill("SIGTERM");
+        await exited;
+      }
     }
     const admins = new Map([...this.admins].map(([n, a]) => [`${n}-proxy`, a]));
     await Promise.all(

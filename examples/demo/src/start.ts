@@ -1,13 +1,15 @@
 /**
  * The demo mesh launcher (`npm start -w @mesh/example-demo`).
  *
- *   node src/start.ts                      run until Ctrl-C, `mesh-proxy stat` every 2 s
+ *   node src/start.ts                      run until Ctrl-C, `mesh-proxy stat` every 2 s and
+ *                                          `mesh-proxy dashboard` (its URL printed)
  *   node src/start.ts --once               run 10 s, print the final table + a JSON summary
  *   MESH_DEMO_DURATION=30s node src/start.ts
  *
  * Environment: MESH_DEMO_DURATION (headless run length), MESH_DEMO_RPS (default 50),
  * MESH_DEMO_MTLS (auto | on | off; auto = on when the proxy supports identity),
- * MESH_DEMO_KEEP=1 (keep configs, tokens and logs).
+ * MESH_DEMO_KEEP=1 (keep configs, tokens and logs), MESH_DEMO_DASHBOARD (the dashboard's
+ * address, default 127.0.0.1:50750; another port is picked when that one is taken).
  */
 import { Demo } from "./demo.ts";
 import { type StatJson, summarize } from "./summary.ts";
@@ -72,6 +74,9 @@ async function main(): Promise<number> {
   process.stderr.write(
     `ready: pids ${demo.children.map((c) => c.pid).join(",")} ports ${demo.ports.join(",")}\n`,
   );
+  // The dashboard: MESH_DEMO_DASHBOARD picks its address (default 127.0.0.1:50750).
+  const url = await demo.startDashboard(process.env.MESH_DEMO_DASHBOARD || undefined);
+  process.stderr.write(`dashboard: ${url}  (open it in a browser)\n`);
   demo.watchStat(2_000);
   const duration = o.duration;
   if (duration === undefined) {

@@ -11,7 +11,7 @@ export interface EndpointEvent {
   /** The endpoint, `host:port` (`[v6]:port`). */
   address: string;
   state: EndpointState;
-  /** Why, when known: `added`, `consecutive-failures`, `probe-due`, `probe-succeeded`, `probe-failed`, `success`, `removed`, `drained`, `closed`. */
+  /** Why, when known: `added`, `consecutive-failures`, `success-rate`, `probe-due`, `probe-succeeded`, `probe-failed`, `success`, `removed`, `drained`, `closed`. */
   reason?: string;
   /** Load cost at the time of the change (estimate × (pending + 1) / weight). */
   cost: number;

@@ -1,5 +1,6 @@
 export { type Clock, monotonicClock } from "@mesh/core";
 export {
+  type AccrualMode,
   type AccrualState,
   FailureAccrual,
   type FailureAccrualConfig,
@@ -97,6 +98,11 @@ export {
   type Timers,
   type WatchBackoff,
 } from "./kubernetes/list-watch.js";
+export {
+  type PushbackConfig,
+  type PushbackOptions,
+  pushbackConfig,
+} from "./pushback/pushback.js";
 export { type Random, seededRandom } from "./random.js";
 export {
   createSelector,

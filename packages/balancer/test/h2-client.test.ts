@@ -102,6 +102,27 @@ function grpcLikeReply(stream: http2.ServerHttp2Stream, body: Buffer): void {
 }
 
 describe("Http2Client", () => {
+  test("options are validated, each problem named (an unknown option gets a hint)", () => {
+    expect(() => new Http2Client("http://127.0.0.1:1", { timeout: 5 } as never)).toThrow(
+      'http2Client: unknown option "timeout" (did you mean "connectTimeout"?)',
+    );
+    expect(() => new Http2Client("http://127.0.0.1:1", { streamWindow: 10 })).toThrow(
+      "http2Client.streamWindow: expected an integer in 65535..2147483647, got 10",
+    );
+    expect(() => new Http2Client("http://127.0.0.1:1", { connectTimeout: -1 })).toThrow(
+      /^http2Client\.connectTimeout: expected a duration/,
+    );
+    expect(
+      () => new Http2Client("http://127.0.0.1:1", { keepAlive: { interval: 1 } } as never),
+    ).toThrow(/^http2Client\.keepAlive: unknown option "interval"/);
+    expect(() => new Http2Client("http://127.0.0.1:1", { connect: 5 } as never)).toThrow(
+      "http2Client.connect: expected a connector function or node:tls options, got number",
+    );
+    // Nothing of the client's bookkeeping is public.
+    const c = new Http2Client("http://127.0.0.1:1", { keepAlive: false });
+    for (const internal of ["done", "requeue", "retire"]) expect(internal in c).toBe(false);
+  });
+
   test("a paused response keeps DATA that arrived before its trailers (undici 8.13 drops it)", async () => {
     const { origin } = await h2Server((stream, headers) => {
       stream.resume();

@@ -27,6 +27,7 @@ export {
   takeHeader,
   type UndiciHeaders,
 } from "./headers/headers.js";
+export { parseGrpcPushback, parseRetryAfter, pushbackMs } from "./headers/pushback.js";
 export { isControllerHandler, toControllerHandler } from "./legacy/to-controller-handler.js";
 export {
   CALLER_ERROR_CODES,

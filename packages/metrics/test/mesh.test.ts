@@ -71,6 +71,9 @@ describe("mesh diagnostics_channel events", () => {
     publish("mesh:retry:breaker", { name: "web", state: "open", previous: "closed" });
     publish("mesh:retry:breaker-rejected", { name: "web" });
     publish("mesh:retry:breaker-rejected", { name: "web" });
+    publish("mesh:retry:hedge", { name: "web", attempt: 1, origin });
+    publish("mesh:retry:hedge", { name: "web", attempt: 2, origin });
+    publish("mesh:retry:hedge-won", { name: "web", attempt: 1, origin });
     publish("mesh:balancer:endpoint", {
       balancer: "b",
       address: "10.0.0.1:80",
@@ -155,6 +158,8 @@ describe("mesh diagnostics_channel events", () => {
     expect(sampleOf(t, 'mesh_circuit_breaker_state{name="web",state="closed"}')).toBe(0);
     expect(sampleOf(t, 'mesh_circuit_breaker_transitions_total{name="web",state="open"}')).toBe(1);
     expect(sampleOf(t, 'mesh_circuit_breaker_rejected_total{name="web"}')).toBe(2);
+    expect(sampleOf(t, 'mesh_retry_hedges_total{name="web"}')).toBe(2);
+    expect(sampleOf(t, 'mesh_retry_hedges_won_total{name="web"}')).toBe(1);
     expect(
       sampleOf(
         t,

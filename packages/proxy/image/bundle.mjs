@@ -4,6 +4,7 @@
 // inlined, only `node:` built-ins stay external. Output (dist/ is git-ignored):
 //
 //   dist/bundle/mesh-proxy.mjs            the proxy (`node mesh-proxy.mjs --config <file>`)
+//   dist/bundle/mesh-identity.mjs         @mesh/tls-identity's CLI (the issuer `install` deploys)
 //   dist/bundle/healthcheck.mjs           the image's HEALTHCHECK probe (no dependencies)
 //   dist/bundle/THIRD_PARTY_LICENSES.txt  name, version and license of every inlined package
 //
@@ -54,8 +55,10 @@ const inlinePackageJson = {
 const DELIBERATELY_EXTERNAL = ["@kubernetes/client-node"];
 
 const outfile = join(outdir, "mesh-proxy.mjs");
+const identityOutfile = join(outdir, "mesh-identity.mjs");
 const outputs = [
   outfile,
+  identityOutfile,
   join(outdir, "healthcheck.mjs"),
   join(outdir, "THIRD_PARTY_LICENSES.txt"),
 ];
@@ -63,40 +66,51 @@ await mkdir(outdir, { recursive: true });
 // Only our own files: --outdir may name a directory that holds other things.
 for (const file of outputs) await rm(file, { force: true });
 
-const result = await esbuild.build({
-  absWorkingDir: packageDir,
-  entryPoints: [join(packageDir, "src", "cli.ts")],
-  outfile,
-  bundle: true,
-  platform: "node",
-  format: "esm",
-  target: "node22",
-  // Prefer the ESM builds of dual packages; CJS-only ones (pino, undici) are wrapped.
-  mainFields: ["module", "main"],
-  conditions: ["node", "import"],
-  // Readable stack traces (names and lines) matter more than a few hundred kB.
-  minifySyntax: true,
-  legalComments: "none",
-  metafile: true,
-  logLevel: "warning",
-  plugins: [inlinePackageJson],
-  // Kubeconfig support (discovery.kubernetes outside a cluster) would add ~16 MB; in a pod
-  // the proxy uses the in-cluster config, which needs nothing from it. Without it a
-  // kubeconfig is refused with an error saying to install @kubernetes/client-node.
-  external: [...DELIBERATELY_EXTERNAL],
-  // CommonJS dependencies bundled into an ES module still call require() for built-ins
-  // and may read __filename/__dirname; give them the real ones.
-  banner: {
-    js: [
-      'import { createRequire as __meshCreateRequire } from "node:module";',
-      'import { fileURLToPath as __meshFileURLToPath } from "node:url";',
-      'import { dirname as __meshDirname } from "node:path";',
-      "const require = __meshCreateRequire(import.meta.url);",
-      "const __filename = __meshFileURLToPath(import.meta.url);",
-      "const __dirname = __meshDirname(__filename);",
-    ].join("\n"),
-  },
-});
+/** One self-contained CLI file from `entry`. */
+const bundleCli = (entry, file) =>
+  esbuild.build({
+    absWorkingDir: packageDir,
+    entryPoints: [entry],
+    outfile: file,
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node22",
+    // Prefer the ESM builds of dual packages; CJS-only ones (pino, undici) are wrapped.
+    mainFields: ["module", "main"],
+    conditions: ["node", "import"],
+    // Readable stack traces (names and lines) matter more than a few hundred kB.
+    minifySyntax: true,
+    legalComments: "none",
+    metafile: true,
+    logLevel: "warning",
+    plugins: [inlinePackageJson],
+    // Kubeconfig support (discovery.kubernetes outside a cluster) would add ~16 MB; in a pod
+    // the proxy uses the in-cluster config, which needs nothing from it. Without it a
+    // kubeconfig is refused with an error saying to install @kubernetes/client-node.
+    external: [...DELIBERATELY_EXTERNAL],
+    // CommonJS dependencies bundled into an ES module still call require() for built-ins
+    // and may read __filename/__dirname; give them the real ones.
+    banner: {
+      js: [
+        'import { createRequire as __meshCreateRequire } from "node:module";',
+        'import { fileURLToPath as __meshFileURLToPath } from "node:url";',
+        'import { dirname as __meshDirname } from "node:path";',
+        "const require = __meshCreateRequire(import.meta.url);",
+        "const __filename = __meshFileURLToPath(import.meta.url);",
+        "const __dirname = __meshDirname(__filename);",
+      ].join("\n"),
+    },
+  });
+const result = await bundleCli(join(packageDir, "src", "cli.ts"), outfile);
+// The issuer's CLI ships in the same image, so `mesh-proxy install` needs one image. Built
+// from @mesh/tls-identity's dist (build the workspace first, as for the libraries above).
+const identityDir = dirname(require.resolve("@mesh/tls-identity/package.json"));
+const identityResult = await bundleCli(join(identityDir, "dist", "cli.js"), identityOutfile);
+for (const [k, v] of Object.entries(identityResult.metafile.inputs))
+  result.metafile.inputs[k] ??= v;
+for (const [k, v] of Object.entries(identityResult.metafile.outputs))
+  result.metafile.outputs[k] = v;
 
 // Fail the build if anything other than a Node built-in was left external.
 const externals = new Set();
@@ -114,9 +128,11 @@ if (nonBuiltin.length > 0) {
 }
 
 // esbuild keeps the entry's #! line; make sure there is one even if the entry drops it.
-const code = await readFile(outfile, "utf8");
-if (!code.startsWith("#!")) await writeFile(outfile, `#!/usr/bin/env node\n${code}`);
-await chmod(outfile, 0o755);
+for (const file of [outfile, identityOutfile]) {
+  const code = await readFile(file, "utf8");
+  if (!code.startsWith("#!")) await writeFile(file, `#!/usr/bin/env node\n${code}`);
+  await chmod(file, 0o755);
+}
 
 await copyFile(join(here, "healthcheck.mjs"), join(outdir, "healthcheck.mjs"));
 await writeFile(join(outdir, "THIRD_PARTY_LICENSES.txt"), await licenses(result.metafile));
@@ -128,6 +144,15 @@ const versionOut = execFileSync(process.execPath, [outfile, "--version"], {
 }).trim();
 if (versionOut !== pkg.version) {
   throw new Error(`bundle: --version: expected ${pkg.version}, got ${JSON.stringify(versionOut)}`);
+}
+const identityHelp = execFileSync(process.execPath, [identityOutfile, "--help"], {
+  cwd: outdir,
+  encoding: "utf8",
+});
+if (!identityHelp.includes("serve")) {
+  throw new Error(
+    `bundle: mesh-identity --help: expected its usage, got ${JSON.stringify(identityHelp)}`,
+  );
 }
 
 const { size } = await stat(outfile);
@@ -151,7 +176,7 @@ async function licenses(metafile) {
   const list = [...packages.values()].sort((a, b) => a.id.localeCompare(b.id));
   const rule = "-".repeat(78);
   return [
-    `Packages inlined into mesh-proxy.mjs (${pkg.name}@${pkg.version}):`,
+    `Packages inlined into mesh-proxy.mjs and mesh-identity.mjs (${pkg.name}@${pkg.version}):`,
     ...list.map((p) => `  ${p.id}: ${p.license}`),
     "",
     ...list.flatMap((p) => [rule, `${p.id} (${p.license})`, "", p.text || "(no license file)", ""]),

@@ -17,3 +17,4 @@ export { createLogger, type LogLevel, type ProxyLogger } from "./log.js";
 export type { EndpointView } from "./outbound/backend.js";
 export type { ServiceEndpoints } from "./outbound/outbound.js";
 export { MeshProxy, type ProxyAddresses, type ProxyOptions } from "./proxy.js";
+export type { TapEvent } from "./tap/event.js";

@@ -14,6 +14,7 @@ import { Inbound } from "./inbound/inbound.js";
 import { createLogger, type ProxyLogger } from "./log.js";
 import { ProxyMetrics } from "./metrics/proxy-metrics.js";
 import { Outbound } from "./outbound/outbound.js";
+import { TapHub } from "./tap/hub.js";
 import { type IssuerBundleWatch, watchIssuerBundle } from "./transport/mtls/bundle-watch.js";
 import { createIdentity, type MeshIdentity } from "./transport/mtls/identity.js";
 
@@ -111,6 +112,7 @@ export class MeshProxy {
       endpoints: () => this.outbound?.endpoints() ?? [],
       shutdown: () => void this.shutdown(),
       shutdownEnabled: options.config.admin.shutdownEndpoint,
+      tap: new TapHub(() => this.config.admin.tap, this.metrics.signals.registry),
     });
   }
 

@@ -121,6 +121,72 @@ describe("service balancer settings", () => {
     expect(idle?.rttMs).toBeLessThanOrEqual(30);
   });
 
+  test("failureAccrual.mode success-rate ejects an endpoint failing every 3rd request; the consecutive default does not", async () => {
+    // Fails every 3rd request: never 7 (or 3) in a row, but a success rate of 2/3.
+    let n = 0;
+    const flaky = await h1App((req, res) => {
+      req.resume();
+      res.writeHead(++n % 3 === 0 ? 500 : 200);
+      res.end();
+    });
+    closers.push(() => flaky.close());
+    const accrual = (failureAccrual: Record<string, unknown>) =>
+      backendFor({ discovery: { static: [flaky.address] }, failureAccrual });
+    const consecutive = accrual({ consecutiveFailures: 3 });
+    await send(consecutive, 30);
+    expect(consecutive.snapshot()[0]?.state).toBe("ready");
+    n = 0;
+    const rate = accrual({
+      mode: "success-rate",
+      successRate: { threshold: 0.8, minRequests: 10, window: "1m" },
+    });
+    await send(rate, 12);
+    expect(rate.snapshot()[0]?.state).toBe("ejected");
+    const bad = validateConfig({
+      outbound: {
+        services: [
+          {
+            name: "api",
+            discovery: { static: ["127.0.0.1:1"] },
+            failureAccrual: { mode: "rate", successRate: { threshold: 2, minRequests: 0 } },
+          },
+        ],
+      },
+    });
+    expect(bad.ok).toBe(false);
+    if (bad.ok) return;
+    expect(bad.problems.map((p) => `${p.path}: ${p.message}`)).toEqual(
+      expect.arrayContaining([
+        'outbound.services[0].failureAccrual.mode: expected consecutive-failures or success-rate, got "rate"',
+        "outbound.services[0].failureAccrual.successRate.threshold: expected a number in 0..1, got 2",
+        "outbound.services[0].failureAccrual.successRate.minRequests: expected integer >= 1, got 0",
+      ]),
+    );
+  });
+
+  test("balancer.pushback caps how long an endpoint answering Retry-After is avoided; max 0 ignores it", async () => {
+    const busy = await h1App((req, res) => {
+      req.resume();
+      res.writeHead(503, { "retry-after": "30" });
+      res.end();
+    });
+    closers.push(() => busy.close());
+    const capped = backendFor({
+      discovery: { static: [busy.address] },
+      balancer: { pushback: { max: "2s" } },
+    });
+    expect(await send(capped, 1)).toEqual([503]);
+    const [e] = capped.snapshot();
+    expect(e?.pushbackInMs).toBeGreaterThan(1_900);
+    expect(e?.pushbackInMs).toBeLessThanOrEqual(2_000);
+    const off = backendFor({
+      discovery: { static: [busy.address] },
+      balancer: { pushback: { max: 0 } },
+    });
+    expect(await send(off, 1)).toEqual([503]);
+    expect(off.snapshot()[0]?.pushbackInMs).toBeUndefined();
+  });
+
   test("failureRate.prior and failureCostFactor shape the failure cost", async () => {
     const failing = await app(500);
     const tuned = backendFor({

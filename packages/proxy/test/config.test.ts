@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { failureRateConfig, peakEwmaConfig } from "@mesh/balancer";
+import { failureRateConfig, peakEwmaConfig, pushbackConfig } from "@mesh/balancer";
 import { RetryPolicy } from "@mesh/retry";
 import { describe, expect, test } from "vitest";
 import { configJsonSchema, parseConfigText, parseDuration, validateConfig } from "../src/index.js";
@@ -195,6 +195,7 @@ inbound: { listen: 4143 }
         prior: rate.prior,
         failureCostFactor: rate.failureCostFactor,
       },
+      pushback: { max: pushbackConfig(undefined).maxMs, costFactor: 1_000 },
       localZoneMaxPending: 10,
     });
   });
@@ -213,6 +214,7 @@ outbound:
     expect(r.config.outbound?.services[0]?.balancer).toEqual({
       ewma: { decay: 2_000, defaultRtt: 100 },
       failureRate: { decay: 5_000, prior: 0, failureCostFactor: 15 },
+      pushback: { max: 10_000, costFactor: 1_000 },
       localZoneMaxPending: 10,
     });
   });
@@ -280,6 +282,53 @@ outbound:
         "outbound.zone: expected a non-empty string, got 7",
       ]),
     );
+  });
+
+  test("hedging: services[].hedge and routes[].hedge, bad values named by path", () => {
+    const r = parseConfigText(`
+outbound:
+  services:
+    - name: a
+      discovery: { static: ["127.0.0.1:1"] }
+      hedge: { maxAttempts: 9, nonFatal: ["6xx"], grpcMethods: ["Get"] }
+      routes:
+        - match: { pathPrefix: /x }
+          hedge: { delay: soon, hedgingDelay: 5 }
+`);
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.problems.map((p) => `${p.path}: ${p.message}`)).toEqual(
+      expect.arrayContaining([
+        "outbound.services[0].hedge.delay: expected a duration such as 500ms, 2s or 1m, got nothing",
+        "outbound.services[0].hedge.maxAttempts: expected integer in 2..5, got 9",
+        expect.stringMatching(
+          /^outbound\.services\[0\]\.hedge\.nonFatal\[0\]: expected 5xx, .*got "6xx"$/,
+        ),
+        'outbound.services[0].hedge.grpcMethods[0]: expected a gRPC method such as /pkg.Service/Method or /pkg.Service/*, got "Get"',
+        'outbound.services[0].routes[0].hedge.delay: expected a duration such as 500ms, 2s or 1m, got "soon"',
+        "outbound.services[0].routes[0].hedge.hedgingDelay: unknown field",
+      ]),
+    );
+    const ok = parseConfigText(`
+outbound:
+  services:
+    - name: a
+      discovery: { static: ["127.0.0.1:1"] }
+      hedge: { delay: 50ms }
+      routes:
+        - match: { pathPrefix: /x }
+          hedge: { delay: 10ms, maxAttempts: 3, nonFatal: [unavailable], grpcMethods: [/pkg.Svc/*] }
+`);
+    expect(ok.ok).toBe(true);
+    if (!ok.ok) return;
+    const svc = ok.config.outbound?.services[0];
+    expect(svc?.hedge).toEqual({ delay: 50, maxAttempts: 2, grpcMethods: [] });
+    expect(svc?.routes[0]?.hedge).toEqual({
+      delay: 10,
+      maxAttempts: 3,
+      nonFatal: ["unavailable"],
+      grpcMethods: ["/pkg.Svc/*"],
+    });
   });
 
   test("rate limits and adaptive concurrency: bad values are named by path, cross-field rules are @mesh/limit's", () => {
@@ -439,18 +488,33 @@ describe("mesh-proxy check", () => {
             name: "broke",
             discovery: { static: ["127.0.0.1:1"] },
             retry: { budget: { ratio: 0, minPerSecond: 0 } },
+            hedge: { delay: "20ms" },
+          },
+          {
+            name: "hedged",
+            discovery: { static: ["127.0.0.1:1"] },
+            routes: [
+              { name: "create", match: { methods: ["POST"] }, hedge: { delay: "20ms" } },
+              {
+                name: "grpc",
+                match: { methods: ["POST"] },
+                hedge: { delay: "20ms", grpcMethods: ["/pkg.Svc/*"] },
+              },
+            ],
           },
         ],
       },
     });
     const r = await runCli(["check", "--config", file]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain("ok (3 warnings)");
+    expect(r.stdout).toContain("ok (5 warnings)");
     const lines = r.stderr.trim().split("\n");
     expect(lines).toEqual([
       "warning: outbound.services[0].routes[0]: retries nothing: POST is not idempotent and `on` has no gRPC condition; set nonIdempotent: true to retry them",
       "warning: outbound.services[1].retry: retries nothing: limit is 0 while `on` lists conditions",
       "warning: outbound.services[2].retry: retries nothing: the budget allows none (ratio 0, minPerSecond 0)",
+      "warning: outbound.services[2].hedge: hedges nothing: the retry budget allows none (ratio 0, minPerSecond 0)",
+      "warning: outbound.services[3].routes[0].hedge: hedges nothing: POST is not idempotent and grpcMethods is empty",
     ]);
   });
 

@@ -53,6 +53,16 @@ export interface BreakerRejectedEvent {
   name: string;
 }
 
+/** `mesh:retry:hedge` — a hedge (attempt `attempt` ≥ 1) was sent while earlier attempts still run. */
+export interface HedgeEvent {
+  name: string;
+  attempt: number;
+  origin: string;
+}
+
+/** `mesh:retry:hedge-won` — a hedge (attempt ≥ 1) gave the answer; the others were cancelled. */
+export type HedgeWonEvent = HedgeEvent;
+
 export const attemptChannel = diagnostics.channel(channels.attempt);
 export const retryChannel = diagnostics.channel(channels.retry);
 export const budgetExhaustedChannel = diagnostics.channel(channels.budgetExhausted);
@@ -60,3 +70,5 @@ export const limitExceededChannel = diagnostics.channel(channels.limitExceeded);
 export const timeoutChannel = diagnostics.channel(channels.timeout);
 export const breakerChannel = diagnostics.channel(channels.breaker);
 export const breakerRejectedChannel = diagnostics.channel(channels.breakerRejected);
+export const hedgeChannel = diagnostics.channel(channels.hedge);
+export const hedgeWonChannel = diagnostics.channel(channels.hedgeWon);

@@ -17,10 +17,14 @@ export type {
   BreakerEvent,
   BreakerRejectedEvent,
   BreakerState,
+  HedgeEvent,
+  HedgeWonEvent,
   NotRetriedEvent,
   RetryEvent,
   TimeoutEvent,
 } from "./events.js";
+export { type HedgeOptions, HedgePolicy } from "./hedge/hedge-policy.js";
+export { type HedgeBudget, HedgeRace, type HedgeStep } from "./hedge/hedge-race.js";
 export { GrpcStatusSet } from "./policy/grpc.js";
 export {
   defaultErrorCodes,
@@ -38,6 +42,7 @@ export {
 } from "./timeout/errors.js";
 export { type CircuitBreakerInterceptor, circuitBreaker } from "./undici/circuit-breaker.js";
 export { RETRYABLE_HEADER } from "./undici/headers.js";
+export { type HedgeInterceptorOptions, hedge } from "./undici/hedge.js";
 export { type RetryInterceptorOptions, retry } from "./undici/retry.js";
 export { type TimeoutOptions, timeout } from "./undici/timeout.js";
 export type { Interceptor } from "./undici/types.js";

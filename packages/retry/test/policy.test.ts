@@ -86,11 +86,18 @@ describe("RetryPolicy", () => {
     ).toBeUndefined();
   });
 
-  it("Retry-After within retryAfterMax replaces the backoff; beyond it, no retry", () => {
+  it("Retry-After within retryAfterMax is a minimum backoff; beyond it, no retry", () => {
     const p = new RetryPolicy({ retryAfterMax: 2000, backoff: { random: () => 0.5 } });
     expect(p.delay(1, 1000)).toBe(1000);
     expect(p.delay(1, 3000)).toBeUndefined();
     expect(p.delay(1, undefined)).toBe(12);
+    // A shorter pushback than the backoff does not shorten the wait.
+    const slow = new RetryPolicy({
+      retryAfterMax: 2000,
+      backoff: { base: 400, max: 400, random: () => 0.5 },
+    });
+    expect(slow.delay(1, 0)).toBe(200);
+    expect(slow.delay(1, 1000)).toBe(1000);
     expect(new RetryPolicy({ retryAfterMax: false }).delay(1, 3000)).toBeLessThan(25);
   });
 

@@ -48,6 +48,9 @@ export {
   type ClientIdentityOptions,
   clientTlsOptions,
   type IdentityMaterial,
+  keyExchangeGroups,
+  MESH_KEY_EXCHANGE_GROUPS,
+  negotiatedGroup,
   serverTlsOptions,
 } from "./tls/options.js";
 export { type PeerExpectation, PeerIdentityError, peerSpiffeId } from "./tls/peer.js";

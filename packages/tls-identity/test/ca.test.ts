@@ -300,3 +300,47 @@ describe("trust bundles", () => {
     );
   });
 });
+
+describe("server certificates for the control plane", () => {
+  test("a TLS server certificate for DNS names, signed by the root, is accepted by a real TLS client", async () => {
+    const { createServer } = await import("node:https");
+    const { request } = await import("node:https");
+    const server = anchor.issueServerCertificate({ dnsNames: ["injector.mesh.svc", "localhost"] });
+    const cert = new X509Certificate(server.certificatePem);
+    expect(cert.ca).toBe(false);
+    expect(cert.subjectAltName).toBe("DNS:injector.mesh.svc, DNS:localhost");
+    expect(cert.keyUsage).toEqual(["1.3.6.1.5.5.7.3.1"]); // serverAuth only: no client use
+    expect(cert.verify(anchor.certificate.publicKey)).toBe(true);
+    expect(server.notAfter).toBeLessThanOrEqual(Date.parse(anchor.certificate.validTo));
+    const https = createServer({ cert: server.certificatePem, key: server.keyPem }, (_q, s) =>
+      s.end("ok"),
+    );
+    await new Promise<void>((r) => https.listen(0, "127.0.0.1", r));
+    const port = (https.address() as { port: number }).port;
+    const get = (servername: string) =>
+      new Promise<string>((resolve, reject) => {
+        const req = request(
+          { host: "127.0.0.1", port, servername, ca: anchor.certificate.toString(), agent: false },
+          (res) => {
+            let body = "";
+            res.on("data", (c) => (body += c));
+            res.on("end", () => resolve(body));
+          },
+        );
+        req.on("error", reject);
+        req.end();
+      });
+    try {
+      expect(await get("injector.mesh.svc")).toBe("ok");
+      await expect(get("other.mesh.svc")).rejects.toThrow(/altnames/);
+    } finally {
+      https.close();
+    }
+    expect(() => anchor.issueServerCertificate({ dnsNames: [] })).toThrow(
+      "options.dnsNames: expected a non-empty list of DNS names",
+    );
+    expect(() => anchor.issueServerCertificate({ dnsNames: ["bad name"] })).toThrow(
+      'options.dnsNames[0]: expected a DNS name, got "bad name"',
+    );
+  });
+});

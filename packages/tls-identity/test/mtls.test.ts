@@ -21,14 +21,7 @@ import {
   serverTlsOptions,
 } from "../src/index.js";
 import { fakeClock, listen } from "./helpers.js";
-
-const anchor = createTrustAnchor({ trustDomain: "prod.example" });
-const ca = anchor.createAuthority();
-const bundle = anchor.bundle;
-const SERVER_ID = "spiffe://prod.example/ns/prod/sa/api";
-const CLIENT_ID = "spiffe://prod.example/ns/prod/sa/web";
-const server: IdentityMaterial = { svid: ca.issue(SERVER_ID), bundle };
-const client: IdentityMaterial = { svid: ca.issue(CLIENT_ID), bundle };
+import { anchor, bundle, CLIENT_ID, ca, client, SERVER_ID, server } from "./mtls-fixtures.js";
 
 const closers: Array<() => void> = [];
 afterEach(() => {

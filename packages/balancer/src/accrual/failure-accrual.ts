@@ -1,10 +1,29 @@
-import { duration, integerIn, numberIn, optionsObject } from "@mesh/core";
+import { duration, integerIn, numberIn, optionsObject, typeError } from "@mesh/core";
 import type { Random } from "../random.js";
 
-/** Options for consecutive-failure accrual (Linkerd defaults). Durations in milliseconds. */
+/** What ejects an endpoint. */
+export type AccrualMode = "consecutive-failures" | "success-rate";
+
+/** Options for failure accrual (Linkerd defaults). Durations in milliseconds. */
 export interface FailureAccrualOptions {
-  /** Consecutive failures that eject an endpoint. Default 7. */
+  /**
+   * `consecutive-failures` (default, Linkerd's): N failures in a row eject. `success-rate`
+   * (linkerd2 #15374's "unified" breaker): a windowed success rate below `successRate.threshold`,
+   * over at least `successRate.minRequests` requests, ejects. Both recover alike: probes
+   * after an exponential backoff, one success restores.
+   */
+  mode?: AccrualMode;
+  /** Consecutive failures that eject an endpoint (`consecutive-failures` mode). Default 7. */
   consecutiveFailures?: number;
+  /** The `success-rate` mode's window. */
+  successRate?: {
+    /** Success rate below which the endpoint is ejected, in 0..1. Default 0.8. */
+    threshold?: number;
+    /** Requests the window must hold before the rate counts. Default 20. */
+    minRequests?: number;
+    /** Window length, ms (kept in 10 slots). Default 10 000. */
+    windowMs?: number;
+  };
   /** First ejection penalty before a probe. Default 1 000 ms. */
   minPenaltyMs?: number;
   /** Penalty cap for repeated ejections. Default 60 000 ms. */
@@ -15,7 +34,13 @@ export interface FailureAccrualOptions {
 
 /** Resolved, validated {@link FailureAccrualOptions}. */
 export interface FailureAccrualConfig {
+  readonly mode: AccrualMode;
   readonly consecutiveFailures: number;
+  readonly successRate: {
+    readonly threshold: number;
+    readonly minRequests: number;
+    readonly windowMs: number;
+  };
   readonly minPenaltyMs: number;
   readonly maxPenaltyMs: number;
   readonly jitter: number;
@@ -27,6 +52,18 @@ export function failureAccrualConfig(
   path = "accrual",
 ): FailureAccrualConfig {
   const o = optionsObject(path, options);
+  const mode = o.mode ?? "consecutive-failures";
+  if (mode !== "consecutive-failures" && mode !== "success-rate")
+    throw typeError(`${path}.mode`, '"consecutive-failures" or "success-rate"', mode);
+  const sr = optionsObject(`${path}.successRate`, o.successRate, {
+    known: ["threshold", "minRequests", "windowMs"],
+    hints: { minimumHosts: "minRequests", requestVolume: "minRequests", interval: "windowMs" },
+  });
+  const successRate = Object.freeze({
+    threshold: numberIn(`${path}.successRate.threshold`, sr.threshold, 0.8, 0, 1),
+    minRequests: integerIn(`${path}.successRate.minRequests`, sr.minRequests, 20, 1, 1_000_000),
+    windowMs: duration(`${path}.successRate.windowMs`, sr.windowMs, 10_000, 10),
+  });
   const minPenaltyMs = duration(`${path}.minPenaltyMs`, o.minPenaltyMs, 1_000, 0);
   const maxPenaltyMs = duration(
     `${path}.maxPenaltyMs`,
@@ -39,6 +76,8 @@ export function failureAccrualConfig(
     );
   }
   return Object.freeze({
+    mode,
+    successRate,
     consecutiveFailures: integerIn(
       `${path}.consecutiveFailures`,
       o.consecutiveFailures,
@@ -55,9 +94,65 @@ export function failureAccrualConfig(
 /** Accrual state of one endpoint. */
 export type AccrualState = "ready" | "ejected" | "probing";
 
+const SLOTS = 10;
+
 /**
- * Consecutive-failure accrual for one endpoint: a pure state machine with no timers.
- * `ready` → (N consecutive failures) → `ejected` until `probeAt` → one probe request
+ * Successes and failures over a sliding window of `windowMs`, kept in 10 slots (the slot
+ * being filled plus the 9 before it), with no timers: time comes with each call.
+ */
+export class SuccessWindow {
+  readonly #slotMs: number;
+  readonly #ok = new Float64Array(SLOTS);
+  readonly #failed = new Float64Array(SLOTS);
+  #slot = Number.NEGATIVE_INFINITY;
+
+  constructor(windowMs: number) {
+    this.#slotMs = windowMs / SLOTS;
+  }
+
+  /** Records one outcome at `now`. */
+  record(success: boolean, now: number): void {
+    this.#advance(now);
+    const i = this.#slot % SLOTS;
+    if (success) this.#ok[i]! += 1;
+    else this.#failed[i]! += 1;
+  }
+
+  /** Requests and failures in the window ending at `now`. */
+  counts(now: number): { requests: number; failures: number } {
+    this.#advance(now);
+    let ok = 0;
+    let failed = 0;
+    for (let i = 0; i < SLOTS; i++) {
+      ok += this.#ok[i]!;
+      failed += this.#failed[i]!;
+    }
+    return { requests: ok + failed, failures: failed };
+  }
+
+  /** Forgets everything (after an ejection, the endpoint starts over). */
+  reset(): void {
+    this.#ok.fill(0);
+    this.#failed.fill(0);
+  }
+
+  #advance(now: number): void {
+    const slot = Math.floor(now / this.#slotMs);
+    if (slot <= this.#slot) return; // same slot, or a clock that stepped back
+    const gap = Math.min(slot - this.#slot, SLOTS);
+    for (let k = 1; k <= gap; k++) {
+      const i = (((slot - gap + k) % SLOTS) + SLOTS) % SLOTS;
+      this.#ok[i] = 0;
+      this.#failed[i] = 0;
+    }
+    this.#slot = slot;
+  }
+}
+
+/**
+ * Failure accrual for one endpoint: a pure state machine with no timers.
+ * `ready` → (N consecutive failures, or in `success-rate` mode a windowed success rate below
+ * the threshold over at least `minRequests`) → `ejected` until `probeAt` → one probe request
  * (`probing`) → success restores `ready`, failure ejects again with a doubled penalty
  * (`min × 2^k`, capped at max, plus up to `jitter × penalty` random extra).
  */
@@ -68,10 +163,19 @@ export class FailureAccrual {
   #probeAt = Number.POSITIVE_INFINITY;
   readonly #config: FailureAccrualConfig;
   readonly #random: Random;
+  /** The success-rate window (`success-rate` mode only). */
+  readonly #window: SuccessWindow | undefined;
 
   constructor(config: FailureAccrualConfig, random: Random) {
     this.#config = config;
     this.#random = random;
+    this.#window =
+      config.mode === "success-rate" ? new SuccessWindow(config.successRate.windowMs) : undefined;
+  }
+
+  /** Why the last ejection from `ready` happened: the mode's name. */
+  get reason(): AccrualMode {
+    return this.#config.mode;
   }
 
   /** Current state. */
@@ -89,10 +193,13 @@ export class FailureAccrual {
     return this.#probeAt;
   }
 
-  /** Records a success; returns true when it restored an ejected or probing endpoint. */
-  success(): boolean {
+  /** Records a success at `now`; returns true when it restored an ejected or probing endpoint. */
+  success(now = 0): boolean {
     this.#failures = 0;
-    if (this.#state === "ready") return false;
+    if (this.#state === "ready") {
+      this.#window?.record(true, now);
+      return false;
+    }
     this.#state = "ready";
     this.#ejections = 0;
     this.#probeAt = Number.POSITIVE_INFINITY;
@@ -103,11 +210,24 @@ export class FailureAccrual {
   failure(now: number): boolean {
     this.#failures++;
     if (this.#state === "ejected") return false;
-    if (this.#state === "ready" && this.#failures < this.#config.consecutiveFailures) return false;
+    if (this.#state === "ready") {
+      this.#window?.record(false, now);
+      if (!this.#tripped(now)) return false;
+    }
+    this.#window?.reset();
     this.#state = "ejected";
     this.#probeAt = now + this.penaltyMs(this.#ejections);
     this.#ejections++;
     return true;
+  }
+
+  /** Whether a ready endpoint's record at `now` ejects it. */
+  #tripped(now: number): boolean {
+    const w = this.#window;
+    if (w === undefined) return this.#failures >= this.#config.consecutiveFailures;
+    const { requests, failures } = w.counts(now);
+    const { minRequests, threshold } = this.#config.successRate;
+    return requests >= minRequests && (requests - failures) / requests < threshold;
   }
 
   /** Marks the probe as sent; only valid when ejected and `now >= probeAt`. */

@@ -22,7 +22,7 @@ import {
 } from "../endpoints/endpoint-set.js";
 import { BalancerClosedError, EndpointOverloadedError, NoEndpointsReadyError } from "../errors.js";
 import { type EndpointState, failFastChannel } from "../events.js";
-import { Exchange } from "./exchange.js";
+import { EndpointRequest } from "./endpoint-request.js";
 import { Http2Client, type Http2ClientOptions } from "./h2-client.js";
 import { destroyArgs, promiseOrCallback } from "./lifecycle.js";
 
@@ -84,6 +84,7 @@ const BALANCER_OPTIONS: OptionNames = {
     "ewma",
     "failureRate",
     "accrual",
+    "pushback",
     "localZone",
     "localZoneMaxPending",
     "failFastMs",
@@ -349,7 +350,7 @@ export class Balancer extends Dispatcher {
     this.#set.start(endpoint);
     dispatcher.dispatch(
       this.#rewrite(opts, endpoint.info.origin),
-      new Exchange(this.#set, endpoint, handler, this.#clock, now),
+      new EndpointRequest(this.#set, endpoint, handler, this.#clock, now),
     );
   }
 

@@ -3,7 +3,15 @@ import { type ClientHttp2Session, type ClientHttp2Stream, connect, constants } f
 import { isIP, connect as netConnect, type Socket } from "node:net";
 import { Readable } from "node:stream";
 import { type ConnectionOptions, connect as tlsConnect } from "node:tls";
-import { forEachHeader, toControllerHandler, type UndiciHeaders } from "@mesh/core";
+import {
+  duration,
+  forEachHeader,
+  integerIn,
+  type OptionNames,
+  optionsObject,
+  toControllerHandler,
+  type UndiciHeaders,
+} from "@mesh/core";
 import { Dispatcher } from "undici";
 import { destroyArgs, promiseOrCallback } from "./lifecycle.js";
 
@@ -53,6 +61,33 @@ const SESSION_GONE = new Set([
   "ERR_HTTP2_GOAWAY_SESSION",
   "ERR_HTTP2_OUT_OF_STREAMS",
 ]);
+
+/** What an exchange needs from its client; a private object, so none of it is public API. */
+interface H2RequestOwner {
+  readonly scheme: string;
+  readonly authority: string;
+  readonly destroyed: boolean;
+  /** An exchange finished (either way). */
+  done(exchange: H2Request): void;
+  /** Sends an exchange again on the next session. */
+  requeue(exchange: H2Request): void;
+  /** Stops using a session for new streams. */
+  retire(session: ClientHttp2Session): void;
+}
+
+const http2ClientOptionNames: OptionNames = {
+  known: ["connect", "connectTimeout", "streamWindow", "connectionWindow", "keepAlive"],
+  hints: {
+    timeout: "connectTimeout",
+    connectTimeoutMs: "connectTimeout",
+    initialWindowSize: "streamWindow",
+    pingInterval: "keepAlive.intervalMs",
+    keepAliveTimeout: "keepAlive",
+  },
+};
+const keepAliveOptionNames: OptionNames = { known: ["intervalMs", "timeoutMs"] };
+/** Largest HTTP/2 window (RFC 9113 §6.9.1). */
+const MAX_WINDOW = 2 ** 31 - 1;
 
 /** A stream ended, or the connection went away, before the response completed. */
 export class Http2StreamError extends Error {
@@ -150,7 +185,7 @@ function replayable(body: Body): boolean {
 }
 
 const kExchange = Symbol("mesh.h2.exchange");
-type ExchangeStream = ClientHttp2Stream & { [kExchange]?: Exchange };
+type ExchangeStream = ClientHttp2Stream & { [kExchange]?: H2Request };
 
 // Stream listeners shared by every exchange (no closures per request).
 function onStreamResponse(this: ExchangeStream, headers: IncomingHttpHeaders): void {
@@ -173,7 +208,7 @@ function onStreamClose(this: ExchangeStream): void {
 }
 
 /** One request on the wire: the handler's controller and the stream's lifecycle. */
-class Exchange implements Dispatcher.DispatchController {
+class H2Request implements Dispatcher.DispatchController {
   #stream: ClientHttp2Stream | undefined;
   #paused = false;
   #aborted = false;
@@ -189,7 +224,7 @@ class Exchange implements Dispatcher.DispatchController {
   #stopBody: (() => void) | undefined;
 
   constructor(
-    readonly client: Http2Client,
+    readonly client: H2RequestOwner,
     readonly opts: Dispatcher.DispatchOptions,
     readonly handler: Dispatcher.DispatchHandler,
   ) {}
@@ -421,8 +456,8 @@ export class Http2Client extends Dispatcher {
   readonly authority: string;
   private session: ClientHttp2Session | undefined;
   private connecting = false;
-  private queue: Exchange[] = [];
-  private readonly active = new Set<Exchange>();
+  private queue: H2Request[] = [];
+  private readonly active = new Set<H2Request>();
   private isClosed = false;
   private isDestroyed = false;
   private closeWaiters: Array<() => void> = [];
@@ -431,25 +466,64 @@ export class Http2Client extends Dispatcher {
   private readonly connectionWindow: number;
   private readonly pingIntervalMs: number;
   private readonly pingTimeoutMs: number;
+  readonly #owner: H2RequestOwner;
 
-  constructor(origin: string | URL, options: Http2ClientOptions = {}) {
+  /**
+   * @throws TypeError/RangeError naming the option (`http2Client.streamWindow: …`) for an
+   * unknown option or a value out of range.
+   */
+  constructor(origin: string | URL, options?: Http2ClientOptions) {
     super();
+    const o = optionsObject("http2Client", options, http2ClientOptionNames);
     this.origin = new URL(origin);
     this.scheme = this.origin.protocol === "https:" ? "https" : "http";
     this.authority = this.origin.host;
-    const timeout = options.connectTimeout ?? 10_000;
-    const c = options.connect;
+    const timeout = duration("http2Client.connectTimeout", o.connectTimeout, 10_000, 1);
+    const c = o.connect;
+    if (c !== undefined && typeof c !== "function" && (typeof c !== "object" || c === null))
+      throw new TypeError(
+        `http2Client.connect: expected a connector function or node:tls options, got ${typeof c}`,
+      );
     this.connector =
       typeof c === "function"
         ? c
         : this.scheme === "https"
           ? tlsConnector(c ?? {}, timeout)
           : tcpConnector(timeout);
-    this.streamWindow = options.streamWindow ?? 1 << 20;
-    this.connectionWindow = options.connectionWindow ?? 8 << 20;
-    const ka = options.keepAlive;
-    this.pingIntervalMs = ka === false ? 0 : (ka?.intervalMs ?? 10_000);
-    this.pingTimeoutMs = ka === false ? 0 : (ka?.timeoutMs ?? 5_000);
+    this.streamWindow = integerIn(
+      "http2Client.streamWindow",
+      o.streamWindow,
+      1 << 20,
+      65_535,
+      MAX_WINDOW,
+    );
+    this.connectionWindow = integerIn(
+      "http2Client.connectionWindow",
+      o.connectionWindow,
+      8 << 20,
+      65_535,
+      MAX_WINDOW,
+    );
+    const ka = o.keepAlive;
+    if (ka === false) {
+      this.pingIntervalMs = 0;
+      this.pingTimeoutMs = 0;
+    } else {
+      const k = optionsObject("http2Client.keepAlive", ka, keepAliveOptionNames);
+      this.pingIntervalMs = duration("http2Client.keepAlive.intervalMs", k.intervalMs, 10_000, 1);
+      this.pingTimeoutMs = duration("http2Client.keepAlive.timeoutMs", k.timeoutMs, 5_000, 1);
+    }
+    const client = this;
+    this.#owner = {
+      scheme: this.scheme,
+      authority: this.authority,
+      get destroyed() {
+        return client.isDestroyed;
+      },
+      done: (exchange) => this.#done(exchange),
+      requeue: (exchange) => this.#requeue(exchange),
+      retire: (session) => this.#retire(session),
+    };
   }
 
   /** True once `close()` or `destroy()` was called. */
@@ -472,7 +546,7 @@ export class Http2Client extends Dispatcher {
     handler: Dispatcher.DispatchHandler,
   ): boolean {
     // Node's global fetch and other undici 7 callers pass a legacy handler.
-    const exchange = new Exchange(this, opts, toControllerHandler(handler));
+    const exchange = new H2Request(this.#owner, opts, toControllerHandler(handler));
     if (opts.upgrade) {
       const err = new Http2StreamError(
         `${this.authority}: upgrade/CONNECT is not supported over HTTP/2 here`,
@@ -495,22 +569,19 @@ export class Http2Client extends Dispatcher {
     return true;
   }
 
-  /** @internal An exchange finished (either way). */
-  done(exchange: Exchange): void {
+  #done(exchange: H2Request): void {
     this.active.delete(exchange);
     const i = this.queue.indexOf(exchange);
     if (i !== -1) this.queue.splice(i, 1);
     if (this.isClosed && this.active.size === 0) this.finishClose();
   }
 
-  /** @internal Sends an exchange again on the next session. */
-  requeue(exchange: Exchange): void {
+  #requeue(exchange: H2Request): void {
     this.queue.push(exchange);
     this.ensureSession();
   }
 
-  /** @internal Stops using a session for new streams. */
-  retire(session: ClientHttp2Session): void {
+  #retire(session: ClientHttp2Session): void {
     if (this.session === session) this.session = undefined;
     if (!session.closed && !session.destroyed) session.close();
   }

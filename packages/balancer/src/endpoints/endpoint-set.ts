@@ -19,6 +19,7 @@ import {
   type PeakEwmaOptions,
   peakEwmaConfig,
 } from "../ewma/peak-ewma.js";
+import { type PushbackConfig, type PushbackOptions, pushbackConfig } from "../pushback/pushback.js";
 import type { Random } from "../random.js";
 import { createSelector, type Selector, STRATEGIES, type Strategy } from "../select/selector.js";
 import { Endpoint, type EndpointInfo, type EndpointInit, endpointInfo } from "./endpoint.js";
@@ -38,6 +39,12 @@ export interface EndpointSetOptions {
   failureRate?: FailureRateOptions;
   /** Failure accrual settings, or `false` to never eject. */
   accrual?: FailureAccrualOptions | false;
+  /**
+   * Pushback: an endpoint whose response asks to back off (`Retry-After`,
+   * `grpc-retry-pushback-ms`) costs `costFactor` (1000) times more for that long, capped at
+   * `maxMs` (10 s); `false` ignores pushback.
+   */
+  pushback?: PushbackOptions | false;
   /**
    * Zone-local balancing: the zone this client runs in. When set, each pick chooses among the
    * ready endpoints whose `zone` equals it, and spills over to all ready endpoints while the
@@ -85,6 +92,8 @@ export interface EndpointSnapshot {
   consecutiveFailures: number;
   /** Milliseconds until the next probe when ejected, or the next recheck when in an outage. */
   probeInMs?: number;
+  /** Milliseconds the endpoint stays pushed back (it answered with `Retry-After` / `grpc-retry-pushback-ms`). */
+  pushbackInMs?: number;
   requests: number;
   failures: number;
   identity?: string;
@@ -109,6 +118,7 @@ export class EndpointSet {
   readonly #ewma: PeakEwmaConfig;
   readonly #failureRate: FailureRateConfig;
   readonly #accrual: FailureAccrualConfig | undefined;
+  readonly #pushback: PushbackConfig;
   /** Failure accrual's probe backoff, also that of rechecks (the defaults when accrual is off). */
   readonly #recheck: FailureAccrualConfig;
   readonly #onStateChange: EndpointSetOptions["onStateChange"];
@@ -143,6 +153,7 @@ export class EndpointSet {
     this.#failureRate = failureRateConfig(options.failureRate);
     this.#accrual = options.accrual === false ? undefined : failureAccrualConfig(options.accrual);
     this.#recheck = this.#accrual ?? failureAccrualConfig(undefined);
+    this.#pushback = pushbackConfig(options.pushback);
     const strategy = options.strategy ?? "p2c";
     if (typeof strategy === "string") {
       if (!STRATEGIES.includes(strategy))
@@ -323,12 +334,26 @@ export class EndpointSet {
     }
   }
 
+  /**
+   * The endpoint asked its clients to stay away for `delayMs` (a `Retry-After` or
+   * `grpc-retry-pushback-ms` it answered with): its cost is multiplied by
+   * `pushback.costFactor` until `now + min(delayMs, pushback.maxMs)`, so P2C sends it
+   * traffic only when the other choice is worse still. A longer pushback already in force
+   * is kept.
+   */
+  pushback(endpoint: Endpoint, delayMs: number, now = this.#clock.now()): void {
+    const ms = Math.min(delayMs, this.#pushback.maxMs);
+    if (!(ms > 0)) return;
+    endpoint.pushbackFactor = this.#pushback.costFactor;
+    if (now + ms > endpoint.pushbackUntil) endpoint.pushbackUntil = now + ms;
+  }
+
   /** Failure accrual's part of {@link EndpointSet.settled}: ejection, probes, restoration. */
   #accrue(endpoint: Endpoint, outcome: Outcome, now: number): void {
     const accrual = endpoint.accrual;
     if (!accrual || endpoint.state === "draining" || endpoint.state === "removed") return;
     if (outcome === "success") {
-      if (accrual.success()) {
+      if (accrual.success(now)) {
         if (endpoint.state === "ejected") this.#removeEjected(endpoint);
         this.#restore(endpoint, now);
         this.#becomeReady(endpoint, endpoint.state === "probing" ? "probe-succeeded" : "success");
@@ -339,7 +364,7 @@ export class EndpointSet {
         this.#removeReady(endpoint);
         this.#ejected.push(endpoint);
         if (accrual.probeAt < this.#nextProbeAt) this.#nextProbeAt = accrual.probeAt;
-        this.#setState(endpoint, "ejected", wasProbing ? "probe-failed" : "consecutive-failures");
+        this.#setState(endpoint, "ejected", wasProbing ? "probe-failed" : accrual.reason);
       }
     } else if (accrual.state === "probing") {
       accrual.probeInconclusive(now);
@@ -373,6 +398,7 @@ export class EndpointSet {
         requests: e.requests,
         failures: e.failures,
       };
+      if (now < e.pushbackUntil) s.pushbackInMs = e.pushbackUntil - now;
       if (e.state === "ejected" && e.accrual) s.probeInMs = Math.max(0, e.accrual.probeAt - now);
       else if (e.failingIndex !== -1 && e.recheckAt !== Number.POSITIVE_INFINITY)
         s.probeInMs = Math.max(0, e.recheckAt - now);

@@ -141,6 +141,13 @@ export class Endpoint {
   recheckAt = Number.POSITIVE_INFINITY;
   /** @internal recheck probes sent during the current run of failures (their backoff). */
   rechecks = 0;
+  /**
+   * Until when (clock ms) the endpoint is pushed back: it asked clients to stay away
+   * (`Retry-After`, `grpc-retry-pushback-ms`), and its cost is multiplied meanwhile.
+   */
+  pushbackUntil = Number.NEGATIVE_INFINITY;
+  /** @internal the cost multiplier while pushed back (the set's `pushback.costFactor`). */
+  pushbackFactor = 1;
   #weight: number;
 
   /**
@@ -177,11 +184,12 @@ export class Endpoint {
 
   /**
    * Cost at `now` as P2C compares it:
-   * `estimate × (pending + 1) × exp(failureCostFactor × failureRate) / weight`.
+   * `estimate × (pending + 1) × exp(failureCostFactor × failureRate) / weight`, times the
+   * pushback factor while the endpoint is pushed back.
    */
   cost(now: number): number {
-    return (
-      (this.load.cost(this.pending, now) * this.failureRate.costMultiplier(now)) / this.#weight
-    );
+    const cost =
+      (this.load.cost(this.pending, now) * this.failureRate.costMultiplier(now)) / this.#weight;
+    return now < this.pushbackUntil ? cost * this.pushbackFactor : cost;
   }
 }

@@ -12,6 +12,8 @@ export const meshChannels = {
     timeout: "mesh:retry:timeout",
     breaker: "mesh:retry:breaker",
     breakerRejected: "mesh:retry:breaker-rejected",
+    hedge: "mesh:retry:hedge",
+    hedgeWon: "mesh:retry:hedge-won",
   },
   balancer: {
     endpoint: "mesh:balancer:endpoint",
@@ -31,6 +33,9 @@ export const meshChannels = {
   },
   authz: {
     decision: "mesh:authz:decision",
+  },
+  proxy: {
+    request: "mesh:proxy:request",
   },
 } as const;
 

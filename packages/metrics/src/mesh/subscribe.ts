@@ -18,6 +18,8 @@ export const COUNTED_MESH_CHANNELS = Object.freeze([
   retry.timeout,
   retry.breaker,
   retry.breakerRejected,
+  retry.hedge,
+  retry.hedgeWon,
   balancer.endpoint,
   balancer.failFast,
   balancer.zone,
@@ -32,12 +34,15 @@ export const COUNTED_MESH_CHANNELS = Object.freeze([
 ] as const);
 
 /**
- * Mesh channels published but deliberately not counted, with why. Empty today: every event
- * a package publishes becomes a series. A channel added to `@mesh/core` must land in one of
- * the two lists (a test checks it).
+ * Mesh channels published but deliberately not counted, with why: `mesh:proxy:request` (the
+ * proxy's per-request tap events). A channel added to `@mesh/core` must land in one of the two
+ * lists (a test checks it).
  */
 export const UNCOUNTED_MESH_CHANNELS: Readonly<Partial<Record<MeshChannelName, string>>> =
-  Object.freeze({});
+  Object.freeze({
+    [meshChannels.proxy.request]:
+      "one event per finished request, for live tap: request_total / response_total / response_latency_ms already count every request, and subscribing here would make every request build an event",
+  });
 
 /** Options of {@link subscribeMeshEvents}. */
 export interface MeshEventsOptions {
@@ -111,6 +116,16 @@ export function subscribeMeshEvents(
     "mesh_retry_timeouts_total",
     "Timeouts fired, by kind (request, per-try, idle).",
     ["name", "kind"],
+  );
+  const hedges = c(
+    "mesh_retry_hedges_total",
+    "Hedged attempts sent while an earlier attempt of the request was still running.",
+    ["name"],
+  );
+  const hedgesWon = c(
+    "mesh_retry_hedges_won_total",
+    "Requests answered by a hedge (the earlier attempts were cancelled).",
+    ["name"],
   );
   const breakerState = g(
     "mesh_circuit_breaker_state",
@@ -291,6 +306,18 @@ export function subscribeMeshEvents(
       const name = str(p.name);
       if (name === undefined) return false;
       breakerRejected.inc({ name });
+      return true;
+    },
+    "mesh:retry:hedge": (p) => {
+      const name = str(p.name);
+      if (name === undefined) return false;
+      hedges.inc({ name });
+      return true;
+    },
+    "mesh:retry:hedge-won": (p) => {
+      const name = str(p.name);
+      if (name === undefined) return false;
+      hedgesWon.inc({ name });
       return true;
     },
     "mesh:balancer:endpoint": (p) => {

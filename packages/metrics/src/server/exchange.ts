@@ -11,7 +11,7 @@ import type { Direction } from "../signals/labels.js";
  * properties are `declare`d and assigned in the constructor (plain stores) rather than
  * class fields, which would each be defined through a define-property IC first.
  */
-export class Exchange {
+export class ServerRequest {
   /** The ServerResponse (h1) or ServerHttp2Stream (h2) it belongs to. */
   declare readonly target: object;
   declare readonly handle: HttpSignals;
@@ -23,7 +23,7 @@ export class Exchange {
   /** Time to the response headers, or -1 until they are sent. */
   declare ttfb: number;
   /** Another instrumentation's exchange of the same HTTP/1 response or HTTP/2 stream, if any. */
-  declare sibling: Exchange | undefined;
+  declare sibling: ServerRequest | undefined;
 
   constructor(
     target: object,
@@ -78,7 +78,7 @@ export class ServerInstrumentation {
     path: string,
     authority: string | undefined,
     headers: Record<string, unknown>,
-  ): Exchange {
+  ): ServerRequest {
     const route = this.routeOf === undefined ? undefined : this.routeOf(method, path);
     let handle = labels.handle;
     if (handle === undefined || labels.authority !== authority || labels.route !== route) {
@@ -96,7 +96,7 @@ export class ServerInstrumentation {
             ...(authority === undefined ? {} : { "server.address": authority }),
           })
         : undefined;
-    return new Exchange(target, handle, this.clock.now(), this.clock, span, send);
+    return new ServerRequest(target, handle, this.clock.now(), this.clock, span, send);
   }
 
   #resolve(socket: Socket, authority: string | undefined, route: string | undefined) {

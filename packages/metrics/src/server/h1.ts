@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { grpcStatusValue } from "../classify/classify.js";
 import { endSpan } from "../otel/trace.js";
-import { type Exchange, LabelCache, type ServerInstrumentation } from "./exchange.js";
+import { LabelCache, type ServerInstrumentation, type ServerRequest } from "./exchange.js";
 
 // HTTP/1 requests are observed through the diagnostics channels node:http publishes for every
 // server anyway: no listener on the server and none per response, so the app's own 'request'
@@ -22,9 +22,9 @@ interface ServerMessage {
 /** One instrumentation's state on one socket; `next` chains further instrumentations. */
 class Connection extends LabelCache {
   /** The exchange whose response is being written. */
-  head: Exchange | undefined = undefined;
+  head: ServerRequest | undefined = undefined;
   /** Pipelined exchanges waiting behind `head`, in response order. */
-  queue: Exchange[] | undefined = undefined;
+  queue: ServerRequest[] | undefined = undefined;
   next: Connection | undefined = undefined;
 }
 
@@ -36,7 +36,7 @@ const kConnection = Symbol("mesh.metrics.connection");
 const kExchange = Symbol("mesh.metrics.exchange");
 type WithOwners = { [kOwners]?: ServerInstrumentation[] | undefined };
 type WithConnection = { [kConnection]?: Connection | undefined };
-type WithExchange = { [kExchange]?: Exchange | undefined };
+type WithExchange = { [kExchange]?: ServerRequest | undefined };
 let attachedCount = 0;
 let inFlight = 0;
 let subscribed = false;
@@ -69,7 +69,7 @@ function onRequestStart(message: unknown): void {
       conn,
       m.socket,
       res,
-      res.writeHead as Exchange["send"],
+      res.writeHead as ServerRequest["send"],
       req.method ?? "GET",
       req.url ?? "/",
       req.headers.host,
@@ -110,7 +110,7 @@ function onResponseFinish(message: unknown): void {
   }
 }
 
-function abort(x: Exchange): void {
+function abort(x: ServerRequest): void {
   const res = x.target as ServerResponse;
   const status = res.headersSent ? res.statusCode : 0;
   x.handle.streamError(x.latency(), status);
@@ -139,12 +139,12 @@ function onSocketClose(this: Socket & WithConnection): void {
 
 // writeHead is where h1 headers are committed (write/end reach it via _implicitHeader).
 function timedWriteHead(this: ServerResponse & WithExchange): unknown {
-  let send: Exchange["send"] | undefined;
+  let send: ServerRequest["send"] | undefined;
   for (let x = this[kExchange]; x !== undefined; x = x.sibling) {
     if (x.ttfb < 0) x.ttfb = x.clock.now() - x.start;
     send = x.send;
   }
-  send ??= Object.getPrototypeOf(this).writeHead as Exchange["send"];
+  send ??= Object.getPrototypeOf(this).writeHead as ServerRequest["send"];
   // biome-ignore lint/complexity/noArguments: forwards every overload of writeHead as called, without a rest array per response.
   return send.apply(this, arguments as unknown as unknown[]);
 }

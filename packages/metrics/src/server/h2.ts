@@ -2,10 +2,10 @@ import type { Http2Server, IncomingHttpHeaders, ServerHttp2Stream } from "node:h
 import type { Socket } from "node:net";
 import { grpcStatusIn, NO_GRPC_STATUS } from "../classify/classify.js";
 import { endSpan } from "../otel/trace.js";
-import { type Exchange, LabelCache, type ServerInstrumentation } from "./exchange.js";
+import { LabelCache, type ServerInstrumentation, type ServerRequest } from "./exchange.js";
 
 const kExchange = Symbol("mesh.metrics.exchange");
-type WithExchange = { [kExchange]?: Exchange };
+type WithExchange = { [kExchange]?: ServerRequest };
 // Label caches live on the session, chained per instrumentation like the HTTP/1 side's state
 // on the socket: one property read per stream instead of a WeakMap lookup.
 const kLabels = Symbol("mesh.metrics.labels");
@@ -14,12 +14,12 @@ type WithLabels = { [kLabels]?: SessionLabels };
 // respond() sends the h2 response headers. Several instrumentations of one server chain their
 // exchanges through `sibling`; the first one holds the stream's own respond().
 function timedRespond(this: ServerHttp2Stream & WithExchange): unknown {
-  let send: Exchange["send"] | undefined;
+  let send: ServerRequest["send"] | undefined;
   for (let x = this[kExchange]; x !== undefined; x = x.sibling) {
     if (x.ttfb < 0) x.ttfb = x.clock.now() - x.start;
     send = x.send;
   }
-  send ??= Object.getPrototypeOf(this).respond as Exchange["send"];
+  send ??= Object.getPrototypeOf(this).respond as ServerRequest["send"];
   // biome-ignore lint/complexity/noArguments: forwards respond's arguments as called, without a rest array per stream.
   return send.apply(this, arguments as unknown as unknown[]);
 }
@@ -77,7 +77,7 @@ export function trackHttp2(server: Http2Server, owner: ServerInstrumentation): (
       labels,
       stream.session?.socket as Socket,
       stream,
-      stream.respond as Exchange["send"],
+      stream.respond as ServerRequest["send"],
       String(headers[":method"] ?? "GET"),
       String(headers[":path"] ?? "/"),
       headers[":authority"],

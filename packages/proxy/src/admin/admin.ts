@@ -16,9 +16,12 @@ export interface AdminSource {
   shutdown(): void;
   /** Whether POST /shutdown is enabled. */
   shutdownEnabled: boolean;
+  /** Serves `GET /tap` (live requests as NDJSON; it checks access itself). */
+  tap?: { handle(req: http.IncomingMessage, res: http.ServerResponse, query: string): void };
 }
 
-function isLoopback(address: string | undefined): boolean {
+/** Whether a socket's peer is on this host (loopback-only admin endpoints). */
+export function isLoopback(address: string | undefined): boolean {
   if (address === undefined) return false;
   return address === "::1" || address.startsWith("127.") || address.startsWith("::ffff:127.");
 }
@@ -38,8 +41,8 @@ function send(
 }
 
 /**
- * The admin server: `/live`, `/ready`, `/metrics`, `/config`, `/endpoints`, and
- * `POST /shutdown` (loopback clients only).
+ * The admin server: `/live`, `/ready`, `/metrics`, `/config`, `/endpoints`, `/tap` (live
+ * requests; loopback or bearer token), and `POST /shutdown` (loopback clients only).
  */
 export class AdminServer {
   private readonly server: http.Server;
@@ -52,7 +55,7 @@ export class AdminServer {
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const path = (req.url ?? "/").split("?")[0];
+    const [path, query = ""] = (req.url ?? "/").split("?", 2);
     const method = req.method ?? "GET";
     const get = method === "GET" || method === "HEAD";
     req.resume();
@@ -91,6 +94,11 @@ export class AdminServer {
           return;
         }
         send(res, 200, `${JSON.stringify(this.source.endpoints(), null, 2)}\n`, "application/json");
+        return;
+      case "/tap":
+        if (method !== "GET") send(res, 405, "method not allowed\n");
+        else if (this.source.tap === undefined) send(res, 404, "not found\n");
+        else this.source.tap.handle(req, res, query);
         return;
       case "/shutdown":
         if (method !== "POST") {

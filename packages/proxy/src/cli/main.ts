@@ -18,7 +18,13 @@ Usage:
                                       bundles, token, discovery files); prints every problem
                                       (exit 1 if any)
   mesh-proxy stat --admin <list>      golden signals of running proxies (see: mesh-proxy stat --help)
+  mesh-proxy tap --admin <list>       live requests through running proxies (see: mesh-proxy tap --help)
+  mesh-proxy dashboard --admin <list> a live web view of running proxies (see: mesh-proxy dashboard --help)
   mesh-proxy schema                   print the config's JSON Schema
+  mesh-proxy inject [files|-]         add the proxy to Kubernetes workloads (see: inject --help)
+  mesh-proxy injector                 the admission webhook that injects at pod creation
+  mesh-proxy install                  render the control plane's manifests (issuer, injector, RBAC)
+  mesh-proxy check --kubernetes       check the mesh in a cluster
 
 Options:
   -c, --config <file>   YAML or JSON config (default: $${ENV_CONFIG_FILE})
@@ -30,19 +36,26 @@ Environment:
                         (MESH_PROXY_LOG__LEVEL=debug, MESH_PROXY_INBOUND__APP=127.0.0.1:8080)
 
 Signals: SIGTERM/SIGINT shut down gracefully, SIGHUP reloads the config file.
-Admin (default 127.0.0.1:4191): /live /ready /metrics /config /endpoints, POST /shutdown.
+Admin (default 127.0.0.1:4191): /live /ready /metrics /config /endpoints /tap, POST /shutdown.
 `;
 
 /** The package version. */
 export function version(): string {
   const require = createRequire(import.meta.url);
-  return (require("../package.json") as { version: string }).version;
+  try {
+    return (require("../package.json") as { version: string }).version;
+  } catch {
+    // Run from source (tests): src/cli/ is one folder deeper than dist/.
+    return (require("../../package.json") as { version: string }).version;
+  }
 }
 
 interface Io {
   out: (text: string) => void;
   err: (text: string) => void;
   env: NodeJS.ProcessEnv;
+  /** Standard input, for `inject -`. Default: process.stdin. */
+  stdin?: () => Promise<string>;
 }
 
 const defaultIo: Io = {
@@ -57,6 +70,11 @@ const defaultIo: Io = {
  */
 export async function main(argv: string[], io: Io = defaultIo): Promise<number> {
   if (argv[0] === "stat") return (await import("../stat/cli.js")).statMain(argv.slice(1), io);
+  if (argv[0] === "tap") return (await import("../tap/cli.js")).tapMain(argv.slice(1), io);
+  if (argv[0] === "dashboard")
+    return (await import("../dashboard/cli.js")).dashboardMain(argv.slice(1), io);
+  const kube = await kubernetesCommand(argv, io);
+  if (kube !== undefined) return kube;
   let parsed: ReturnType<typeof parse>;
   try {
     parsed = parse(argv);
@@ -108,6 +126,28 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     return 0;
   }
   return run(config, file, io, warnings);
+}
+
+/** The Kubernetes subcommands (kubernetes/cli.ts), loaded only when named. */
+async function kubernetesCommand(argv: string[], io: Io): Promise<number | undefined> {
+  const [command, ...rest] = argv;
+  const withStdin = {
+    ...io,
+    stdin:
+      io.stdin ??
+      (async () => {
+        const chunks: Buffer[] = [];
+        for await (const c of process.stdin) chunks.push(c as Buffer);
+        return Buffer.concat(chunks).toString("utf8");
+      }),
+  };
+  const cli = () => import("../kubernetes/cli.js");
+  if (command === "inject") return (await cli()).injectMain(rest, withStdin, version());
+  if (command === "injector") return (await cli()).injectorMain(rest, io, version());
+  if (command === "install") return (await cli()).installMain(rest, io, version());
+  if (command === "check" && rest.includes("--kubernetes"))
+    return (await cli()).checkMain(rest, io);
+  return undefined;
 }
 
 /** Prints `<file>: N problems` and one `<path>: <message>` line each; exit code 1. */

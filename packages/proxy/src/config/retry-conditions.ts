@@ -1,7 +1,7 @@
 import { grpcStatusNames } from "@mesh/core";
 import { defaultRetryMethods } from "@mesh/retry";
 import type { ConfigProblem } from "./errors.js";
-import type { ProxyConfig, RetryConfig, RouteConfig } from "./schema.js";
+import type { HedgeConfig, ProxyConfig, RetryConfig, RouteConfig } from "./schema.js";
 
 const GRPC_NAMES: ReadonlySet<string> = new Set(grpcStatusNames);
 const IDEMPOTENT: ReadonlySet<string> = new Set(defaultRetryMethods);
@@ -25,10 +25,20 @@ export function retryWarnings(config: ProxyConfig): ConfigProblem[] {
   services.forEach((svc, i) => {
     const at = `outbound.services[${i}]`;
     check(out, `${at}.retry`, svc.retry, undefined);
+    if (svc.hedge !== undefined) checkHedge(out, `${at}.hedge`, svc.hedge, svc.retry, undefined);
     svc.routes.forEach((route, j) => {
       if (route.retry === undefined && route.match.methods === undefined) return;
       const effective: RetryConfig = { ...svc.retry, ...stripUndefined(route.retry ?? {}) };
-      check(out, `${at}.routes[${j}]${route.retry ? ".retry" : ""}`, effective, route);
+      const hedge = route.hedge ?? svc.hedge;
+      if (hedge !== undefined)
+        checkHedge(
+          out,
+          `${at}.routes[${j}]${route.hedge ? ".hedge" : ""}`,
+          hedge,
+          effective,
+          route,
+        );
+      else check(out, `${at}.routes[${j}]${route.retry ? ".retry" : ""}`, effective, route);
     });
   });
   return out;
@@ -59,6 +69,30 @@ function check(
   out.push({
     path,
     message: `retries nothing: ${methods.join(", ")} ${methods.length === 1 ? "is" : "are"} not idempotent and \`on\` has no gRPC condition; set nonIdempotent: true to retry them`,
+  });
+}
+
+/** Hedge settings that can never hedge anything: no budget, or only non-idempotent methods. */
+function checkHedge(
+  out: ConfigProblem[],
+  path: string,
+  hedge: HedgeConfig,
+  retry: RetryConfig,
+  route: RouteConfig | undefined,
+): void {
+  if (retry.budget.ratio === 0 && retry.budget.minPerSecond === 0) {
+    out.push({
+      path,
+      message: "hedges nothing: the retry budget allows none (ratio 0, minPerSecond 0)",
+    });
+    return;
+  }
+  const methods = route?.match.methods;
+  if (methods === undefined || hedge.grpcMethods.length > 0) return;
+  if (methods.some((m) => IDEMPOTENT.has(m.toUpperCase()))) return;
+  out.push({
+    path,
+    message: `hedges nothing: ${methods.join(", ")} ${methods.length === 1 ? "is" : "are"} not idempotent and grpcMethods is empty`,
   });
 }
 

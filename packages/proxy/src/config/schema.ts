@@ -1,4 +1,9 @@
-import { failureRateConfig, peakEwmaConfig } from "@mesh/balancer";
+import {
+  failureAccrualConfig,
+  failureRateConfig,
+  peakEwmaConfig,
+  pushbackConfig,
+} from "@mesh/balancer";
 import { RateLimiter } from "@mesh/limit";
 import { RetryPolicy } from "@mesh/retry";
 import { z } from "zod";
@@ -133,6 +138,30 @@ const retrySchema = strict({
   nonIdempotent: retryFields.nonIdempotent.default(RETRY_DEFAULTS.retryNonIdempotent),
 }).describe("retry policy");
 
+const GRPC_METHOD = /^\/[^/\s]+\/(?:[^/\s*]+|\*)$/;
+
+/** Hedging (gRPC A6): @mesh/retry's `hedge()`, used instead of retries where set. */
+const hedgeSchema = strict({
+  delay: duration("how long an attempt may go unanswered before a hedge goes to another endpoint"),
+  maxAttempts: integer(2, 5)
+    .default(2)
+    .describe("most attempts per request, the original included"),
+  nonFatal: list(retryCondition)
+    .optional()
+    .describe("answers that do not end the race (a hedge is sent at once); default: retry.on"),
+  grpcMethods: list(
+    z
+      .string({ error: "expected a gRPC method such as /pkg.Service/Method or /pkg.Service/*" })
+      .regex(GRPC_METHOD, {
+        error: "expected a gRPC method such as /pkg.Service/Method or /pkg.Service/*",
+      }),
+  )
+    .default([])
+    .describe("gRPC methods that may be hedged (gRPC calls are hedged only when listed)"),
+}).describe(
+  "hedging: send the request again to another endpoint after `delay`, first answer wins, paid from the retry budget",
+);
+
 /** A route's retry settings override the service's field by field. */
 const routeRetrySchema = strict({
   on: retryFields.on.optional(),
@@ -239,12 +268,20 @@ const matchSchema = strict({
   });
 
 const routeSchema = strict({
-  name: text().optional().describe("label for metrics and logs; defaults to route-<index>"),
+  name: text()
+    .optional()
+    .describe(
+      "the route label of metrics, logs and tap; unique in its service, not 'default'; defaults to one derived from match (e.g. 'GET prefix:/api')",
+    ),
   match: matchSchema.default({}),
   timeout: timeoutSchema.optional(),
   retry: routeRetrySchema.optional(),
+  hedge: hedgeSchema.optional().describe("hedging for this route (replaces the service's)"),
   backends: backendsSchema.optional().describe("split for this route only"),
 });
+
+/** @mesh/balancer's own failure-accrual defaults (mode, success-rate window). */
+const ACCRUAL = failureAccrualConfig(undefined);
 
 /** @mesh/balancer's own `PeakEwma` and `FailureRate` defaults, in this schema's field names. */
 const EWMA = peakEwmaConfig(undefined);
@@ -255,6 +292,9 @@ const FAILURE_RATE_DEFAULTS = {
   prior: FAILURE_RATE.prior,
   failureCostFactor: FAILURE_RATE.failureCostFactor,
 };
+/** @mesh/balancer's pushback defaults, in this schema's field names. */
+const PUSHBACK = pushbackConfig(undefined);
+const PUSHBACK_DEFAULTS = { max: PUSHBACK.maxMs, costFactor: PUSHBACK.costFactor };
 /** The zone overload threshold, as EndpointSet defaults it (@mesh/balancer does not export it). */
 const LOCAL_ZONE_MAX_PENDING = 10;
 
@@ -309,6 +349,22 @@ const balancerSchema = strict({
   })
     .default(FAILURE_RATE_DEFAULTS)
     .describe("failures raise an endpoint's cost so fast failures do not attract traffic"),
+  pushback: strict({
+    max: boundedDuration(
+      "longest Retry-After / grpc-retry-pushback-ms honoured; 0 ignores pushback",
+      0,
+      3_600_000,
+      "0ms",
+      "1h",
+    ).default(PUSHBACK_DEFAULTS.max),
+    costFactor: number(1, 1e12)
+      .default(PUSHBACK_DEFAULTS.costFactor)
+      .describe("cost multiplier of an endpoint while its pushback lasts"),
+  })
+    .default(PUSHBACK_DEFAULTS)
+    .describe(
+      "an endpoint answering Retry-After or grpc-retry-pushback-ms is avoided for that long",
+    ),
   localZone: text()
     .optional()
     .describe(
@@ -324,6 +380,7 @@ const balancerSchema = strict({
 const BALANCER_DEFAULTS = {
   ewma: EWMA_DEFAULTS,
   failureRate: FAILURE_RATE_DEFAULTS,
+  pushback: PUSHBACK_DEFAULTS,
   localZoneMaxPending: LOCAL_ZONE_MAX_PENDING,
 };
 
@@ -491,12 +548,32 @@ const serviceSchema = strict({
     .describe("protocol towards endpoints; auto mirrors the client's"),
   timeout: timeoutSchema.default({}),
   retry: retrySchema.prefault({}),
+  hedge: hedgeSchema.optional(),
   failureAccrual: strict({
+    mode: z
+      .enum(["consecutive-failures", "success-rate"], {
+        error: "expected consecutive-failures or success-rate",
+      })
+      .default(ACCRUAL.mode)
+      .describe("what ejects an endpoint: a run of failures, or a windowed success rate"),
     consecutiveFailures: integer(1).default(7),
+    successRate: strict({
+      threshold: number(0, 1)
+        .default(ACCRUAL.successRate.threshold)
+        .describe("success rate below which the endpoint is ejected"),
+      minRequests: integer(1)
+        .default(ACCRUAL.successRate.minRequests)
+        .describe("requests the window must hold before the rate counts"),
+      window: duration("window the success rate is measured over").default(
+        ACCRUAL.successRate.windowMs,
+      ),
+    })
+      .prefault({})
+      .describe("mode success-rate: linkerd2's success-rate breaker"),
     minPenalty: duration("first ejection time").default(1_000),
     maxPenalty: duration("longest ejection time").default(60_000),
     jitter: number(0, 1).default(0.5),
-  }).default({ consecutiveFailures: 7, minPenalty: 1_000, maxPenalty: 60_000, jitter: 0.5 }),
+  }).prefault({}),
   failFast: duration("how long a request waits for a ready endpoint").default(3_000),
   rateLimit: outboundRateLimitSchema.optional(),
   balancer: balancerSchema.default(BALANCER_DEFAULTS),
@@ -506,6 +583,23 @@ const serviceSchema = strict({
   .refine((s) => s.discovery !== undefined || (s.backends?.length ?? 0) > 0, {
     error: "expected discovery or backends",
     path: ["discovery"],
+  })
+  .superRefine((s, ctx) => {
+    // A route name is a metric label: two routes sharing one would merge their series.
+    const seen = new Map<string, number>();
+    s.routes.forEach((r, j) => {
+      if (r.name === undefined) return;
+      const other = seen.get(r.name);
+      const message =
+        r.name === "default"
+          ? "expected a name other than 'default' (the label of requests no route matches)"
+          : other !== undefined
+            ? `expected a route name unique in its service (routes[${other}] has it too)`
+            : undefined;
+      if (message !== undefined)
+        ctx.addIssue({ code: "custom", message, path: ["routes", j, "name"], input: r.name });
+      else seen.set(r.name, j);
+    });
   })
   .describe("an upstream service");
 
@@ -735,6 +829,26 @@ const identitySchema = strict({
   })
   .describe("this proxy's workload identity (mTLS)");
 
+const TAP_DEFAULTS = { enabled: true, maxQueue: 1_000, headers: [] as string[] };
+
+/** `admin.tap`: who may watch live requests on `GET /tap`, and what they see. */
+const tapSchema = strict({
+  enabled: bool().default(true).describe("serve GET /tap (live requests as NDJSON)"),
+  token: text()
+    .min(16, { error: "expected a token of at least 16 characters" })
+    .optional()
+    .describe(
+      "when set, /tap needs Authorization: Bearer <token> and is open to any client; when absent, loopback clients only",
+    ),
+  maxQueue: integer(1, 100_000)
+    .default(1_000)
+    .describe("lines a tap stream holds for a slow reader; more are dropped and counted"),
+  headers: list(text())
+    .default([])
+    .transform((names) => names.map((n) => n.toLowerCase()))
+    .describe("request headers whose values tap shows (none by default; bodies never)"),
+});
+
 /** The proxy's configuration schema (zod 4). Parsing yields {@link ProxyConfig}. */
 export const configSchema = strict({
   $schema: z.string().optional().describe("JSON Schema reference for editors"),
@@ -745,7 +859,8 @@ export const configSchema = strict({
   admin: strict({
     listen: address("admin server").default("127.0.0.1:4191"),
     shutdownEndpoint: bool().default(true).describe("enable POST /shutdown (loopback only)"),
-  }).default({ listen: "127.0.0.1:4191", shutdownEndpoint: true }),
+    tap: tapSchema.default(TAP_DEFAULTS),
+  }).default({ listen: "127.0.0.1:4191", shutdownEndpoint: true, tap: TAP_DEFAULTS }),
   log: strict({
     level: z
       .enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"], {
@@ -795,6 +910,8 @@ export type RouteConfig = ServiceConfig["routes"][number];
 export type DiscoveryConfig = NonNullable<ServiceConfig["discovery"]>;
 /** Parsed retry settings of a service. */
 export type RetryConfig = ServiceConfig["retry"];
+/** Parsed hedging settings of a service or route. */
+export type HedgeConfig = NonNullable<ServiceConfig["hedge"]>;
 /** Parsed timeouts. */
 export type TimeoutConfig = ServiceConfig["timeout"];
 /** Parsed listener limits. */

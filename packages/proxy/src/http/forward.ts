@@ -55,7 +55,7 @@ export interface ForwardResult {
  */
 export function forward(dispatcher: Dispatcher, fr: ForwardRequest): Promise<ForwardResult> {
   return new Promise<ForwardResult>((resolve) => {
-    new Exchange(dispatcher, fr, resolve, undefined).start();
+    new Forwarding(dispatcher, fr, resolve, undefined).start();
   });
 }
 
@@ -69,7 +69,7 @@ export function forwardTo<T>(
   done: (result: ForwardResult, arg: T) => void,
   arg: T,
 ): void {
-  new Exchange(dispatcher, fr, done, arg).start();
+  new Forwarding(dispatcher, fr, done, arg).start();
 }
 
 /** The client reset its stream or closed its connection before the response ended. */
@@ -81,8 +81,8 @@ function clientGone(fr: ForwardRequest): boolean {
 }
 
 // Timer callbacks shared by every exchange (the exchange rides as the timer's argument),
-// so a request without a deadline allocates no closures for them. (`Timed`, not `Exchange`:
-// an `Exchange<T>` is not an `Exchange<unknown>`, its callback takes a `T`.)
+// so a request without a deadline allocates no closures for them. (`Timed`, not `Forwarding`:
+// a `Forwarding<T>` is not a `Forwarding<unknown>`, its callback takes a `T`.)
 interface Timed {
   deadlineReached(): void;
   idleReached(): void;
@@ -94,7 +94,7 @@ function onExchangeIdle(exchange: Timed): void {
   exchange.idleReached();
 }
 
-class Exchange<T = unknown> implements Dispatcher.DispatchHandler {
+class Forwarding<T = unknown> implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | undefined;
   /** Why the exchange was aborted, as the client's result reports it. */
   private abortReason: Error | undefined;

@@ -4,6 +4,7 @@ import type { GradientLimiter, RateLimiter } from "@mesh/limit";
 import type { Dispatcher } from "undici";
 import type { ProxyLogger } from "../log.js";
 import type { HttpLabels, HttpSignals, ProxyMetrics } from "../metrics/proxy-metrics.js";
+import { publishRequest, requestChannel } from "../tap/event.js";
 import { setClientIdRaw } from "../transport/mtls/client-id.js";
 import { ORIG_PROTO_HEADER, OrigProtoError, parseOrigProto } from "../transport/orig-proto.js";
 import { hasRequestBody, type IncomingRequest } from "./body.js";
@@ -266,6 +267,11 @@ function onForwarded(result: ForwardResult, r: PipelineRequest): void {
   const latency = (result.firstByteAt || performance.now()) - start;
   if (result.status === 0) signals.streamError(latency);
   else signals.response(result.status, result.grpcStatus ?? -1, latency);
+  // Tap: one property read when nobody taps; the event is built only for a subscriber.
+  if (requestChannel.hasSubscribers) {
+    const { status, grpcStatus, bytes, firstByteAt, error } = result;
+    publishRequest(ctx.direction, r, target, status, grpcStatus, bytes, firstByteAt, error?.reason);
+  }
   if (result.error !== undefined) {
     ctx.logger.warn(
       {
@@ -461,6 +467,10 @@ function reject(ctx: DirectionContext, r: PipelineRequest, error: ProxyError): v
   respondWithError(res, error, grpc, ctx.draining() || hasRequestBody(req));
   const status = grpc ? 200 : error.status;
   signals.response(status, grpc ? error.grpcStatus : -1, performance.now() - r.start);
+  if (requestChannel.hasSubscribers) {
+    const grpcStatus = grpc ? error.grpcStatus : undefined;
+    publishRequest(ctx.direction, r, undefined, status, grpcStatus, 0, 0, error.reason);
+  }
   // Discard whatever body the client still sends.
   req.resume();
   ctx.logger.warn(

@@ -48,6 +48,7 @@ export class ProxyMetrics {
   readonly signals: GoldenSignals;
   readonly #unsubscribe: () => void;
   readonly #tlsRefused: CounterFamily;
+  readonly #tlsConnected: CounterFamily;
   readonly #anchorExpiry: GaugeFamily;
   readonly #certAnchor: GaugeFamily;
 
@@ -58,6 +59,11 @@ export class ProxyMetrics {
       name: "inbound_tls_refused_total",
       help: "Inbound TLS connections refused before any request (no or untrusted client certificate, handshake failure)",
       labelNames: ["reason"],
+    });
+    this.#tlsConnected = this.signals.registry.counter({
+      name: "outbound_tls_connections_total",
+      help: "Outbound mTLS connections to peer proxies, by the key-exchange group negotiated (X25519MLKEM768 is the post-quantum hybrid)",
+      labelNames: ["server_id", "group"],
     });
     this.#anchorExpiry = this.signals.registry.gauge({
       name: "identity_trust_anchor_expiration_timestamp_seconds",
@@ -105,6 +111,14 @@ export class ProxyMetrics {
   /** Counts an inbound TLS connection refused during the handshake, by short reason. */
   tlsRefused(reason: string): void {
     this.#tlsRefused.inc({ reason });
+  }
+
+  /**
+   * Counts an outbound mTLS connection by the key-exchange group it negotiated (read on the
+   * client side: Node cannot report the group on the server side of a connection).
+   */
+  tlsConnected(serverId: string, group: string | undefined): void {
+    this.#tlsConnected.inc({ server_id: serverId, group: group ?? "unknown" });
   }
 
   /** Stops listening to the mesh's diagnostics channels. */

@@ -36,7 +36,10 @@ export interface BackendSettings {
 /** The balancer options a service's `balancer` settings map to. */
 function balancerTuning(
   config: BalancerConfig,
-): Pick<BalancerOptions, "ewma" | "failureRate" | "localZone" | "localZoneMaxPending"> {
+): Pick<
+  BalancerOptions,
+  "ewma" | "failureRate" | "pushback" | "localZone" | "localZoneMaxPending"
+> {
   const options: ReturnType<typeof balancerTuning> = {
     ewma: { decayMs: config.ewma.decay, defaultRttMs: config.ewma.defaultRtt },
     failureRate: {
@@ -44,6 +47,7 @@ function balancerTuning(
       prior: config.failureRate.prior,
       failureCostFactor: config.failureRate.failureCostFactor,
     },
+    pushback: { maxMs: config.pushback.max, costFactor: config.pushback.costFactor },
   };
   if (config.localZone !== undefined) {
     options.localZone = config.localZone;
@@ -108,6 +112,12 @@ export class Backend {
       failFastMs: s.failFast,
       preserveHost: false,
       accrual: {
+        mode: s.failureAccrual.mode,
+        successRate: {
+          threshold: s.failureAccrual.successRate.threshold,
+          minRequests: s.failureAccrual.successRate.minRequests,
+          windowMs: s.failureAccrual.successRate.window,
+        },
         consecutiveFailures: s.failureAccrual.consecutiveFailures,
         minPenaltyMs: s.failureAccrual.minPenalty,
         maxPenaltyMs: s.failureAccrual.maxPenalty,

@@ -1,3 +1,4 @@
+import type { TLSSocket } from "node:tls";
 import type { EndpointInfo } from "@mesh/balancer";
 import { type H2Connector, Http2Client } from "@mesh/balancer";
 import type { IdentityMaterial } from "@mesh/tls-identity";
@@ -12,6 +13,8 @@ export interface MeshTransport {
   material: IdentityMaterial | undefined;
   /** Refuse endpoints without an identity instead of using plaintext. */
   requireIdentity: boolean;
+  /** Called with each mTLS connection to a peer once it is verified (metrics). */
+  onTlsConnect?: ((socket: TLSSocket, serverId: string) => void) | undefined;
 }
 
 /** Removes `mesh-orig-proto` (set for meshed endpoints) before a plaintext endpoint sees it. */
@@ -56,8 +59,11 @@ export function endpointFactory(
   return (origin, options, endpoint) => {
     const t = transport();
     if (endpoint.identity !== undefined && t.material !== undefined) {
+      const serverId = endpoint.identity;
+      const onTlsConnect = t.onTlsConnect;
       const connect = meshConnector(t.material, {
-        expect: endpoint.identity,
+        expect: serverId,
+        onConnect: onTlsConnect && ((socket) => onTlsConnect(socket, serverId)),
         // The connect timeout plus time for the TLS handshake on a busy host.
         timeoutMs: ((options.connectTimeout as number | undefined) ?? 1_000) + 5_000,
       });

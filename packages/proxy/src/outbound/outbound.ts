@@ -1,11 +1,12 @@
 import { Http2Client, type KubernetesDiscovery } from "@mesh/balancer";
 import { rateLimit } from "@mesh/limit";
-import { RetryBudget, type RetryPolicyOptions, retry } from "@mesh/retry";
-import type { IdentityMaterial } from "@mesh/tls-identity";
+import { type HedgeOptions, hedge, RetryBudget, type RetryPolicyOptions, retry } from "@mesh/retry";
+import { type IdentityMaterial, negotiatedGroup } from "@mesh/tls-identity";
 import { Agent, type Dispatcher } from "undici";
 import { splitRetryConditions } from "../config/retry-conditions.js";
 import type {
   BackendConfig,
+  HedgeConfig,
   OutboundConfig,
   RetryConfig,
   ServiceConfig,
@@ -96,6 +97,8 @@ export class Outbound {
     this.transport = () => ({
       material: deps.material,
       requireIdentity: this.gen.config.requireIdentity,
+      onTlsConnect: (socket, serverId) =>
+        deps.metrics.tlsConnected(serverId, negotiatedGroup(socket)),
     });
     this.gen = this.build(config);
     this.tcp = new OutboundTcp(config.tcp, {
@@ -238,9 +241,12 @@ export class Outbound {
       budget,
     };
     if (perTry !== undefined) options.perTryTimeout = perTry;
+    // A route hedges or retries (gRPC A6: one policy per method), on the same budget.
+    const h = route.config?.hedge ?? svc.config.hedge;
+    const attempts = h === undefined ? retry(options) : hedge(hedgeOptions(options, h, on));
     // undici's compose(), as the libraries' READMEs teach: retries wrap the balancer, and the
     // rate limit is outermost, so a request is counted (or refused) once, not per attempt.
-    const interceptors = [retry(options) as Dispatcher.DispatcherComposeInterceptor];
+    const interceptors = [attempts as Dispatcher.DispatcherComposeInterceptor];
     const limit = this.rateLimitFor(svc.config);
     if (limit !== undefined) interceptors.push(limit as Dispatcher.DispatcherComposeInterceptor);
     const d = base.compose(interceptors);
@@ -369,4 +375,22 @@ export class Outbound {
       this.passthrough.h2?.close(),
     ]);
   }
+}
+
+/** `hedge()` options for a route: its hedge settings, on the route's retry budget. */
+function hedgeOptions(
+  retryOptions: RetryPolicyOptions,
+  h: HedgeConfig,
+  on: readonly string[],
+): HedgeOptions {
+  const nonFatal = splitRetryConditions(h.nonFatal ?? on);
+  return {
+    name: retryOptions.name as string,
+    delay: h.delay,
+    maxAttempts: h.maxAttempts,
+    nonFatal,
+    grpcMethods: h.grpcMethods,
+    maxReplayBytes: retryOptions.maxReplayBytes as number,
+    budget: retryOptions.budget as RetryBudget,
+  };
 }

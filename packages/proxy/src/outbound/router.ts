@@ -7,10 +7,11 @@ import type {
   ServiceConfig,
 } from "../config/schema.js";
 import { pathOf, RouteMatch } from "../http/route-match.js";
+import { DEFAULT_ROUTE_NAME, routeNames } from "./route-name.js";
 
 /** A route of a service, ready to match. */
 export interface RouteEntry {
-  /** Route label (`name`, or `route-<index>`, or `default`). */
+  /** Route label: `name`, or one derived from the match (see `routeNames`), or `default`. */
   name: string;
   /** The route config (undefined for the service's default route). */
   config: RouteConfig | undefined;
@@ -72,12 +73,13 @@ export class RouteTable {
   constructor(config: OutboundConfig, random: () => number = Math.random) {
     this.services = config.services.map((s) => {
       const backends = serviceBackends(s);
+      const names = routeNames(s.routes);
       const svc: ServiceEntry = {
         config: s,
         routes: s.routes.map((r, i) =>
-          entry(r.name ?? `route-${i}`, r, r.backends ?? backends, random),
+          entry(names[i] as string, r, r.backends ?? backends, random),
         ),
-        defaultRoute: entry("default", undefined, backends, random),
+        defaultRoute: entry(DEFAULT_ROUTE_NAME, undefined, backends, random),
       };
       for (const a of s.authorities ?? [s.name]) this.byAuthority.set(a.toLowerCase(), svc);
       return svc;

@@ -1,5 +1,5 @@
 import net from "node:net";
-import type { IdentityMaterial } from "@mesh/tls-identity";
+import { type IdentityMaterial, negotiatedGroup } from "@mesh/tls-identity";
 import { formatHostPort, parseHostPort } from "../config/address.js";
 import type { TcpRouteConfig } from "../config/schema.js";
 import type { ProxyLogger } from "../log.js";
@@ -117,6 +117,7 @@ class TcpRoute {
         expect: ep.identity as string,
         timeoutMs: config.connectTimeout + 5_000,
       }).then((tls) => {
+        deps.metrics.tlsConnected(ep.identity as string, negotiatedGroup(tls));
         if (client.destroyed) {
           tls.destroy();
           return;

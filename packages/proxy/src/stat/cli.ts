@@ -22,7 +22,7 @@ export interface StatMainOptions {
 export const STAT_HELP = `mesh-proxy stat: golden signals of running proxies, like linkerd viz stat
 
 Usage:
-  mesh-proxy stat --admin [name=]host:port[,...] [--watch [--interval 2s]] [--window 1s] [--json]
+  mesh-proxy stat --admin [name=]host:port[,...] [--watch [--interval 2s]] [--window 1s] [--json] [--title <text>]
 
 Options:
   -a, --admin <list>     admin servers to scrape (repeatable; comma-separated; name= labels a row)
@@ -31,6 +31,7 @@ Options:
       --window <dur>     rates over this window (default: 1s one-shot, --interval when watching)
       --timeout <dur>    per-request scrape timeout (default 2s)
       --json             one JSON object per report (one line each while watching)
+      --title <text>     a line printed above each table (e.g. where a dashboard is)
   -h, --help             show this help
 
 Per proxy, direction and authority: MTLS (tls="true" on every request), SUCCESS, RPS and
@@ -41,7 +42,13 @@ error row, not a failure; exit 1 only when no admin answered.
 
 const CLEAR = "\x1b[H\x1b[2J";
 
-function duration(name: string, value: string | undefined, fallback: number, min = 1): number {
+/** Reads a `--<name>` duration flag (`500ms`, `2s`); the CLIs' one error for a bad one. */
+export function duration(
+  name: string,
+  value: string | undefined,
+  fallback: number,
+  min = 1,
+): number {
   if (value === undefined) return fallback;
   const ms = parseDuration(value);
   if (ms === undefined || ms < min) {
@@ -81,6 +88,7 @@ export async function statMain(
   let intervalMs: number;
   let windowMs: number;
   let timeoutMs: number;
+  let title = "";
   try {
     const { values, positionals } = parseArgs({
       args: argv,
@@ -92,6 +100,7 @@ export async function statMain(
         window: { type: "string" },
         timeout: { type: "string" },
         json: { type: "boolean" },
+        title: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -105,6 +114,7 @@ export async function statMain(
     targets = parseAdminTargets(values.admin ?? []);
     watch = values.watch === true;
     json = values.json === true;
+    if (values.title !== undefined) title = `${values.title}\n\n`;
     intervalMs = duration("interval", values.interval, 2_000, 100);
     windowMs = duration("window", values.window, watch ? intervalMs : 1_000);
     timeoutMs = duration("timeout", values.timeout, 2_000);
@@ -115,7 +125,7 @@ export async function statMain(
   const tty = io.isTTY ?? process.stdout.isTTY === true;
   const print = (report: StatReport, clear: boolean) => {
     if (json) io.out(`${JSON.stringify(report)}\n`);
-    else io.out(`${clear ? CLEAR : ""}${renderStatTable(report.proxies)}`);
+    else io.out(`${clear ? CLEAR : ""}${title}${renderStatTable(report.proxies)}`);
   };
 
   if (!watch) {

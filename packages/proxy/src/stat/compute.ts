@@ -10,6 +10,8 @@ export type MtlsStatus = "yes" | "no" | "partial";
 export interface TrafficStat {
   readonly direction: string;
   readonly authority: string;
+  /** The route, in {@link ProxyStat.routes} rows. */
+  readonly route?: string;
   /** Successes / responses in the window; `null` without responses. */
   readonly successRate: number | null;
   /** Requests started per second in the window; `null` without a window. */
@@ -70,6 +72,8 @@ export interface ProxyStat {
   /** Set when the admin could not be scraped; the other fields are then empty. */
   readonly error: { readonly code: string; readonly message: string } | null;
   readonly traffic: readonly TrafficStat[];
+  /** The same per (direction, authority, route): outbound rows carry the matched route. */
+  readonly routes: readonly TrafficStat[];
   readonly endpoints: readonly EndpointStat[];
   /** Set when only `/endpoints` failed. */
   readonly endpointsError: { readonly code: string; readonly message: string } | null;
@@ -110,8 +114,9 @@ function trafficStat(
   after: AdminScrape,
   t: TrafficTotals,
   key: string,
+  map: "traffic" | "routes",
 ): TrafficStat {
-  const prev = before?.traffic.get(key);
+  const prev = before?.[map]?.get(key);
   // Without a previous scrape the "window" is the proxy's whole life so far; rps is unknown.
   const hasWindow = before !== undefined && before.error === undefined;
   const [a, b] = snapshots(prev, t, hasWindow ? before.timeMs : after.timeMs - 1, after.timeMs);
@@ -123,6 +128,7 @@ function trafficStat(
   return {
     direction: t.direction,
     authority: t.authority,
+    ...(t.route === undefined ? {} : { route: t.route }),
     successRate: finite(s.successRate),
     rps: hasWindow ? s.rps : null,
     p50: finite(s.p50),
@@ -215,6 +221,7 @@ export function computeProxyStat(before: AdminScrape | undefined, after: AdminSc
       windowSeconds: null,
       error: errorOf(after.error),
       traffic: [],
+      routes: [],
       endpoints: [],
     };
   }
@@ -224,16 +231,22 @@ export function computeProxyStat(before: AdminScrape | undefined, after: AdminSc
       ? (after.timeMs - usable.timeMs) / 1000
       : null;
   const prev = seconds === null ? undefined : usable;
-  const traffic = [...after.traffic]
-    .map(([key, t]) => trafficStat(prev, after, t, key))
-    .sort(
-      (x, y) => x.direction.localeCompare(y.direction) || x.authority.localeCompare(y.authority),
-    );
+  const rows = (map: "traffic" | "routes") =>
+    [...(after[map] ?? [])]
+      .map(([key, t]) => trafficStat(prev, after, t, key, map))
+      .sort(
+        (x, y) =>
+          x.direction.localeCompare(y.direction) ||
+          x.authority.localeCompare(y.authority) ||
+          (x.route ?? "").localeCompare(y.route ?? ""),
+      );
+  const traffic = rows("traffic");
   return {
     ...base,
     windowSeconds: seconds,
     error: null,
     traffic,
+    routes: rows("routes"),
     endpoints: endpointStats(prev, after, seconds),
   };
 }

@@ -12,6 +12,8 @@ export interface AdminScrape {
   readonly timeMs: number;
   /** Per (direction, authority); empty when the scrape failed. */
   readonly traffic: Map<string, TrafficTotals>;
+  /** Per (direction, authority, route); empty or absent when the scrape failed. */
+  readonly routes?: Map<string, TrafficTotals>;
   /** Per (service, backend, address); empty when `/endpoints` failed or has none. */
   readonly endpoints: Map<string, EndpointTotals>;
   /** Set when `/metrics` could not be read: the proxy's row shows it. */
@@ -69,21 +71,24 @@ export async function scrapeAdmin(
     get(target.address, "/endpoints", timeoutMs),
   ]);
   const timeMs = clock.now();
-  const empty = { target, timeMs, traffic: new Map(), endpoints: new Map() };
+  const empty = { target, timeMs, traffic: new Map(), routes: new Map(), endpoints: new Map() };
   if (metrics.status === "rejected") return { ...empty, error: asStatError(metrics.reason) };
   let traffic: Map<string, TrafficTotals>;
+  let routes: Map<string, TrafficTotals>;
   try {
-    traffic = trafficTotals(parsePrometheusText(metrics.value));
+    const samples = parsePrometheusText(metrics.value);
+    traffic = trafficTotals(samples);
+    routes = trafficTotals(samples, true);
   } catch (err) {
     return { ...empty, error: asStatError(err) };
   }
   if (endpoints.status === "rejected") {
-    return { ...empty, traffic, endpointsError: asStatError(endpoints.reason) };
+    return { ...empty, traffic, routes, endpointsError: asStatError(endpoints.reason) };
   }
   try {
-    return { ...empty, traffic, endpoints: endpointTotals(JSON.parse(endpoints.value)) };
+    return { ...empty, traffic, routes, endpoints: endpointTotals(JSON.parse(endpoints.value)) };
   } catch (err) {
-    return { ...empty, traffic, endpointsError: asStatError(err) };
+    return { ...empty, traffic, routes, endpointsError: asStatError(err) };
   }
 }
 

@@ -7,6 +7,8 @@ import type { Sample } from "./prometheus.js";
 export interface TrafficTotals {
   readonly direction: string;
   readonly authority: string;
+  /** The route label, when totals are kept per route (see {@link trafficTotals}). */
+  readonly route?: string;
   requests: number;
   successes: number;
   failures: number;
@@ -25,15 +27,24 @@ export function trafficKey(direction: string, authority: string): string {
   return `${direction}\u0000${authority}`;
 }
 
-function totalsFor(map: Map<string, TrafficTotals>, labels: Sample["labels"]): TrafficTotals {
+function totalsFor(
+  map: Map<string, TrafficTotals>,
+  labels: Sample["labels"],
+  byRoute: boolean,
+): TrafficTotals {
   const direction = labels.direction ?? "";
   const authority = labels.authority ?? "";
-  const key = trafficKey(direction, authority);
+  const route = byRoute ? (labels.route ?? "") : undefined;
+  const key =
+    route === undefined
+      ? trafficKey(direction, authority)
+      : `${trafficKey(direction, authority)}\u0000${route}`;
   let t = map.get(key);
   if (t === undefined) {
     t = {
       direction,
       authority,
+      ...(route === undefined ? {} : { route }),
       requests: 0,
       successes: 0,
       failures: 0,
@@ -59,23 +70,26 @@ function seriesKey(labels: Sample["labels"]): string {
 
 /**
  * Sums the proxy's `request_total`, `response_total` and `response_latency_ms` samples
- * per (direction, authority). Histogram buckets are turned from cumulative (`le`) into
+ * per (direction, authority), or per (direction, authority, route) with `byRoute`. Histogram buckets are turned from cumulative (`le`) into
  * per-bucket counts series by series before they are added up, so series with different
  * label sets (routes, status codes) combine correctly.
  */
-export function trafficTotals(samples: readonly Sample[]): Map<string, TrafficTotals> {
+export function trafficTotals(
+  samples: readonly Sample[],
+  byRoute = false,
+): Map<string, TrafficTotals> {
   const out = new Map<string, TrafficTotals>();
   const histograms = new Map<string, { totals: TrafficTotals; buckets: [number, number][] }>();
   for (const s of samples) {
     switch (s.name) {
       case "request_total": {
-        const t = totalsFor(out, s.labels);
+        const t = totalsFor(out, s.labels, byRoute);
         t.requests += s.value;
         if (s.labels.tls === "true") t.tlsRequests += s.value;
         break;
       }
       case "response_total": {
-        const t = totalsFor(out, s.labels);
+        const t = totalsFor(out, s.labels, byRoute);
         if (s.labels.classification === "success") t.successes += s.value;
         else t.failures += s.value;
         break;
@@ -87,7 +101,7 @@ export function trafficTotals(samples: readonly Sample[]): Map<string, TrafficTo
         const key = seriesKey(s.labels);
         let h = histograms.get(key);
         if (h === undefined) {
-          h = { totals: totalsFor(out, s.labels), buckets: [] };
+          h = { totals: totalsFor(out, s.labels, byRoute), buckets: [] };
           histograms.set(key, h);
         }
         h.buckets.push([le, s.value]);

@@ -146,7 +146,7 @@ describe.skipIf(missingPeer("buildah"))("mesh-proxy image", () => {
       "const fs = require('node:fs'); console.log(JSON.stringify({ app: fs.readdirSync('/app').sort(), uid: process.getuid() }))",
     ]);
     expect(JSON.parse(listing)).toEqual({
-      app: ["healthcheck.mjs", "mesh-proxy.mjs"],
+      app: ["healthcheck.mjs", "mesh-identity.mjs", "mesh-proxy.mjs"],
       uid: NONROOT,
     });
     // `check` takes the default config from MESH_PROXY_CONFIG, like the proxy itself does.
@@ -160,6 +160,19 @@ describe.skipIf(missingPeer("buildah"))("mesh-proxy image", () => {
       "check",
     ]);
     expect(check.trim()).toBe("/etc/mesh/proxy.yaml: ok");
+    // The issuer `mesh-proxy install` deploys runs from the same image.
+    const identity = await buildah.run([
+      "run",
+      "--network",
+      "none",
+      container,
+      "--",
+      "/nodejs/bin/node",
+      "/app/mesh-identity.mjs",
+      "serve",
+      "--help",
+    ]);
+    expect(identity).toContain("--kubernetes");
   });
 
   describe("running the image with a mounted config", () => {

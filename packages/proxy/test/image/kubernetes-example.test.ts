@@ -1,5 +1,5 @@
 /**
- * examples/kubernetes stays deployable: the ConfigMap's proxy config validates against the
+ * examples/kubernetes/manual stays deployable: the ConfigMap's proxy config validates against the
  * proxy's schema (with the env overrides the pod sets), and the manifests agree with it and
  * with the image on ports, probes, config path, memory and shutdown timing.
  */
@@ -9,7 +9,7 @@ import { describe, expect, it } from "vitest";
 import { parseAllDocuments } from "yaml";
 import { type ProxyConfig, parseHostPort, validateConfig } from "../../src/index.js";
 
-const EXAMPLE = fileURLToPath(new URL("../../../../examples/kubernetes/", import.meta.url));
+const EXAMPLE = fileURLToPath(new URL("../../../../examples/kubernetes/manual/", import.meta.url));
 
 interface Container {
   name: string;
@@ -67,7 +67,7 @@ function proxyConfig(): ProxyConfig {
   return result.config;
 }
 
-describe("examples/kubernetes", () => {
+describe("examples/kubernetes/manual", () => {
   it("has a proxy config that validates, with the pod's MESH_PROXY_* overrides applied", () => {
     const config = proxyConfig();
     expect(config.outbound?.services.map((s) => s.name)).toContain("authors");

@@ -50,31 +50,6 @@ export class Backoff {
   }
 }
 
-/**
- * Parses a `Retry-After` value: delay-seconds or an HTTP-date (relative to `nowEpochMs`).
- * @returns the delay in ms (>= 0), or undefined when absent or malformed.
- */
-export function parseRetryAfter(value: unknown, nowEpochMs = Date.now()): number | undefined {
-  const v = Array.isArray(value) ? value[0] : value;
-  if (typeof v !== "string") return undefined;
-  const text = v.trim();
-  if (text === "") return undefined;
-  if (/^\d+$/.test(text)) return Number(text) * 1000;
-  // HTTP-dates always contain a letter (day and month names); bare numbers were handled above.
-  if (!/[a-z]/i.test(text)) return undefined;
-  const at = Date.parse(text);
-  if (Number.isNaN(at)) return undefined;
-  return Math.max(0, at - nowEpochMs);
-}
-
-/**
- * Reads gRPC's `grpc-retry-pushback-ms` (A6): a delay in ms before the next attempt, or
- * `null` when the server says not to retry (a negative or malformed value); undefined when
- * absent.
- */
-export function parseGrpcPushback(value: unknown): number | null | undefined {
-  const v = Array.isArray(value) ? value[0] : value;
-  if (v === undefined) return undefined;
-  if (typeof v !== "string" || !/^\d{1,10}$/.test(v.trim())) return null;
-  return Number(v.trim());
-}
+// The header parsers live in @mesh/core (the balancer reads the same headers); re-exported
+// here, where they have always been public.
+export { parseGrpcPushback, parseRetryAfter } from "@mesh/core";

@@ -47,8 +47,10 @@ export interface RetryPolicyOptions {
   /** Exponential backoff with full jitter. Default 25 ms → 250 ms. */
   backoff?: BackoffOptions;
   /**
-   * Longest `Retry-After` honoured, in ms: a retryable response asking for a longer pause is
-   * returned to the caller instead. `false` ignores `Retry-After`. Default 10000.
+   * Longest `Retry-After` (seconds or an HTTP-date) or `grpc-retry-pushback-ms` honoured, in
+   * ms: it is a minimum wait before the retry (the backoff applies when longer), and a
+   * retryable response asking for a longer pause is returned to the caller instead. `false`
+   * ignores them. Default 10000.
    */
   retryAfterMax?: number | false;
   /**
@@ -237,14 +239,17 @@ export class RetryPolicy {
   }
 
   /**
-   * The delay before retry number `retry`, honouring a `Retry-After` value when given.
-   * @returns the delay in ms, or undefined when `Retry-After` asks for more than `retryAfterMax`.
+   * The delay before retry number `retry`: the backoff, or the server's pushback
+   * (`Retry-After`, `grpc-retry-pushback-ms`) when that is longer — pushback is a minimum,
+   * never a shortcut past the backoff.
+   * @returns the delay in ms, or undefined when the pushback asks for more than `retryAfterMax`.
    */
   delay(retry: number, retryAfterMs: number | undefined): number | undefined {
+    const backoff = this.backoff.delay(retry);
     if (retryAfterMs !== undefined && this.retryAfterMax !== false) {
-      return retryAfterMs <= this.retryAfterMax ? retryAfterMs : undefined;
+      return retryAfterMs <= this.retryAfterMax ? Math.max(retryAfterMs, backoff) : undefined;
     }
-    return this.backoff.delay(retry);
+    return backoff;
   }
 }
 

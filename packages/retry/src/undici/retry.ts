@@ -11,7 +11,7 @@ import { parseGrpcPushback, parseRetryAfter } from "../backoff/backoff.js";
 import { attemptChannel, retryChannel, timeoutChannel } from "../events.js";
 import { type RetryPolicy, type RetryPolicyOptions, toPolicy } from "../policy/retry-policy.js";
 import { PerTryTimeoutError } from "../timeout/errors.js";
-import { ForwardingController } from "./controller.js";
+import { DownstreamRequest } from "./downstream.js";
 import { RETRYABLE_HEADER } from "./headers.js";
 import { type BodyReplay, bodyReplay } from "./replay-body.js";
 import {
@@ -114,18 +114,12 @@ function publishAttempt(policy: RetryPolicy, opts: DispatchOptions, attempt: num
 type AttemptState = "pending" | "forwarding" | "discarding" | "peeking" | "ended";
 
 /** One request through the retry interceptor, across all its attempts. */
-class RetryingRequest {
+class RetryingRequest extends DownstreamRequest {
   readonly policy: RetryPolicy;
   readonly dispatch: Dispatch;
   readonly opts: DispatchOptions;
-  readonly handler: DispatchHandler;
-  readonly controller: ForwardingController;
   readonly body: BodyReplay | null;
   readonly eligible: Eligible;
-  /** The downstream handler got onRequestStart. */
-  started = false;
-  /** A terminal callback (end or error) reached the downstream handler. */
-  done = false;
   current: Attempt | null = null;
   /** A retry decided and waiting for its backoff and/or the previous attempt to end. */
   next: { attempt: number; timer: NodeJS.Timeout | null } | null = null;
@@ -137,13 +131,12 @@ class RetryingRequest {
     handler: DispatchHandler,
     eligible: Eligible,
   ) {
+    super(handler);
     this.policy = policy;
     this.dispatch = dispatch;
     this.opts = opts;
-    this.handler = handler;
     this.eligible = eligible;
     this.body = eligible === Eligible.No ? null : bodyReplay(opts.body, policy.maxReplayBytes);
-    this.controller = new ForwardingController((reason) => this.abort(reason));
   }
 
   start(): boolean {
@@ -215,28 +208,15 @@ class RetryingRequest {
 
   begin(controller: DispatchController, context: unknown): void {
     this.controller.setTarget(controller);
-    if (!this.started) {
-      this.started = true;
-      this.handler.onRequestStart?.(this.controller, context);
-    }
+    this.startDownstream(context);
   }
 
-  finish(trailers: IncomingHeaders): void {
-    if (this.done) return;
-    this.done = true;
-    this.handler.onResponseEnd?.(this.controller, trailers as never);
-  }
-
-  fail(error: Error): void {
-    if (this.done) return;
-    this.done = true;
+  protected override release(): void {
     if (this.next?.timer) clearTimeout(this.next.timer);
     this.next = null;
     this.body?.close();
-    this.handler.onResponseError?.(this.controller, error);
   }
 
-  /** The caller (or an outer interceptor) aborted through our controller. */
   abort(reason: Error): void {
     if (this.done) return;
     const attempt = this.current;

@@ -1,4 +1,4 @@
-import { X509Certificate } from "node:crypto";
+import { type KeyObject, X509Certificate } from "node:crypto";
 import { type Clock, duration, optionsObject, typeError } from "@mesh/core";
 import { TrustBundle } from "../bundle/trust-bundle.js";
 import { systemClock } from "../clock.js";
@@ -14,6 +14,7 @@ import { parseTrustDomain } from "../spiffe-id/spiffe-id.js";
 import {
   buildCertificate,
   buildName,
+  type CertificateProfile,
   keyIdentifierOf,
   spkiOf,
   subjectNameOf,
@@ -88,14 +89,16 @@ export class TrustAnchor {
   }
 
   /**
-   * Creates an intermediate CA signed by this root, ready to sign workload CSRs.
+   * Signs a certificate for `publicKey` with this root: validity from `ttlMs` (capped at the
+   * root's), subject O from the root, CN as given.
    */
-  createAuthority(options: IntermediateOptions = {}): CertificateAuthority {
-    const o = optionsObject("options", options);
-    const clock = o.clock ?? this.#clock;
-    const ttlMs = duration("options.ttlMs", o.ttlMs, 30 * DAY, 1, Number.MAX_SAFE_INTEGER);
-    const keyPair = generateKeyPair(o.keyType ?? "ec-p256");
-    const rootDer = this.certificate.raw;
+  #sign(
+    profile: CertificateProfile,
+    commonName: string,
+    publicKey: KeyObject,
+    ttlMs: number,
+    clock: Clock,
+  ): { der: Buffer; notAfter: Date } {
     const { notBefore, notAfter } = computeValidity({
       now: clock.now(),
       ttlMs,
@@ -103,18 +106,33 @@ export class TrustAnchor {
       issuerNotAfter: validityOf(this.certificate).notAfter,
     });
     const der = buildCertificate({
-      profile: { kind: "ca", pathLength: 0 },
-      subject: buildName({
-        organization: subjectOrg(this.certificate),
-        commonName: `${this.trustDomain} intermediate CA`,
-      }),
-      issuer: subjectNameOf(rootDer),
-      publicKey: keyPair.publicKey,
+      profile,
+      subject: buildName({ organization: subjectOrg(this.certificate), commonName }),
+      issuer: subjectNameOf(this.certificate.raw),
+      publicKey,
       authorityKeyId: keyIdentifierOf(spkiOf(this.keyPair.publicKey)),
       notBefore,
       notAfter,
       signingKey: this.keyPair.privateKey,
     });
+    return { der, notAfter };
+  }
+
+  /**
+   * Creates an intermediate CA signed by this root, ready to sign workload CSRs.
+   */
+  createAuthority(options: IntermediateOptions = {}): CertificateAuthority {
+    const o = optionsObject("options", options);
+    const clock = o.clock ?? this.#clock;
+    const ttlMs = duration("options.ttlMs", o.ttlMs, 30 * DAY, 1, Number.MAX_SAFE_INTEGER);
+    const keyPair = generateKeyPair(o.keyType ?? "ec-p256");
+    const { der } = this.#sign(
+      { kind: "ca", pathLength: 0 },
+      `${this.trustDomain} intermediate CA`,
+      keyPair.publicKey,
+      ttlMs,
+      clock,
+    );
     const { ttlMs: _ignored, keyType: _k, ...caOptions } = o;
     return new CertificateAuthority({
       ...caOptions,
@@ -124,6 +142,38 @@ export class TrustAnchor {
       keyPair,
       bundle: this.bundle,
     });
+  }
+
+  /**
+   * Issues a TLS server certificate for `dnsNames` (EKU serverAuth, no SPIFFE ID) signed by
+   * this root, with a new P-256 key: for control-plane servers that clients verify with the
+   * trust bundle (the identity issuer, an admission webhook whose `caBundle` is this root).
+   */
+  issueServerCertificate(options: { dnsNames: string[]; ttlMs?: number; clock?: Clock }): {
+    certificatePem: string;
+    keyPem: string;
+    notAfter: number;
+  } {
+    const o = optionsObject("options", options);
+    if (!Array.isArray(o.dnsNames) || o.dnsNames.length === 0)
+      throw typeError("options.dnsNames", "a non-empty list of DNS names", o.dnsNames);
+    for (const [i, n] of o.dnsNames.entries())
+      if (typeof n !== "string" || !/^[A-Za-z0-9*]([A-Za-z0-9.-]*[A-Za-z0-9])?$/.test(n))
+        throw typeError(`options.dnsNames[${i}]`, "a DNS name", n);
+    const ttlMs = duration("options.ttlMs", o.ttlMs, 365 * DAY, 1, Number.MAX_SAFE_INTEGER);
+    const keyPair = generateKeyPair("ec-p256");
+    const { der, notAfter } = this.#sign(
+      { kind: "server", dnsNames: o.dnsNames },
+      o.dnsNames[0] as string,
+      keyPair.publicKey,
+      ttlMs,
+      o.clock ?? this.#clock,
+    );
+    return {
+      certificatePem: new X509Certificate(der).toString(),
+      keyPem: exportPrivateKeyPem(keyPair),
+      notAfter: notAfter.getTime(),
+    };
   }
 
   /** PEM of the certificate and (explicitly exported) key, for writing to disk. */

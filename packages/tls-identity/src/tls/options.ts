@@ -3,6 +3,7 @@ import {
   createSecureContext,
   type PeerCertificate,
   type SecureContext,
+  type TLSSocket,
   type TlsOptions,
 } from "node:tls";
 import type { TrustBundle } from "../bundle/trust-bundle.js";
@@ -20,11 +21,82 @@ export interface IdentityMaterial {
   readonly bundle: TrustBundle;
 }
 
-/** The TLS protocol settings every mesh connection uses. */
-const TLS13 = { minVersion: "TLSv1.3", maxVersion: "TLSv1.3" } as const;
+/**
+ * The key-exchange groups mesh connections offer, most preferred first: the
+ * post-quantum hybrid `X25519MLKEM768` (ML-KEM-768 + X25519, what Linkerd 2.19 and
+ * browsers default to), then the classical `X25519` and `P-256` for peers without it.
+ * Groups the runtime's OpenSSL does not know are left out (see {@link keyExchangeGroups}).
+ *
+ * @public
+ */
+export const MESH_KEY_EXCHANGE_GROUPS: readonly string[] = Object.freeze([
+  "X25519MLKEM768",
+  "X25519",
+  "P-256",
+]);
+
+const groupSupport = new Map<string, boolean>();
+
+/** Whether this runtime's OpenSSL accepts `group` as a key-exchange group (memoized). */
+function groupSupported(group: string): boolean {
+  let ok = groupSupport.get(group);
+  if (ok === undefined) {
+    try {
+      createSecureContext({ ecdhCurve: group });
+      ok = true;
+    } catch {
+      ok = false;
+    }
+    groupSupport.set(group, ok);
+  }
+  return ok;
+}
+
+/**
+ * The `ecdhCurve` string for `groups` (default {@link MESH_KEY_EXCHANGE_GROUPS}) on this
+ * runtime: the groups its OpenSSL knows, in the given order, joined with `:`. OpenSSL 3.5
+ * (Node 24) knows `X25519MLKEM768`; OpenSSL 3.0 (Node 22) does not and would refuse the
+ * whole list, so there the list degrades to the classical groups instead of throwing.
+ * Throws a `RangeError` if none of the groups is known.
+ *
+ * @public
+ */
+export function keyExchangeGroups(groups: readonly string[] = MESH_KEY_EXCHANGE_GROUPS): string {
+  const known = groups.filter(groupSupported);
+  if (known.length === 0)
+    throw new RangeError(
+      `groups: expected at least one key-exchange group this runtime's OpenSSL supports, got ${JSON.stringify(groups)}`,
+    );
+  return known.join(":");
+}
+
+let defaultGroups: string | undefined;
+
+/**
+ * The TLS protocol settings every mesh connection uses: TLS 1.3 only, the post-quantum
+ * hybrid group preferred (computed once, on first use).
+ */
+function tls13(): { minVersion: "TLSv1.3"; maxVersion: "TLSv1.3"; ecdhCurve: string } {
+  defaultGroups ??= keyExchangeGroups();
+  return { minVersion: "TLSv1.3", maxVersion: "TLSv1.3", ecdhCurve: defaultGroups };
+}
+
+/**
+ * The key-exchange group a TLS connection negotiated (`"X25519MLKEM768"`, `"X25519"`,
+ * `"P-256"` …), read on the client side with `getEphemeralKeyInfo()`. Node cannot report
+ * it on the server side of a connection; there (and before the handshake) this returns
+ * `undefined`.
+ *
+ * @public
+ */
+export function negotiatedGroup(socket: TLSSocket): string | undefined {
+  const info = socket.getEphemeralKeyInfo() as { name?: unknown } | null;
+  return typeof info?.name === "string" && info.name !== "" ? info.name : undefined;
+}
 
 /**
  * Options for a `node:tls` / `node:https` / `node:http2` secure server: TLS 1.3 only, the
+ * post-quantum hybrid key exchange preferred ({@link MESH_KEY_EXCHANGE_GROUPS}), the
  * SVID chain and key, the bundle as the CA list, and a client certificate required and
  * verified against the bundle (`requestCert` + `rejectUnauthorized`). Checking the
  * client's SPIFFE ID needs the server itself: use {@link secureServer}, which also
@@ -35,7 +107,7 @@ const TLS13 = { minVersion: "TLSv1.3", maxVersion: "TLSv1.3" } as const;
 export function serverTlsOptions(material: IdentityMaterial): TlsOptions {
   const { svid, bundle } = material;
   return {
-    ...TLS13,
+    ...tls13(),
     cert: svid.chainPem,
     key: keyPemForTls(svid.privateKey),
     ca: bundle.pem,
@@ -60,7 +132,7 @@ export function clientSecureContext(material: IdentityMaterial): SecureContext {
   let ctx = byBundle.get(bundle);
   if (!ctx) {
     ctx = createSecureContext({
-      ...TLS13,
+      ...tls13(),
       cert: svid.chainPem,
       key: keyPemForTls(svid.privateKey),
       ca: bundle.pem,
@@ -81,7 +153,7 @@ export interface ClientIdentityOptions {
 
 /**
  * Options for `tls.connect` / `https.request` / `http2.connect` (and undici's `connect`):
- * TLS 1.3 only, this SVID as the client certificate, the server chain verified against
+ * TLS 1.3 only, the post-quantum hybrid key exchange preferred, this SVID as the client certificate, the server chain verified against
  * the bundle, then the server's SPIFFE ID checked against `expect` in
  * `checkServerIdentity` (hostnames are not checked: SVIDs carry no DNS names). A refused
  * server fails the connection with a {@link PeerIdentityError}.
@@ -96,7 +168,7 @@ export function clientTlsOptions(
   options: ClientIdentityOptions,
 ): ConnectionOptions {
   return {
-    ...TLS13,
+    ...tls13(),
     secureContext: clientSecureContext(material),
     rejectUnauthorized: true,
     checkServerIdentity: serverIdentityChecker(options.expect),

@@ -85,7 +85,10 @@ function ext(extnID: string, critical: boolean, value: unknown): Extension {
 /** What kind of certificate to build; decides the extension profile. */
 export type CertificateProfile =
   | { kind: "leaf"; spiffeId: string; keyAgreement?: boolean }
-  | { kind: "ca"; pathLength?: number; spiffeId?: string };
+  | { kind: "ca"; pathLength?: number; spiffeId?: string }
+  // A plain TLS server certificate (DNS names), for control-plane endpoints that
+  // Kubernetes or proxies reach by Service name: the issuer, the injector webhook.
+  | { kind: "server"; dnsNames: string[] };
 
 /** Everything needed to build and sign one certificate. */
 export interface CertificateTemplate {
@@ -119,6 +122,17 @@ export function buildCertificate(t: CertificateTemplate): Buffer {
     extensions.push(
       ext(id_ce_extKeyUsage, false, new ExtendedKeyUsage([id_kp_serverAuth, id_kp_clientAuth])),
     );
+  } else if (p.kind === "server") {
+    extensions.push(ext(id_ce_basicConstraints, true, new BasicConstraints({ cA: false })));
+    extensions.push(ext(id_ce_keyUsage, true, new KeyUsage(KeyUsageFlags.digitalSignature)));
+    extensions.push(ext(id_ce_extKeyUsage, false, new ExtendedKeyUsage([id_kp_serverAuth])));
+    extensions.push(
+      ext(
+        id_ce_subjectAltName,
+        t.subject.length === 0,
+        new SubjectAlternativeName(p.dnsNames.map((dNSName) => new GeneralName({ dNSName }))),
+      ),
+    );
   } else {
     extensions.push(
       ext(
@@ -133,7 +147,7 @@ export function buildCertificate(t: CertificateTemplate): Buffer {
       ext(id_ce_keyUsage, true, new KeyUsage(KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign)),
     );
   }
-  const uri = p.spiffeId;
+  const uri = p.kind === "server" ? undefined : p.spiffeId;
   if (uri !== undefined) {
     // RFC 5280: the SAN extension is critical when the subject is empty.
     const critical = t.subject.length === 0;

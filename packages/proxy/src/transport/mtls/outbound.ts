@@ -22,6 +22,8 @@ export interface MeshConnectorOptions {
   allowH2?: boolean;
   /** Connect + handshake timeout, ms. Default 10 000. */
   timeoutMs?: number;
+  /** Called with each connection whose handshake and identity check passed (metrics). */
+  onConnect?: (socket: TLSSocket) => void;
 }
 
 /**
@@ -48,12 +50,16 @@ export function meshConnector(
     allowH2: o.allowH2 ?? true,
     timeoutMs,
   });
+  const onConnect = o.onConnect as ((socket: TLSSocket) => void) | undefined;
   return (params, callback) => {
     const port = Number(params.port) || (params.protocol === "https:" ? 443 : 80);
     const target = `${params.hostname}:${port}`;
     connect(params, (err, socket) => {
       if (err) callback(outboundTlsError(err, target), null);
-      else callback(null, socket as TLSSocket);
+      else {
+        onConnect?.(socket as TLSSocket);
+        callback(null, socket as TLSSocket);
+      }
     });
   };
 }

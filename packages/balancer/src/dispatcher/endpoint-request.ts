@@ -1,4 +1,4 @@
-import { type Clock, endpointHealth, grpcStatusOf, type Outcome } from "@mesh/core";
+import { type Clock, endpointHealth, grpcStatusOf, type Outcome, pushbackMs } from "@mesh/core";
 import type { Dispatcher } from "undici";
 import type { Endpoint } from "../endpoints/endpoint.js";
 import type { EndpointSet } from "../endpoints/endpoint-set.js";
@@ -13,7 +13,7 @@ type Controller = Dispatcher.DispatchController;
  * Linkerd, where an endpoint is balanced over only once it is connected), classifies the outcome with `@mesh/core`'s `endpointHealth` rule (5xx, gRPC status in headers or trailers, transport
  * errors) and reports both to the endpoint set, then forwards every callback unchanged.
  */
-export class Exchange implements Dispatcher.DispatchHandler {
+export class EndpointRequest implements Dispatcher.DispatchHandler {
   readonly #set: EndpointSet;
   readonly #endpoint: Endpoint;
   readonly #h: Dispatcher.DispatchHandler;
@@ -70,6 +70,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   ): void {
     this.#status = status;
     this.#respond(endpointHealth.response(status, grpcStatusOf(headers)) === "failure");
+    this.#pushback(headers);
     this.#h.onResponseStart?.(controller, status, headers, statusMessage);
   }
 
@@ -80,8 +81,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
   onResponseEnd(controller: Controller, trailers: Headers): void {
     // A gRPC status may arrive in trailers, after the RTT sample: it decides the outcome.
     const grpc = grpcStatusOf(trailers);
-    if (grpc !== undefined)
+    if (grpc !== undefined) {
       this.#failed = endpointHealth.response(this.#status, grpc) === "failure";
+      this.#pushback(trailers);
+    }
     this.#settle(this.#failed ? "failure" : "success");
     this.#h.onResponseEnd?.(controller, trailers);
   }
@@ -92,6 +95,15 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.#respond(outcome === "failure");
     this.#settle(outcome);
     this.#h.onResponseError?.(controller, error);
+  }
+
+  /** `Retry-After` / `grpc-retry-pushback-ms` raise the endpoint's cost for that long. */
+  #pushback(headers: Headers | null | undefined): void {
+    if (headers == null) return;
+    if (headers["retry-after"] === undefined && headers["grpc-retry-pushback-ms"] === undefined)
+      return;
+    const ms = pushbackMs(headers);
+    if (ms !== undefined) this.#set.pushback(this.#endpoint, ms, this.#clock.now());
   }
 
   #respond(failed: boolean): void {
