@@ -13,6 +13,7 @@ import {
   type PeerStatus,
   type ScenarioOutput,
   settlePeerStatuses,
+  statusNote,
   type Table,
 } from "../lib/result.ts";
 import { runFailureReason, runLoad, startBackend } from "../lib/runners.ts";
@@ -160,10 +161,7 @@ export async function hedging(ctx: BenchContext): Promise<ScenarioOutput> {
       }),
     },
   ];
-  const why = (name: string) => {
-    const st = peers.find((p) => p.name === name);
-    return st && st.status !== "ok" ? `${name} ${st.status}: ${st.reason}` : undefined;
-  };
+  const why = (name: string) => statusNote(peers, name);
   const base = summary.p2c?.p999Ms?.median;
   const targets = [
     check(
