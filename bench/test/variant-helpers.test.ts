@@ -1,7 +1,7 @@
 /** The helpers the scenarios share for their variants: availability, failures, notes, rows. */
 import { describe, expect, it } from "vitest";
 import { splitAvailable, spreadRows, statusNote } from "../src/lib/result.ts";
-import { runFailureReason, LoadWorkerError } from "../src/lib/runners.ts";
+import { LoadWorkerError, runFailureReason } from "../src/lib/runners.ts";
 
 describe("variant helpers", () => {
   it("splits variants into runnable ones and unavailable statuses with their reason", async () => {
