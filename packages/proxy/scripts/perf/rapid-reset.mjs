@@ -16,6 +16,36 @@ import { fileURLToPath } from "node:url";
 import { freePort, waitPort } from "./ports.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
+
+// The attacker runs in its own process (`--attack <port> <streams>`): in the probe's process
+// its busy loop would delay the normal client's own callbacks and pass for a proxy stall.
+if (process.argv[2] === "--attack") {
+  const [port, streams] = process.argv.slice(3).map(Number);
+  const attacker = http2.connect(`http://127.0.0.1:${port}`, { peerMaxConcurrentStreams: 100_000 });
+  attacker.on("error", () => {});
+  let goaway = null;
+  attacker.on("goaway", (code) => {
+    goaway = code;
+  });
+  await new Promise((r) => attacker.once("connect", r));
+  const t0 = performance.now();
+  for (let i = 0; i < streams && !attacker.destroyed && !attacker.closed; i++) {
+    try {
+      const s = attacker.request({ ":path": "/attack", ":authority": "app" });
+      s.on("error", () => {});
+      s.close(http2.constants.NGHTTP2_CANCEL);
+    } catch {
+      break; // the proxy sent GOAWAY: no new streams
+    }
+    if (i % 500 === 0) await new Promise((r) => setImmediate(r));
+  }
+  const attackMs = performance.now() - t0;
+  await new Promise((r) => setTimeout(r, 200));
+  process.stdout.write(JSON.stringify({ goaway, attackMs: Math.round(attackMs) }));
+  attacker.destroy();
+  process.exit(0);
+}
+
 const cli = process.argv[2] ?? join(here, "../../dist/cli.js");
 const streams = Number(process.argv[3] ?? 20_000);
 
@@ -70,24 +100,17 @@ const watcher = (async () => {
   }
 })();
 
-const attacker = http2.connect(`http://127.0.0.1:${port}`, { peerMaxConcurrentStreams: 100_000 });
-attacker.on("error", () => {});
-let goaway = null;
-attacker.on("goaway", (code) => {
-  goaway = code;
+const attack = spawn(
+  process.execPath,
+  [fileURLToPath(import.meta.url), "--attack", String(port), String(streams)],
+  { stdio: ["ignore", "pipe", "inherit"] },
+);
+let attackOut = "";
+attack.stdout.on("data", (d) => {
+  attackOut += d;
 });
-const t0 = performance.now();
-for (let i = 0; i < streams && !attacker.destroyed && !attacker.closed; i++) {
-  try {
-    const s = attacker.request({ ":path": "/attack", ":authority": "app" });
-    s.on("error", () => {});
-    s.close(http2.constants.NGHTTP2_CANCEL);
-  } catch {
-    break; // the proxy sent GOAWAY: no new streams
-  }
-  if (i % 500 === 0) await new Promise((r) => setImmediate(r));
-}
-const attackMs = performance.now() - t0;
+await new Promise((r) => attack.once("exit", r));
+const { goaway, attackMs } = JSON.parse(attackOut);
 // Let requests already dispatched reach the backend (or not) before counting.
 await new Promise((r) => setTimeout(r, 1_500));
 stop = true;
@@ -100,11 +123,10 @@ console.log(
     backendConnections: connections - before.connections,
     rssMb: { before: Number(before.rss.toFixed(1)), after: Number(rssMb().toFixed(1)) },
     slowestNormalRequestMs: Number(worst.toFixed(1)),
-    attackMs: Math.round(attackMs),
+    attackMs,
   }),
 );
 normal.close();
-attacker.destroy();
 const tk = performance.now();
 proxy.kill("SIGTERM");
 await new Promise((r) => proxy.once("exit", r));
