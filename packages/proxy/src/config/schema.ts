@@ -328,7 +328,7 @@ const balancerSchema = strict({
       "60s",
     ).default(EWMA_DEFAULTS.defaultRtt),
   })
-    .default(EWMA_DEFAULTS)
+    .prefault({})
     .describe("Peak-EWMA latency estimate behind power-of-two-choices"),
   failureRate: strict({
     decay: boundedDuration(
@@ -347,7 +347,7 @@ const balancerSchema = strict({
       .default(FAILURE_RATE_DEFAULTS.failureCostFactor)
       .describe("k in cost × exp(k × failure rate); 0 leaves failures out of the cost"),
   })
-    .default(FAILURE_RATE_DEFAULTS)
+    .prefault({})
     .describe("failures raise an endpoint's cost so fast failures do not attract traffic"),
   pushback: strict({
     max: boundedDuration(
@@ -361,7 +361,7 @@ const balancerSchema = strict({
       .default(PUSHBACK_DEFAULTS.costFactor)
       .describe("cost multiplier of an endpoint while its pushback lasts"),
   })
-    .default(PUSHBACK_DEFAULTS)
+    .prefault({})
     .describe(
       "an endpoint answering Retry-After or grpc-retry-pushback-ms is avoided for that long",
     ),
@@ -376,13 +376,6 @@ const balancerSchema = strict({
       "the local zone is overloaded while its ready endpoints average more than this many requests in flight",
     ),
 }).describe("load-balancer tuning (defaults are @mesh/balancer's)");
-
-const BALANCER_DEFAULTS = {
-  ewma: EWMA_DEFAULTS,
-  failureRate: FAILURE_RATE_DEFAULTS,
-  pushback: PUSHBACK_DEFAULTS,
-  localZoneMaxPending: LOCAL_ZONE_MAX_PENDING,
-};
 
 /** A rate: requests per second, optionally with a burst (default one second's worth). */
 function rateFields() {
@@ -576,7 +569,7 @@ const serviceSchema = strict({
   }).prefault({}),
   failFast: duration("how long a request waits for a ready endpoint").default(3_000),
   rateLimit: outboundRateLimitSchema.optional(),
-  balancer: balancerSchema.default(BALANCER_DEFAULTS),
+  balancer: balancerSchema.prefault({}),
   routes: list(routeSchema).default([]),
   backends: backendsSchema.optional(),
 })
@@ -617,17 +610,6 @@ const limitsSchema = strict({
   maxConnections: integer(1).default(10_000).describe("open client connections accepted"),
   maxConcurrentStreams: integer(1).default(1_000).describe("HTTP/2 streams per connection"),
 });
-
-const LIMIT_DEFAULTS = {
-  maxHeaderBytes: 16_384,
-  maxHeaderCount: 100,
-  headersTimeout: 10_000,
-  requestTimeout: 300_000,
-  idleTimeout: 60_000,
-  detectTimeout: 10_000,
-  maxConnections: 10_000,
-  maxConcurrentStreams: 1_000,
-};
 
 /** An outbound opaque-TCP listener: the app connects to `listen`, bytes go to the service. */
 const tcpRouteSchema = strict({
@@ -682,7 +664,7 @@ const outboundSchema = strict({
   tcp: list(tcpRouteSchema)
     .default([])
     .describe("opaque TCP listeners: a local port the app connects to, forwarded to a service"),
-  limits: limitsSchema.default(LIMIT_DEFAULTS),
+  limits: limitsSchema.prefault({}),
 })
   .superRefine((o, ctx) => {
     const names = new Map<string, number>();
@@ -742,7 +724,7 @@ const inboundSchema = strict({
     .default(100)
     .describe("HTTP/1.1 connections to the app; more requests queue (h2c multiplexes one)"),
   timeout: timeoutSchema.default({}),
-  limits: limitsSchema.default(LIMIT_DEFAULTS),
+  limits: limitsSchema.prefault({}),
   rateLimit: inboundRateLimitSchema.optional(),
   adaptiveConcurrency: adaptiveConcurrencySchema.optional(),
   policy: authzPolicySchema.prefault({}),
@@ -809,13 +791,7 @@ const identitySchema = strict({
     retryInitial: duration("first retry after a failed renewal (doubles)").default(1_000),
     retryMax: duration("longest retry delay").default(30_000),
   })
-    .default({
-      fraction: 0.7,
-      min: 10_000,
-      max: 86_400_000,
-      retryInitial: 1_000,
-      retryMax: 30_000,
-    })
+    .prefault({})
     .describe("certificate renewal timing"),
 })
   .superRefine((i, ctx) => {
@@ -828,8 +804,6 @@ const identitySchema = strict({
     });
   })
   .describe("this proxy's workload identity (mTLS)");
-
-const TAP_DEFAULTS = { enabled: true, maxQueue: 1_000, headers: [] as string[] };
 
 /** `admin.tap`: who may watch live requests on `GET /tap`, and what they see. */
 const tapSchema = strict({
@@ -859,8 +833,8 @@ export const configSchema = strict({
   admin: strict({
     listen: address("admin server").default("127.0.0.1:4191"),
     shutdownEndpoint: bool().default(true).describe("enable POST /shutdown (loopback only)"),
-    tap: tapSchema.default(TAP_DEFAULTS),
-  }).default({ listen: "127.0.0.1:4191", shutdownEndpoint: true, tap: TAP_DEFAULTS }),
+    tap: tapSchema.prefault({}),
+  }).prefault({}),
   log: strict({
     level: z
       .enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"], {
@@ -868,10 +842,10 @@ export const configSchema = strict({
       })
       .default("info"),
     accessLog: bool().default(false).describe("log one line per request"),
-  }).default({ level: "info", accessLog: false }),
+  }).prefault({}),
   shutdown: strict({
     gracePeriod: duration("how long in-flight requests may finish on shutdown").default(30_000),
-  }).default({ gracePeriod: 30_000 }),
+  }).prefault({}),
   identity: identitySchema.optional(),
   kubernetes: strict({
     kubeconfig: text()
