@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,6 +9,7 @@ import {
   type TLSSocket,
 } from "node:tls";
 import { afterEach, describe, expect, test } from "vitest";
+import { sClient } from "../../../test/openssl.js";
 import {
   clientTlsOptions,
   keyExchangeGroups,
@@ -149,19 +149,4 @@ function pem() {
     key: client.svid.privateKey.export({ format: "pem", type: "pkcs8" }) as string,
     ca: bundle.pem,
   };
-}
-
-/** Runs `openssl s_client`; `undefined` when the command is not installed. */
-function sClient(args: string[]): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const child = spawn("openssl", ["s_client", "-ign_eof", ...args], {
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
-    child.on("error", () => resolve(undefined));
-    child.on("close", () => resolve(out));
-    child.stdin.end();
-  });
 }

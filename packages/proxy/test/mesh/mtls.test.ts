@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import http2 from "node:http2";
 import { join } from "node:path";
@@ -6,6 +5,7 @@ import tls from "node:tls";
 import { createTrustAnchor } from "@mesh/tls-identity";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { missingPeer } from "../../../../scripts/peers.mjs";
+import { sClient as opensslClient } from "../../../../test/openssl.js";
 import type { ProxyProcess } from "../helpers.js";
 import {
   admin,
@@ -22,22 +22,9 @@ import {
   WEB,
 } from "./fixtures.js";
 
-/** Runs `openssl s_client` with `input` on stdin (kept open until the server closes). */
-function sClient(args: string[], input: string): Promise<string> {
-  return new Promise((resolve) => {
-    const child = spawn("openssl", ["s_client", "-ign_eof", ...args], {
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    let out = "";
-    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (out += d.toString()));
-    const timer = setTimeout(() => child.kill(), 10_000);
-    child.on("close", () => {
-      clearTimeout(timer);
-      resolve(out);
-    });
-    child.stdin.end(input);
-  });
+/** `openssl s_client` output; the tests that call it already require openssl (CI installs it). */
+async function sClient(args: string[], input: string): Promise<string> {
+  return (await opensslClient(args, input)) ?? "";
 }
 
 /**
