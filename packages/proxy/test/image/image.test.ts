@@ -112,6 +112,11 @@ afterAll(async () => {
   }
 }, 60_000);
 
+/** Runs a command in the image's container with no network. */
+function runOffline(command: string[]): Promise<string> {
+  return buildah.run(["run", "--network", "none", container, "--", ...command]);
+}
+
 describe.skipIf(missingPeer("buildah"))("mesh-proxy image", () => {
   it("is small, runs as a numeric non-root user and declares ports, health and signals", () => {
     const total = layers.reduce((sum, l) => sum + l.size, 0);
@@ -135,12 +140,7 @@ describe.skipIf(missingPeer("buildah"))("mesh-proxy image", () => {
   });
 
   it("holds only the bundle, its health probe and a default config that validates", async () => {
-    const listing = await buildah.run([
-      "run",
-      "--network",
-      "none",
-      container,
-      "--",
+    const listing = await runOffline([
       "/nodejs/bin/node",
       "-e",
       "const fs = require('node:fs'); console.log(JSON.stringify({ app: fs.readdirSync('/app').sort(), uid: process.getuid() }))",
@@ -150,23 +150,10 @@ describe.skipIf(missingPeer("buildah"))("mesh-proxy image", () => {
       uid: NONROOT,
     });
     // `check` takes the default config from MESH_PROXY_CONFIG, like the proxy itself does.
-    const check = await buildah.run([
-      "run",
-      "--network",
-      "none",
-      container,
-      "--",
-      ...config.Entrypoint,
-      "check",
-    ]);
+    const check = await runOffline([...config.Entrypoint, "check"]);
     expect(check.trim()).toBe("/etc/mesh/proxy.yaml: ok");
     // The issuer `mesh-proxy install` deploys runs from the same image.
-    const identity = await buildah.run([
-      "run",
-      "--network",
-      "none",
-      container,
-      "--",
+    const identity = await runOffline([
       "/nodejs/bin/node",
       "/app/mesh-identity.mjs",
       "serve",
