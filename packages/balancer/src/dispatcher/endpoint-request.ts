@@ -99,9 +99,7 @@ export class EndpointRequest implements Dispatcher.DispatchHandler {
 
   /** `Retry-After` / `grpc-retry-pushback-ms` raise the endpoint's cost for that long. */
   #pushback(headers: Headers | null | undefined): void {
-    if (headers == null) return;
-    if (headers["retry-after"] === undefined && headers["grpc-retry-pushback-ms"] === undefined)
-      return;
+    // pushbackMs reads the two headers and returns at once when neither is there.
     const ms = pushbackMs(headers);
     if (ms !== undefined) this.#set.pushback(this.#endpoint, ms, this.#clock.now());
   }
