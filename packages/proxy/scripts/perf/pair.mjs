@@ -8,17 +8,23 @@
  *
  *   node scripts/perf/pair.mjs [--rounds 3] [--rate 1000] [--seconds 6]
  *        [--variants "base,maglev=--maglev"] [--cli dist/cli.js] [--max] [--dump dir]
+ *        [--warmup <s at 1000 rps before measuring, default 2; the bench's overhead uses 20>]
  *
  * A variant is `name` or `name=node flags` (space separated); the token `raw` in the flags
  * sets MESH_V8_DEFAULTS=0, a token `env:K=V` sets an environment variable, `prewarm:<s>` runs
  * closed-loop max load for <s> seconds after the 2 s warm-up (a warmer JIT), `cli:<path>` runs
- * another build (e.g. a copy of the previous dist/) for an A/B. Variants rotate
+ * another build (e.g. a copy of the previous dist/) for an A/B, `nodepair` runs the bench's
+ * minimal Node mTLS pair (bench/src/peers/node-pair.mjs, Node's floor) instead. Variants rotate
  * between rounds; medians are printed at the end. `--dump` writes each proxy's output
  * (e.g. of `--trace-gc`); `--windows <n>` measures n consecutive windows (the warm-up curve) to `<dir>/<variant>-<round>-<out|in>.log`; `--hold <s>` keeps the
  * pair up after a round (printing its URL and pids) for strace/perf. `--alloc <dir>` loads
  * heapsample.mjs into both proxies and samples every allocation (collected objects
  * included) over the last measured window: prints KB allocated per request per proxy and
  * writes the profiles to <dir> (the profiler costs CPU: do not read CPU numbers from such a run).
+ * `--cold <s>` replaces the warm-up with cold-probe.mjs: the fresh pair's first <s> seconds at
+ * 1000 rps, latency per 250 ms bucket (where the cold-start p99 comes from).
+ * `--cpuprof <dir>` loads cpusample.mjs the same way and writes a CPU profile of each proxy
+ * over the last measured window, or with `--max` over the closed-loop phase (summarise with top.mjs).
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -52,6 +58,9 @@ const { values } = parseArgs({
     dump: { type: "string" },
     windows: { type: "string", default: "1" },
     alloc: { type: "string" },
+    warmup: { type: "string", default: "2" },
+    cpuprof: { type: "string" },
+    cold: { type: "string" },
   },
 });
 const node = process.execPath;
@@ -165,8 +174,10 @@ function parseVariant(spec) {
   const flags = [];
   let prewarm = 0;
   let cli = values.cli;
+  let nodePair = false;
   for (const t of tokens) {
     if (t === "raw") env.MESH_V8_DEFAULTS = "0";
+    else if (t === "nodepair") nodePair = true;
     else if (t.startsWith("prewarm:")) prewarm = Number(t.slice(8));
     else if (t.startsWith("cli:")) cli = t.slice(4);
     else if (t.startsWith("env:")) {
@@ -178,10 +189,36 @@ function parseVariant(spec) {
     flags.unshift("--import", join(here, "heapsample.mjs"));
     env.MESH_HEAPSAMPLE_DIR = values.alloc;
   }
-  return { name, env, flags, prewarm, cli };
+  if (values.cpuprof) {
+    flags.unshift("--import", join(here, "cpusample.mjs"));
+    env.MESH_CPUSAMPLE_DIR = values.cpuprof;
+  }
+  return { name, env, flags, prewarm, cli, nodePair };
+}
+
+/** The bench's minimal Node mTLS pair (Node's floor) with the same certificates. */
+async function startNodePair(ids, upstream, variant) {
+  const script = join(repo, "bench/src/peers/node-pair.mjs");
+  const files = (f) => ["--cert", f.cert, "--key", f.key, "--ca", f.bundle];
+  const outPort = await freePort();
+  const inPort = await freePort();
+  const pin = start(
+    "0",
+    [...variant.flags, script, "inbound", String(inPort), `http://127.0.0.1:${upstream}`, ...files(ids.inbound)],
+    variant.env,
+  );
+  await waitPort(inPort);
+  const pout = start(
+    "0",
+    [...variant.flags, script, "outbound", String(outPort), String(inPort), ...files(ids.outbound), "--peer-id", PAIR_INBOUND_ID],
+    variant.env,
+  );
+  await waitPort(outPort);
+  return { url: `http://127.0.0.1:${outPort}/`, procs: { out: pout, in: pin } };
 }
 
 async function startPair(ids, upstream, variant) {
+  if (variant.nodePair) return startNodePair(ids, upstream, variant);
   const outPort = await freePort();
   const inPort = await freePort();
   const cfg = (name, obj) => {
@@ -212,7 +249,7 @@ async function startPair(ids, upstream, variant) {
 
 /** Starts or stops heapsample.mjs's profiler in both proxies. */
 function sampleToggle(pids) {
-  if (!values.alloc) return;
+  if (!values.alloc && !values.cpuprof) return;
   process.kill(pids.out, "SIGUSR2");
   process.kill(pids.in, "SIGUSR2");
 }
@@ -253,12 +290,17 @@ for (let round = 0; round < Number(values.rounds); round++) {
   for (let i = 0; i < variants.length; i++) {
     const v = variants[(i + round) % variants.length];
     const pair = await startPair(ids, upstream, v);
-    await load(pair.url, 1000, 2000, 0);
+    if (values.cold) {
+      // The fresh pair's first requests, per 250 ms, instead of the warm-up.
+      const probe = start("1", [join(here, "cold-probe.mjs"), pair.url, "1000", values.cold]);
+      await probe.done;
+      process.stdout.write(`  cold ${v.name}:\n${probe.out()}${probe.err()}`);
+    } else await load(pair.url, 1000, Number(values.warmup) * 1000, 0);
     if (v.prewarm > 0) await closed(pair.url, v.prewarm * 1000);
     const pids = { out: pair.procs.out.child.pid, in: pair.procs.in.child.pid };
     // taskset execs node in place, so the pid is node's.
     let c0 = { out: cpuOf(pids.out), in: cpuOf(pids.in) };
-    if (Number(values.windows) === 1) sampleToggle(pids);
+    if (Number(values.windows) === 1 && !(values.cpuprof && values.max)) sampleToggle(pids);
     let r = await load(pair.url, rate, seconds * 1000, 1000);
     let c1 = { out: cpuOf(pids.out), in: cpuOf(pids.in) };
     // Earlier windows show the warm-up curve; the last one is the round's result.
@@ -268,12 +310,17 @@ for (let round = 0; round < Number(values.rounds); round++) {
         `  window ${w}: p99 ${r.latencyMs.p99} out ${(((c1.out.total - c0.out.total) / n) * 1e6).toFixed(0)} in ${(((c1.in.total - c0.in.total) / n) * 1e6).toFixed(0)} µs/req\n`,
       );
       c0 = c1;
-      if (w === Number(values.windows) - 1) sampleToggle(pids);
+      if (w === Number(values.windows) - 1 && !(values.cpuprof && values.max)) sampleToggle(pids);
       r = await load(pair.url, rate, seconds * 1000, 1000);
       c1 = { out: cpuOf(pids.out), in: cpuOf(pids.in) };
     }
     const n = r.completed + r.warmupCompleted;
     const alloc = values.alloc ? await sampled(pids, n) : undefined;
+    // With --max, the CPU profile covers the closed-loop phase instead.
+    if (values.cpuprof && !values.max) {
+      sampleToggle(pids);
+      process.stdout.write(`  cpu profiles of the last window: ${values.cpuprof}/{${pids.out},${pids.in}}-*.cpuprofile (out, in)\n`);
+    }
     const per = (k) => ((c1[k].total - c0[k].total) / n) * 1e6;
     const split = (k) =>
       Object.fromEntries(
@@ -295,7 +342,12 @@ for (let round = 0; round < Number(values.rounds); round++) {
     };
     if (values.max) {
       const m0 = { out: cpuOf(pids.out).total, in: cpuOf(pids.in).total };
+      if (values.cpuprof) sampleToggle(pids);
       const m = await closed(pair.url, 5000);
+      if (values.cpuprof) {
+        sampleToggle(pids);
+        process.stdout.write(`  cpu profiles at max: ${values.cpuprof}/{${pids.out},${pids.in}}-*.cpuprofile (out, in)\n`);
+      }
       row.maxRps = m.requests / (m.elapsedMs / 1000) || m.rps;
       row.maxOutUs = ((cpuOf(pids.out).total - m0.out) / m.requests) * 1e6;
       row.maxInUs = ((cpuOf(pids.in).total - m0.in) / m.requests) * 1e6;
