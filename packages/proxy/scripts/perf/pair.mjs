@@ -204,13 +204,29 @@ async function startNodePair(ids, upstream, variant) {
   const inPort = await freePort();
   const pin = start(
     "0",
-    [...variant.flags, script, "inbound", String(inPort), `http://127.0.0.1:${upstream}`, ...files(ids.inbound)],
+    [
+      ...variant.flags,
+      script,
+      "inbound",
+      String(inPort),
+      `http://127.0.0.1:${upstream}`,
+      ...files(ids.inbound),
+    ],
     variant.env,
   );
   await waitPort(inPort);
   const pout = start(
     "0",
-    [...variant.flags, script, "outbound", String(outPort), String(inPort), ...files(ids.outbound), "--peer-id", PAIR_INBOUND_ID],
+    [
+      ...variant.flags,
+      script,
+      "outbound",
+      String(outPort),
+      String(inPort),
+      ...files(ids.outbound),
+      "--peer-id",
+      PAIR_INBOUND_ID,
+    ],
     variant.env,
   );
   await waitPort(outPort);
@@ -319,7 +335,9 @@ for (let round = 0; round < Number(values.rounds); round++) {
     // With --max, the CPU profile covers the closed-loop phase instead.
     if (values.cpuprof && !values.max) {
       sampleToggle(pids);
-      process.stdout.write(`  cpu profiles of the last window: ${values.cpuprof}/{${pids.out},${pids.in}}-*.cpuprofile (out, in)\n`);
+      process.stdout.write(
+        `  cpu profiles of the last window: ${values.cpuprof}/{${pids.out},${pids.in}}-*.cpuprofile (out, in)\n`,
+      );
     }
     const per = (k) => ((c1[k].total - c0[k].total) / n) * 1e6;
     const split = (k) =>
@@ -346,7 +364,9 @@ for (let round = 0; round < Number(values.rounds); round++) {
       const m = await closed(pair.url, 5000);
       if (values.cpuprof) {
         sampleToggle(pids);
-        process.stdout.write(`  cpu profiles at max: ${values.cpuprof}/{${pids.out},${pids.in}}-*.cpuprofile (out, in)\n`);
+        process.stdout.write(
+          `  cpu profiles at max: ${values.cpuprof}/{${pids.out},${pids.in}}-*.cpuprofile (out, in)\n`,
+        );
       }
       row.maxRps = m.requests / (m.elapsedMs / 1000) || m.rps;
       row.maxOutUs = ((cpuOf(pids.out).total - m0.out) / m.requests) * 1e6;
