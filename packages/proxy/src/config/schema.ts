@@ -660,6 +660,12 @@ const outboundSchema = strict({
     .describe(
       "refuse to send to endpoints without an identity (no plaintext); needs identity to be configured",
     ),
+  meshHttp1: z
+    .enum(["h2", "http1"], { error: "expected h2 or http1" })
+    .default("h2")
+    .describe(
+      "how HTTP/1.x requests cross to a meshed endpoint: h2 = multiplexed on one mTLS HTTP/2 connection per peer (mesh-orig-proto restores HTTP/1 for the app, as Linkerd); http1 = a pool of mTLS HTTP/1.1 keep-alive connections (up to connectionsPerEndpoint). HTTP/2 and gRPC always use h2",
+    ),
   services: list(serviceSchema).default([]),
   tcp: list(tcpRouteSchema)
     .default([])

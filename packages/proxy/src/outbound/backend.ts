@@ -58,9 +58,10 @@ function balancerTuning(
 
 /**
  * How a backend's endpoints are spoken to: plaintext HTTP/1.1, plaintext HTTP/2 (prior
- * knowledge), or HTTP/2 inside mTLS to a meshed peer's inbound (ALPN h2).
+ * knowledge), HTTP/2 inside mTLS to a meshed peer's inbound (ALPN h2), or HTTP/1.1 inside
+ * mTLS (ALPN http/1.1; HTTP/1 clients with `outbound.meshHttp1: http1`).
  */
-export type UpstreamProtocol = "http1" | "h2c" | "mtls-h2";
+export type UpstreamProtocol = "http1" | "h2c" | "mtls-h2" | "mtls-http1";
 type Protocol = UpstreamProtocol;
 
 function endpointsOf(discovery: DiscoveryConfig, protocol: Protocol): EndpointInit[] | undefined {
@@ -73,8 +74,10 @@ function endpointsOf(discovery: DiscoveryConfig, protocol: Protocol): EndpointIn
       if (e.zone !== undefined) init.zone = e.zone;
     }
     const p = typeof e === "string" ? protocol : (e.protocol ?? protocol);
-    // Meshed endpoints speak HTTP/2 over mTLS (ALPN) whatever the client spoke.
-    init.protocol = p !== "http1" || init.identity !== undefined ? "h2" : "http1";
+    // Meshed endpoints speak HTTP/2 over mTLS (ALPN) whatever the client spoke, unless
+    // HTTP/1 crosses as HTTP/1.1 (`meshHttp1: http1`).
+    if (protocol === "mtls-http1") init.protocol = "http1";
+    else init.protocol = p !== "http1" || init.identity !== undefined ? "h2" : "http1";
     return init;
   });
 }
@@ -131,9 +134,11 @@ export class Backend {
         connections: s.connectionsPerEndpoint,
       },
       onResolverError: (err) => this.onResolverError(this.name, err),
-      factory: endpointFactory(this.transport),
+      factory: endpointFactory(this.transport, protocol === "http1" || protocol === "mtls-http1"),
     };
-    const template = { protocol: protocol === "http1" ? "http1" : "h2" } as const;
+    const template = {
+      protocol: protocol === "http1" || protocol === "mtls-http1" ? "http1" : "h2",
+    } as const;
     if (d.static !== undefined) options.endpoints = endpointsOf(d, protocol) as EndpointInit[];
     else if (d.dns !== undefined) {
       options.endpoints = dnsResolver({

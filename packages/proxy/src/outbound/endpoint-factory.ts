@@ -13,6 +13,11 @@ export interface MeshTransport {
   material: IdentityMaterial | undefined;
   /** Refuse endpoints without an identity instead of using plaintext. */
   requireIdentity: boolean;
+  /**
+   * How HTTP/1.x requests reach a meshed endpoint (`outbound.meshHttp1`): multiplexed on its
+   * HTTP/2 connection (`h2`, the default) or over a pool of mTLS HTTP/1.1 connections.
+   */
+  meshHttp1?: "h2" | "http1";
   /** Called with each mTLS connection to a peer once it is verified (metrics). */
   onTlsConnect?: ((socket: TLSSocket, serverId: string) => void) | undefined;
 }
@@ -49,24 +54,37 @@ function refuseConnector(address: string) {
  * The balancer's per-endpoint dispatcher factory. Endpoints with an identity get one
  * mTLS connection (TLS 1.3, our SVID, the server's SPIFFE ID checked) speaking HTTP/2 via
  * ALPN, so every request to that peer, HTTP/1.1 ones included (carried with
- * `mesh-orig-proto`), is multiplexed on it. Endpoints without one get plaintext (the
- * protocol discovery and the request chose), or are refused under `requireIdentity`.
- * HTTP/2 goes through {@link Http2Client} (node:http2), HTTP/1.1 through an undici `Pool`.
+ * `mesh-orig-proto`), is multiplexed on it; with `meshHttp1: "http1"`, an HTTP/1.1
+ * balancer's meshed endpoints get a pool of mTLS HTTP/1.1 connections instead (ALPN
+ * `http/1.1`, same identity checks). Endpoints without one get plaintext (the protocol
+ * discovery and the request chose), or are refused under `requireIdentity`. HTTP/2 goes
+ * through {@link Http2Client} (node:http2), HTTP/1.1 through an undici `Pool`.
  */
 export function endpointFactory(
   transport: () => MeshTransport,
+  /** Whether the balancer carries HTTP/1 clients' requests (so they may cross as HTTP/1.1). */
+  http1Clients = false,
 ): (origin: string, options: Pool.Options, endpoint: EndpointInfo) => Dispatcher {
   return (origin, options, endpoint) => {
     const t = transport();
     if (endpoint.identity !== undefined && t.material !== undefined) {
       const serverId = endpoint.identity;
       const onTlsConnect = t.onTlsConnect;
+      const http1 = http1Clients && t.meshHttp1 === "http1";
       const connect = meshConnector(t.material, {
         expect: serverId,
+        allowH2: !http1,
         onConnect: onTlsConnect && ((socket) => onTlsConnect(socket, serverId)),
         // The connect timeout plus time for the TLS handshake on a busy host.
         timeoutMs: ((options.connectTimeout as number | undefined) ?? 1_000) + 5_000,
       });
+      // Keep-alive HTTP/1.1 over mTLS (as an nginx pair): one request per connection at a time.
+      if (http1)
+        return new Pool(origin.replace(/^http:/, "https:"), {
+          ...options,
+          allowH2: false,
+          connect,
+        } as Pool.Options);
       // One multiplexed HTTP/2 connection per peer, as Linkerd.
       return new Http2Client(origin.replace(/^http:/, "https:"), {
         connect: connect as unknown as H2Connector,

@@ -97,6 +97,7 @@ export class Outbound {
     this.transport = () => ({
       material: deps.material,
       requireIdentity: this.gen.config.requireIdentity,
+      meshHttp1: this.gen.config.meshHttp1,
       onTlsConnect: (socket, serverId) =>
         deps.metrics.tlsConnected(serverId, negotiatedGroup(socket)),
     });
@@ -299,12 +300,16 @@ export class Outbound {
     const sc = service.config;
     const be = this.backends.get(`${sc.name}/${backendName}`)?.backend;
     const hint = be?.protocolHint();
-    // Meshed backends multiplex everything on HTTP/2 whatever the service's protocol says.
-    const protocol: UpstreamProtocol =
+    // Meshed backends multiplex everything on HTTP/2 whatever the service's protocol says,
+    // unless HTTP/1 crosses the mesh as HTTP/1.1 (`meshHttp1: http1`).
+    const http1Hop = gen.config.meshHttp1 === "http1";
+    let protocol: UpstreamProtocol =
       sc.protocol === "auto" || hint === "mtls-h2" ? (hint ?? (h2 ? "h2c" : "http1")) : sc.protocol;
+    if (protocol === "mtls-h2" && http1Hop && !h2) protocol = "mtls-http1";
     const meshed = be?.meshed();
     return {
-      origProto: meshed,
+      // HTTP/1 requests carried on HTTP/2 tell the inbound their version.
+      origProto: meshed && !http1Hop,
       tls: meshed ? hint === "mtls-h2" || undefined : undefined,
       serverId: meshed ? be?.serverId() : undefined,
       dispatcher: this.chain(gen, service, route, backendName, protocol),
