@@ -175,6 +175,8 @@ export async function startMeshSidecarPair(
   ctx: BenchContext,
   upstreamPort: number,
   appProtocol: "http1" | "h2c" = "http1",
+  /** `outbound.meshHttp1`: how HTTP/1 crosses between the proxies (the proxy's default: h2). */
+  meshHttp1?: "h2" | "http1",
 ): Promise<RunningPeer> {
   const outPort = await freePort();
   const inPort = await freePort();
@@ -192,7 +194,10 @@ export async function startMeshSidecarPair(
     admin: { listen: `${LOOPBACK}:${await freePort()}` },
     log: { level: "warn", accessLog: false },
     identity: { trustDomain: PAIR_TRUST_DOMAIN, id: PAIR_OUTBOUND_ID, files: ids.outbound },
-    outbound: pairOutboundSection(outPort, inPort, PAIR_INBOUND_ID),
+    outbound: {
+      ...pairOutboundSection(outPort, inPort, PAIR_INBOUND_ID),
+      ...(meshHttp1 === undefined ? {} : { meshHttp1 }),
+    },
   };
   const inProc = await startProxy(
     ctx,
@@ -210,7 +215,9 @@ export async function startMeshSidecarPair(
     url: `http://${LOOPBACK}:${outPort}/`,
     procs: [outProc, inProc],
     notes: [
-      `sidecar pair runs outbound → mTLS → inbound: TLS 1.3 with X.509-SVIDs from one @mesh/tls-identity CA (${PAIR_OUTBOUND_ID} → ${PAIR_INBOUND_ID}), the inbound's SPIFFE ID verified by the outbound, client certificate required, inbound policy all-authenticated, HTTP/2 (ALPN h2) between the proxies (HTTP/1.1 requests ride it with mesh-orig-proto)`,
+      meshHttp1 === "http1"
+        ? "mesh-pair-http1-hop: the @mesh pair with outbound.meshHttp1: http1, HTTP/1.1 over a pool of keep-alive mTLS connections between the proxies (ALPN http/1.1) instead of one HTTP/2 connection"
+        : `sidecar pair runs outbound → mTLS → inbound: TLS 1.3 with X.509-SVIDs from one @mesh/tls-identity CA (${PAIR_OUTBOUND_ID} → ${PAIR_INBOUND_ID}), the inbound's SPIFFE ID verified by the outbound, client certificate required, inbound policy all-authenticated, HTTP/2 (ALPN h2) between the proxies (HTTP/1.1 requests ride it with mesh-orig-proto)`,
     ],
   };
 }

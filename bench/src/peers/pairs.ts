@@ -12,9 +12,19 @@ import type { BenchContext } from "../lib/context.ts";
 import { freePort, LOOPBACK } from "../lib/net.ts";
 import type { ManagedProcess } from "../lib/proc.ts";
 import { SRC_DIR } from "../lib/runners.ts";
-import { PAIR_INBOUND_ID, pairIdentities, runDir } from "./mesh.ts";
+import {
+  PAIR_INBOUND_ID,
+  PAIR_TRUST_DOMAIN,
+  pairIdentities,
+  pairInboundSection,
+  runDir,
+  startMeshSidecarPair,
+  startProxy,
+  writeConfig,
+} from "./mesh.ts";
 import {
   haproxyConf,
+  meshProxyUnavailable,
   nginxConf,
   type PeerDefinition,
   type RunningPeer,
@@ -200,6 +210,78 @@ export async function startHaproxyPair(ctx: BenchContext, appPort: number): Prom
       "haproxy-pair: one thread per HAProxy, the @mesh pair's certificates, TLS 1.3, the inbound requires a client certificate from the trust bundle (verify required), the outbound verifies the inbound's chain (no name check: an X.509-SVID names a SPIFFE ID in a URI SAN); HTTP/1.1 over reused keep-alive TLS connections (http-reuse always) between the two, keep-alive to the backend",
     ],
   };
+}
+
+/**
+ * The caller's outbound side in-process (src/peers/proxyless.mjs: @mesh/retry → @mesh/balancer
+ * → undici Pool with @mesh/tls-identity's mTLS connector) in front of the @mesh inbound
+ * sidecar: one proxy hop instead of two where the caller is a Node app.
+ */
+export async function startMeshProxyless(ctx: BenchContext, appPort: number): Promise<RunningPeer> {
+  const dir = runDir(ctx, "mesh-proxyless");
+  const ids = await pairIdentities(dir);
+  const inPort = await freePort();
+  const appSidePort = await freePort();
+  const inbound = {
+    proxyId: "bench-inbound",
+    admin: { listen: `${LOOPBACK}:${await freePort()}` },
+    log: { level: "warn", accessLog: false },
+    identity: { trustDomain: PAIR_TRUST_DOMAIN, id: PAIR_INBOUND_ID, files: ids.inbound },
+    inbound: pairInboundSection(inPort, appPort, "http1"),
+  };
+  const script = join(SRC_DIR, "peers", "proxyless.mjs");
+  const [inProc, appProc] = await startBoth(ctx, [
+    () => startProxy(ctx, "mesh-inbound", writeConfig(ctx, "mesh-inbound", inbound, dir), inPort),
+    async () => {
+      const proc = ctx.pm.start(
+        "proxyless-app",
+        process.execPath,
+        [
+          script,
+          String(appSidePort),
+          `${LOOPBACK}:${inPort}`,
+          "--cert",
+          ids.outbound.cert,
+          "--key",
+          ids.outbound.key,
+          "--ca",
+          ids.outbound.bundle,
+          "--peer-id",
+          PAIR_INBOUND_ID,
+        ],
+        { cpus: ctx.pinning.peer },
+      );
+      await proc.waitForLine(/^READY /, 15_000);
+      return proc;
+    },
+  ]);
+  return {
+    url: `http://${LOOPBACK}:${appSidePort}/`,
+    procs: [appProc!, inProc!],
+    notes: [
+      "mesh-proxyless: the caller's outbound side in-process (src/peers/proxyless.mjs: node:http in, @mesh/retry → @mesh/balancer → undici Pool, HTTP/1.1 over keep-alive mTLS with @mesh/tls-identity's connector and the pair's client SVID, the inbound's SPIFFE ID checked; default V8 flags) → the @mesh inbound sidecar → backend. Its CPU and RSS are those of the app-side process doing the calls plus the inbound sidecar",
+    ],
+  };
+}
+
+/** The @mesh pair's design options (issue 17) as peers of the HTTP/1.1 `overhead` scenario. */
+export function meshDesignPairs(): PeerDefinition[] {
+  return [
+    {
+      name: "mesh-pair-http1-hop",
+      describe:
+        "@mesh/proxy outbound → HTTP/1.1 over keep-alive mTLS connections (outbound.meshHttp1: http1) → inbound",
+      unavailable: async () => meshProxyUnavailable(),
+      start: (ctx, up) => startMeshSidecarPair(ctx, up, "http1", "http1"),
+    },
+    {
+      name: "mesh-proxyless",
+      describe:
+        "the caller's outbound side in-process (@mesh/retry + @mesh/balancer + @mesh/tls-identity on undici) → mTLS HTTP/1.1 → @mesh/proxy inbound",
+      unavailable: async () => meshProxyUnavailable(),
+      start: (ctx, up) => startMeshProxyless(ctx, up),
+    },
+  ];
 }
 
 /** The reference pairs as peers of a scenario, for `protocol` (HAProxy's for HTTP/1.1 only). */

@@ -9,6 +9,12 @@ import { round, type Spread, spread } from "../lib/stats.ts";
 
 /** The @mesh sidecar pair's peer name, in every scenario that runs it. */
 export const MESH_PAIR = "mesh-sidecar-pair";
+/**
+ * Design options of the @mesh pair measured as peers of their own (issue 17): the HTTP/1.1
+ * hop between the sidecars (`outbound.meshHttp1: http1`) and the caller's outbound side
+ * in-process (proxyless) in front of the inbound sidecar. Shown next to the pair, no ratios.
+ */
+export const MESH_DESIGN_PAIRS = ["mesh-pair-http1-hop", "mesh-proxyless"] as const;
 /** The reference pairs (src/peers/pairs.ts), in report order. */
 export const REFERENCE_PAIRS = ["node-pair", "nginx-pair", "haproxy-pair"] as const;
 
@@ -49,7 +55,9 @@ export function pairsTable(
   ran: readonly string[],
   note?: string,
 ): { table: Table; summary: PairsSummary } {
-  const pairs = [MESH_PAIR, ...REFERENCE_PAIRS].filter((p) => ran.includes(p));
+  const pairs = [MESH_PAIR, ...MESH_DESIGN_PAIRS, ...REFERENCE_PAIRS].filter((p) =>
+    ran.includes(p),
+  );
   const refs = REFERENCE_PAIRS.filter((p) => ran.includes(p) && ran.includes(MESH_PAIR));
   const summary: PairsSummary = { pairs, values: {}, meshRatio: {} };
   const table: Table = {

@@ -29,11 +29,12 @@ import {
 } from "../lib/runners.ts";
 import { ratio, round, type Spread, spread } from "../lib/stats.ts";
 import { failedOf, type OpenLoopResult, type Percentiles } from "../load/open-loop.ts";
-import { referencePairs } from "../peers/pairs.ts";
+import { meshDesignPairs, referencePairs } from "../peers/pairs.ts";
 import { OVERHEAD_PEERS, type PeerDefinition } from "../peers/proxies.ts";
 import {
   type ColdStartSummary,
   coldStartTable,
+  MESH_DESIGN_PAIRS,
   MESH_PAIR,
   type PairMetric,
   pairsTable,
@@ -229,7 +230,7 @@ export async function overhead(ctx: BenchContext): Promise<ScenarioOutput> {
     `every peer is measured in its steady state, as a long-running sidecar is: after ${(WARMUP.rate * warmUpMs(ctx)) / 1000} requests at ${WARMUP.rate} rps (RSS idle is taken before them), by which time V8 has optimized the Node peers' per-request code`,
   ];
   // The reference pairs sit next to the @mesh sidecar pair (issue 17).
-  const declared = [...OVERHEAD_PEERS, ...referencePairs("http1")];
+  const declared = [...OVERHEAD_PEERS, ...meshDesignPairs(), ...referencePairs("http1")];
   const statuses: PeerStatus[] = [];
   const available: PeerDefinition[] = [];
   for (const peer of declared) {
@@ -490,7 +491,9 @@ export async function overhead(ctx: BenchContext): Promise<ScenarioOutput> {
     "added = pair percentile − direct percentile in the same round; CPU µs/request at 1000 rps covers the generator's own 1 s warm-up at that rate too; RSS read right after each load",
   );
   tables.push(pairs.table);
-  const pairNames = [MESH_PAIR, ...REFERENCE_PAIRS].filter((n) => names.includes(n));
+  const pairNames = [MESH_PAIR, ...MESH_DESIGN_PAIRS, ...REFERENCE_PAIRS].filter((n) =>
+    names.includes(n),
+  );
   tables.push({
     title: "Sidecar pairs per proxy (median (min–max) of rounds)",
     columns: [
