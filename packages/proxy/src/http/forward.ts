@@ -44,6 +44,12 @@ export interface ForwardResult {
   firstByteAt: number;
   /** Response body bytes sent to the client. */
   bytes: number;
+  /**
+   * The client reset the stream or closed its connection before the response ended: its
+   * own choice (a cancelled call, a hedge it lost, a rapid-reset attacker), not a proxy or
+   * upstream failure, so it is counted but not logged as a proxy error.
+   */
+  clientCancelled?: true;
 }
 
 /**
@@ -103,6 +109,8 @@ class Forwarding<T = unknown> implements Dispatcher.DispatchHandler {
   private timer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   private done = false;
+  /** The client went away before the response ended (see {@link ForwardResult.clientCancelled}). */
+  private clientCancelled = false;
   private status = 0;
   private grpcStatus: number | undefined;
   private bytes = 0;
@@ -125,6 +133,7 @@ class Forwarding<T = unknown> implements Dispatcher.DispatchHandler {
     if (clientGone(fr)) {
       // Reset (or disconnected) before the request was routed: it never reaches an app.
       this.abortReason = new ProxyError("MESH_PROXY_UPSTREAM_RESET", "client went away");
+      this.clientCancelled = true;
       this.finish(this.abortReason as ProxyError);
       return;
     }
@@ -160,6 +169,7 @@ class Forwarding<T = unknown> implements Dispatcher.DispatchHandler {
     // Below, a client going away is a plain abort: it says nothing about the endpoint, so the
     // balancer must not count it as an endpoint failure (32 clients hanging up at once would
     // otherwise eject a healthy endpoint).
+    this.clientCancelled = true;
     this.abort(
       new ProxyError("MESH_PROXY_UPSTREAM_RESET", "client went away"),
       new DOMException("client went away", "AbortError"),
@@ -314,6 +324,7 @@ class Forwarding<T = unknown> implements Dispatcher.DispatchHandler {
     };
     if (this.grpcStatus !== undefined) result.grpcStatus = this.grpcStatus;
     if (error !== undefined) result.error = error;
+    if (this.clientCancelled) result.clientCancelled = true;
     this.resolve(result, this.arg);
   }
 }

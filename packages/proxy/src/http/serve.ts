@@ -273,7 +273,9 @@ function onForwarded(result: ForwardResult, r: PipelineRequest): void {
     publishRequest(ctx.direction, r, target, status, grpcStatus, bytes, firstByteAt, error?.reason);
   }
   if (result.error !== undefined) {
-    ctx.logger.warn(
+    // A client hanging up is routine (cancelled calls, lost hedges) and, under a
+    // rapid-reset attack, one line per stream: debug, not a proxy error.
+    ctx.logger[result.clientCancelled ? "debug" : "warn"](
       {
         direction: ctx.direction,
         method,
