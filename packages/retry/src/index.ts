@@ -44,6 +44,6 @@ export { type CircuitBreakerInterceptor, circuitBreaker } from "./undici/circuit
 export { RETRYABLE_HEADER } from "./undici/headers.js";
 export { type HedgeInterceptorOptions, hedge } from "./undici/hedge.js";
 export { type RetryInterceptorOptions, retry } from "./undici/retry.js";
-export { type TimeoutOptions, timeout } from "./undici/timeout.js";
+export { type TimeoutOptions, type TimeoutTimers, timeout } from "./undici/timeout.js";
 export type { Interceptor } from "./undici/types.js";
 export { type AttemptContext, type WithRetryOptions, withRetry } from "./with-retry.js";

@@ -38,7 +38,7 @@ describe("unknown option names are rejected, with the close match", () => {
 
   it("lists the known options when nothing is close", () => {
     expect(() => timeout({ zzzzzz: 1 } as never)).toThrow(
-      'timeout: unknown option "zzzzzz" (known options: request, idle, name)',
+      'timeout: unknown option "zzzzzz" (known options: request, deadline, idle, name, clock, timers)',
     );
   });
 

@@ -1,6 +1,6 @@
 import { createRequire } from "node:module";
 import { dirname, resolve } from "node:path";
-import { parseArgs } from "node:util";
+import { suggest } from "@mesh/core";
 import { ENV_CONFIG_FILE } from "../config/env.js";
 import { ConfigError, type ConfigProblem, formatProblem } from "../config/errors.js";
 import { checkConfigFiles } from "../config/files.js";
@@ -9,6 +9,7 @@ import { configLoadWarnings, loadConfigFile } from "../config/load.js";
 import { retryWarnings } from "../config/retry-conditions.js";
 import { createLogger } from "../log.js";
 import { MeshProxy } from "../proxy.js";
+import { Exit, parseSubcommand } from "./subcommand.js";
 
 const HELP = `mesh-proxy: the @mesh sidecar proxy
 
@@ -38,6 +39,30 @@ Environment:
 Signals: SIGTERM/SIGINT shut down gracefully, SIGHUP reloads the config file.
 Admin (default 127.0.0.1:4191): /live /ready /metrics /config /endpoints /tap, POST /shutdown.
 `;
+
+/** `mesh-proxy` itself: `run` (the default), `check --config` and `schema`. */
+const MAIN_COMMAND = {
+  name: "",
+  help: HELP,
+  positionals: true,
+  flags: {
+    config: { type: "string", short: "c" },
+    version: { type: "boolean", short: "v" },
+  },
+} as const;
+
+/** Every command, for "did you mean". */
+const COMMANDS = [
+  "run",
+  "check",
+  "schema",
+  "stat",
+  "tap",
+  "dashboard",
+  "inject",
+  "injector",
+  "install",
+];
 
 /** The package version. */
 export function version(): string {
@@ -75,36 +100,31 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     return (await import("../dashboard/cli.js")).dashboardMain(argv.slice(1), io);
   const kube = await kubernetesCommand(argv, io);
   if (kube !== undefined) return kube;
-  let parsed: ReturnType<typeof parse>;
-  try {
-    parsed = parse(argv);
-  } catch (err) {
-    io.err(`mesh-proxy: ${(err as Error).message}\n\n${HELP}`);
-    return 2;
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    io.out(HELP);
-    return 0;
-  }
-  if (values.version) {
+  const parsed = await parseSubcommand(MAIN_COMMAND, argv, io, ({ values, positionals }) => {
+    if (values.version) return { command: "version" } as const;
+    const command = positionals[0] ?? "run";
+    if (command === "schema") return { command } as const;
+    if (command !== "run" && command !== "check") {
+      const hint = suggest(command, { known: COMMANDS });
+      throw new TypeError(
+        `unknown command ${JSON.stringify(command)}${hint === undefined ? "" : ` (did you mean ${hint}?)`}`,
+      );
+    }
+    const file = values.config ?? io.env[ENV_CONFIG_FILE];
+    if (file === undefined || file === "")
+      throw new TypeError(`--config <file> is required (or set ${ENV_CONFIG_FILE})`);
+    return { command, file } as const;
+  });
+  if (parsed instanceof Exit) return parsed.code;
+  if (parsed.command === "version") {
     io.out(`${version()}\n`);
     return 0;
   }
-  const command = positionals[0] ?? "run";
-  if (command === "schema") {
+  if (parsed.command === "schema") {
     io.out(`${JSON.stringify(configJsonSchema(), null, 2)}\n`);
     return 0;
   }
-  if (command !== "run" && command !== "check") {
-    io.err(`mesh-proxy: unknown command ${JSON.stringify(command)}\n\n${HELP}`);
-    return 2;
-  }
-  const file = values.config ?? io.env[ENV_CONFIG_FILE];
-  if (file === undefined || file === "") {
-    io.err(`mesh-proxy: --config <file> is required (or set ${ENV_CONFIG_FILE})\n`);
-    return 2;
-  }
+  const { command, file } = parsed;
   let config: Awaited<ReturnType<typeof loadConfigFile>>;
   try {
     config = await loadConfigFile(file, io.env);
@@ -155,18 +175,6 @@ function reportProblems(file: string, problems: readonly ConfigProblem[], io: Io
   io.err(`${file}: ${problems.length} problem${problems.length === 1 ? "" : "s"}\n`);
   for (const p of problems) io.err(`  ${formatProblem(p)}\n`);
   return 1;
-}
-
-function parse(argv: string[]) {
-  return parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      config: { type: "string", short: "c" },
-      help: { type: "boolean", short: "h" },
-      version: { type: "boolean", short: "v" },
-    },
-  });
 }
 
 async function run(

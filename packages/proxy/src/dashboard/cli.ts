@@ -1,6 +1,5 @@
 import { readFile } from "node:fs/promises";
-import { parseArgs } from "node:util";
-import { duration } from "../stat/cli.js";
+import { durationFlag, Exit, parseSubcommand } from "../cli/subcommand.js";
 import { parseAdminTargets } from "../stat/target.js";
 import { TAP_TOKEN_ENV, type TapIo, type TapMainOptions } from "../tap/cli.js";
 import { DashboardServer } from "./server.js";
@@ -34,6 +33,20 @@ stops answering is shown down while the others keep updating. It prints the page
 then runs until interrupted.
 `;
 
+const DASHBOARD_COMMAND = {
+  name: "dashboard",
+  help: DASHBOARD_HELP,
+  flags: {
+    admin: { type: "string", short: "a", multiple: true },
+    "admins-file": { type: "string" },
+    listen: { type: "string", short: "l" },
+    interval: { type: "string", short: "i" },
+    history: { type: "string" },
+    timeout: { type: "string" },
+    token: { type: "string" },
+  },
+} as const;
+
 /**
  * `mesh-proxy dashboard`: serves the dashboard until interrupted. Resolves to the exit code:
  * 0 when stopped, 1 when the page could not be served, 2 on usage errors.
@@ -43,29 +56,7 @@ export async function dashboardMain(
   io: DashboardIo,
   options: DashboardMainOptions = {},
 ): Promise<number> {
-  let server: DashboardServer;
-  let listen: string;
-  try {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        admin: { type: "string", short: "a", multiple: true },
-        "admins-file": { type: "string" },
-        listen: { type: "string", short: "l" },
-        interval: { type: "string", short: "i" },
-        history: { type: "string" },
-        timeout: { type: "string" },
-        token: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-    if (values.help) {
-      io.out(DASHBOARD_HELP);
-      return 0;
-    }
-    if (positionals.length > 0)
-      throw new TypeError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+  const settings = await parseSubcommand(DASHBOARD_COMMAND, argv, io, async ({ values }) => {
     const admins = [...(values.admin ?? [])];
     const file = values["admins-file"];
     if (file !== undefined) {
@@ -89,19 +80,20 @@ export async function dashboardMain(
         );
       names.add(t.name);
     }
-    listen = values.listen ?? "127.0.0.1:50750";
-    const intervalMs = duration("interval", values.interval, 2_000, 100);
-    server = new DashboardServer({
-      targets,
-      intervalMs,
-      historyMs: duration("history", values.history, 300_000, intervalMs),
-      timeoutMs: duration("timeout", values.timeout, 2_000),
-      tapToken: values.token ?? (io.env[TAP_TOKEN_ENV] || undefined),
-    });
-  } catch (err) {
-    io.err(`mesh-proxy dashboard: ${(err as Error).message}\n\n${DASHBOARD_HELP}`);
-    return 2;
-  }
+    const intervalMs = durationFlag("interval", values.interval, 2_000, 100);
+    return {
+      listen: values.listen ?? "127.0.0.1:50750",
+      server: new DashboardServer({
+        targets,
+        intervalMs,
+        historyMs: durationFlag("history", values.history, 300_000, intervalMs),
+        timeoutMs: durationFlag("timeout", values.timeout, 2_000),
+        tapToken: values.token ?? (io.env[TAP_TOKEN_ENV] || undefined),
+      }),
+    };
+  });
+  if (settings instanceof Exit) return settings.code;
+  const { listen, server } = settings;
   let url: string;
   try {
     url = await server.listen(listen);

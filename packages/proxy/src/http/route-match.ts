@@ -33,7 +33,10 @@ export class RouteMatch {
   readonly #prefix: string | undefined;
   readonly #methods: ReadonlySet<string> | undefined;
   readonly #headers: readonly HeaderMatch[] | undefined;
-  /** `exact:/x`, `prefix:/api` (the form authorization decisions and metrics use). */
+  /**
+   * The route's name derived from its match ({@link routeMatchName}): the outbound `route`
+   * label of an unnamed route and the `route` of authorization decisions.
+   */
   readonly label: string;
 
   constructor(config: RouteMatchConfig) {
@@ -41,8 +44,7 @@ export class RouteMatch {
     const prefix =
       config.pathPrefix === undefined ? undefined : config.pathPrefix.replace(/\/+$/, "");
     this.#prefix = prefix === "" ? undefined : prefix;
-    this.label =
-      config.path !== undefined ? `exact:${config.path}` : `prefix:${this.#prefix ?? "/"}`;
+    this.label = routeMatchName(config);
     if (config.methods !== undefined)
       this.#methods = new Set(config.methods.map((m) => m.toUpperCase()));
     if (config.headers !== undefined)
@@ -84,6 +86,37 @@ export class RouteMatch {
     }
     return true;
   }
+}
+
+/**
+ * A route's name derived from what it matches, so it stays the same when routes are added or
+ * reordered: methods (upper-cased, in config order), `exact:<path>`, `prefix:<pathPrefix>`,
+ * then each header as `header:<name>=<value>` or `header:<name>~<regex>`, space-separated;
+ * `any` for a match with none of them: `GET,POST prefix:/api header:x-canary=1`.
+ *
+ * A prefix is named without its trailing slashes (`/api/` is `prefix:/api`), because it
+ * matches the same requests as `/api` (whole segments); `/` stays `prefix:/`. Exact paths
+ * are named as written: `/api/` and `/api` match different requests.
+ */
+export function routeMatchName(config: RouteMatchConfig): string {
+  const parts: string[] = [];
+  if (config.methods !== undefined && config.methods.length > 0)
+    parts.push(config.methods.map((m) => m.toUpperCase()).join(","));
+  if (config.path !== undefined) parts.push(`exact:${config.path}`);
+  if (config.pathPrefix !== undefined)
+    parts.push(`prefix:${config.pathPrefix.replace(/\/+$/, "") || "/"}`);
+  if (config.headers !== undefined) {
+    for (const [name, v] of Object.entries(config.headers)) {
+      const n = name.toLowerCase();
+      if (typeof v === "string") parts.push(`header:${n}=${v}`);
+      else {
+        if (v.exact !== undefined) parts.push(`header:${n}=${v.exact}`);
+        if (v.regex !== undefined) parts.push(`header:${n}~${v.regex}`);
+        if (v.exact === undefined && v.regex === undefined) parts.push(`header:${n}`);
+      }
+    }
+  }
+  return parts.length === 0 ? "any" : parts.join(" ");
 }
 
 /** The path of a request target, without its query. */

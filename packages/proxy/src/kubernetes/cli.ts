@@ -1,8 +1,8 @@
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { defaultKubeApi, KubeApiClient } from "@mesh/balancer";
 import { stringify } from "yaml";
+import { Exit, integerFlag, parseSubcommand } from "../cli/subcommand.js";
 import { createLogger, type LogLevel } from "../log.js";
 import { injectManifests } from "./inject/manifests.js";
 import type { InjectSettings } from "./inject/pod.js";
@@ -58,43 +58,6 @@ app container unless it sets its own); peers reach it through the proxy's mesh-i
 port (4143): point your Service's targetPort at mesh-inbound.
 `;
 
-type Flags = Record<string, { type: "string" | "boolean"; short?: string }>;
-type Parsed = { values: Record<string, string | boolean | undefined>; positionals: string[] };
-
-/**
- * Parses a subcommand's flags (plus `-h/--help`): the parsed flags, or the exit code when it
- * printed its help (0) or a usage error naming the flag (2).
- */
-function parseCommand(
-  command: string,
-  help: string,
-  argv: string[],
-  options: Flags,
-  io: KubeCliIo,
-  allowPositionals = false,
-): Parsed | number {
-  let parsed: Parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals,
-      options: { ...options, help: { type: "boolean", short: "h" } },
-    }) as Parsed;
-  } catch (err) {
-    io.err(`mesh-proxy ${command}: ${(err as Error).message}\n\n${help}`);
-    return 2;
-  }
-  if (parsed.values.help) {
-    io.out(help);
-    return 0;
-  }
-  return parsed;
-}
-
-/** A string flag's value, if given. */
-const flag = (p: Parsed, name: string) =>
-  typeof p.values[name] === "string" ? (p.values[name] as string) : undefined;
-
 async function readInputs(files: string[], io: KubeCliIo): Promise<string> {
   const texts: string[] = [];
   for (const f of files.length === 0 ? ["-"] : files) {
@@ -106,31 +69,31 @@ async function readInputs(files: string[], io: KubeCliIo): Promise<string> {
   return texts.map((t) => (t.endsWith("\n") ? t : `${t}\n`)).join("---\n");
 }
 
+const INJECT_COMMAND = {
+  name: "inject",
+  help: INJECT_HELP,
+  positionals: true,
+  flags: {
+    uninject: { type: "boolean" },
+    settings: { type: "string" },
+    "proxy-image": { type: "string" },
+    namespace: { type: "string", short: "n" },
+  },
+} as const;
+
 /** `mesh-proxy inject`: exit 0, or 1 when an object could not be injected (it passes through). */
 export async function injectMain(argv: string[], io: KubeCliIo, version: string): Promise<number> {
-  const parsed = parseCommand(
-    "inject",
-    INJECT_HELP,
-    argv,
-    {
-      uninject: { type: "boolean" },
-      settings: { type: "string" },
-      "proxy-image": { type: "string" },
-      namespace: { type: "string", short: "n" },
-    },
-    io,
-    true,
-  );
-  if (typeof parsed === "number") return parsed;
+  const parsed = await parseSubcommand(INJECT_COMMAND, argv, io, (args) => args);
+  if (parsed instanceof Exit) return parsed.code;
   const { values, positionals } = parsed;
   let settings: InjectSettings;
   let text: string;
   try {
     settings =
-      typeof values.settings === "string"
+      values.settings !== undefined
         ? await loadSettings(values.settings, version)
         : defaultSettings(version);
-    if (typeof values["proxy-image"] === "string") settings.image = values["proxy-image"];
+    if (values["proxy-image"] !== undefined) settings.image = values["proxy-image"];
     text = await readInputs(positionals, io);
   } catch (err) {
     io.err(`mesh-proxy inject: ${(err as Error).message}\n`);
@@ -139,7 +102,7 @@ export async function injectMain(argv: string[], io: KubeCliIo, version: string)
   const { output, reports } = injectManifests(text, {
     settings,
     uninject: values.uninject === true,
-    ...(typeof values.namespace === "string" ? { namespace: values.namespace } : {}),
+    ...(values.namespace !== undefined ? { namespace: values.namespace } : {}),
   });
   io.out(output);
   let failed = 0;
@@ -174,6 +137,21 @@ Options:
   -h, --help              show this help
 `;
 
+const INJECTOR_COMMAND = {
+  name: "injector",
+  help: INJECTOR_HELP,
+  flags: {
+    settings: { type: "string" },
+    "tls-cert": { type: "string" },
+    "tls-key": { type: "string" },
+    port: { type: "string" },
+    host: { type: "string" },
+    namespace: { type: "string" },
+    kubeconfig: { type: "string" },
+    "log-level": { type: "string" },
+  },
+} as const;
+
 /** `mesh-proxy injector`: runs until SIGTERM/SIGINT, then exits 0. */
 export async function injectorMain(
   argv: string[],
@@ -181,53 +159,34 @@ export async function injectorMain(
   version: string,
   ready?: (url: string) => void,
 ): Promise<number> {
-  const parsed = parseCommand(
-    "injector",
-    INJECTOR_HELP,
-    argv,
-    {
-      settings: { type: "string" },
-      "tls-cert": { type: "string" },
-      "tls-key": { type: "string" },
-      port: { type: "string" },
-      host: { type: "string" },
-      namespace: { type: "string" },
-      kubeconfig: { type: "string" },
-      "log-level": { type: "string" },
-    },
-    io,
-  );
-  if (typeof parsed === "number") return parsed;
-  const str = (k: string) => flag(parsed, k);
-  const certFile = str("tls-cert");
-  const keyFile = str("tls-key");
-  if (!certFile || !keyFile) {
-    io.err(
-      "mesh-proxy injector: --tls-cert and --tls-key are required (the API server calls webhooks over HTTPS)\n",
-    );
-    return 2;
-  }
-  const port = Number(str("port") ?? 8443);
-  if (!Number.isInteger(port) || port < 0 || port > 65_535) {
-    io.err(
-      `mesh-proxy injector: --port: expected an integer in 0..65535, got ${JSON.stringify(str("port"))}\n`,
-    );
-    return 2;
-  }
-  const level = (str("log-level") ?? "info") as LogLevel;
+  const parsed = await parseSubcommand(INJECTOR_COMMAND, argv, io, ({ values }) => {
+    if (!values["tls-cert"] || !values["tls-key"])
+      throw new TypeError(
+        "--tls-cert and --tls-key are required (the API server calls webhooks over HTTPS)",
+      );
+    return {
+      values,
+      certFile: values["tls-cert"],
+      keyFile: values["tls-key"],
+      port: integerFlag("port", values.port, 8443, 0, 65_535),
+    };
+  });
+  if (parsed instanceof Exit) return parsed.code;
+  const { values, certFile, keyFile, port } = parsed;
+  const level = (values["log-level"] ?? "info") as LogLevel;
   const logger = createLogger(level);
   let injector: Awaited<ReturnType<typeof startInjector>>;
   try {
-    const settings = str("settings")
-      ? await loadSettings(str("settings") as string, version)
+    const settings = values.settings
+      ? await loadSettings(values.settings, version)
       : defaultSettings(version);
-    const kubeconfig = str("kubeconfig");
+    const kubeconfig = values.kubeconfig;
     const api = new KubeApiClient(() =>
       defaultKubeApi(kubeconfig !== undefined ? { kubeconfig } : {}),
     );
     injector = await startInjector({
       settings,
-      ownNamespace: str("namespace") ?? io.env.POD_NAMESPACE ?? "mesh",
+      ownNamespace: values.namespace ?? io.env.POD_NAMESPACE ?? "mesh",
       namespaceAnnotations: async (ns) =>
         (
           await api.request<{ metadata?: { annotations?: Record<string, string> } }>(
@@ -238,7 +197,7 @@ export async function injectorMain(
       cert: await readFile(certFile),
       key: await readFile(keyFile),
       port,
-      host: str("host") ?? "0.0.0.0",
+      host: values.host ?? "0.0.0.0",
       logger,
     });
   } catch (err) {
@@ -283,75 +242,72 @@ Options:
   -h, --help                  show this help
 `;
 
+const INSTALL_COMMAND = {
+  name: "install",
+  help: INSTALL_HELP,
+  flags: {
+    namespace: { type: "string" },
+    "trust-domain": { type: "string" },
+    "cluster-domain": { type: "string" },
+    "proxy-image": { type: "string" },
+    "identity-image": { type: "string" },
+    "mesh-namespaces": { type: "string" },
+    replicas: { type: "string" },
+    "trust-anchor": { type: "string" },
+    "trust-anchor-key": { type: "string" },
+    "trust-anchor-out": { type: "string" },
+    "settings-out": { type: "string" },
+  },
+} as const;
+
 /** `mesh-proxy install`: prints the manifests; exit 0, 1 on a bad input file, 2 on usage. */
 export async function installMain(argv: string[], io: KubeCliIo, version: string): Promise<number> {
-  const parsed = parseCommand(
-    "install",
-    INSTALL_HELP,
-    argv,
-    {
-      namespace: { type: "string" },
-      "trust-domain": { type: "string" },
-      "cluster-domain": { type: "string" },
-      "proxy-image": { type: "string" },
-      "identity-image": { type: "string" },
-      "mesh-namespaces": { type: "string" },
-      replicas: { type: "string" },
-      "trust-anchor": { type: "string" },
-      "trust-anchor-key": { type: "string" },
-      "trust-anchor-out": { type: "string" },
-      "settings-out": { type: "string" },
-    },
-    io,
-  );
-  if (typeof parsed === "number") return parsed;
-  const str = (k: string) => flag(parsed, k);
-  const usage = (message: string) => {
-    io.err(`mesh-proxy install: ${message}\n`);
-    return 2;
-  };
-  const replicas = Number(str("replicas") ?? 2);
-  if (!Number.isInteger(replicas) || replicas < 1 || replicas > 100)
-    return usage(
-      `--replicas: expected an integer in 1..100, got ${JSON.stringify(str("replicas"))}`,
-    );
-  const label = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-  const namespaces = (str("mesh-namespaces") ?? "")
-    .split(",")
-    .map((s) => s.trim())
-    .filter(Boolean);
-  for (const n of [str("namespace") ?? "mesh", ...namespaces])
-    if (!label.test(n) || n.length > 63)
-      return usage(`expected a namespace name, got ${JSON.stringify(n)}`);
-  if ((str("trust-anchor") === undefined) !== (str("trust-anchor-key") === undefined))
-    return usage("--trust-anchor and --trust-anchor-key go together");
+  const parsed = await parseSubcommand(INSTALL_COMMAND, argv, io, ({ values }) => {
+    const replicas = integerFlag("replicas", values.replicas, 2, 1, 100);
+    const label = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+    const namespaces = (values["mesh-namespaces"] ?? "")
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean);
+    for (const n of [values.namespace ?? "mesh", ...namespaces])
+      if (!label.test(n) || n.length > 63)
+        throw new TypeError(`expected a namespace name, got ${JSON.stringify(n)}`);
+    const cert = values["trust-anchor"];
+    const key = values["trust-anchor-key"];
+    if ((cert === undefined) !== (key === undefined))
+      throw new TypeError("--trust-anchor and --trust-anchor-key go together");
+    const anchor = cert !== undefined && key !== undefined ? { cert, key } : undefined;
+    return { values, replicas, namespaces, anchor };
+  });
+  if (parsed instanceof Exit) return parsed.code;
+  const { values, replicas, namespaces, anchor } = parsed;
   try {
     const { renderInstall, installYaml, settingsFile } = await import("./install/render.js");
     const install = renderInstall({
-      proxyImage: str("proxy-image") ?? `mesh-proxy:${version}`,
-      identityImage: str("identity-image"),
+      proxyImage: values["proxy-image"] ?? `mesh-proxy:${version}`,
+      identityImage: values["identity-image"],
       replicas,
       meshNamespaces: namespaces,
-      ...(str("namespace") ? { namespace: str("namespace") as string } : {}),
-      ...(str("trust-domain") ? { trustDomain: str("trust-domain") as string } : {}),
-      ...(str("cluster-domain") ? { clusterDomain: str("cluster-domain") as string } : {}),
-      ...(str("trust-anchor")
+      ...(values.namespace ? { namespace: values.namespace } : {}),
+      ...(values["trust-domain"] ? { trustDomain: values["trust-domain"] } : {}),
+      ...(values["cluster-domain"] ? { clusterDomain: values["cluster-domain"] } : {}),
+      ...(anchor
         ? {
             trustAnchor: {
-              certificatePem: await readFile(str("trust-anchor") as string, "utf8"),
-              keyPem: await readFile(str("trust-anchor-key") as string, "utf8"),
+              certificatePem: await readFile(anchor.cert, "utf8"),
+              keyPem: await readFile(anchor.key, "utf8"),
             },
           }
         : {}),
     });
-    const out = str("trust-anchor-out");
-    if (out !== undefined && !str("trust-anchor")) {
+    const out = values["trust-anchor-out"];
+    if (out !== undefined && !anchor) {
       await mkdir(out, { recursive: true });
       await writeFile(join(out, "root.pem"), install.trustAnchor.certificatePem);
       await writeFile(join(out, "root.key.pem"), install.trustAnchor.keyPem, { mode: 0o600 });
       io.err(`wrote the trust root to ${out} (root.key.pem: keep it offline)\n`);
     }
-    const settingsOut = str("settings-out");
+    const settingsOut = values["settings-out"];
     if (settingsOut !== undefined)
       await writeFile(settingsOut, stringify(settingsFile(install.settings), { lineWidth: 0 }));
     io.out(installYaml(install));
@@ -379,33 +335,34 @@ Options:
   -h, --help              show this help
 `;
 
+const CHECK_COMMAND = {
+  name: "check",
+  selector: "--kubernetes",
+  help: CHECK_HELP,
+  flags: {
+    kubernetes: { type: "boolean" },
+    namespace: { type: "string" },
+    kubeconfig: { type: "string" },
+    context: { type: "string" },
+    "warn-days": { type: "string" },
+  },
+} as const;
+
 /** `mesh-proxy check --kubernetes`. */
 export async function checkMain(argv: string[], io: KubeCliIo): Promise<number> {
-  const parsed = parseCommand(
-    "check",
-    CHECK_HELP,
-    argv,
-    {
-      kubernetes: { type: "boolean" },
-      namespace: { type: "string" },
-      kubeconfig: { type: "string" },
-      context: { type: "string" },
-      "warn-days": { type: "string" },
-    },
-    io,
-  );
-  if (typeof parsed === "number") return parsed;
-  const str = (k: string) => flag(parsed, k);
-  const warnDays = Number(str("warn-days") ?? 30);
-  if (!Number.isFinite(warnDays) || warnDays < 0) {
-    io.err(
-      `mesh-proxy check: --warn-days: expected a number >= 0, got ${JSON.stringify(str("warn-days"))}\n`,
-    );
-    return 2;
-  }
+  const parsed = await parseSubcommand(CHECK_COMMAND, argv, io, ({ values }) => {
+    const warnDays = Number(values["warn-days"] ?? 30);
+    if (!Number.isFinite(warnDays) || warnDays < 0)
+      throw new RangeError(
+        `--warn-days: expected a number >= 0, got ${JSON.stringify(values["warn-days"])}`,
+      );
+    return { values, warnDays };
+  });
+  if (parsed instanceof Exit) return parsed.code;
+  const { values, warnDays } = parsed;
   const { checkCluster, formatResults } = await import("./check/check.js");
-  const kubeconfig = str("kubeconfig");
-  const context = str("context");
+  const kubeconfig = values.kubeconfig;
+  const context = values.context;
   const api = new KubeApiClient(() =>
     defaultKubeApi({
       ...(kubeconfig !== undefined ? { kubeconfig } : {}),
@@ -415,7 +372,7 @@ export async function checkMain(argv: string[], io: KubeCliIo): Promise<number> 
   const results = await checkCluster({
     api,
     warnBeforeMs: warnDays * 86_400_000,
-    ...(str("namespace") ? { namespace: str("namespace") as string } : {}),
+    ...(values.namespace ? { namespace: values.namespace } : {}),
   });
   io.out(formatResults(results));
   return results.some((r) => r.status === "fail") ? 1 : 0;

@@ -1,5 +1,4 @@
-import { parseArgs } from "node:util";
-import { parseDuration } from "../config/duration.js";
+import { durationFlag, Exit, parseSubcommand } from "../cli/subcommand.js";
 import { renderStatTable } from "./format.js";
 import { ScrapeHistory, type StatReport, scrapeAll, statReport } from "./stat.js";
 import { parseAdminTargets } from "./target.js";
@@ -42,23 +41,6 @@ error row, not a failure; exit 1 only when no admin answered.
 
 const CLEAR = "\x1b[H\x1b[2J";
 
-/** Reads a `--<name>` duration flag (`500ms`, `2s`); the CLIs' one error for a bad one. */
-export function duration(
-  name: string,
-  value: string | undefined,
-  fallback: number,
-  min = 1,
-): number {
-  if (value === undefined) return fallback;
-  const ms = parseDuration(value);
-  if (ms === undefined || ms < min) {
-    throw new RangeError(
-      `--${name}: expected a duration such as 500ms or 2s, got ${JSON.stringify(value)}`,
-    );
-  }
-  return ms;
-}
-
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal.aborted) return resolve();
@@ -72,6 +54,20 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
+const STAT_COMMAND = {
+  name: "stat",
+  help: STAT_HELP,
+  flags: {
+    admin: { type: "string", short: "a", multiple: true },
+    watch: { type: "boolean", short: "w" },
+    interval: { type: "string", short: "i" },
+    window: { type: "string" },
+    timeout: { type: "string" },
+    json: { type: "boolean" },
+    title: { type: "string" },
+  },
+} as const;
+
 /**
  * `mesh-proxy stat`: scrapes admin servers and prints success rate, rps, p50/p95/p99 and
  * mTLS status per (proxy, direction, authority), plus each endpoint's share of traffic.
@@ -82,46 +78,22 @@ export async function statMain(
   io: StatIo,
   options: StatMainOptions = {},
 ): Promise<number> {
-  let targets: ReturnType<typeof parseAdminTargets>;
-  let watch: boolean;
-  let json: boolean;
-  let intervalMs: number;
-  let windowMs: number;
-  let timeoutMs: number;
-  let title = "";
-  try {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        admin: { type: "string", short: "a", multiple: true },
-        watch: { type: "boolean", short: "w" },
-        interval: { type: "string", short: "i" },
-        window: { type: "string" },
-        timeout: { type: "string" },
-        json: { type: "boolean" },
-        title: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-    if (values.help) {
-      io.out(STAT_HELP);
-      return 0;
-    }
-    if (positionals.length > 0) {
-      throw new TypeError(`unexpected argument ${JSON.stringify(positionals[0])}`);
-    }
-    targets = parseAdminTargets(values.admin ?? []);
-    watch = values.watch === true;
-    json = values.json === true;
-    if (values.title !== undefined) title = `${values.title}\n\n`;
-    intervalMs = duration("interval", values.interval, 2_000, 100);
-    windowMs = duration("window", values.window, watch ? intervalMs : 1_000);
-    timeoutMs = duration("timeout", values.timeout, 2_000);
-  } catch (err) {
-    io.err(`mesh-proxy stat: ${(err as Error).message}\n\n${STAT_HELP}`);
-    return 2;
-  }
+  const settings = await parseSubcommand(STAT_COMMAND, argv, io, ({ values }) => {
+    const targets = parseAdminTargets(values.admin ?? []);
+    const watch = values.watch === true;
+    const intervalMs = durationFlag("interval", values.interval, 2_000, 100);
+    return {
+      targets,
+      watch,
+      json: values.json === true,
+      title: values.title === undefined ? "" : `${values.title}\n\n`,
+      intervalMs,
+      windowMs: durationFlag("window", values.window, watch ? intervalMs : 1_000),
+      timeoutMs: durationFlag("timeout", values.timeout, 2_000),
+    };
+  });
+  if (settings instanceof Exit) return settings.code;
+  const { targets, watch, json, title, intervalMs, windowMs, timeoutMs } = settings;
   const tty = io.isTTY ?? process.stdout.isTTY === true;
   const print = (report: StatReport, clear: boolean) => {
     if (json) io.out(`${JSON.stringify(report)}\n`);

@@ -1,6 +1,6 @@
 import http from "node:http";
 import { createInterface } from "node:readline";
-import { parseArgs } from "node:util";
+import { Exit, integerFlag, parseSubcommand } from "../cli/subcommand.js";
 import { parseHostPort } from "../config/address.js";
 import { parseAdminTargets } from "../stat/target.js";
 import { parseTapFilter, TAP_FILTER_PARAMS, type TapFilter, tapFilterQuery } from "./filter.js";
@@ -49,6 +49,21 @@ Each request is printed when it ends. Without admin.tap.token a proxy serves tap
 loopback clients only. A reader too slow for the traffic gets events dropped, never the
 proxy's memory: "# dropped N events" says how many.
 `;
+
+const TAP_COMMAND = {
+  name: "tap",
+  help: TAP_HELP,
+  flags: {
+    admin: { type: "string", short: "a", multiple: true },
+    token: { type: "string" },
+    json: { type: "boolean" },
+    count: { type: "string", short: "n" },
+    ...(Object.fromEntries(TAP_FILTER_PARAMS.map((p) => [p, { type: "string" }])) as Record<
+      (typeof TAP_FILTER_PARAMS)[number],
+      { type: "string" }
+    >),
+  },
+} as const;
 
 /** The stream of one admin server, line by line; resolves when it ends. */
 function tapOne(
@@ -102,55 +117,30 @@ export async function tapMain(
   io: TapIo,
   options: TapMainOptions = {},
 ): Promise<number> {
-  let targets: ReturnType<typeof parseAdminTargets>;
-  let filter: TapFilter;
-  let json: boolean;
-  let count: number | undefined;
-  let token: string | undefined;
-  try {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        admin: { type: "string", short: "a", multiple: true },
-        token: { type: "string" },
-        json: { type: "boolean" },
-        count: { type: "string", short: "n" },
-        help: { type: "boolean", short: "h" },
-        ...Object.fromEntries(TAP_FILTER_PARAMS.map((p) => [p, { type: "string" as const }])),
-      },
-    });
-    if (values.help) {
-      io.out(TAP_HELP);
-      return 0;
-    }
-    if (positionals.length > 0)
-      throw new TypeError(`unexpected argument ${JSON.stringify(positionals[0])}`);
-    targets = parseAdminTargets(values.admin ?? []);
+  const settings = await parseSubcommand(TAP_COMMAND, argv, io, ({ values }) => {
+    const targets = parseAdminTargets(values.admin ?? []);
     const params = new URLSearchParams();
     for (const p of TAP_FILTER_PARAMS) {
-      const v = (values as Record<string, unknown>)[p];
-      if (typeof v === "string") params.set(p, v);
+      const v = values[p];
+      if (v !== undefined) params.set(p, v);
     }
+    let filter: TapFilter;
     try {
       filter = parseTapFilter(params);
     } catch (err) {
       throw new TypeError(`--${(err as Error).message}`);
     }
-    json = values.json === true;
-    if (values.count !== undefined) {
-      count = Number(values.count);
-      if (!Number.isInteger(count) || count < 1)
-        throw new RangeError(
-          `--count: expected an integer >= 1, got ${JSON.stringify(values.count)}`,
-        );
-    }
-    token = values.token ?? io.env[TAP_TOKEN_ENV];
-    if (token === "") token = undefined;
-  } catch (err) {
-    io.err(`mesh-proxy tap: ${(err as Error).message}\n\n${TAP_HELP}`);
-    return 2;
-  }
+    const token = values.token ?? io.env[TAP_TOKEN_ENV];
+    return {
+      targets,
+      filter,
+      json: values.json === true,
+      count: values.count === undefined ? undefined : integerFlag("count", values.count, 0, 1),
+      token: token === "" ? undefined : token,
+    };
+  });
+  if (settings instanceof Exit) return settings.code;
+  const { targets, filter, json, count, token } = settings;
   const controller = new AbortController();
   const stop = () => controller.abort();
   options.signal?.addEventListener("abort", stop, { once: true });

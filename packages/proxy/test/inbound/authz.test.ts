@@ -158,10 +158,10 @@ describe("authz route rules", () => {
     ["http", "/api", WEB, "POST", true, "rules[0]", "prefix:/api"],
     ["http", "/api/books?x=1", WEB, "GET", true, "rules[0]", "prefix:/api"],
     ["http", "/apix", WEB, "GET", false, "default:deny", undefined],
-    ["grpc", "/healthz", WEB, "GET", true, "rules[0]", "exact:/healthz"],
+    ["grpc", "/healthz", WEB, "GET", true, "rules[0]", "GET exact:/healthz"],
     ["http", "/healthz", WEB, "POST", false, "default:deny", undefined],
     ["http", "/healthz/x", WEB, "GET", false, "default:deny", undefined],
-    ["http", "/public/logo.png", undefined, "GET", true, "rules[1]", "prefix:/public"],
+    ["http", "/public/logo.png", undefined, "GET", true, "rules[1]", "GET,HEAD prefix:/public"],
     ["http", "/public/logo.png", undefined, "DELETE", false, "default:deny", undefined],
     ["tcp", "/public", undefined, "GET", false, "default:deny", undefined],
   ];

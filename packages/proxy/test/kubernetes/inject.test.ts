@@ -422,7 +422,7 @@ describe("mesh-proxy inject input errors", () => {
     );
     const usage = await run(["inject", "--bogus"]);
     expect(usage.code).toBe(2);
-    expect(usage.err).toContain("mesh-proxy inject: Unknown option '--bogus'");
+    expect(usage.err).toContain('mesh-proxy inject: unknown option "--bogus"');
   });
 });
 

@@ -1,6 +1,7 @@
 import { Agent, request } from "undici";
 import { afterEach, describe, expect, test } from "vitest";
-import { derivedRouteName, routeNames } from "../../src/outbound/route-name.js";
+import { routeMatchName } from "../../src/http/route-match.js";
+import { routeNames } from "../../src/outbound/route-name.js";
 import { parsePrometheusText } from "../../src/stat/prometheus.js";
 import { h1App, launch, type ProxyProcess, runCli, tempDir, writeConfig } from "../helpers.js";
 
@@ -100,15 +101,15 @@ describe("per-route metrics", () => {
 
 describe("derived route names", () => {
   test("name what the route matches and stay put when routes are reordered", () => {
-    expect(derivedRouteName({})).toBe("any");
+    expect(routeMatchName({})).toBe("any");
     expect(
-      derivedRouteName({
+      routeMatchName({
         methods: ["get", "POST"],
         pathPrefix: "/api",
         headers: { "X-Canary": "1", "x-user": { regex: "a.*" } },
       }),
     ).toBe("GET,POST prefix:/api header:x-canary=1 header:x-user~a.*");
-    expect(derivedRouteName({ path: "/health" })).toBe("exact:/health");
+    expect(routeMatchName({ path: "/health" })).toBe("exact:/health");
     const a = { match: { pathPrefix: "/a" } };
     const b = { match: { path: "/b" } };
     expect(routeNames([a, b])).toEqual(["prefix:/a", "exact:/b"]);

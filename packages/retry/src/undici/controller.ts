@@ -10,10 +10,16 @@ export class ForwardingController implements DispatchController {
   #paused = false;
   #aborted = false;
   #reason: Error | null = null;
-  readonly #onAbort: (reason: Error) => void;
+  readonly #onAbort: ((reason: Error) => void) | undefined;
 
-  constructor(onAbort: (reason: Error) => void) {
+  /** `onAbort` is called once, on the first `abort()`; a subclass may override {@link onAbort}. */
+  constructor(onAbort?: (reason: Error) => void) {
     this.#onAbort = onAbort;
+  }
+
+  /** The first `abort()`'s work: the constructor's callback unless overridden. */
+  protected onAbort(reason: Error): void {
+    this.#onAbort?.(reason);
   }
 
   /** Points the controller at the current attempt's controller. */
@@ -56,7 +62,7 @@ export class ForwardingController implements DispatchController {
     if (this.#aborted) return;
     this.#aborted = true;
     this.#reason = reason;
-    this.#onAbort(reason);
+    this.onAbort(reason);
   }
 }
 

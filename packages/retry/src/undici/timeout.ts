@@ -1,9 +1,13 @@
 import {
+  type Clock,
+  clockOption,
+  monotonicClock,
   nonEmptyString,
   numberIn,
   type OptionNames,
   optionsObject,
   toControllerHandler,
+  typeError,
 } from "@mesh/core";
 import { timeoutChannel } from "../events.js";
 import { IdleTimeoutError, type MeshTimeoutError, RequestTimeoutError } from "../timeout/errors.js";
@@ -18,24 +22,46 @@ import {
   type Interceptor,
 } from "./types.js";
 
+/**
+ * Timers {@link timeout} schedules on: Node's by default; injectable (with `clock`) so tests
+ * drive deadlines by hand. `setTimeout(callback, ms, arg)` calls `callback(arg)` once after
+ * `ms` and returns a handle for `clearTimeout`.
+ */
+export interface TimeoutTimers {
+  setTimeout<A>(callback: (arg: A) => void, ms: number, arg: A): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const nodeTimers = { setTimeout, clearTimeout } as unknown as TimeoutTimers;
+
 /** Options of the {@link timeout} interceptor. */
 export interface TimeoutOptions {
   /** Total deadline in ms from dispatch to the end of the response, across every attempt below. */
   request?: number;
+  /**
+   * This request's own deadline in ms from dispatch (a gRPC `grpc-timeout`, a deadline the
+   * caller carries in the options), or `undefined` for none. Called once per request; the
+   * request fails at the earlier of this and `request`. 0 or less fails it without
+   * dispatching; anything but a number is ignored.
+   */
+  deadline?: (opts: DispatchOptions) => number | undefined;
   /** Longest pause in ms between response body chunks (time the caller pauses the body does not count). */
   idle?: number;
   /** Name carried by `mesh:retry:timeout` events. Default `"default"`. */
   name?: string;
+  /** Where idle time is read. Default `monotonicClock` (`performance.now()`). */
+  clock?: Clock;
+  /** Where deadlines are scheduled. Default Node's `setTimeout` / `clearTimeout`. */
+  timers?: TimeoutTimers;
 }
 
 const MAX_TIMER = 2_147_483_647;
 
 const timeoutOptionNames: OptionNames = {
-  known: ["request", "idle", "name"],
+  known: ["request", "deadline", "idle", "name", "clock", "timers"],
   hints: {
     timeout: "request",
     total: "request",
-    deadline: "request",
     requestTimeout: "request",
     headersTimeout: "request",
     idleTimeout: "idle",
@@ -45,70 +71,116 @@ const timeoutOptionNames: OptionNames = {
   },
 };
 
+/** What every request of one {@link timeout} interceptor shares. */
+interface TimeoutSettings {
+  readonly name: string;
+  readonly idleMs: number | undefined;
+  readonly clock: Clock;
+  readonly timers: TimeoutTimers;
+}
+
 /**
  * An undici interceptor for the total request deadline and the idle timeout. Requests that
  * time out fail with {@link RequestTimeoutError} or {@link IdleTimeoutError} (never retried).
  * Compose it outermost — after `retry()` in `compose(...)` — so the deadline spans all
  * attempts; per-try timeouts belong to `retry({ perTryTimeout })`.
+ *
+ * Per request it allocates one object (its handler, which is also the controller handed
+ * up) and the timers themselves: callbacks are shared, and body chunks only read the clock.
  */
 export function timeout(options?: TimeoutOptions): Interceptor {
   const o = optionsObject<TimeoutOptions>("timeout", options, timeoutOptionNames);
   const request =
     o.request === undefined ? undefined : numberIn("timeout.request", o.request, 0, 1, MAX_TIMER);
   const idle = o.idle === undefined ? undefined : numberIn("timeout.idle", o.idle, 0, 1, MAX_TIMER);
-  const name = nonEmptyString("timeout.name", o.name, "default");
+  if (o.deadline !== undefined && typeof o.deadline !== "function")
+    throw typeError("timeout.deadline", "a function (opts) => ms | undefined", o.deadline);
+  const deadline = o.deadline;
+  const timers = o.timers ?? nodeTimers;
+  if (typeof timers.setTimeout !== "function" || typeof timers.clearTimeout !== "function")
+    throw typeError("timeout.timers", "{ setTimeout, clearTimeout }", timers);
+  const settings: TimeoutSettings = {
+    name: nonEmptyString("timeout.name", o.name, "default"),
+    idleMs: idle,
+    clock: clockOption("timeout.clock", o.clock, monotonicClock),
+    timers,
+  };
   return asInterceptor((dispatch: Dispatch): Dispatch => {
     return function meshTimeout(opts: DispatchOptions, handler: DispatchHandler): boolean {
       const downstream = toControllerHandler(handler);
-      if (request === undefined && idle === undefined) return dispatch(opts, downstream);
-      const timed = new TimedRequest(name, opts, downstream, request, idle);
+      let ms = request;
+      if (deadline !== undefined) {
+        const own = deadline(opts);
+        if (typeof own === "number" && !Number.isNaN(own) && (ms === undefined || own < ms))
+          ms = Math.min(own, MAX_TIMER);
+      }
+      if (ms === undefined && idle === undefined) return dispatch(opts, downstream);
+      const timed = new TimedRequest(settings, opts, downstream, ms);
+      if (ms !== undefined && ms <= 0) {
+        queueMicrotask(() => timed.expire(new RequestTimeoutError(Math.max(0, ms))));
+        return true;
+      }
       return dispatch(opts, timed);
     };
   });
 }
 
-class TimedRequest implements DispatchHandler {
-  readonly #name: string;
+// Timer callbacks shared by every request (the request rides as the timer's argument), so
+// arming a timer allocates no closure.
+function onRequestDeadline(r: TimedRequest): void {
+  r.requestDeadline();
+}
+function onIdleCheck(r: TimedRequest): void {
+  r.idleCheck();
+}
+
+/**
+ * One request under {@link timeout}: the handler below sees it, and it is also the
+ * controller the handler above holds (pause/resume go to the current attempt; abort is
+ * routed here, which knows whether an attempt is live).
+ */
+class TimedRequest extends ForwardingController implements DispatchHandler {
+  readonly #settings: TimeoutSettings;
   readonly #origin: unknown;
   readonly #handler: DispatchHandler;
-  readonly #idleMs: number | undefined;
-  readonly #controller: ForwardingController;
+  readonly #requestMs: number | undefined;
   #below: DispatchController | null = null;
-  #requestTimer: NodeJS.Timeout | null = null;
-  #idleTimer: NodeJS.Timeout | null = null;
+  #requestTimer: unknown = null;
+  #idleTimer: unknown = null;
+  /** When the body last moved (or was resumed), by the clock. */
+  #lastActivity = 0;
   #inBody = false;
   #done = false;
   #timedOut: MeshTimeoutError | null = null;
 
   constructor(
-    name: string,
+    settings: TimeoutSettings,
     opts: DispatchOptions,
     handler: DispatchHandler,
     requestMs: number | undefined,
-    idleMs: number | undefined,
   ) {
-    this.#name = name;
+    super();
+    this.#settings = settings;
     this.#origin = opts.origin;
     this.#handler = handler;
-    this.#idleMs = idleMs;
-    this.#controller = new TimeoutController(this);
-    if (requestMs !== undefined) {
-      this.#requestTimer = setTimeout(() => {
-        this.#requestTimer = null;
-        this.#expire(new RequestTimeoutError(requestMs));
-      }, requestMs);
-    }
+    this.#requestMs = requestMs;
+    if (requestMs !== undefined && requestMs > 0)
+      this.#requestTimer = settings.timers.setTimeout(onRequestDeadline, requestMs, this);
   }
 
-  /** Called by our controller: the caller paused or resumed the body. */
-  paused(paused: boolean): void {
-    if (!this.#inBody || this.#done) return;
-    if (paused) this.#clearIdle();
-    else this.#armIdle();
+  // --- the controller handed to the handler above ---
+
+  override pause(): void {
+    super.pause();
+    if (this.#inBody && !this.#done) this.#clearIdle();
   }
 
-  /** Called by our controller: the caller aborted. */
-  aborted(reason: Error): void {
+  override resume(): void {
+    super.resume();
+    if (this.#inBody && !this.#done) this.#armIdle();
+  }
+
+  protected override onAbort(reason: Error): void {
     if (this.#done) return;
     if (this.#below !== null) {
       this.#below.abort(reason);
@@ -119,36 +191,49 @@ class TimedRequest implements DispatchHandler {
     }
   }
 
-  #expire(error: MeshTimeoutError): void {
+  // --- timers ---
+
+  requestDeadline(): void {
+    this.#requestTimer = null;
+    this.expire(new RequestTimeoutError(this.#requestMs as number));
+  }
+
+  /** The idle timer fired: expire if the body has been quiet for the whole idle time. */
+  idleCheck(): void {
+    this.#idleTimer = null;
+    if (this.#done || this.paused) return;
+    const idleMs = this.#settings.idleMs as number;
+    const quiet = this.#settings.clock.now() - this.#lastActivity;
+    if (quiet >= idleMs) this.expire(new IdleTimeoutError(idleMs));
+    else this.#idleTimer = this.#settings.timers.setTimeout(onIdleCheck, idleMs - quiet, this);
+  }
+
+  expire(error: MeshTimeoutError): void {
     if (this.#done) return;
     this.#timedOut = error;
     if (timeoutChannel.hasSubscribers) {
       timeoutChannel.publish({
-        name: this.#name,
+        name: this.#settings.name,
         kind: error.kind,
         timeoutMs: error.timeoutMs,
         origin: this.#origin === undefined ? "" : String(this.#origin).replace(/\/$/, ""),
       });
     }
-    this.aborted(error);
+    this.abort(error);
   }
 
   #armIdle(): void {
-    const ms = this.#idleMs;
+    const ms = this.#settings.idleMs;
     if (ms === undefined) return;
-    if (this.#idleTimer !== null) {
-      this.#idleTimer.refresh();
-      return;
-    }
-    this.#idleTimer = setTimeout(() => {
-      this.#idleTimer = null;
-      this.#expire(new IdleTimeoutError(ms));
-    }, ms);
+    this.#lastActivity = this.#settings.clock.now();
+    // A timer already armed checks the clock when it fires, and re-arms for the rest.
+    if (this.#idleTimer === null)
+      this.#idleTimer = this.#settings.timers.setTimeout(onIdleCheck, ms, this);
   }
 
   #clearIdle(): void {
     if (this.#idleTimer !== null) {
-      clearTimeout(this.#idleTimer);
+      this.#settings.timers.clearTimeout(this.#idleTimer);
       this.#idleTimer = null;
     }
   }
@@ -156,7 +241,7 @@ class TimedRequest implements DispatchHandler {
   #clearAll(): void {
     this.#clearIdle();
     if (this.#requestTimer !== null) {
-      clearTimeout(this.#requestTimer);
+      this.#settings.timers.clearTimeout(this.#requestTimer);
       this.#requestTimer = null;
     }
   }
@@ -165,11 +250,10 @@ class TimedRequest implements DispatchHandler {
     if (this.#done) return;
     this.#done = true;
     this.#clearAll();
-    this.#handler.onResponseError?.(
-      this.#below === null ? detachedController(error) : this.#controller,
-      error,
-    );
+    this.#handler.onResponseError?.(this.#below === null ? detachedController(error) : this, error);
   }
+
+  // --- DispatchHandler (seen by the dispatcher below) ---
 
   onRequestStart(controller: DispatchController, context: unknown): void {
     if (this.#done) {
@@ -177,8 +261,8 @@ class TimedRequest implements DispatchHandler {
       return;
     }
     this.#below = controller;
-    (this.#controller as TimeoutController).setTarget(controller);
-    this.#handler.onRequestStart?.(this.#controller, context);
+    this.setTarget(controller);
+    this.#handler.onRequestStart?.(this, context);
   }
 
   onResponseStarted(): void {
@@ -194,7 +278,7 @@ class TimedRequest implements DispatchHandler {
     if (this.#done) return;
     this.#done = true;
     this.#clearAll();
-    this.#handler.onRequestUpgrade?.(this.#controller, status, headers as never, socket);
+    this.#handler.onRequestUpgrade?.(this, status, headers as never, socket);
   }
 
   onResponseStart(
@@ -206,22 +290,22 @@ class TimedRequest implements DispatchHandler {
     if (this.#done) return;
     if (status >= 200) {
       this.#inBody = true;
-      if (!this.#controller.paused) this.#armIdle();
+      if (!this.paused) this.#armIdle();
     }
-    this.#handler.onResponseStart?.(this.#controller, status, headers as never, statusText);
+    this.#handler.onResponseStart?.(this, status, headers as never, statusText);
   }
 
   onResponseData(_controller: DispatchController, chunk: Buffer): void {
     if (this.#done) return;
-    if (this.#idleTimer !== null) this.#idleTimer.refresh();
-    this.#handler.onResponseData?.(this.#controller, chunk);
+    if (this.#idleTimer !== null) this.#lastActivity = this.#settings.clock.now();
+    this.#handler.onResponseData?.(this, chunk);
   }
 
   onResponseEnd(_controller: DispatchController, trailers: IncomingHeaders): void {
     if (this.#done) return;
     this.#done = true;
     this.#clearAll();
-    this.#handler.onResponseEnd?.(this.#controller, trailers as never);
+    this.#handler.onResponseEnd?.(this, trailers as never);
   }
 
   onResponseError(_controller: DispatchController, error: Error): void {
@@ -234,22 +318,5 @@ class TimedRequest implements DispatchHandler {
 
   onRequestSent(): void {
     if (!this.#done) this.#handler.onRequestSent?.();
-  }
-}
-
-/** Our controller: forwards to the one below and tells us about pauses and aborts. */
-class TimeoutController extends ForwardingController {
-  readonly #owner: TimedRequest;
-  constructor(owner: TimedRequest) {
-    super((reason) => owner.aborted(reason));
-    this.#owner = owner;
-  }
-  override pause(): void {
-    super.pause();
-    this.#owner.paused(true);
-  }
-  override resume(): void {
-    super.resume();
-    this.#owner.paused(false);
   }
 }

@@ -19,7 +19,7 @@ export interface AuthzDecisionEvent {
   protocol: "http" | "grpc" | "tcp";
   /** The inbound port the client connected to. */
   port: number;
-  /** Label of the rule route that matched (`prefix:/api`, `exact:/healthz`), if any. */
+  /** Name of the rule route that matched (`prefix:/api`, `GET exact:/healthz`), if any. */
   route?: string;
   /** Why (see the README's reason table). */
   reason: string;

@@ -50,7 +50,7 @@ export interface AuthzDecision {
   readonly reason: string;
   /** Index of the rule that allowed, if any. */
   readonly rule?: number;
-  /** Route label of the matching rule route (`prefix:/api`, `exact:/healthz`), if any. */
+  /** Name of the matching rule route (`prefix:/api`, `GET exact:/healthz`), if any. */
   readonly route?: string;
 }
 
