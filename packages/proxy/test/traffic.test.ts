@@ -297,6 +297,37 @@ describe("outbound traffic policies (real backends)", () => {
     await agent.close();
   });
 
+  test("a response silent for longer than timeout.idle is cut; a slower but steady one is not", async () => {
+    // Head and one chunk, then silence (`/stall`), or a chunk every 50 ms (`/steady`).
+    const app = await h1App((req, res) => {
+      req.resume();
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.write("a");
+      if (req.url === "/stall") return;
+      let n = 0;
+      const timer = setInterval(() => {
+        if (++n === 6) {
+          clearInterval(timer);
+          res.end("z");
+        } else res.write("b");
+      }, 50);
+      res.on("close", () => clearInterval(timer));
+    });
+    closers.push(() => app.close());
+    const proxy = await startOutbound({
+      services: [
+        { name: "trickle", discovery: { static: [app.address] }, timeout: { idle: "150ms" } },
+      ],
+    });
+    const url = `http://${proxy.addresses.outbound}`;
+    const steady = await request(`${url}/steady`, { headers: { host: "trickle" } });
+    expect(await steady.body.text()).toBe("abbbbbz");
+    const stalled = await request(`${url}/stall`, { headers: { host: "trickle" } });
+    expect(stalled.statusCode).toBe(200);
+    // Headers were sent: the only honest signal left is an aborted body.
+    await expect(stalled.body.text()).rejects.toThrow();
+  });
+
   test("/metrics counts match the traffic and pass promtool", async ({ skip }) => {
     skip(missingPeer("promtool"), "needs promtool");
     const app = await namedApp("m", (n) => (n % 5 === 0 ? { status: 500 } : {}));

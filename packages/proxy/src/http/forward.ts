@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders, ServerResponse } from "node:http";
 import type { Http2ServerResponse } from "node:http2";
 import { GrpcStatus, grpcStatusOf } from "@mesh/core";
+import { timeout } from "@mesh/retry";
 import type { Dispatcher } from "undici";
 import { hasRequestBody, type IncomingRequest, requestBody } from "./body.js";
 import { classifyError, ProxyError, respondWithError } from "./errors.js";
@@ -86,18 +87,32 @@ function clientGone(fr: ForwardRequest): boolean {
   return (fr.req as { socket?: { destroyed: boolean } }).socket?.destroyed === true;
 }
 
-// Timer callbacks shared by every exchange (the exchange rides as the timer's argument),
-// so a request without a deadline allocates no closures for them. (`Timed`, not `Forwarding`:
-// a `Forwarding<T>` is not a `Forwarding<unknown>`, its callback takes a `T`.)
-interface Timed {
-  deadlineReached(): void;
-  idleReached(): void;
-}
-function onExchangeDeadline(exchange: Timed): void {
-  exchange.deadlineReached();
-}
-function onExchangeIdle(exchange: Timed): void {
-  exchange.idleReached();
+/**
+ * Deadlines come from @mesh/retry's `timeout()`, composed outermost on the target's chain
+ * once per dispatcher and idle setting (never per request): the request's own deadline
+ * (the route's, or a shorter `grpc-timeout`) rides in its dispatch options.
+ */
+const timedDispatchers = new WeakMap<Dispatcher, Map<number, Dispatcher>>();
+const deadlineOf = (opts: object): number | undefined =>
+  (opts as { meshDeadlineMs?: number }).meshDeadlineMs;
+
+function withDeadlines(dispatcher: Dispatcher, idleMs: number | undefined): Dispatcher {
+  const idle = idleMs !== undefined && idleMs > 0 ? idleMs : 0;
+  let byIdle = timedDispatchers.get(dispatcher);
+  if (byIdle === undefined) {
+    byIdle = new Map();
+    timedDispatchers.set(dispatcher, byIdle);
+  }
+  let timed = byIdle.get(idle);
+  if (timed === undefined) {
+    const options =
+      idle > 0
+        ? { deadline: deadlineOf, idle, name: "proxy" }
+        : { deadline: deadlineOf, name: "proxy" };
+    timed = dispatcher.compose(timeout(options) as Dispatcher.DispatcherComposeInterceptor);
+    byIdle.set(idle, timed);
+  }
+  return timed;
 }
 
 class Forwarding<T = unknown> implements Dispatcher.DispatchHandler {
@@ -106,8 +121,6 @@ class Forwarding<T = unknown> implements Dispatcher.DispatchHandler {
   private abortReason: Error | undefined;
   /** What the layers below (retry, balancer, pool) are told; see {@link onClientClose}. */
   private upstreamAbort: Error | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  private idleTimer: NodeJS.Timeout | undefined;
   private done = false;
   /** The client went away before the response ended (see {@link ForwardResult.clientCancelled}). */
   private clientCancelled = false;
@@ -138,21 +151,24 @@ class Forwarding<T = unknown> implements Dispatcher.DispatchHandler {
       return;
     }
     fr.res.on("close", this.onClientClose);
-    if (fr.timeoutMs !== undefined && fr.timeoutMs > 0) {
-      this.timer = setTimeout(onExchangeDeadline, fr.timeoutMs, this);
-    }
     const body = hasRequestBody(fr.req) ? requestBody(fr.req) : null;
+    const options: Dispatcher.DispatchOptions & { meshDeadlineMs?: number } = {
+      origin: fr.origin,
+      method: fr.method as Dispatcher.HttpMethod,
+      path: fr.path,
+      headers: fr.headers,
+      body,
+      headersTimeout: 0,
+      bodyTimeout: 0,
+    };
+    if (fr.timeoutMs !== undefined && fr.timeoutMs > 0) options.meshDeadlineMs = fr.timeoutMs;
     try {
-      this.dispatcher.dispatch(
-        {
-          origin: fr.origin,
-          method: fr.method as Dispatcher.HttpMethod,
-          path: fr.path,
-          headers: fr.headers,
-          body,
-          headersTimeout: 0,
-          bodyTimeout: 0,
-        },
+      // No deadline and no idle limit: nothing for timeout() to do, so no layer to pass.
+      const timed =
+        options.meshDeadlineMs !== undefined ||
+        (fr.idleTimeoutMs !== undefined && fr.idleTimeoutMs > 0);
+      (timed ? withDeadlines(this.dispatcher, fr.idleTimeoutMs) : this.dispatcher).dispatch(
+        options,
         this,
       );
     } catch (err) {
@@ -175,18 +191,6 @@ class Forwarding<T = unknown> implements Dispatcher.DispatchHandler {
       new DOMException("client went away", "AbortError"),
     );
   };
-
-  /** The request's deadline passed. */
-  deadlineReached(): void {
-    this.timer = undefined;
-    this.abort(new ProxyError("MESH_PROXY_TIMEOUT", "request timeout"));
-  }
-
-  /** The response body was silent for longer than the idle timeout. */
-  idleReached(): void {
-    this.idleTimer = undefined;
-    this.abort(new ProxyError("MESH_PROXY_TIMEOUT", "response idle timeout"));
-  }
 
   private abort(reason: Error, upstream: Error = reason): void {
     if (this.done) return;
@@ -218,7 +222,6 @@ class Forwarding<T = unknown> implements Dispatcher.DispatchHandler {
     } else {
       (this.fr.res as ServerResponse).writeHead(statusCode, out);
     }
-    this.armIdle();
   }
 
   private flushHead(): void {
@@ -232,7 +235,6 @@ class Forwarding<T = unknown> implements Dispatcher.DispatchHandler {
     if (this.done) return;
     this.flushHead();
     this.bytes += chunk.length;
-    this.armIdle();
     if (!(this.fr.res as ServerResponse).write(chunk)) {
       controller.pause();
       this.fr.res.once("drain", () => controller.resume());
@@ -305,17 +307,8 @@ class Forwarding<T = unknown> implements Dispatcher.DispatchHandler {
     this.finish(error);
   }
 
-  private armIdle(): void {
-    const ms = this.fr.idleTimeoutMs;
-    if (ms === undefined || ms <= 0) return;
-    if (this.idleTimer !== undefined) this.idleTimer.refresh();
-    else this.idleTimer = setTimeout(onExchangeIdle, ms, this);
-  }
-
   private finish(error?: ProxyError): void {
     this.done = true;
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
     this.fr.res.off("close", this.onClientClose);
     const result: ForwardResult = {
       status: this.status,
