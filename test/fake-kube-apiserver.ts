@@ -158,6 +158,13 @@ export interface FakeKubeApiserver {
   readonly watches: number;
   /** Resolves when the number of open watches reaches `n`. */
   waitForWatches(n: number): Promise<void>;
+  /**
+   * Holds every list (a collection GET that is not a watch) until the returned function is
+   * called; held lists then answer with the objects as they are at release.
+   */
+  holdLists(): () => void;
+  /** Resolves with the first request (as {@link requests} records it) matching, past or future. */
+  waitForRequest(match: (request: string) => boolean): Promise<string>;
   /** Stops listening (API server down); `start()` listens again on the same port. */
   stop(): Promise<void>;
   start(): Promise<void>;
@@ -240,6 +247,8 @@ export async function startFakeKubeApiserver(
   const watchers = new Set<Watcher>();
   const sockets = new Set<Socket>();
   const waiters: { n: number; resolve: () => void }[] = [];
+  const requestWaiters: { match: (r: string) => boolean; resolve: (r: string) => void }[] = [];
+  let listGate: Promise<void> | undefined;
   const key = (kind: string, ns: string, name: string) => `${kind}/${ns}/${name}`;
   const notifyWaiters = () => {
     for (const w of [...waiters])
@@ -330,6 +339,22 @@ export async function startFakeKubeApiserver(
     dropWatches() {
       for (const w of watchers) w.res.socket?.destroy();
     },
+    holdLists() {
+      let open!: () => void;
+      const gate = new Promise<void>((resolve) => {
+        open = resolve;
+      });
+      listGate = gate;
+      return () => {
+        if (listGate === gate) listGate = undefined;
+        open();
+      };
+    },
+    waitForRequest(match: (r: string) => boolean) {
+      const seen = fake.requests.find(match);
+      if (seen !== undefined) return Promise.resolve(seen);
+      return new Promise<string>((resolve) => requestWaiters.push({ match, resolve }));
+    },
     waitForWatches(n: number) {
       if (watchers.size === n) return Promise.resolve();
       return new Promise<void>((resolve) => waiters.push({ n, resolve }));
@@ -368,7 +393,13 @@ export async function startFakeKubeApiserver(
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
-    fake.requests.push(`${req.method} ${req.url}`);
+    const line = `${req.method} ${req.url}`;
+    fake.requests.push(line);
+    for (const w of [...requestWaiters])
+      if (w.match(line)) {
+        requestWaiters.splice(requestWaiters.indexOf(w), 1);
+        w.resolve(line);
+      }
     const url = new URL(req.url ?? "/", "https://fake");
     const auth = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1];
     if (!auth || !fake.tokens.has(auth))
@@ -421,6 +452,7 @@ export async function startFakeKubeApiserver(
     const fields = parseSelector(url.searchParams.get("fieldSelector"));
     if (m[4]) fields["metadata.name"] = m[4];
     const watch = url.searchParams.get("watch");
+    if (watch !== "1" && watch !== "true" && !m[4] && listGate !== undefined) await listGate;
     const current = [...store.values()].filter(
       (o) =>
         o.kind === resource.kind &&

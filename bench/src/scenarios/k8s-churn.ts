@@ -257,8 +257,8 @@ async function runRound(ctx: BenchContext, size: ChurnSize): Promise<Round> {
     );
     const proxyPid = proxy.pid;
     await waitForPort(adminPort, 15_000, () => ctx.pm.livePids().includes(proxyPid));
-    // The proxy starts a Service's watch with the service's first request, which waits for
-    // the initial list: send one, then wait until /endpoints lists every slice.
+    // The proxy lists the Service at start, but its balancer (what /endpoints shows) comes
+    // with the first request: send one, then wait until /endpoints lists every slice.
     const first = await fetch(`http://${LOOPBACK}:${port}/`, {
       signal: AbortSignal.timeout(30_000),
     });

@@ -87,6 +87,7 @@ export {
 export {
   KubernetesDiscovery,
   type KubernetesDiscoveryOptions,
+  type KubernetesServiceHold,
   type KubernetesServiceRef,
   kubernetesResolver,
 } from "./kubernetes/kubernetes-resolver.js";

@@ -1,6 +1,12 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type Endpoint, EndpointSet, type EndpointSetOptions, seededRandom } from "../src/index.js";
+import {
+  type Endpoint,
+  type EndpointInit,
+  EndpointSet,
+  type EndpointSetOptions,
+  seededRandom,
+} from "../src/index.js";
 import { FakeClock } from "./helpers.js";
 import { type Behaviour, closedLoop, finish } from "./simulation.js";
 
@@ -283,5 +289,97 @@ describe("EndpointSet live changes", () => {
       "endpoints[1].weight: expected a number in 0 (exclusive)..1000000, got -1",
     );
     expect([...s.endpoints()].map((e) => e.address)).toEqual(["10.0.0.1:80"]);
+  });
+});
+
+// A resolver sends the whole set on every change (a Kubernetes Service: every slice update);
+// endpoints sent again unchanged keep their metadata object (no address parse, no new
+// long-lived object per endpoint per update), and any change still applies.
+describe("EndpointSet.update with the full set again", () => {
+  const init = (i: number, extra: Partial<EndpointInit> = {}): EndpointInit => ({
+    address: `10.0.0.${i}:8080`,
+    protocol: "http1",
+    zone: "zone-a",
+    labels: { pod: `web-${i}`, node: "n1" },
+    ...extra,
+  });
+
+  it("keeps the metadata of unchanged endpoints, takes every change", () => {
+    const s = set(new FakeClock());
+    s.update([init(1), init(2), "10.0.0.3:8080", "https://10.0.0.4:8443"]);
+    const before = [1, 2, 3].map((i) => s.get(`10.0.0.${i}:8080`)!.info);
+    const tls = s.get("https://10.0.0.4:8443")!.info;
+    // Fresh objects, equal content: the same metadata objects stay.
+    s.update([init(1), init(2), "10.0.0.3:8080", "https://10.0.0.4:8443"]);
+    expect([1, 2, 3].map((i) => s.get(`10.0.0.${i}:8080`)!.info)).toEqual(before);
+    for (let i = 0; i < 3; i++) expect(s.get(`10.0.0.${i + 1}:8080`)!.info).toBe(before[i]);
+    expect(s.get("https://10.0.0.4:8443")!.info).toEqual(tls);
+
+    // Each field that changes is taken.
+    s.update([
+      init(1, { labels: { pod: "web-1", node: "n2" } }),
+      init(2, { weight: 3, zone: "zone-b", identity: "spiffe://td/ns/a/sa/b", protocol: "h2" }),
+      { address: "10.0.0.3:8080", labels: { pod: "web-3" } },
+      "http://10.0.0.4:8443",
+    ]);
+    expect(s.get("10.0.0.1:8080")!.info.labels).toEqual({ pod: "web-1", node: "n2" });
+    expect(s.get("10.0.0.2:8080")!.info).toMatchObject({
+      weight: 3,
+      zone: "zone-b",
+      identity: "spiffe://td/ns/a/sa/b",
+      protocol: "h2",
+    });
+    expect(s.get("10.0.0.3:8080")!.info.labels).toEqual({ pod: "web-3" });
+    // The https endpoint is another endpoint than the http one on the same address.
+    expect([...s.endpoints()].map((e) => [e.info.origin, e.state])).toContainEqual([
+      "http://10.0.0.4:8443",
+      "ready",
+    ]);
+    // Labels dropped, and invalid input still rejected when the address is known.
+    s.update([init(1, { labels: undefined })]);
+    expect(s.get("10.0.0.1:8080")!.info.labels).toBeUndefined();
+    expect(() => s.update([init(1, { weight: -1 })])).toThrow(/weight/);
+    expect(() =>
+      s.update([init(1, { labels: { pod: 1 } as unknown as Record<string, string> })]),
+    ).toThrow(/labels\.pod/);
+  });
+
+  it("property: re-applying a set gives the same metadata as a fresh set", () => {
+    const arb: fc.Arbitrary<EndpointInit[]> = fc.array(
+      fc.record(
+        {
+          address: fc.constantFrom(
+            "10.0.0.1:80",
+            "10.0.0.2:80",
+            "[::1]:80",
+            "https://h.example:443",
+          ),
+          weight: fc.constantFrom(1, 2),
+          zone: fc.constantFrom("a", "b"),
+          labels: fc.constantFrom<Record<string, string>>(
+            { pod: "p" },
+            { pod: "q" },
+            { pod: "p", node: "n" },
+          ),
+        },
+        { requiredKeys: ["address"] },
+      ),
+      { maxLength: 4 },
+    );
+    fc.assert(
+      fc.property(arb, arb, (first, second) => {
+        const s = set(new FakeClock());
+        s.update(first);
+        s.update(second);
+        const fresh = set(new FakeClock());
+        fresh.update(second);
+        const live = (x: EndpointSet) =>
+          [...x.endpoints()]
+            .filter((e) => e.state !== "draining")
+            .map((e) => ({ ...e.info }))
+            .sort((a, b) => (a.origin < b.origin ? -1 : 1));
+        expect(live(s)).toEqual(live(fresh));
+      }),
+    );
   });
 });

@@ -156,6 +156,47 @@ describe("Kubernetes EndpointSlice discovery against a fake API server", () => {
     expect(api.requests.filter((r) => r.includes("/pods/"))).toEqual([]);
   });
 
+  it("hold(): starts the Service's watches before any resolver, says when the first list is in, and resolvers reuse it", async () => {
+    const discovery = new KubernetesDiscovery({
+      api: { server: api.url, ca: api.ca, tokenFile: join(dir, "token") },
+      trustDomain: "mesh.local",
+      timers: manualTimers(),
+    });
+    const releaseLists = api.holdLists();
+    const hold = discovery.hold({ service: "books", namespace: "shop" });
+    expect(hold.key).toBe("shop/books");
+    // The list goes out now, with nobody resolving yet.
+    await api.waitForRequest((r) => r.includes("/endpointslices?") && !r.includes("watch=1"));
+    expect(discovery.watchCount).toBe(1);
+    expect(hold.synced).toBe(false);
+    releaseLists();
+    await hold.whenSynced;
+    expect(hold.synced).toBe(true);
+    // slices, service, pods (the Pods list follows the Service's selector).
+    await api.waitForWatches(3);
+
+    // A resolver created now answers from the watches already running: no second list.
+    const r = discovery
+      .resolver({ service: "books", namespace: "shop", port: "http" })
+      [Symbol.asyncIterator]();
+    const first = await r.next();
+    expect(first.value?.type === "endpoints" && addresses(first.value.endpoints)).toEqual([
+      "10.0.0.1:8080",
+      "10.0.0.2:8080",
+    ]);
+    const lists = api.requests.filter((x) => !x.includes("watch=1") && x.includes("/namespaces/"));
+    expect(lists.filter((x) => x.includes("/endpointslices?"))).toHaveLength(1);
+
+    // The watches stay while either holds them, and stop when both let go.
+    await r.return?.();
+    expect(discovery.watchCount).toBe(1);
+    expect(api.watches).toBe(3);
+    hold.release();
+    hold.release();
+    expect(discovery.watchCount).toBe(0);
+    await api.waitForWatches(0);
+  });
+
   it("survives a dropped watch, a 410 Gone, the API server down and a rotated token, serving the last endpoints throughout", async () => {
     const timers = manualTimers();
     const discovery = new KubernetesDiscovery({

@@ -28,6 +28,12 @@ export {
   type UndiciHeaders,
 } from "./headers/headers.js";
 export { parseGrpcPushback, parseRetryAfter, pushbackMs } from "./headers/pushback.js";
+export {
+  inClusterServer,
+  SERVICE_ACCOUNT_DIR,
+  type ServiceAccountFiles,
+  serviceAccountFiles,
+} from "./kubernetes/in-cluster.js";
 export { isControllerHandler, toControllerHandler } from "./legacy/to-controller-handler.js";
 export {
   CALLER_ERROR_CODES,

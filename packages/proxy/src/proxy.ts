@@ -8,7 +8,7 @@ import { changedPaths } from "./config/diff.js";
 import { ConfigError, formatProblem } from "./config/errors.js";
 import { loadConfigFile } from "./config/load.js";
 import { redactConfig } from "./config/redact.js";
-import type { ProxyConfig } from "./config/schema.js";
+import { KUBERNETES_READY_TIMEOUT, type ProxyConfig } from "./config/schema.js";
 import { ConfigWatcher } from "./config/watch.js";
 import { Inbound } from "./inbound/inbound.js";
 import { createLogger, type ProxyLogger } from "./log.js";
@@ -65,6 +65,11 @@ function identityReloadWarning(
   return `${changed.join(", ")} changed: identity changes need a restart; until then the proxy keeps serving as ${cur.id} with certificates ${source}`;
 }
 
+/** The part of the `kubernetes` section that needs a restart (how the API server is reached). */
+function apiAccess(k: ProxyConfig["kubernetes"]): string {
+  return JSON.stringify(k === undefined ? {} : { kubeconfig: k.kubeconfig, context: k.context });
+}
+
 function hostPort(a: AddressInfo): string {
   return formatHostPort(a.address, a.port);
 }
@@ -80,6 +85,8 @@ export class MeshProxy {
   /** Bound addresses (ports resolved when the config asked for port 0). */
   readonly addresses: ProxyAddresses = { admin: "" };
   private config: ProxyConfig;
+  /** The config a {@link reload} is applying (its `kubernetes` section is the one to use). */
+  private applying: ProxyConfig | undefined;
   private readonly options: ProxyOptions;
   private readonly admin: AdminServer;
   private inbound: Inbound | undefined;
@@ -89,6 +96,14 @@ export class MeshProxy {
   private bundleWatch: IssuerBundleWatch | undefined;
   private kubernetes: KubernetesDiscovery | undefined;
   private isReady = false;
+  /**
+   * False at start while a `discovery.kubernetes` Service has not listed yet (bounded by
+   * `kubernetes.readyTimeout`); true from then on, reloads do not take it back.
+   */
+  private discoveryListed = false;
+  private discoveryTimer: NodeJS.Timeout | undefined;
+  /** While waiting for the first lists: checks again (after a reload changed the Services). */
+  private recheckDiscovery: (() => void) | undefined;
   private shuttingDown: Promise<void> | undefined;
   private watcher: ConfigWatcher | undefined;
   private readonly proxyId: string;
@@ -106,7 +121,12 @@ export class MeshProxy {
     this.admin = new AdminServer({
       // Not ready until an SVID is held; stays ready while the current one is valid, even
       // if renewals fail (the issuer is down).
-      ready: () => this.isReady && (this.identity === undefined || this.identity.isReady()),
+      // Not ready either before the first list of every discovery.kubernetes Service (or
+      // kubernetes.readyTimeout), so the app's first requests find endpoints.
+      ready: () =>
+        this.isReady &&
+        this.discoveryListed &&
+        (this.identity === undefined || this.identity.isReady()),
       metrics: () => ({ body: this.metrics.render(), contentType: this.metrics.contentType }),
       config: () => redactConfig(this.config),
       endpoints: () => this.outbound?.endpoints() ?? [],
@@ -222,11 +242,64 @@ export class MeshProxy {
     }
     this.isReady = true;
     this.logger.info({ ...this.addresses, proxyId: this.proxyId }, "listening");
+    this.awaitKubernetesLists();
+  }
+
+  /**
+   * Holds `/ready` until every `discovery.kubernetes` Service of the config has its first
+   * list (its watches started with the config, not at the first request), as Linkerd's proxy
+   * resolves before it serves; at most `kubernetes.readyTimeout`, after which the proxy is
+   * ready anyway (an unreachable API server must not keep it out of service forever) and
+   * says which Services are still unlisted.
+   */
+  private awaitKubernetesLists(): void {
+    const pending = this.outbound?.unsyncedDiscovery() ?? [];
+    if (pending.length === 0) {
+      this.discoveryListed = true;
+      return;
+    }
+    const timeoutMs = this.config.kubernetes?.readyTimeout ?? KUBERNETES_READY_TIMEOUT;
+    const since = performance.now();
+    this.logger.info(
+      { services: pending, timeoutMs },
+      "waiting for the first Kubernetes endpoint lists before ready",
+    );
+    this.discoveryTimer = setTimeout(() => {
+      this.discoveryTimer = undefined;
+      if (this.discoveryListed) return;
+      this.discoveryListed = true;
+      this.recheckDiscovery = undefined;
+      this.logger.warn(
+        { services: this.outbound?.unsyncedDiscovery() ?? [], timeoutMs },
+        "kubernetes.readyTimeout expired before the first Kubernetes endpoint lists; ready anyway: requests to these services wait up to failFast for endpoints, then get 503, until the lists come in",
+      );
+    }, timeoutMs);
+    this.discoveryTimer.unref();
+    const check = (): void => {
+      if (this.discoveryListed || this.shuttingDown !== undefined) return;
+      // Re-read the backends each time: a reload may have added or removed Services.
+      if ((this.outbound?.unsyncedDiscovery() ?? []).length > 0) {
+        void this.outbound?.discoverySynced().then(check);
+        return;
+      }
+      this.discoveryListed = true;
+      this.recheckDiscovery = undefined;
+      clearTimeout(this.discoveryTimer);
+      this.discoveryTimer = undefined;
+      this.logger.info(
+        { services: pending, ms: Math.round(performance.now() - since) },
+        "Kubernetes endpoints listed; ready",
+      );
+    };
+    this.recheckDiscovery = check;
+    void this.outbound?.discoverySynced().then(check);
   }
 
   /**
    * The one Kubernetes discovery of this proxy (one watch per Service, shared by every backend
-   * naming it), created when a backend first needs it. The API server config loads lazily
+   * naming it), created when the config first names a `discovery.kubernetes` Service (at
+   * start, or the reload that adds one): backends start their Service's watches with the
+   * config, not at the first request. The API server config loads lazily
    * (in-cluster in a pod, else the kubeconfig) and is retried with the watches' backoff; the
    * trust domain is the identity's, so endpoints carry their Pods' SPIFFE IDs when the proxy
    * has an identity. Both are fixed at first use: changing `kubernetes` needs a restart.
@@ -234,7 +307,7 @@ export class MeshProxy {
   private kubernetesDiscovery(): { discovery: KubernetesDiscovery; meshed: boolean } {
     const trustDomain = this.identity?.trustDomain;
     if (this.kubernetes === undefined) {
-      const k = this.config.kubernetes;
+      const k = (this.applying ?? this.config).kubernetes;
       const options: { kubeconfig?: string; context?: string } = {};
       if (k?.kubeconfig !== undefined) options.kubeconfig = resolve(k.kubeconfig);
       if (k?.context !== undefined) options.context = k.context;
@@ -264,17 +337,22 @@ export class MeshProxy {
       warnings.push("adding or removing inbound needs a restart");
     if ((next.outbound === undefined) !== (cur.outbound === undefined))
       warnings.push("adding or removing outbound needs a restart");
-    if (
-      this.kubernetes !== undefined &&
-      JSON.stringify(next.kubernetes) !== JSON.stringify(cur.kubernetes)
-    )
+    if (this.kubernetes !== undefined && apiAccess(next.kubernetes) !== apiAccess(cur.kubernetes))
       warnings.push("kubernetes (API server access) changes need a restart");
     const identityWarning = identityReloadWarning(cur.identity, next.identity);
     if (identityWarning !== undefined) warnings.push(identityWarning);
-    if (next.outbound !== undefined && this.outbound !== undefined)
-      warnings.push(...this.outbound.update(next.outbound));
+    this.applying = next;
+    try {
+      if (next.outbound !== undefined && this.outbound !== undefined)
+        warnings.push(...this.outbound.update(next.outbound));
+    } finally {
+      this.applying = undefined;
+    }
     if (next.inbound !== undefined && this.inbound !== undefined)
       warnings.push(...this.inbound.update(next.inbound));
+    // Services a reload adds start their watches now (their backends hold them); those it
+    // removes stop theirs. Still waiting for the first lists: wait for the new set.
+    this.recheckDiscovery?.();
     this.logger.level = next.log.level;
     // The identity in use stays what it was until a restart; /config and the next
     // reload compare against what actually runs.
@@ -320,6 +398,7 @@ export class MeshProxy {
   shutdown(graceMs = this.config.shutdown.gracePeriod): Promise<void> {
     this.shuttingDown ??= (async () => {
       this.isReady = false;
+      clearTimeout(this.discoveryTimer);
       this.watcher?.close();
       this.logger.info({ graceMs }, "shutting down");
       await Promise.all([this.outbound?.close(graceMs), this.inbound?.close(graceMs)]);

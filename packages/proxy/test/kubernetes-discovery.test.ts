@@ -10,7 +10,16 @@ import {
   service,
   startFakeKubeApiserver,
 } from "../../../test/fake-kube-apiserver.js";
-import { eventually, h1App, type Listening, launch, type ProxyProcess } from "./helpers.js";
+import {
+  eventually,
+  h1App,
+  type Listening,
+  launch,
+  type ProxyProcess,
+  startProxy,
+  tempDir,
+  writeConfig,
+} from "./helpers.js";
 
 // A real proxy process whose only discovery is `discovery.kubernetes`, against the fake
 // Kubernetes API server (no cluster here): it balances across the ready endpoints of the
@@ -192,5 +201,121 @@ describe("discovery.kubernetes in a running proxy", () => {
     expect([...now].sort()).toEqual(["v2-a", "v2-b"]);
     const set = (await endpoints()).map((e) => `${e.address} ${e.state}`).sort();
     expect(set).toEqual(["v2-a", "v2-b"].map((n) => `${apps.get(n)!.address} ready`).sort());
+  });
+});
+
+// The Service's watches start with the config, not at the first request, and /ready waits
+// for their first list (bounded by kubernetes.readyTimeout), as Linkerd's proxy resolves
+// before it serves. The fake API server holds its list answers so the order is observable.
+describe("discovery.kubernetes: watches start with the config, /ready waits for the first list", () => {
+  let api: FakeKubeApiserver;
+  let app: Listening<http.Server>;
+  let dir: string;
+  const proxies: ProxyProcess[] = [];
+  const releases: (() => void)[] = [];
+  const isSliceList = (r: string) => r.includes("/endpointslices?") && !r.includes("watch=1");
+  const readyStatus = async (p: ProxyProcess) =>
+    (await request(`http://${p.addresses.admin}/ready`)).statusCode;
+
+  beforeAll(async () => {
+    api = await startFakeKubeApiserver({ tokens: ["proxy-token"] });
+    dir = tempDir();
+    api.writeKubeconfig(join(dir, "kubeconfig"), "proxy-token", "shop");
+    app = await h1App((req, res) => {
+      req.resume();
+      res.end("authors");
+    });
+    api.apply(
+      service({
+        name: "authors",
+        namespace: "shop",
+        selector: { app: "authors" },
+        ports: [{ name: "http", port: 80, targetPort: "http" }],
+      }),
+    );
+    api.apply(
+      endpointSlice({
+        namespace: "shop",
+        service: "authors",
+        name: "authors-a",
+        ports: [{ name: "http", port: Number(app.address.split(":")[1]) }],
+        endpoints: [{ ip: "127.0.0.1", pod: "authors-a", ready: true }],
+      }),
+    );
+  });
+  afterAll(async () => {
+    for (const r of releases) r();
+    await Promise.all(proxies.map((p) => p.stop()));
+    await app?.close();
+    await api?.close();
+  });
+
+  const config = (services: unknown[], kubernetes: Record<string, unknown> = {}) => ({
+    admin: { listen: "127.0.0.1:0" },
+    kubernetes: { kubeconfig: join(dir, "kubeconfig"), ...kubernetes },
+    outbound: { listen: "127.0.0.1:0", services },
+  });
+  const authors = {
+    name: "authors",
+    discovery: { kubernetes: { service: "authors", namespace: "shop", port: "http" } },
+  };
+
+  test("lists before any request, is ready only after the list, and a reload removing the Service stops its watch", async () => {
+    const releaseLists = api.holdLists();
+    releases.push(releaseLists);
+    const before = api.requests.length;
+    const file = writeConfig(dir, config([authors]), "ready.yaml");
+    const proxy = await startProxy(file);
+    proxies.push(proxy);
+
+    // No request has been sent through the proxy, yet the list reaches the API server.
+    await api.waitForRequest(isSliceList);
+    expect(await readyStatus(proxy)).toBe(503);
+    await proxy.waitForLog(
+      (l) => l.msg === "waiting for the first Kubernetes endpoint lists before ready",
+    );
+
+    releaseLists();
+    await proxy.waitForLog((l) => l.msg === "Kubernetes endpoints listed; ready");
+    expect(await readyStatus(proxy)).toBe(200);
+    // slices and Service watches, opened by the config alone.
+    await api.waitForWatches(2);
+
+    // The first request is served from the list already in: it lists nothing itself.
+    const res = await request(`http://${proxy.addresses.outbound}/`, {
+      headers: { host: "authors" },
+    });
+    expect(res.statusCode).toBe(200);
+    expect(await res.body.text()).toBe("authors");
+    expect(api.requests.slice(before).filter(isSliceList)).toHaveLength(1);
+
+    // A reload that drops the Service closes its watch connections at the API server.
+    writeConfig(
+      dir,
+      config([{ name: "other", discovery: { static: [app.address] } }]),
+      "ready.yaml",
+    );
+    proxy.child.kill("SIGHUP");
+    await proxy.waitForLog((l) => l.msg === "config reloaded");
+    await api.waitForWatches(0);
+    expect(await readyStatus(proxy)).toBe(200);
+  });
+
+  test("an API server that does not answer the list: ready after kubernetes.readyTimeout, saying which Services are unlisted", async () => {
+    const releaseLists = api.holdLists();
+    releases.push(releaseLists);
+    const proxy = await startProxy(
+      writeConfig(dir, config([authors], { readyTimeout: "300ms" }), "timeout.yaml"),
+    );
+    proxies.push(proxy);
+    await api.waitForRequest(isSliceList);
+    expect(await readyStatus(proxy)).toBe(503);
+    const expired = await proxy.waitForLog((l) =>
+      String(l.msg).startsWith("kubernetes.readyTimeout expired"),
+    );
+    expect(expired).toMatchObject({ level: "warn", services: ["shop/authors"], timeoutMs: 300 });
+    expect(await readyStatus(proxy)).toBe(200);
+    releaseLists();
+    await proxy.stop();
   });
 });

@@ -98,6 +98,47 @@ export function endpointInfo(init: unknown, path = "endpoint"): EndpointInfo {
   });
 }
 
+/**
+ * True when `endpointInfo(init)` would give exactly `info` (`info` is valid, so `init` then is
+ * too). Lets a set re-applying a full endpoint list (every resolver update is one) keep the
+ * known endpoints' metadata without parsing each address again. Only the common shape is
+ * recognised (a plain `host:port` that is already canonical); anything else answers false and
+ * takes the full parse.
+ */
+export function sameEndpointInit(info: EndpointInfo, init: EndpointInit | string): boolean {
+  if (typeof init === "string")
+    return (
+      init === info.address &&
+      !info.tls &&
+      info.weight === 1 &&
+      info.identity === undefined &&
+      info.protocol === undefined &&
+      info.zone === undefined &&
+      info.labels === undefined &&
+      info.connect === undefined
+    );
+  if (
+    init.address !== info.address ||
+    info.tls ||
+    (init.weight ?? 1) !== info.weight ||
+    init.identity !== info.identity ||
+    init.protocol !== info.protocol ||
+    init.zone !== info.zone ||
+    init.connect !== info.connect
+  )
+    return false;
+  const a = init.labels;
+  const b = info.labels;
+  if (a === undefined || b === undefined) return a === b;
+  if (a === null || typeof a !== "object") return false;
+  let n = 0;
+  for (const k in a) {
+    if (!Object.hasOwn(a, k) || a[k] !== b[k] || typeof a[k] !== "string") return false;
+    n++;
+  }
+  return n === Object.keys(b).length;
+}
+
 function optionalString(value: unknown, path: string): string | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== "string" || value.length === 0)

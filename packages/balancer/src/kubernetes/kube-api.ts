@@ -3,7 +3,7 @@ import { request as httpRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest, type RequestOptions } from "node:https";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { typeError } from "@mesh/core";
+import { inClusterServer, SERVICE_ACCOUNT_DIR, serviceAccountFiles, typeError } from "@mesh/core";
 import { KubeApiError } from "../errors.js";
 
 /**
@@ -34,8 +34,8 @@ export interface KubeApiConfig {
   servername?: string;
 }
 
-/** Where Kubernetes mounts a pod's service-account credentials. */
-export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
+/** Where Kubernetes mounts a pod's service-account credentials (the convention lives in @mesh/core). */
+export { SERVICE_ACCOUNT_DIR };
 
 /**
  * The in-cluster API server config: `KUBERNETES_SERVICE_HOST`/`_PORT` from the environment, the
@@ -47,18 +47,21 @@ export async function inClusterKubeApi(
   options: { dir?: string; env?: Record<string, string | undefined> } = {},
 ): Promise<KubeApiConfig> {
   const env = options.env ?? process.env;
-  const dir = options.dir ?? SERVICE_ACCOUNT_DIR;
-  const host = env.KUBERNETES_SERVICE_HOST;
-  const port = env.KUBERNETES_SERVICE_PORT ?? "443";
-  if (!host) throw typeError("KUBERNETES_SERVICE_HOST", "the API server address (in a pod)", host);
+  const server = inClusterServer(env);
+  if (server === undefined)
+    throw typeError(
+      "KUBERNETES_SERVICE_HOST",
+      "the API server address (in a pod)",
+      env.KUBERNETES_SERVICE_HOST,
+    );
+  const { caFile, tokenFile } = serviceAccountFiles(options.dir);
   let ca: Buffer;
   try {
-    ca = await readFile(join(dir, "ca.crt"));
+    ca = await readFile(caFile);
   } catch (err) {
-    throw typeError(`${join(dir, "ca.crt")}`, "the service account CA", (err as Error).message);
+    throw typeError(caFile, "the service account CA", (err as Error).message);
   }
-  const h = host.includes(":") ? `[${host}]` : host;
-  return { server: `https://${h}:${port}`, ca, tokenFile: join(dir, "token") };
+  return { server, ca, tokenFile };
 }
 
 /**

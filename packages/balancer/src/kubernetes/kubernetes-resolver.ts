@@ -43,6 +43,24 @@ export interface KubernetesServiceRef {
   protocol?: ProtocolHint;
 }
 
+/**
+ * A hold on the shared watches of one Service, from {@link KubernetesDiscovery.hold}: they run
+ * (list, then watch) until {@link release}, whether or not a resolver iterates.
+ */
+export interface KubernetesServiceHold {
+  /** `namespace/service`. */
+  readonly key: string;
+  /** True once every watch needed for a complete answer (slices, Service, Pods) has listed. */
+  readonly synced: boolean;
+  /**
+   * Resolves at the first complete list ({@link synced}). It never rejects: API trouble only
+   * delays it (the watches retry with their backoff), so bound the wait yourself.
+   */
+  readonly whenSynced: Promise<void>;
+  /** Lets the watches go (they stop when nothing else holds or resolves the Service). Idempotent. */
+  release(): void;
+}
+
 type Listener = (update: ResolverUpdate | "changed") => void;
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -222,6 +240,50 @@ export class KubernetesDiscovery {
     if (this.#watches.get(key) === watch) this.#watches.delete(key);
   }
 
+  #watch(namespace: string, service: string): ServiceWatch {
+    const key = `${namespace}/${service}`;
+    let watch = this.#watches.get(key);
+    if (!watch) {
+      watch = new ServiceWatch(namespace, service, this, this.#o);
+      this.#watches.set(key, watch);
+    }
+    return watch;
+  }
+
+  /**
+   * Starts the shared watches of a Service now (list, then watch) and keeps them running
+   * until the hold is released, so resolvers created later start from a complete set instead
+   * of paying the list, and a caller can wait for the first list (a proxy's readiness).
+   * Holds and resolvers of the same Service share one set of watches.
+   */
+  hold(ref: { service: string; namespace?: string }): KubernetesServiceHold {
+    if (ref === undefined) throw typeError("kubernetes", "{ service, namespace }", ref);
+    const { service, namespace } = checkService(ref);
+    const watch = this.#watch(namespace, service);
+    let markSynced!: () => void;
+    const whenSynced = new Promise<void>((resolve) => {
+      markSynced = resolve;
+    });
+    let synced = false;
+    let unsubscribe: (() => void) | undefined;
+    unsubscribe = watch.subscribe((u) => {
+      if (u !== "changed" || synced) return;
+      synced = true;
+      markSynced();
+    });
+    return {
+      key: `${namespace}/${service}`,
+      get synced() {
+        return synced;
+      },
+      whenSynced,
+      release() {
+        unsubscribe?.();
+        unsubscribe = undefined;
+      },
+    };
+  }
+
   /**
    * A {@link Resolver} for one Service port. Yields the full set of ready endpoints (see
    * {@link endpointsFromSlices}) after the first list and after every change; API trouble
@@ -233,11 +295,7 @@ export class KubernetesDiscovery {
       known: ["service", "namespace", "port", "protocol"],
       hints: { name: "service", serviceName: "service", portName: "port" },
     });
-    const namespace = ref.namespace ?? "default";
-    if (typeof ref.service !== "string" || !DNS_LABEL.test(ref.service))
-      throw typeError("kubernetes.service", "a Service name (DNS label)", ref.service);
-    if (typeof namespace !== "string" || !DNS_LABEL.test(namespace))
-      throw typeError("kubernetes.namespace", "a namespace name (DNS label)", namespace);
+    const { namespace } = checkService(ref);
     const { port } = ref;
     if (
       !(typeof port === "string" && DNS_LABEL.test(port)) &&
@@ -252,12 +310,7 @@ export class KubernetesDiscovery {
       source,
       [Symbol.asyncIterator]: () =>
         updateStream((push) => {
-          let watch = this.#watches.get(key);
-          if (!watch) {
-            watch = new ServiceWatch(namespace, ref.service, this, this.#o);
-            this.#watches.set(key, watch);
-          }
-          const w = watch;
+          const w = this.#watch(namespace, ref.service);
           let last: string | undefined;
           return w.subscribe((u) => {
             if (u !== "changed") return push(u);
@@ -289,6 +342,18 @@ export class KubernetesDiscovery {
     for (const w of this.#watches.values()) w.stop();
     this.#watches.clear();
   }
+}
+
+function checkService(ref: { service: string; namespace?: string }): {
+  service: string;
+  namespace: string;
+} {
+  const namespace = ref.namespace ?? "default";
+  if (typeof ref.service !== "string" || !DNS_LABEL.test(ref.service))
+    throw typeError("kubernetes.service", "a Service name (DNS label)", ref.service);
+  if (typeof namespace !== "string" || !DNS_LABEL.test(namespace))
+    throw typeError("kubernetes.namespace", "a namespace name (DNS label)", namespace);
+  return { service: ref.service, namespace };
 }
 
 /** A standalone Kubernetes resolver with its own watches (use one {@link KubernetesDiscovery} to share them). */

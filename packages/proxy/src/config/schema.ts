@@ -90,6 +90,9 @@ const retryCondition = z
   );
 
 /** @mesh/retry's own defaults (a policy built from no options): the config repeats none. */
+/** Default of `kubernetes.readyTimeout` (also when the `kubernetes` section is left out). */
+export const KUBERNETES_READY_TIMEOUT = 10_000;
+
 const RETRY_DEFAULTS = new RetryPolicy();
 const BUDGET_DEFAULTS = RETRY_DEFAULTS.budget as NonNullable<RetryPolicy["budget"]>;
 
@@ -860,6 +863,9 @@ export const configSchema = strict({
         "kubeconfig file (relative to the working directory); default: in-cluster inside a pod, else $KUBECONFIG or ~/.kube/config",
       ),
     context: text().optional().describe("kubeconfig context; default its current context"),
+    readyTimeout: duration(
+      "how long /ready waits at start for the first list of every discovery.kubernetes Service; then ready anyway, with a warning",
+    ).default(KUBERNETES_READY_TIMEOUT),
   })
     .optional()
     .describe("how discovery.kubernetes reaches the Kubernetes API server"),

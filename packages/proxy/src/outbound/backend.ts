@@ -6,6 +6,7 @@ import {
   type EndpointSnapshot,
   fileResolver,
   type KubernetesDiscovery,
+  type KubernetesServiceHold,
 } from "@mesh/balancer";
 import type { Dispatcher } from "undici";
 import type { BalancerConfig, DiscoveryConfig, ServiceConfig } from "../config/schema.js";
@@ -85,6 +86,11 @@ function endpointsOf(discovery: DiscoveryConfig, protocol: Protocol): EndpointIn
 /** A balanced set of endpoints, with one balancer per upstream protocol. */
 export class Backend {
   private readonly balancers = new Map<Protocol, Balancer>();
+  /**
+   * With `discovery.kubernetes`, the Service's shared watches, started with the backend (at
+   * config time, not at the first request) so the first requests find endpoints listed.
+   */
+  private hold: KubernetesServiceHold | undefined;
 
   constructor(
     readonly name: string,
@@ -100,7 +106,34 @@ export class Backend {
      * whether it gives endpoints identities (the proxy has one).
      */
     private readonly kubernetes?: () => { discovery: KubernetesDiscovery; meshed: boolean },
-  ) {}
+  ) {
+    this.hold = this.holdKubernetes(discovery);
+  }
+
+  private holdKubernetes(d: DiscoveryConfig): KubernetesServiceHold | undefined {
+    if (d.kubernetes === undefined) return undefined;
+    if (this.kubernetes === undefined)
+      throw new Error(
+        `backend ${this.name}: discovery.kubernetes needs the proxy's Kubernetes discovery`,
+      );
+    return this.kubernetes().discovery.hold({
+      service: d.kubernetes.service,
+      namespace: d.kubernetes.namespace,
+    });
+  }
+
+  /**
+   * The Kubernetes Service (`namespace/service`) this backend follows, when its first list is
+   * not in yet; undefined when it is, or for other discovery.
+   */
+  unsynced(): string | undefined {
+    return this.hold !== undefined && !this.hold.synced ? this.hold.key : undefined;
+  }
+
+  /** Resolves once this backend's Kubernetes Service has listed (at once for other discovery). */
+  synced(): Promise<void> {
+    return this.hold?.whenSynced ?? Promise.resolve();
+  }
 
   /** A stable key for "same balancer settings", used to reuse backends across reloads. */
   static key(settings: BackendSettings): string {
@@ -172,6 +205,11 @@ export class Backend {
     if (JSON.stringify(discovery) === JSON.stringify(this.discovery)) return;
     const wasStatic = this.discovery.static !== undefined;
     this.discovery = discovery;
+    // The new Service's watches start before the old ones are let go, so a change that keeps
+    // the Service (another port) keeps its watches.
+    const held = this.hold;
+    this.hold = this.holdKubernetes(discovery);
+    held?.release();
     for (const [protocol, balancer] of this.balancers) {
       if (wasStatic && discovery.static !== undefined) {
         balancer.update(endpointsOf(discovery, protocol) as EndpointInit[]);
@@ -257,6 +295,8 @@ export class Backend {
 
   /** Closes gracefully: requests in flight finish first. */
   async close(): Promise<void> {
+    this.hold?.release();
+    this.hold = undefined;
     await Promise.all([...this.balancers.values()].map((b) => b.close()));
   }
 }

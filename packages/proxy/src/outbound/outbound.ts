@@ -354,6 +354,24 @@ export class Outbound {
     return warnings;
   }
 
+  /**
+   * The Kubernetes Services (`namespace/service`) some backend follows whose first list is not
+   * in yet. Their watches run from the moment the config names them.
+   */
+  unsyncedDiscovery(): string[] {
+    const out = new Set<string>();
+    for (const { backend } of this.backends.values()) {
+      const key = backend.unsynced();
+      if (key !== undefined) out.add(key);
+    }
+    return [...out].sort();
+  }
+
+  /** Resolves once every backend of the current config has its first Kubernetes list. */
+  async discoverySynced(): Promise<void> {
+    await Promise.all([...this.backends.values()].map(({ backend }) => backend.synced()));
+  }
+
   /** Each service's backends and endpoints, for `/endpoints`. */
   endpoints(): ServiceEndpoints[] {
     return this.gen.table.services.map((svc) => {

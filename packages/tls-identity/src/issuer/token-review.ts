@@ -1,6 +1,11 @@
 import { readFile } from "node:fs/promises";
-import { join } from "node:path";
-import { duration, optionsObject, typeError } from "@mesh/core";
+import {
+  duration,
+  inClusterServer,
+  optionsObject,
+  serviceAccountFiles,
+  typeError,
+} from "@mesh/core";
 import { IdentityError } from "../errors.js";
 import { parseTrustDomain, SpiffeId } from "../spiffe-id/spiffe-id.js";
 import type { Authenticator } from "./authenticator.js";
@@ -8,8 +13,6 @@ import { post } from "./client.js";
 
 /** The audience a projected service-account token for the issuer carries by default. */
 export const DEFAULT_TOKEN_AUDIENCE = "mesh-identity";
-
-const SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 /** How the issuer reaches the Kubernetes API server. Default: in-cluster. @public */
 export interface KubernetesApiAccess {
@@ -45,21 +48,18 @@ interface Conn {
 }
 
 async function connection(api: KubernetesApiAccess = {}): Promise<Conn> {
-  const env = process.env;
-  let server = api.server;
-  if (server === undefined) {
-    const host = env.KUBERNETES_SERVICE_HOST;
-    if (!host)
-      throw new IdentityError(
-        "MESH_IDENTITY_AUTHENTICATOR_SETUP",
-        "api.server: expected the API server URL (or KUBERNETES_SERVICE_HOST in a pod), got nothing",
-      );
-    server = `https://${host.includes(":") ? `[${host}]` : host}:${env.KUBERNETES_SERVICE_PORT ?? "443"}`;
-  }
+  const server = api.server ?? inClusterServer();
+  if (server === undefined)
+    throw new IdentityError(
+      "MESH_IDENTITY_AUTHENTICATOR_SETUP",
+      "api.server: expected the API server URL (or KUBERNETES_SERVICE_HOST in a pod), got nothing",
+    );
   if (!/^https?:\/\//.test(server)) throw typeError("api.server", "an http(s):// URL", server);
+  // The issuer's own service account (the in-cluster convention, as @mesh/core names it).
+  const sa = serviceAccountFiles();
   let ca = api.ca;
-  if (ca === undefined && api.server === undefined) ca = await readFile(join(SA_DIR, "ca.crt"));
-  const tokenFile = api.tokenFile ?? (api.token === undefined ? join(SA_DIR, "token") : undefined);
+  if (ca === undefined && api.server === undefined) ca = await readFile(sa.caFile);
+  const tokenFile = api.tokenFile ?? (api.token === undefined ? sa.tokenFile : undefined);
   return {
     url: new URL(server),
     ca,
