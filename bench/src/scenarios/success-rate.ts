@@ -41,7 +41,7 @@ const CHART_BUCKET_MS = 500;
 const WINDOW_S = 10;
 const THRESHOLD = 0.8;
 /** When a steady endpoint's full window of successes has slid far enough for the rate to trip. */
-const EXPECTED_EJECTION_S = (WINDOW_S * (1 - THRESHOLD)) / FAIL_SHARE;
+const EXPECTED_EJECTION_S = round((WINDOW_S * (1 - THRESHOLD)) / FAIL_SHARE, 1);
 
 interface Variant {
   name: string;
@@ -344,6 +344,7 @@ export async function successRate(ctx: BenchContext): Promise<ScenarioOutput> {
   return {
     notes: [
       `open loop, ${RATE} rps, undici Pool (32 connections) → mesh-proxy outbound (HTTP/1.1 to ${ENDPOINTS} endpoints, retry at its defaults: 5xx once on the default budget) → e0..e${ENDPOINTS - 1}; a fresh proxy per run, ${warmupMs / 1000} s warm-up with every endpoint healthy, then e0 turns flaky for the ${durationMs / 1000} s measured`,
+      "with the failure cost on (the default), a success-rate ejection can leave e0 more traffic than no ejection: a probe that succeeds (60 % of e0's answers do) restores it with its failure rate forgotten and its penalty back at 1 s, so it competes at full share until the failure cost has learned it again, where the consecutive mode (never ejecting) keeps the learned cost",
       "by default the balancer also prices failures into an endpoint's cost (cost × exp(15 × failure rate)), which steers P2C away from e0 whatever the breaker does; the 'no failure cost' variants turn that off to show the breakers alone",
       `time to ejection: a window full of successes (the healthy warm-up) slides out over ${WINDOW_S} s; the rate falls below ${THRESHOLD * 100} % after window × (1 − threshold) / failure share = ${EXPECTED_EJECTION_S} s if e0 keeps its share (less traffic to e0, as with the failure cost on, means fewer new failures and a later trip)`,
       `ejection is read from the proxy's admin /endpoints every ${POLL_MS} ms (e0 not 'ready' = ejected or probing); an ejected endpoint is probed after 1 s × 2^k (+ jitter), and one success restores it`,
