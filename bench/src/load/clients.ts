@@ -10,7 +10,13 @@ import { loadMesh } from "./mesh-adapters.ts";
 
 /** Which client a load generator uses; serialisable so it can cross a process boundary. */
 export type ClientSpec =
-  | { kind: "pool"; origin: string; connections: number }
+  | {
+      kind: "pool";
+      origin: string;
+      connections: number;
+      /** Count responses carrying this header, by status (`Client.headerCounts`). */
+      countHeader?: string;
+    }
   | {
       kind: "retry-agent";
       origin: string;
@@ -41,6 +47,8 @@ export interface Client {
   describe: string;
   send(index: number, signal: AbortSignal): Promise<number>;
   close(): Promise<void>;
+  /** Responses that carried the spec's `countHeader`, by status. */
+  headerCounts?(): Record<string, number>;
 }
 
 /** Common request shape. */
@@ -91,10 +99,28 @@ export async function createClient(spec: ClientSpec, shape: RequestShape): Promi
     }
     case "pool": {
       const pool = new Pool(spec.origin, { connections: spec.connections });
+      const describe = `undici Pool (${spec.connections} connections)`;
+      const header = spec.countHeader?.toLowerCase();
+      if (header === undefined)
+        return { describe, send: via(pool, spec.origin), close: () => pool.close() };
+      const counts: Record<string, number> = {};
       return {
-        describe: `undici Pool (${spec.connections} connections)`,
-        send: via(pool, spec.origin),
+        describe,
+        async send(index, signal) {
+          const res = await pool.request({
+            origin: spec.origin,
+            path: shape.path,
+            method: "GET",
+            headers: headersFor(index),
+            signal,
+          });
+          await res.body.dump();
+          if (res.headers[header] !== undefined)
+            counts[res.statusCode] = (counts[res.statusCode] ?? 0) + 1;
+          return res.statusCode;
+        },
         close: () => pool.close(),
+        headerCounts: () => ({ ...counts }),
       };
     }
     case "retry-agent": {

@@ -52,6 +52,8 @@ async function main(): Promise<void> {
       });
       warmupCompleted = warm.completed;
     }
+    // Header counts of the measured run only, not the warm-up's.
+    const countedBefore = client.headerCounts?.() ?? {};
     if (job.startAtEpochMs) {
       const wait = job.startAtEpochMs - Date.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, Math.min(wait, 60_000)));
@@ -63,7 +65,16 @@ async function main(): Promise<void> {
       bucketMs: job.bucketMs,
       send: client.send,
     });
-    emit({ describe: client.describe, warmupCompleted, ...result });
+    emit({
+      describe: client.describe,
+      warmupCompleted,
+      ...result,
+      ...(client.headerCounts && {
+        headerCounts: Object.fromEntries(
+          Object.entries(client.headerCounts()).map(([k, n]) => [k, n - (countedBefore[k] ?? 0)]),
+        ),
+      }),
+    });
   } finally {
     await Promise.race([client.close(), new Promise((r) => setTimeout(r, 1000))]);
   }

@@ -17,6 +17,14 @@ export interface EndpointMode {
   failOnceRatio?: number;
   /** Status used for failures (default 503). */
   failStatus?: number;
+  /**
+   * Failures by arrival order at this endpoint: the n-th request answers `failStatus` when
+   * character `n % length` is `x` (e.g. `x.x..` fails 40 %, never twice in a row).
+   * Deterministic, unlike `failRatio`, so a run of failures can be ruled out.
+   */
+  failPattern?: string;
+  /** Extra headers on failure answers (e.g. `{ "retry-after": "2" }`). */
+  failHeaders?: Record<string, string>;
   /** Fraction of requests held for `stallMs` before their answer (0..1): a replica's tail. */
   stallRatio?: number;
   /** How long a stalled request is held, ms. */
@@ -67,6 +75,8 @@ interface Live {
   port: number;
   requests: number;
   failed: number;
+  /** Requests that met a `failPattern`, the index into it. */
+  patternIndex: number;
   timeline: number[];
 }
 
@@ -106,6 +116,10 @@ async function main(): Promise<void> {
     }
     const mode = modeOf(live.spec, now);
     let fail = mode.failRatio !== undefined && mode.failRatio > 0 && Math.random() < mode.failRatio;
+    if (mode.failPattern) {
+      fail ||= mode.failPattern[live.patternIndex % mode.failPattern.length] === "x";
+      live.patternIndex++;
+    }
     if (!fail && mode.failOnceRatio) {
       const id = req.headers[idHeader];
       if (typeof id === "string" && fnv1a(id) % 10_000 < mode.failOnceRatio * 10_000) {
@@ -119,7 +133,7 @@ async function main(): Promise<void> {
     const answer = () => {
       if (fail) {
         live.failed++;
-        res.writeHead(mode.failStatus ?? 503, { "content-length": "5" });
+        res.writeHead(mode.failStatus ?? 503, { ...mode.failHeaders, "content-length": "5" });
         res.end("fail\n");
       } else {
         res.writeHead(200, { "content-type": "text/plain", "content-length": BODY.length });
@@ -145,6 +159,7 @@ async function main(): Promise<void> {
       port: 0,
       requests: 0,
       failed: 0,
+      patternIndex: 0,
       timeline: [],
     };
     live.server.keepAliveTimeout = 60_000;
@@ -186,6 +201,7 @@ async function main(): Promise<void> {
           if (body.reset) {
             l.requests = 0;
             l.failed = 0;
+            l.patternIndex = 0;
             l.timeline = [];
           }
         }

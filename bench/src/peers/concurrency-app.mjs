@@ -10,7 +10,9 @@
  * `GradientLimiter` at its defaults (503 beyond the limit). `GET /__stats?since=<epoch ms>`
  * (not counted) answers the server-side view of the requests that arrived since then as
  * JSON: completed, rejected, p50/p99 of admitted requests' time in the app, the largest
- * number in flight at an arrival, and the limiter's current limit.
+ * number in flight at an arrival, and the limiter's current limit; with `&until=<epoch ms>` only
+ * arrivals before then, and `byClient`: those arrivals counted by their `mesh-client-id`
+ * (the verified client identity a mesh-proxy inbound adds).
  * Plain JavaScript, like the other Node peers.
  */
 import { createServer } from "node:http";
@@ -26,21 +28,25 @@ let inFlight = 0;
 const arrivals = [];
 const durations = [];
 const concurrency = [];
+/** The `mesh-client-id` of each admitted request ("" without one). */
+const clients = [];
 /** Arrival times of refused requests. */
 const refusals = [];
 const epochNow = () => performance.timeOrigin + performance.now();
 
-function app(_req, res) {
+function app(req, res) {
   inFlight++;
   const start = performance.now();
   const arrivedAt = performance.timeOrigin + start;
   const admittedWith = inFlight;
+  const client = req.headers["mesh-client-id"] ?? "";
   const ms = baseMs * Math.max(1, inFlight / capacity);
   setTimeout(() => {
     inFlight--;
     arrivals.push(arrivedAt);
     durations.push(performance.now() - start);
     concurrency.push(admittedWith);
+    clients.push(client);
     res.end("ok");
   }, ms);
 }
@@ -64,18 +70,21 @@ function percentile(sorted, p) {
 }
 
 /** The app's view of the requests that arrived at or after `since` (ms since epoch). */
-function stats(since) {
+function stats(since, until) {
   const times = [];
+  const byClient = {};
   let maxInFlight = 0;
   for (let i = 0; i < arrivals.length; i++) {
-    if (arrivals[i] < since) continue;
+    if (arrivals[i] < since || arrivals[i] >= until) continue;
+    byClient[clients[i]] = (byClient[clients[i]] ?? 0) + 1;
     times.push(durations[i]);
     if (concurrency[i] > maxInFlight) maxInFlight = concurrency[i];
   }
   const sorted = Float64Array.from(times).sort();
   return {
     completed: times.length,
-    rejected: refusals.filter((t) => t >= since).length,
+    rejected: refusals.filter((t) => t >= since && t < until).length,
+    byClient,
     maxInFlight,
     p50Ms: percentile(sorted, 0.5),
     p99Ms: percentile(sorted, 0.99),
@@ -86,9 +95,11 @@ function stats(since) {
 
 const server = createServer((req, res) => {
   if (req.url?.startsWith("/__stats")) {
-    const since = Number(new URL(req.url, "http://app").searchParams.get("since") ?? 0);
+    const query = new URL(req.url, "http://app").searchParams;
+    const since = Number(query.get("since") ?? 0);
+    const until = Number(query.get("until") ?? Number.POSITIVE_INFINITY);
     res.setHeader("content-type", "application/json");
-    res.end(JSON.stringify(stats(since)));
+    res.end(JSON.stringify(stats(since, until)));
     return;
   }
   handler(req, res);

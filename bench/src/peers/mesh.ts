@@ -43,20 +43,21 @@ export function writeConfig(
 }
 
 /** PEM files of one proxy's identity, as `identity.files` takes them. */
-interface IdentityFiles {
+export interface IdentityFiles {
   cert: string;
   key: string;
   bundle: string;
 }
 
 /**
- * A fresh trust domain for one sidecar pair: a root and an intermediate CA from
- * @mesh/tls-identity, and an X.509-SVID for each proxy, written as PEM into `dir`.
+ * A fresh trust domain: a root and an intermediate CA from @mesh/tls-identity, and an
+ * X.509-SVID for each of `ids` (file name → SPIFFE ID), written as PEM into `dir`, as
+ * `identity.files` takes them.
  */
-/** One CA and both proxies' SVID files in `dir`, as `identity.files` takes them. */
-export async function pairIdentities(
+export async function issueIdentities<N extends string>(
   dir: string,
-): Promise<{ outbound: IdentityFiles; inbound: IdentityFiles }> {
+  ids: Record<N, string>,
+): Promise<Record<N, IdentityFiles>> {
   const mod = await importMesh("tls-identity");
   type Svid = { chainPem: string; privateKey: KeyObject };
   type Authority = { issue(id: string): Svid; bundle: { pem: string } };
@@ -66,7 +67,8 @@ export async function pairIdentities(
   const ca = createTrustAnchor({ trustDomain: PAIR_TRUST_DOMAIN }).createAuthority();
   const bundle = join(dir, "bundle.pem");
   writeFileSync(bundle, ca.bundle.pem);
-  const write = (name: string, id: string): IdentityFiles => {
+  const out = {} as Record<N, IdentityFiles>;
+  for (const [name, id] of Object.entries(ids) as Array<[N, string]>) {
     const svid = ca.issue(id);
     const cert = join(dir, `${name}.crt.pem`);
     const key = join(dir, `${name}.key.pem`);
@@ -74,12 +76,16 @@ export async function pairIdentities(
     writeFileSync(key, svid.privateKey.export({ type: "pkcs8", format: "pem" }).toString(), {
       mode: 0o600,
     });
-    return { cert, key, bundle };
-  };
-  return {
-    outbound: write("outbound", PAIR_OUTBOUND_ID),
-    inbound: write("inbound", PAIR_INBOUND_ID),
-  };
+    out[name] = { cert, key, bundle };
+  }
+  return out;
+}
+
+/** One CA and both proxies' SVID files in `dir`, as `identity.files` takes them. */
+export async function pairIdentities(
+  dir: string,
+): Promise<{ outbound: IdentityFiles; inbound: IdentityFiles }> {
+  return await issueIdentities(dir, { outbound: PAIR_OUTBOUND_ID, inbound: PAIR_INBOUND_ID });
 }
 
 /** Starts `mesh-proxy --config <file>` (pinned like every peer) and waits for its listener. */
@@ -220,4 +226,48 @@ export async function startMeshSidecarPair(
         : `sidecar pair runs outbound → mTLS → inbound: TLS 1.3 with X.509-SVIDs from one @mesh/tls-identity CA (${PAIR_OUTBOUND_ID} → ${PAIR_INBOUND_ID}), the inbound's SPIFFE ID verified by the outbound, client certificate required, inbound policy all-authenticated, HTTP/2 (ALPN h2) between the proxies (HTTP/1.1 requests ride it with mesh-orig-proto)`,
     ],
   };
+}
+
+/** An outbound-only proxy balancing one service over several endpoints. */
+export interface MeshBalancingHop {
+  /** Where clients send requests (`Host` routes to the service). */
+  url: string;
+  /** The admin listener, `host:port` (`/endpoints`, `/metrics`). */
+  admin: string;
+  proc: ManagedProcess;
+}
+
+/**
+ * Outbound-only proxy whose one service balances over `endpointPorts` (HTTP/1.1, static
+ * discovery), with `service` merged into the service's config (e.g. `failureAccrual`,
+ * `balancer`, `retry`, `rateLimit`).
+ */
+export async function startMeshBalancingHop(
+  ctx: BenchContext,
+  name: string,
+  endpointPorts: number[],
+  service: object = {},
+): Promise<MeshBalancingHop> {
+  const port = await freePort();
+  const admin = `${LOOPBACK}:${await freePort()}`;
+  const config = {
+    proxyId: `bench-${name}`,
+    admin: { listen: admin },
+    log: { level: "warn", accessLog: false },
+    outbound: {
+      listen: `${LOOPBACK}:${port}`,
+      unknownAuthority: "deny",
+      services: [
+        {
+          name: "backend",
+          authorities: [`${LOOPBACK}:${port}`, "backend"],
+          discovery: { static: endpointPorts.map((p) => `${LOOPBACK}:${p}`) },
+          protocol: "http1",
+          ...service,
+        },
+      ],
+    },
+  };
+  const proc = await startProxy(ctx, name, writeConfig(ctx, name, config), port);
+  return { url: `http://${LOOPBACK}:${port}/`, admin, proc };
 }

@@ -9,8 +9,11 @@ import { identity } from "./identity.ts";
 import { k8sChurn } from "./k8s-churn.ts";
 import { metricsCost } from "./metrics-cost.ts";
 import { overhead } from "./overhead.ts";
+import { pushback } from "./pushback.ts";
+import { rateLimit } from "./rate-limit.ts";
 import { retryStorm } from "./retry-storm.ts";
 import { rotation } from "./rotation.ts";
+import { successRate } from "./success-rate.ts";
 
 /** A runnable scenario. */
 export interface Scenario {
@@ -43,6 +46,21 @@ export const SCENARIOS: Record<string, Scenario> = {
     describe:
       "an app whose latency rises with concurrency at 3× its capacity, with and without @mesh/limit's gradient limiter",
     run: adaptiveConcurrency,
+  },
+  "rate-limit": {
+    describe:
+      "a noisy and a polite meshed client sharing an app: inbound rate limits (total, per identity, override) and outbound ones vs no limit",
+    run: rateLimit,
+  },
+  pushback: {
+    describe:
+      "one of three endpoints answers 503/429 + Retry-After: 2 for a while, mesh-proxy with and without balancer pushback",
+    run: pushback,
+  },
+  "success-rate": {
+    describe:
+      "an endpoint failing 40 % but never twice in a row, failure accrual consecutive-failures vs success-rate",
+    run: successRate,
   },
   identity: {
     describe: "SVID issuances/s and mTLS handshakes/s, ECDSA P-256 vs RSA-2048",
