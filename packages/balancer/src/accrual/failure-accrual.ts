@@ -9,8 +9,10 @@ export interface FailureAccrualOptions {
   /**
    * `consecutive-failures` (default, Linkerd's): N failures in a row eject. `success-rate`
    * (linkerd2 #15374's "unified" breaker): a windowed success rate below `successRate.threshold`,
-   * over at least `successRate.minRequests` requests, ejects. Both recover alike: probes
-   * after an exponential backoff, one success restores.
+   * over at least `successRate.minRequests` requests, ejects. Both recover through probes
+   * after an exponential backoff, one success restoring; in `success-rate` mode the restore
+   * is on probation (window kept, penalty growing until a healthy window: see
+   * {@link FailureAccrual}).
    */
   mode?: AccrualMode;
   /** Consecutive failures that eject an endpoint (`consecutive-failures` mode). Default 7. */
