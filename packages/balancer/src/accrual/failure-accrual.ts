@@ -9,8 +9,10 @@ export interface FailureAccrualOptions {
   /**
    * `consecutive-failures` (default, Linkerd's): N failures in a row eject. `success-rate`
    * (linkerd2 #15374's "unified" breaker): a windowed success rate below `successRate.threshold`,
-   * over at least `successRate.minRequests` requests, ejects. Both recover alike: probes
-   * after an exponential backoff, one success restores.
+   * over at least `successRate.minRequests` requests, ejects. Both recover through probes
+   * after an exponential backoff, one success restoring; in `success-rate` mode the restore
+   * is on probation (window kept, penalty growing until a healthy window: see
+   * {@link FailureAccrual}).
    */
   mode?: AccrualMode;
   /** Consecutive failures that eject an endpoint (`consecutive-failures` mode). Default 7. */
@@ -130,12 +132,6 @@ export class SuccessWindow {
     return { requests: ok + failed, failures: failed };
   }
 
-  /** Forgets everything (after an ejection, the endpoint starts over). */
-  reset(): void {
-    this.#ok.fill(0);
-    this.#failed.fill(0);
-  }
-
   #advance(now: number): void {
     const slot = Math.floor(now / this.#slotMs);
     if (slot <= this.#slot) return; // same slot, or a clock that stepped back
@@ -155,12 +151,22 @@ export class SuccessWindow {
  * the threshold over at least `minRequests`) → `ejected` until `probeAt` → one probe request
  * (`probing`) → success restores `ready`, failure ejects again with a doubled penalty
  * (`min × 2^k`, capped at max, plus up to `jitter × penalty` random extra).
+ *
+ * In `consecutive-failures` mode a restore starts over (k back to 0). In `success-rate` mode a
+ * restore is on probation, as Envoy's outlier detection keeps its ejection multiplier: the
+ * window keeps every outcome (before the ejection, the probe, after) until it slides out, so
+ * a failure while the rate is still below the threshold ejects again at once, and k grows
+ * with each ejection; k returns to 0 only once the endpoint has been ready for a whole
+ * `windowMs` since its restore and its success rate over the window is at or above the
+ * threshold (checked at each outcome).
  */
 export class FailureAccrual {
   #state: AccrualState = "ready";
   #failures = 0;
   #ejections = 0;
   #probeAt = Number.POSITIVE_INFINITY;
+  /** When the endpoint was last restored (`success-rate` mode: its probation's start). */
+  #restoredAt = Number.NEGATIVE_INFINITY;
   readonly #config: FailureAccrualConfig;
   readonly #random: Random;
   /** The success-rate window (`success-rate` mode only). */
@@ -193,15 +199,30 @@ export class FailureAccrual {
     return this.#probeAt;
   }
 
+  /**
+   * Ejections since the endpoint was last healthy: the next ejection's penalty is
+   * `minPenaltyMs × 2^ejections` (capped). See the class doc for when it returns to 0.
+   */
+  get ejections(): number {
+    return this.#ejections;
+  }
+
   /** Records a success at `now`; returns true when it restored an ejected or probing endpoint. */
   success(now = 0): boolean {
     this.#failures = 0;
-    if (this.#state === "ready") {
-      this.#window?.record(true, now);
-      return false;
+    const w = this.#window;
+    if (w === undefined) {
+      if (this.#state === "ready") return false;
+      this.#ejections = 0;
+    } else {
+      w.record(true, now);
+      if (this.#state === "ready") {
+        this.#endProbation(w, now);
+        return false;
+      }
+      this.#restoredAt = now;
     }
     this.#state = "ready";
-    this.#ejections = 0;
     this.#probeAt = Number.POSITIVE_INFINITY;
     return true;
   }
@@ -209,16 +230,32 @@ export class FailureAccrual {
   /** Records a failure at `now`; returns true when it (re-)ejected the endpoint. */
   failure(now: number): boolean {
     this.#failures++;
+    const w = this.#window;
+    w?.record(false, now);
     if (this.#state === "ejected") return false;
     if (this.#state === "ready") {
-      this.#window?.record(false, now);
-      if (!this.#tripped(now)) return false;
+      if (!this.#tripped(now)) {
+        if (w !== undefined) this.#endProbation(w, now);
+        return false;
+      }
     }
-    this.#window?.reset();
     this.#state = "ejected";
     this.#probeAt = now + this.penaltyMs(this.#ejections);
     this.#ejections++;
     return true;
+  }
+
+  /**
+   * `success-rate` mode: a restored endpoint that has stayed ready for a whole window with a
+   * success rate at or above the threshold is healthy again, and its next ejection starts
+   * from the minimum penalty.
+   */
+  #endProbation(w: SuccessWindow, now: number): void {
+    if (this.#ejections === 0) return;
+    const { windowMs, threshold } = this.#config.successRate;
+    if (now - this.#restoredAt < windowMs) return;
+    const { requests, failures } = w.counts(now);
+    if (requests > 0 && (requests - failures) / requests >= threshold) this.#ejections = 0;
   }
 
   /** Whether a ready endpoint's record at `now` ejects it. */

@@ -331,14 +331,17 @@ export class EndpointSet {
    * as a successful accrual probe does.
    */
   settled(endpoint: Endpoint, outcome: Outcome, now = this.#clock.now()): void {
+    /** A success ends an outage: the failures before it were one run after a healthy time. */
+    let outage = false;
     if (outcome === "failure") {
       endpoint.failures++;
       endpoint.failureRate.observe(true, now);
     } else if (outcome === "success") {
-      if (endpoint.rechecks > 0 && endpoint.failureRate.inOutage(now)) this.#restore(endpoint, now);
+      outage = endpoint.failureRate.inOutage(now);
+      if (endpoint.rechecks > 0 && outage) this.#restore(endpoint, now);
       endpoint.failureRate.observe(false, now);
     }
-    this.#accrue(endpoint, outcome, now);
+    this.#accrue(endpoint, outcome, now, outage);
     if (endpoint.readyIndex === -1) return;
     if (outcome === "success") {
       if (endpoint.failingIndex !== -1) this.#removeFailing(endpoint);
@@ -363,14 +366,23 @@ export class EndpointSet {
     if (now + ms > endpoint.pushbackUntil) endpoint.pushbackUntil = now + ms;
   }
 
-  /** Failure accrual's part of {@link EndpointSet.settled}: ejection, probes, restoration. */
-  #accrue(endpoint: Endpoint, outcome: Outcome, now: number): void {
+  /**
+   * Failure accrual's part of {@link EndpointSet.settled}: ejection, probes, restoration.
+   * `outage`: the success ends an outage (see {@link FailureRate.inOutage}).
+   */
+  #accrue(endpoint: Endpoint, outcome: Outcome, now: number, outage: boolean): void {
     const accrual = endpoint.accrual;
     if (!accrual || endpoint.state === "draining" || endpoint.state === "removed") return;
     if (outcome === "success") {
       if (accrual.success(now)) {
         if (endpoint.state === "ejected") this.#removeEjected(endpoint);
-        this.#restore(endpoint, now);
+        // A success-rate ejection of an endpoint that fails every few requests (not an
+        // outage) is not undone by one good answer: it keeps the failure cost it earned, so
+        // P2C keeps steering away until it behaves (the cost decays with failureRate.decayMs
+        // and is diluted by its successes). An outage ended, or a consecutive-failures
+        // ejection, is forgotten so the endpoint competes at once (issue 16's bound).
+        if (accrual.reason === "success-rate" && !outage) this.#restoreLoad(endpoint, now);
+        else this.#restore(endpoint, now);
         this.#becomeReady(endpoint, endpoint.state === "probing" ? "probe-succeeded" : "success");
       }
     } else if (outcome === "failure") {
@@ -502,8 +514,13 @@ export class EndpointSet {
    * rather than the default RTT, so the endpoint competes at once on what it measures now.
    */
   #restore(endpoint: Endpoint, now: number): void {
-    endpoint.load.reset(now, endpoint.load.lastSampleMs);
+    this.#restoreLoad(endpoint, now);
     endpoint.failureRate.reset(now);
+  }
+
+  /** The RTT estimate starts from the round trip of the request that just succeeded. */
+  #restoreLoad(endpoint: Endpoint, now: number): void {
+    endpoint.load.reset(now, endpoint.load.lastSampleMs);
   }
 
   /**
