@@ -94,6 +94,16 @@ export function fmtSpread(
   return `${s.median.toFixed(digits)} (${s.min.toFixed(digits)}–${s.max.toFixed(digits)})`;
 }
 
+/** A spread of fractions (0..1) as percentages, as {@link fmtSpread} formats it. */
+export function fmtPercentSpread(
+  s: { median: number; min: number; max: number; n: number } | null | undefined,
+  digits = 1,
+): string {
+  return s
+    ? fmtSpread({ ...s, median: s.median * 100, min: s.min * 100, max: s.max * 100 }, digits)
+    : "–";
+}
+
 /** A pass/fail check, `null` when either side is missing. */
 export function check(
   name: string,

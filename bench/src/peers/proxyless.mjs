@@ -20,6 +20,7 @@ import { Balancer } from "@mesh/balancer";
 import { retry } from "@mesh/retry";
 import { SvidSource, undiciConnector } from "@mesh/tls-identity";
 import { Pool } from "undici";
+import { endToEnd } from "./end-to-end.mjs";
 
 const [portArg, inbound] = process.argv.slice(2);
 const opt = (name, fallback) => {
@@ -43,24 +44,9 @@ const balancer = new Balancer({
 });
 const dispatcher = balancer.compose(retry());
 
-const HOP_BY_HOP = new Set([
-  "connection",
-  "keep-alive",
-  "transfer-encoding",
-  "upgrade",
-  "proxy-connection",
-]);
-/** End-to-end headers of a response (hop-by-hop ones dropped). */
-function endToEnd(headers) {
-  const out = {};
-  for (const name in headers) if (!HOP_BY_HOP.has(name)) out[name] = headers[name];
-  return out;
-}
-
 const server = createServer((req, res) => {
   const body = req.method === "GET" || req.method === "HEAD" ? null : req;
-  const headers = {};
-  for (const name in req.headers) if (!HOP_BY_HOP.has(name)) headers[name] = req.headers[name];
+  const headers = endToEnd(req.headers);
   dispatcher.stream(
     { origin: `http://${inbound}`, path: req.url, method: req.method, headers, body },
     ({ statusCode, headers: h }) => {

@@ -22,6 +22,7 @@
  */
 import { createServer } from "node:http";
 import { setFlagsFromString } from "node:v8";
+import { endToEnd } from "./end-to-end.mjs";
 
 const option = (name) => {
   const a = process.argv.find((x) => x === `--${name}` || x.startsWith(`--${name}=`));
@@ -36,24 +37,6 @@ const { Pool } = await import(option("undici") || "undici");
 const port = Number(process.argv[2]);
 const upstream = process.argv[3];
 const metricsMode = option("metrics") === "" ? "on" : option("metrics");
-
-const HOP_BY_HOP = new Set([
-  "connection",
-  "keep-alive",
-  "transfer-encoding",
-  "upgrade",
-  "proxy-connection",
-]);
-
-/** Copies end-to-end headers (drops hop-by-hop ones). */
-function endToEnd(headers) {
-  const out = {};
-  for (const name in headers) {
-    const value = headers[name];
-    if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
-  }
-  return out;
-}
 
 const pool = new Pool(upstream, { connections: 64, pipelining: 1 });
 let dispatcher = pool;

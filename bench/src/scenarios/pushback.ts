@@ -13,6 +13,7 @@ import {
   type Chart,
   check,
   fmt,
+  fmtPercentSpread,
   fmtSpread,
   type ScenarioOutput,
   settlePeerStatuses,
@@ -244,10 +245,7 @@ export async function pushback(ctx: BenchContext): Promise<ScenarioOutput> {
       p99Ms: spread(r.map((x) => x.p99Ms)),
     };
   }
-  const pct = (s: Spread | null | undefined, digits = 1) =>
-    s
-      ? fmtSpread({ ...s, median: s.median * 100, min: s.min * 100, max: s.max * 100 }, digits)
-      : "–";
+  const pct = fmtPercentSpread;
   const periodS = (periodToMs - periodFromMs) / 1000;
   const tables: Table[] = CASES.map((c) => ({
     title: `${c.describe}, for ${periodS} s of ${durationMs / 1000} s at ${RATE} rps over ${ENDPOINTS} endpoints (fair share 33 %; median (min–max) of ${ctx.rounds} round(s))`,

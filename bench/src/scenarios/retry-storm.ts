@@ -10,6 +10,7 @@ import {
   type Chart,
   check,
   fmt,
+  fmtPercentSpread,
   fmtSpread,
   type ScenarioOutput,
   settlePeerStatuses,
@@ -194,9 +195,7 @@ export async function retryStorm(ctx: BenchContext): Promise<ScenarioOutput> {
         const s = summary[n]!.transientSuccessRate;
         return [
           n,
-          s
-            ? fmtSpread({ ...s, median: s.median * 100, min: s.min * 100, max: s.max * 100 }, 3)
-            : "–",
+          fmtPercentSpread(s, 3),
           fmtSpread(summary[n]!.transientAmplification, 3),
           fmtSpread(summary[n]!.transientP99Ms, 2),
         ];

@@ -15,6 +15,7 @@ import {
   type Chart,
   check,
   fmt,
+  fmtPercentSpread,
   fmtSpread,
   type ScenarioOutput,
   settlePeerStatuses,
@@ -232,10 +233,7 @@ export async function successRate(ctx: BenchContext): Promise<ScenarioOutput> {
       p99Ms: spread(r.map((x) => x.p99Ms)),
     };
   }
-  const pct = (s: Spread | null | undefined, digits = 1) =>
-    s
-      ? fmtSpread({ ...s, median: s.median * 100, min: s.min * 100, max: s.max * 100 }, digits)
-      : "–";
+  const pct = fmtPercentSpread;
   const never = (name: string) => (runs[name] ?? []).filter((x) => x.firstEjectionMs === null);
   const tables: Table[] = [
     {

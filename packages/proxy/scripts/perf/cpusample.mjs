@@ -6,17 +6,11 @@
  */
 
 import { writeFileSync } from "node:fs";
-import { Session } from "node:inspector";
 import { join } from "node:path";
 
 const dir = process.env.MESH_CPUSAMPLE_DIR;
 if (dir) {
-  const session = new Session();
-  session.connect();
-  const post = (method, params = {}) =>
-    new Promise((resolve, reject) =>
-      session.post(method, params, (err, res) => (err ? reject(err) : resolve(res))),
-    );
+  const { post } = await import("./inspector-post.mjs");
   let running = false;
   let n = 0;
   process.on("SIGUSR2", async () => {
