@@ -13,7 +13,8 @@
  * A variant is `name` or `name=node flags` (space separated); the token `raw` in the flags
  * sets MESH_V8_DEFAULTS=0, a token `env:K=V` sets an environment variable, `prewarm:<s>` runs
  * closed-loop max load for <s> seconds after the 2 s warm-up (a warmer JIT), `cli:<path>` runs
- * another build (e.g. a copy of the previous dist/) for an A/B, `nodepair` runs the bench's
+ * another build (e.g. a copy of the previous dist/) for an A/B, `timeout:<ms>` gives the
+ * outbound's service a `timeout.request` (the deadline path), `nodepair` runs the bench's
  * minimal Node mTLS pair (bench/src/peers/node-pair.mjs, Node's floor) instead. Variants rotate
  * between rounds; medians are printed at the end. `--dump` writes each proxy's output
  * (e.g. of `--trace-gc`); `--windows <n>` measures n consecutive windows (the warm-up curve) to `<dir>/<variant>-<round>-<out|in>.log`; `--hold <s>` keeps the
@@ -175,9 +176,11 @@ function parseVariant(spec) {
   let prewarm = 0;
   let cli = values.cli;
   let nodePair = false;
+  let timeoutMs;
   for (const t of tokens) {
     if (t === "raw") env.MESH_V8_DEFAULTS = "0";
     else if (t === "nodepair") nodePair = true;
+    else if (t.startsWith("timeout:")) timeoutMs = Number(t.slice(8));
     else if (t.startsWith("prewarm:")) prewarm = Number(t.slice(8));
     else if (t.startsWith("cli:")) cli = t.slice(4);
     else if (t.startsWith("env:")) {
@@ -193,7 +196,16 @@ function parseVariant(spec) {
     flags.unshift("--import", join(here, "cpusample.mjs"));
     env.MESH_CPUSAMPLE_DIR = values.cpuprof;
   }
-  return { name, env, flags, prewarm, cli, nodePair };
+  return { name, env, flags, prewarm, cli, nodePair, timeoutMs };
+}
+
+/** The outbound section with `timeout.request` on its service (variant token `timeout:<ms>`). */
+function withTimeout(section, ms) {
+  if (ms === undefined) return section;
+  return {
+    ...section,
+    services: section.services.map((s) => ({ ...s, timeout: { request: `${ms}ms` } })),
+  };
 }
 
 /** The bench's minimal Node mTLS pair (Node's floor) with the same certificates. */
@@ -254,7 +266,7 @@ async function startPair(ids, upstream, variant) {
     admin: { listen: `127.0.0.1:${await freePort()}` },
     log: { level: "warn", accessLog: false },
     identity: { trustDomain: PAIR_TRUST_DOMAIN, id: PAIR_OUTBOUND_ID, files: ids.outbound },
-    outbound: pairOutboundSection(outPort, inPort, PAIR_INBOUND_ID),
+    outbound: withTimeout(pairOutboundSection(outPort, inPort, PAIR_INBOUND_ID), variant.timeoutMs),
   });
   const pin = start("0", [...variant.flags, variant.cli, "--config", inbound], variant.env);
   await waitPort(inPort);
