@@ -222,11 +222,19 @@ export class SvidSource extends EventEmitter<SvidSourceEvents> {
       Number.MAX_SAFE_INTEGER,
     );
     const load: Fetch = async () => {
-      const [cert, key, bundle] = await Promise.all([
+      const read = await Promise.allSettled([
         readFile(certFile),
         readFile(keyFile),
         readFile(bundleFile),
       ]);
+      // Report the first unreadable file in a fixed order (certificate, key, bundle), not
+      // whichever read happened to fail first.
+      for (const r of read) if (r.status === "rejected") throw r.reason;
+      const [cert, key, bundle] = read.map((r) => (r as PromiseFulfilledResult<Buffer>).value) as [
+        Buffer,
+        Buffer,
+        Buffer,
+      ];
       return { svid: X509Svid.fromPem(cert, key), bundle: Bundle.fromPem(bundle) };
     };
     const source = new SvidSource("files", load, o, poll);
