@@ -125,6 +125,9 @@ describe("overload scenarios in --quick mode", () => {
       expect(runs_[name]!.map((r) => r.firstEjectionMs)).toEqual([null]);
     const alone = runs_["success-rate, no failure cost"]![0]!;
     expect(alone.firstEjectionMs).not.toBeNull();
-    expect(alone.e0Share).toBeLessThan(runs_["consecutive, no failure cost"]![0]!.e0Share);
+    // Ejections keep e0 well under its fair third. (Consecutive mode's share without the
+    // failure cost swings from 1 % to 60 % between runs, so it is no yardstick for one
+    // short run; the full scenario compares medians of rounds.)
+    expect(alone.e0Share).toBeLessThan(0.2);
   });
 });
