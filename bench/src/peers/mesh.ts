@@ -110,17 +110,20 @@ export async function startProxy(
   return proc;
 }
 
-/** Outbound-only proxy routing every request to the backend. */
-export async function startMeshSingleHop(
-  ctx: BenchContext,
-  upstreamPort: number,
-  nodeFlags: string[] = [],
-): Promise<RunningPeer> {
-  const port = await freePort();
-  const admin = await freePort();
-  const config = {
-    proxyId: "bench-outbound",
-    admin: { listen: `${LOOPBACK}:${admin}` },
+/**
+ * The config of an outbound-only proxy on `port` with one HTTP/1.1 service, `backend`,
+ * balanced over `endpoints` (host:port); `service` adds fields to that service.
+ */
+function outboundHopConfig(
+  proxyId: string,
+  port: number,
+  admin: string,
+  endpoints: string[],
+  service: object = {},
+): object {
+  return {
+    proxyId,
+    admin: { listen: admin },
     log: { level: "warn", accessLog: false },
     outbound: {
       listen: `${LOOPBACK}:${port}`,
@@ -129,12 +132,24 @@ export async function startMeshSingleHop(
         {
           name: "backend",
           authorities: [`${LOOPBACK}:${port}`, "backend"],
-          discovery: { static: [`${LOOPBACK}:${upstreamPort}`] },
+          discovery: { static: endpoints },
           protocol: "http1",
+          ...service,
         },
       ],
     },
   };
+}
+
+/** Outbound-only proxy routing every request to the backend. */
+export async function startMeshSingleHop(
+  ctx: BenchContext,
+  upstreamPort: number,
+  nodeFlags: string[] = [],
+): Promise<RunningPeer> {
+  const port = await freePort();
+  const admin = `${LOOPBACK}:${await freePort()}`;
+  const config = outboundHopConfig("bench-outbound", port, admin, [`${LOOPBACK}:${upstreamPort}`]);
   const proc = await startProxy(
     ctx,
     "mesh-outbound",
@@ -250,24 +265,13 @@ export async function startMeshBalancingHop(
 ): Promise<MeshBalancingHop> {
   const port = await freePort();
   const admin = `${LOOPBACK}:${await freePort()}`;
-  const config = {
-    proxyId: `bench-${name}`,
-    admin: { listen: admin },
-    log: { level: "warn", accessLog: false },
-    outbound: {
-      listen: `${LOOPBACK}:${port}`,
-      unknownAuthority: "deny",
-      services: [
-        {
-          name: "backend",
-          authorities: [`${LOOPBACK}:${port}`, "backend"],
-          discovery: { static: endpointPorts.map((p) => `${LOOPBACK}:${p}`) },
-          protocol: "http1",
-          ...service,
-        },
-      ],
-    },
-  };
+  const config = outboundHopConfig(
+    `bench-${name}`,
+    port,
+    admin,
+    endpointPorts.map((p) => `${LOOPBACK}:${p}`),
+    service,
+  );
   const proc = await startProxy(ctx, name, writeConfig(ctx, name, config), port);
   return { url: `http://${LOOPBACK}:${port}/`, admin, proc };
 }
