@@ -96,8 +96,8 @@ const timedDispatchers = new WeakMap<Dispatcher, Map<number, Dispatcher>>();
 const deadlineOf = (opts: object): number | undefined =>
   (opts as { meshDeadlineMs?: number }).meshDeadlineMs;
 
-function withDeadlines(dispatcher: Dispatcher, idleMs: number | undefined): Dispatcher {
-  const idle = idleMs !== undefined && idleMs > 0 ? idleMs : 0;
+/** `dispatcher` with `timeout()` outermost for idle limit `idle` ms (0 = none), cached. */
+function withDeadlines(dispatcher: Dispatcher, idle: number): Dispatcher {
   let byIdle = timedDispatchers.get(dispatcher);
   if (byIdle === undefined) {
     byIdle = new Map();
@@ -152,7 +152,10 @@ class Forwarding<T = unknown> implements Dispatcher.DispatchHandler {
     }
     fr.res.on("close", this.onClientClose);
     const body = hasRequestBody(fr.req) ? requestBody(fr.req) : null;
-    const options: Dispatcher.DispatchOptions & { meshDeadlineMs?: number } = {
+    const deadline = fr.timeoutMs !== undefined && fr.timeoutMs > 0 ? fr.timeoutMs : undefined;
+    const idle = fr.idleTimeoutMs !== undefined && fr.idleTimeoutMs > 0 ? fr.idleTimeoutMs : 0;
+    // One object shape for every request, with or without a deadline.
+    const options: Dispatcher.DispatchOptions & { meshDeadlineMs: number | undefined } = {
       origin: fr.origin,
       method: fr.method as Dispatcher.HttpMethod,
       path: fr.path,
@@ -160,17 +163,15 @@ class Forwarding<T = unknown> implements Dispatcher.DispatchHandler {
       body,
       headersTimeout: 0,
       bodyTimeout: 0,
+      meshDeadlineMs: deadline,
     };
-    if (fr.timeoutMs !== undefined && fr.timeoutMs > 0) options.meshDeadlineMs = fr.timeoutMs;
     try {
       // No deadline and no idle limit: nothing for timeout() to do, so no layer to pass.
-      const timed =
-        options.meshDeadlineMs !== undefined ||
-        (fr.idleTimeoutMs !== undefined && fr.idleTimeoutMs > 0);
-      (timed ? withDeadlines(this.dispatcher, fr.idleTimeoutMs) : this.dispatcher).dispatch(
-        options,
-        this,
-      );
+      const d =
+        deadline === undefined && idle === 0
+          ? this.dispatcher
+          : withDeadlines(this.dispatcher, idle);
+      d.dispatch(options, this);
     } catch (err) {
       this.fail(err);
     }
