@@ -154,6 +154,7 @@ export class Browser {
       this.#child.kill("SIGTERM");
       await exited;
     }
-    rmSync(this.#dir, { recursive: true, force: true });
+    // Chromium's helper processes may still be writing the profile: retry ENOTEMPTY.
+    rmSync(this.#dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   }
 }
