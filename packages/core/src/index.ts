@@ -1,4 +1,5 @@
 export { allMeshChannels, type MeshChannelName, meshChannels } from "./channels/channels.js";
+export { isUnobserved, runUnobserved } from "./channels/unobserved.js";
 export { type Clock, monotonicClock } from "./clock/clock.js";
 export { isMeshError, MeshError } from "./errors/mesh-error.js";
 export {

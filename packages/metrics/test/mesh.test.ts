@@ -1,4 +1,8 @@
 import diagnostics_channel from "node:diagnostics_channel";
+import { once } from "node:events";
+import { createServer, request } from "node:http";
+import type { AddressInfo } from "node:net";
+import { runUnobserved } from "@mesh/core";
 import { afterEach, describe, expect, it } from "vitest";
 import { missingPeer } from "../../../scripts/peers.mjs";
 import {
@@ -19,6 +23,37 @@ let unsubscribe: (() => void) | undefined;
 afterEach(() => unsubscribe?.());
 
 describe("mesh diagnostics_channel events", () => {
+  it("does not count events of unobserved (synthetic) traffic, down to the requests its servers serve", async () => {
+    const registry = new Registry();
+    unsubscribe = subscribeMeshEvents(registry);
+    const attempt = (name: string) =>
+      publish("mesh:retry:attempt", { name, attempt: 0, method: "GET", origin: "o", path: "/" });
+    // A server listening inside the scope: its requests are in it too, as the warm-up's are.
+    const server = createServer((_req, res) => {
+      attempt("synthetic");
+      res.end();
+    });
+    await runUnobserved(async () => {
+      attempt("synthetic");
+      await Promise.resolve();
+      attempt("synthetic");
+      server.listen(0, "127.0.0.1");
+      await once(server, "listening");
+    });
+    const { port } = server.address() as AddressInfo;
+    // The client is outside the scope; the server's handler is not.
+    await new Promise<void>((resolve, reject) =>
+      request({ port, host: "127.0.0.1" }, (res) => res.resume().on("end", resolve))
+        .on("error", reject)
+        .end(),
+    );
+    server.close();
+    attempt("real");
+    const t = renderPrometheus(registry);
+    expect(t).not.toContain("synthetic");
+    expect(sampleOf(t, 'mesh_retry_requests_total{name="real"}')).toBe(1);
+  });
+
   it("shows where a zone-local balancer picks, and why it switched", () => {
     const registry = new Registry();
     unsubscribe = subscribeMeshEvents(registry);

@@ -17,6 +17,7 @@ import { Outbound } from "./outbound/outbound.js";
 import { TapHub } from "./tap/hub.js";
 import { type IssuerBundleWatch, watchIssuerBundle } from "./transport/mtls/bundle-watch.js";
 import { createIdentity, type MeshIdentity } from "./transport/mtls/identity.js";
+import { warmUpPipeline } from "./warmup/warmup.js";
 
 /** Options of {@link MeshProxy.start}. */
 export interface ProxyOptions {
@@ -101,6 +102,8 @@ export class MeshProxy {
    * `kubernetes.readyTimeout`); true from then on, reloads do not take it back.
    */
   private discoveryListed = false;
+  /** False at start until the warm-up (`warmup`) ended; true from then on. */
+  private warmedUp = false;
   private discoveryTimer: NodeJS.Timeout | undefined;
   /** While waiting for the first lists: checks again (after a reload changed the Services). */
   private recheckDiscovery: (() => void) | undefined;
@@ -126,6 +129,7 @@ export class MeshProxy {
       ready: () =>
         this.isReady &&
         this.discoveryListed &&
+        this.warmedUp &&
         (this.identity === undefined || this.identity.isReady()),
       metrics: () => ({ body: this.metrics.render(), contentType: this.metrics.contentType }),
       config: () => redactConfig(this.config),
@@ -243,6 +247,45 @@ export class MeshProxy {
     this.isReady = true;
     this.logger.info({ ...this.addresses, proxyId: this.proxyId }, "listening");
     this.awaitKubernetesLists();
+    void this.warmUp();
+  }
+
+  /**
+   * Holds `/ready` while a private loopback pair warms the request path (`warmup`), so the
+   * first real requests run optimized code. The listeners serve meanwhile; only readiness
+   * waits, at most `warmup.timeout`.
+   */
+  private async warmUp(): Promise<void> {
+    const w = this.config.warmup;
+    if (w.requests === 0) {
+      this.warmedUp = true;
+      return;
+    }
+    const result = await warmUpPipeline({
+      requests: w.requests,
+      timeoutMs: w.timeout,
+      identity: this.identity,
+      outbound: this.config.outbound && { meshHttp1: this.config.outbound.meshHttp1 },
+      inbound: this.config.inbound !== undefined,
+    });
+    this.warmedUp = true;
+    const summary = {
+      outbound: result.outbound,
+      inbound: result.inbound,
+      ms: result.ms,
+      mtls: result.mtls,
+    };
+    if (result.failed > 0)
+      this.logger.warn(
+        { ...summary, err: result.error },
+        "warm-up failed; ready anyway (the first requests run unoptimized code)",
+      );
+    else if (result.timedOut)
+      this.logger.info(
+        { ...summary, timeoutMs: w.timeout },
+        "warm-up stopped at warmup.timeout; ready",
+      );
+    else this.logger.info(summary, "warmed up; ready");
   }
 
   /**

@@ -43,7 +43,10 @@ export async function startProxy(
   env: NodeJS.ProcessEnv = {},
 ): Promise<ProxyProcess> {
   const child = spawn(process.execPath, [CLI, "--config", configFile], {
-    env: { ...process.env, ...env },
+    // No warm-up unless a test asks (pass MESH_PROXY_WARMUP__REQUESTS: undefined to let the
+    // config decide): it holds /ready for seconds of CPU per proxy, which tests of other
+    // things do not need (warmup.test.ts covers it).
+    env: { MESH_PROXY_WARMUP__REQUESTS: "0", ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const logs: Record<string, unknown>[] = [];

@@ -1,5 +1,5 @@
 import diagnostics_channel from "node:diagnostics_channel";
-import { type MeshChannelName, meshChannels } from "@mesh/core";
+import { isUnobserved, type MeshChannelName, meshChannels } from "@mesh/core";
 import type { CounterFamily, CounterSeries } from "../registry/family.js";
 import { LabelLimiter } from "../registry/labels.js";
 import type { Registry } from "../registry/registry.js";
@@ -447,6 +447,8 @@ export function subscribeMeshEvents(
   for (const channel of COUNTED_MESH_CHANNELS) {
     const handle = handlers[channel];
     const listener = (message: unknown) => {
+      // Synthetic traffic (the proxy's warm-up) is not counted.
+      if (isUnobserved()) return;
       const ok = typeof message === "object" && message !== null && handle(message as Payload);
       if (!ok) invalid.inc({ channel });
     };

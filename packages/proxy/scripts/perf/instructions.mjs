@@ -28,7 +28,7 @@ import {
   pairInboundSection,
   pairOutboundSection,
 } from "../../../../bench/src/peers/mesh.ts";
-import { freePort, waitPort } from "./ports.mjs";
+import { freePort, waitPort, waitReady } from "./ports.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const { values } = parseArgs({
@@ -48,7 +48,7 @@ process.on("exit", () => {
   for (const c of children) c.kill("SIGKILL");
 });
 
-function underCallgrind(cli, config, name) {
+function underCallgrind(cli, config, name, env = {}) {
   const file = join(tmp, `${name}.json`);
   writeFileSync(file, JSON.stringify(config));
   const out = join(tmp, `${name}.%p.callgrind`);
@@ -64,7 +64,7 @@ function underCallgrind(cli, config, name) {
       "--config",
       file,
     ],
-    { stdio: ["ignore", "ignore", "pipe"] },
+    { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...env } },
   );
   children.add(child);
   let err = "";
@@ -72,7 +72,7 @@ function underCallgrind(cli, config, name) {
     err += d;
   });
   child.on("exit", () => children.delete(child));
-  return { child, err: () => err };
+  return { child, err: () => err, admin: Number(config.admin.listen.split(":")[1]) };
 }
 
 const callgrind = (pid, flag) => execFileSync("callgrind_control", [flag, String(pid)]);
@@ -108,7 +108,7 @@ await new Promise((r) => backend.listen(0, "127.0.0.1", r));
 const upstream = backend.address().port;
 const ids = values.mode === "pair" ? await pairIdentities(tmp) : undefined;
 
-async function start(cli, tag) {
+async function start(cli, tag, env) {
   const log = { level: "warn", accessLog: false };
   if (values.mode === "single") {
     const port = await freePort();
@@ -130,6 +130,7 @@ async function start(cli, tag) {
         },
       },
       `${tag}-out`,
+      env,
     );
     await waitPort(port, p.child);
     return { url: `http://127.0.0.1:${port}`, procs: [p] };
@@ -145,6 +146,7 @@ async function start(cli, tag) {
       inbound: pairInboundSection(inPort, upstream, "http1"),
     },
     `${tag}-in`,
+    env,
   );
   await waitPort(inPort, pin.child);
   const pout = underCallgrind(
@@ -156,19 +158,28 @@ async function start(cli, tag) {
       outbound: pairOutboundSection(outPort, inPort, PAIR_INBOUND_ID),
     },
     `${tag}-out`,
+    env,
   );
   await waitPort(outPort, pout.child);
   return { url: `http://127.0.0.1:${outPort}`, procs: [pout, pin] };
 }
 
+// "name=cli" or "name=cli@ENV=value@ENV2=value" (e.g. @MESH_PROXY_WARMUP__REQUESTS=0).
 const variants = values.variants.split(",").map((v) => {
-  const [name, cli] = v.split("=");
-  return { name, cli: cli ?? join(here, "../../dist/cli.js") };
+  const eq = v.indexOf("=");
+  const name = eq < 0 ? v : v.slice(0, eq);
+  const [cli, ...envs] = eq < 0 ? [""] : v.slice(eq + 1).split("@");
+  const env = Object.fromEntries(
+    envs.map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)]),
+  );
+  return { name, cli: cli || join(here, "../../dist/cli.js"), env };
 });
 const results = Object.fromEntries(variants.map((v) => [v.name, []]));
 for (let run = 0; run < Number(values.runs); run++) {
   for (const v of variants) {
-    const { url, procs } = await start(v.cli, `${v.name}-${run}`);
+    const { url, procs } = await start(v.cli, `${v.name}-${run}`, v.env);
+    // After their warm-up (if any), as a cluster would.
+    await Promise.all(procs.map((p) => waitReady(p.admin, 600_000)));
     const pool = new Pool(url, { connections: 8, pipelining: 1 });
     await send(pool, Number(values.warmup));
     for (const p of procs) callgrind(p.child.pid, "-i=on");

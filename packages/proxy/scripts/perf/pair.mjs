@@ -42,7 +42,7 @@ import {
   pairInboundSection,
   pairOutboundSection,
 } from "../../../../bench/src/peers/mesh.ts";
-import { freePort, waitPort } from "./ports.mjs";
+import { freePort, waitPort, waitReady } from "./ports.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = join(here, "../../../..");
@@ -254,16 +254,18 @@ async function startPair(ids, upstream, variant) {
     writeFileSync(f, JSON.stringify(obj));
     return f;
   };
+  const inAdmin = await freePort();
+  const outAdmin = await freePort();
   const inbound = cfg("inbound", {
     proxyId: "bench-inbound",
-    admin: { listen: `127.0.0.1:${await freePort()}` },
+    admin: { listen: `127.0.0.1:${inAdmin}` },
     log: { level: "warn", accessLog: false },
     identity: { trustDomain: PAIR_TRUST_DOMAIN, id: PAIR_INBOUND_ID, files: ids.inbound },
     inbound: pairInboundSection(inPort, upstream, "http1"),
   });
   const outbound = cfg("outbound", {
     proxyId: "bench-outbound",
-    admin: { listen: `127.0.0.1:${await freePort()}` },
+    admin: { listen: `127.0.0.1:${outAdmin}` },
     log: { level: "warn", accessLog: false },
     identity: { trustDomain: PAIR_TRUST_DOMAIN, id: PAIR_OUTBOUND_ID, files: ids.outbound },
     outbound: withTimeout(pairOutboundSection(outPort, inPort, PAIR_INBOUND_ID), variant.timeoutMs),
@@ -272,6 +274,8 @@ async function startPair(ids, upstream, variant) {
   await waitPort(inPort);
   const pout = start("0", [...variant.flags, variant.cli, "--config", outbound], variant.env);
   await waitPort(outPort);
+  // Traffic starts when both are ready (after their warm-up), as in a cluster.
+  await Promise.all([waitReady(inAdmin), waitReady(outAdmin)]);
   return { url: `http://127.0.0.1:${outPort}/`, procs: { out: pout, in: pin } };
 }
 

@@ -35,3 +35,20 @@ export async function waitPort(port, child, timeoutMs = 60_000) {
   }
   throw new Error(`port ${port} never opened`);
 }
+
+/**
+ * Resolves once the proxy's admin `GET /ready` on 127.0.0.1:`port` answers 200 (after its
+ * warm-up), as Kubernetes would wait before sending traffic; rejects after `timeoutMs`.
+ */
+export async function waitReady(port, timeoutMs = 60_000) {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    const ok = await fetch(`http://127.0.0.1:${port}/ready`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`port ${port}: /ready never answered 200`);
+}

@@ -93,6 +93,12 @@ const retryCondition = z
 /** Default of `kubernetes.readyTimeout` (also when the `kubernetes` section is left out). */
 export const KUBERNETES_READY_TIMEOUT = 10_000;
 
+/** Default `warmup.requests`: enough for V8 to optimize the per-request code (see warmup.ts). */
+export const WARMUP_REQUESTS = 3_000;
+
+/** Default `warmup.timeout`, ms. */
+export const WARMUP_TIMEOUT = 5_000;
+
 const RETRY_DEFAULTS = new RetryPolicy();
 const BUDGET_DEFAULTS = RETRY_DEFAULTS.budget as NonNullable<RetryPolicy["budget"]>;
 
@@ -637,7 +643,8 @@ const tcpRouteSchema = strict({
   })
   .describe("an opaque TCP service");
 
-const outboundSchema = strict({
+/** The `outbound` section (also parsed alone, for the warm-up pair). */
+export const outboundSchema = strict({
   listen: address("where the app sends its requests").default("127.0.0.1:4140"),
   unknownAuthority: z
     .enum(["passthrough", "deny"], { error: "expected passthrough or deny" })
@@ -720,7 +727,8 @@ const outboundSchema = strict({
 /** Linkerd's default opaque ports: server-speaks-first and binary protocols. */
 export const DEFAULT_OPAQUE_PORTS = [25, 587, 3306, 4444, 5432, 6379, 9300, 11211];
 
-const inboundSchema = strict({
+/** The `inbound` section (also parsed alone, for the warm-up pair). */
+export const inboundSchema = strict({
   listen: address("where peers connect").default("0.0.0.0:4143"),
   app: address("the local application"),
   appProtocol: z
@@ -856,6 +864,18 @@ export const configSchema = strict({
     gracePeriod: duration("how long in-flight requests may finish on shutdown").default(30_000),
   }).prefault({}),
   identity: identitySchema.optional(),
+  warmup: strict({
+    requests: integer(0, 100_000)
+      .default(WARMUP_REQUESTS)
+      .describe(
+        "requests sent through a private loopback outbound → inbound pair before /ready, so the JIT has optimized the request path before real traffic comes; 0 = no warm-up",
+      ),
+    timeout: duration(
+      "the warm-up's time budget: the proxy turns ready when it ends, even with requests left",
+    ).default(WARMUP_TIMEOUT),
+  })
+    .prefault({})
+    .describe("warm the request path before /ready (a fresh proxy is slow for its first requests)"),
   kubernetes: strict({
     kubeconfig: text()
       .optional()

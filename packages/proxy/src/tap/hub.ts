@@ -1,7 +1,7 @@
 import { timingSafeEqual } from "node:crypto";
 import diagnostics_channel from "node:diagnostics_channel";
 import type http from "node:http";
-import { meshChannels } from "@mesh/core";
+import { isUnobserved, meshChannels } from "@mesh/core";
 import type { CounterSeries, GaugeSeries, Registry } from "@mesh/metrics";
 import { isLoopback } from "../admin/admin.js";
 import type { TapEvent } from "./event.js";
@@ -99,7 +99,10 @@ export class TapHub {
   readonly #sent: CounterSeries;
   readonly #open: GaugeSeries;
   readonly #queued: GaugeSeries;
-  readonly #onEvent = (message: unknown) => this.#publish(message as TapEvent);
+  readonly #onEvent = (message: unknown) => {
+    // The warm-up's synthetic requests are not shown.
+    if (!isUnobserved()) this.#publish(message as TapEvent);
+  };
 
   constructor(settings: () => TapSettings, registry: Registry) {
     this.#settings = settings;
