@@ -15,10 +15,14 @@
  * `--node-flags=--perf-basic-prof` so JavaScript frames have names; `perf report -i …`).
  * `--callgrind` counts instructions per call instead (each proxy under valgrind; `--warmup`
  * seconds uninstrumented, then `--calls` calls counted; dumps kept for callgrind_annotate).
+ * Under valgrind 20 s of warm-up is not enough: TurboFan still dominates the count.
  * A variant is `name` (this package's dist/cli.js) or `name=<cli path>`. Variants rotate
  * between rounds; medians are printed at the end. `--cpuprof <dir>` loads cpusample.mjs into
  * both proxies and profiles the measured window (summarise with top.mjs; do not read CPU
- * numbers from such a run). `--alloc <dir>` does the same with heapsample.mjs (every
+ * numbers from such a run). Under this closed-loop load its 100 µs sampling on the shared,
+ * pinned CPU slows the pair ~500× (a few hundred msgs/s): prefer
+ * `--node-flags="--cpu-prof --cpu-prof-dir=<dir> --cpu-prof-interval=250"` with a long
+ * `--seconds`, so start-up is a small share of the whole-life profile. `--alloc <dir>` does the same with heapsample.mjs (every
  * allocation, collected objects included) and prints KB allocated per call per proxy.
  */
 import { spawn } from "node:child_process";
