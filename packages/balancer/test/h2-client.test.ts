@@ -470,6 +470,61 @@ describe("Http2Client", () => {
     expect(body.destroyed).toBe(true);
   });
 
+  test("an async iterable body is sent byte for byte with back-pressure; its error or an early end stops it", async () => {
+    const { origin } = await h2Server((stream, headers) => {
+      if (headers[":path"] === "/reset-upload") {
+        stream.once("data", () => stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR));
+        return;
+      }
+      const hash = createHash("sha256");
+      let n = 0;
+      stream.on("data", (chunk: Buffer) => {
+        hash.update(chunk);
+        n += chunk.length;
+      });
+      stream.on("end", () => {
+        stream.respond({ ":status": 200, "x-upload": `${n}:${hash.digest("hex")}` });
+        stream.end();
+      });
+      stream.on("error", () => {});
+    });
+    const c = client(origin);
+    // 3 MiB, more than the peer's stream window: the pump must wait for 'drain'.
+    const upload = Buffer.alloc(3 << 20);
+    for (let i = 0; i < upload.length; i++) upload[i] = (i * 7) & 0xff;
+    async function* parts() {
+      for (let i = 0; i < 48; i++) yield upload.subarray(i << 16, (i + 1) << 16);
+      yield "tail";
+    }
+    const r = await send(c, { method: "POST", body: parts() });
+    const sent = Buffer.concat([upload, Buffer.from("tail")]);
+    expect(r.headers["x-upload"]).toBe(
+      `${sent.length}:${createHash("sha256").update(sent).digest("hex")}`,
+    );
+
+    async function* failing() {
+      yield Buffer.from("a");
+      throw new Error("source broke");
+    }
+    await expect(send(c, { method: "POST", body: failing() })).rejects.toThrow("source broke");
+
+    let returned = false;
+    const endless: AsyncIterable<Buffer> = {
+      [Symbol.asyncIterator]: () => ({
+        next: async () => ({ done: false, value: Buffer.alloc(1024, 1) }),
+        return: async () => {
+          returned = true;
+          return { done: true, value: undefined };
+        },
+      }),
+    };
+    await expect(
+      send(c, { method: "POST", path: "/reset-upload", body: endless as never }),
+    ).rejects.toMatchObject({ code: "ERR_HTTP2_STREAM_ERROR" });
+    expect(returned).toBe(true);
+    expect((await send(c, { method: "POST", body: parts() })).status).toBe(200);
+  });
+
   test("a connector that throws fails the queued requests, and the next request tries again", async () => {
     const { origin } = await h2Server((stream) => {
       stream.resume();

@@ -309,8 +309,61 @@ class H2Request implements Dispatcher.DispatchController {
       return;
     }
     this.#bodyStarted = true;
-    const source =
-      body instanceof Readable ? body : Readable.from(body as unknown as AsyncIterable<Uint8Array>);
+    if (body instanceof Readable) this.#pipeReadable(stream, body);
+    else this.#pumpIterable(stream, body as unknown as AsyncIterable<Uint8Array | string>);
+  }
+
+  /**
+   * An async iterable body (e.g. a retry layer's recording, replayable per attempt) written
+   * chunk by chunk as the stream takes it. Not wrapped in `Readable.from`: that adds a
+   * stream, its read-ahead and a promise chain per request for what is mostly one chunk.
+   */
+  #pumpIterable(stream: ClientHttp2Stream, body: AsyncIterable<Uint8Array | string>): void {
+    let iterator: AsyncIterator<Uint8Array | string>;
+    try {
+      iterator = body[Symbol.asyncIterator]();
+    } catch (err) {
+      this.abort(err as Error);
+      return;
+    }
+    let stopped = false;
+    const step = (): void => {
+      try {
+        iterator.next().then(onNext, onError);
+      } catch (err) {
+        onError(err);
+      }
+    };
+    const onNext = (result: IteratorResult<Uint8Array | string>): void => {
+      if (stopped) return;
+      try {
+        if (result.done) {
+          stopped = true;
+          this.#stopBody = undefined;
+          stream.end();
+          this.handler.onRequestSent?.();
+        } else if (stream.write(result.value)) step();
+        else stream.once("drain", step);
+      } catch (err) {
+        onError(err);
+      }
+    };
+    const onError = (err: unknown): void => {
+      if (stopped) return;
+      stopped = true;
+      this.#stopBody = undefined;
+      this.abort(err instanceof Error ? err : new Error(String(err)));
+    };
+    // The exchange ended first: let the producer go (no error: nobody may be listening).
+    this.#stopBody = () => {
+      stopped = true;
+      stream.off("drain", step);
+      iterator.return?.()?.catch(() => {});
+    };
+    step();
+  }
+
+  #pipeReadable(stream: ClientHttp2Stream, source: Readable): void {
     const onData = (chunk: Buffer) => {
       if (!stream.write(chunk)) source.pause();
     };
