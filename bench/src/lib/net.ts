@@ -51,3 +51,25 @@ function canConnect(port: number): Promise<boolean> {
     socket.once("error", () => done(false));
   });
 }
+
+/**
+ * Resolves once the proxy's admin `GET /ready` at `admin` (host:port) answers 200 — after
+ * its SVID, Kubernetes lists and warm-up, as a cluster waits before sending traffic;
+ * rejects when `isAlive` says the process is gone, or after `timeoutMs`.
+ */
+export async function waitForReady(
+  admin: string,
+  timeoutMs = 30_000,
+  isAlive?: () => boolean,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const status = await fetch(`http://${admin}/ready`, { signal: AbortSignal.timeout(2_000) })
+      .then((r) => r.status)
+      .catch(() => 0);
+    if (status === 200) return;
+    if (isAlive && !isAlive()) throw new Error(`${admin}: process exited before ready`);
+    if (Date.now() > deadline) throw new Error(`${admin}: /ready not 200 after ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}

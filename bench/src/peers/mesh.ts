@@ -4,10 +4,10 @@
  * (outbound → mTLS → inbound → backend), the path every meshed request takes.
  */
 import type { KeyObject } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { BenchContext } from "../lib/context.ts";
-import { freePort, LOOPBACK, waitForPort } from "../lib/net.ts";
+import { freePort, LOOPBACK, waitForPort, waitForReady } from "../lib/net.ts";
 import type { ManagedProcess } from "../lib/proc.ts";
 import { importMesh, REPO_ROOT } from "../load/mesh-adapters.ts";
 import type { RunningPeer } from "./proxies.ts";
@@ -100,13 +100,19 @@ export async function startProxy(
   const cli = join(REPO_ROOT, "packages", "proxy", "dist", "cli.js");
   const proc = ctx.pm.start(name, process.execPath, [...nodeFlags, cli, "--config", configFile], {
     cpus: ctx.pinning.peer,
-    env,
+    // `--quick` smoke runs measure nothing: skip the seconds of warm-up per proxy there.
+    env: ctx.quick ? { MESH_PROXY_WARMUP__REQUESTS: "0", ...env } : env,
   });
-  await waitForPort(port, 15_000, () => ctx.pm.livePids().includes(proc.pid)).catch(
-    (error: Error) => {
+  const alive = () => ctx.pm.livePids().includes(proc.pid);
+  // Traffic starts once the proxy is ready (SVID, Kubernetes lists, warm-up done), as in a
+  // cluster; the admin address is the config's.
+  const admin = (JSON.parse(readFileSync(configFile, "utf8")) as { admin?: { listen?: string } })
+    .admin?.listen;
+  await waitForPort(port, 15_000, alive)
+    .then(() => (admin === undefined ? undefined : waitForReady(admin, 30_000, alive)))
+    .catch((error: Error) => {
       throw new Error(`${error.message}; stderr: ${proc.stderr().slice(-600)}`);
-    },
-  );
+    });
   return proc;
 }
 

@@ -13,7 +13,7 @@ import http2 from "node:http2";
 import net, { type AddressInfo } from "node:net";
 import { join } from "node:path";
 import type { BenchContext } from "../lib/context.ts";
-import { freePort, LOOPBACK } from "../lib/net.ts";
+import { freePort, LOOPBACK, waitForReady } from "../lib/net.ts";
 import type { ManagedProcess } from "../lib/proc.ts";
 import {
   type Chart,
@@ -153,19 +153,9 @@ async function identityCounters(p: PairProxy): Promise<IdentityCounters> {
 
 /** Resolves once `/ready` answers 200 (the proxy holds an SVID); rejects after `timeoutMs`. */
 async function waitReady(p: PairProxy, alive: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const status = await fetch(`http://${p.admin}/ready`, { signal: AbortSignal.timeout(2_000) })
-      .then((r) => r.status)
-      .catch(() => 0);
-    if (status === 200) return;
-    if (!alive()) throw new Error(`${p.role} proxy exited: ${p.proc.stderr().slice(-600)}`);
-    if (Date.now() > deadline)
-      throw new Error(
-        `${p.role} proxy not ready after ${timeoutMs} ms; stderr: ${p.proc.stderr().slice(-600)}`,
-      );
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await waitForReady(p.admin, timeoutMs, alive).catch((error: Error) => {
+    throw new Error(`${p.role} proxy: ${error.message}; stderr: ${p.proc.stderr().slice(-600)}`);
+  });
 }
 
 /** Load result reduced to what the report shows. */
