@@ -105,11 +105,12 @@ export async function startProxy(
   });
   const alive = () => ctx.pm.livePids().includes(proc.pid);
   // Traffic starts once the proxy is ready (SVID, Kubernetes lists, warm-up done), as in a
-  // cluster; the admin address is the config's.
+  // cluster; the admin address is the config's (unknown when it asks for port 0).
   const admin = (JSON.parse(readFileSync(configFile, "utf8")) as { admin?: { listen?: string } })
     .admin?.listen;
+  const readyAt = admin === undefined || admin.endsWith(":0") ? undefined : admin;
   await waitForPort(port, 15_000, alive)
-    .then(() => (admin === undefined ? undefined : waitForReady(admin, 30_000, alive)))
+    .then(() => (readyAt === undefined ? undefined : waitForReady(readyAt, 30_000, alive)))
     .catch((error: Error) => {
       throw new Error(`${error.message}; stderr: ${proc.stderr().slice(-600)}`);
     });

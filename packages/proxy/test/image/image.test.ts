@@ -170,6 +170,7 @@ describe.skipIf(missingPeer("buildah"))("mesh-proxy image", () => {
     let pid: number | undefined;
     let admin: string;
     let outbound: string;
+    let warmup: Record<string, unknown>;
 
     beforeAll(async () => {
       backend = http.createServer((req, res) => {
@@ -214,6 +215,8 @@ describe.skipIf(missingPeer("buildah"))("mesh-proxy image", () => {
       const listening = await proxy.waitForLog((l) => l.msg === "listening");
       admin = String(listening.admin);
       outbound = String(listening.outbound);
+      // Ready after the warm-up (its far side is a child process started from the bundle).
+      warmup = await proxy.waitForLog((l) => String(l.msg).startsWith("warm"));
       const node = descendants(proxy.child.pid!).find((p) => {
         try {
           return commandLine(p).join(" ") === config.Entrypoint.join(" ");
@@ -246,6 +249,15 @@ describe.skipIf(missingPeer("buildah"))("mesh-proxy image", () => {
       const res = await request(outbound, "/books/42", { host: "books" });
       expect(res.status).toBe(200);
       expect(JSON.parse(res.body)).toEqual({ host: "books", path: "/books/42" });
+    });
+
+    it("warms its request path before /ready, from the single-file bundle", () => {
+      // Done, or cut by warmup.timeout on a slow machine: either way requests went through.
+      expect(String(warmup.msg)).toMatch(
+        /^(warmed up; ready|warm-up stopped at warmup.timeout; ready)$/,
+      );
+      expect(Number(warmup.outbound)).toBeGreaterThan(0);
+      expect(warmup.err).toBeUndefined();
     });
 
     it("answers /live and /ready, and the image's HEALTHCHECK passes", async () => {
