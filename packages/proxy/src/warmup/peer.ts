@@ -211,6 +211,21 @@ export function warmupPeerMain(): void {
         send({ type: "progress", outbound: result.outbound, inbound: result.inbound });
     };
     const closers: Array<() => void> = [];
+    /** An mTLS HTTP/2 session to a private inbound, closed with the drive. */
+    const mtlsSession = (
+      port: number,
+      tls: { cert: string; key: string; ca: string },
+    ): import("node:http2").ClientHttp2Session => {
+      const session = http2.connect(`https://127.0.0.1:${port}`, {
+        ...tls,
+        minVersion: "TLSv1.3",
+        // The inbound's SVID names a SPIFFE ID, not 127.0.0.1; its chain is still verified.
+        checkServerIdentity: () => undefined,
+      });
+      session.on("error", () => {});
+      closers.push(() => session.destroy());
+      return session;
+    };
     const sides: Promise<void>[] = [];
     if (m.outboundPort !== null) {
       const port = m.outboundPort;
@@ -229,14 +244,7 @@ export function warmupPeerMain(): void {
       const port = m.inboundPort;
       const tls = tlsFiles;
       if (tls !== null && m.meshHttp1 === "h2") {
-        const session = http2.connect(`https://127.0.0.1:${port}`, {
-          ...tls,
-          minVersion: "TLSv1.3",
-          // The inbound's SVID names a SPIFFE ID, not 127.0.0.1; its chain is still verified.
-          checkServerIdentity: () => undefined,
-        });
-        session.on("error", () => {});
-        closers.push(() => session.destroy());
+        const session = mtlsSession(port, tls);
         sides.push(
           run(
             m.requests,
@@ -284,13 +292,7 @@ export function warmupPeerMain(): void {
         );
       }
       if (m.grpcInboundPort !== null) {
-        const session = http2.connect(`https://127.0.0.1:${m.grpcInboundPort}`, {
-          ...tls,
-          minVersion: "TLSv1.3",
-          checkServerIdentity: () => undefined,
-        });
-        session.on("error", () => {});
-        closers.push(() => session.destroy());
+        const session = mtlsSession(m.grpcInboundPort, tls);
         sides.push(
           run(
             m.grpcRequests,
