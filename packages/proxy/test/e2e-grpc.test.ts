@@ -118,7 +118,50 @@ describe("h2c prior knowledge (plain HTTP/2)", () => {
       await app.close();
     }
   });
+
+  test("expect: 100-continue gets 100 before the body is sent; CONNECT 405; other expectations 417", async () => {
+    const app = await h2App((req, res) => {
+      let body = "";
+      req.setEncoding("utf8");
+      req.on("data", (c: string) => (body += c));
+      req.on("end", () => res.end(`got ${body}`));
+    });
+    const { inbound, outbound } = await proxyPair(app.address, { name: "web" });
+    const session = http2.connect(`http://${outbound.addresses.outbound}`);
+    try {
+      // The client sends its body only once the proxy said 100 (curl's way for large uploads).
+      const upload = session.request({
+        ":method": "POST",
+        ":path": "/upload",
+        ":authority": "web",
+        expect: "100-continue",
+      });
+      await new Promise((r) => upload.once("continue", r));
+      upload.end("payload");
+      expect(await answer(upload)).toEqual({ status: 200, body: "got payload" });
+
+      const connect = session.request({ ":method": "CONNECT", ":authority": "web:443" });
+      expect((await answer(connect)).status).toBe(405);
+
+      const odd = session.request({ ":path": "/", ":authority": "web", expect: "something" });
+      expect((await answer(odd)).status).toBe(417);
+    } finally {
+      session.close();
+      await Promise.all([inbound.stop(), outbound.stop()]);
+      await app.close();
+    }
+  });
 });
+
+/** The status and body of a client stream's response. */
+async function answer(stream: http2.ClientHttp2Stream): Promise<{ status: number; body: string }> {
+  const headers = await new Promise<http2.IncomingHttpHeaders>((r) => stream.once("response", r));
+  let body = "";
+  stream.setEncoding("utf8");
+  stream.on("data", (c: string) => (body += c));
+  await new Promise((r) => stream.once("end", r));
+  return { status: Number(headers[":status"]), body };
+}
 
 describe("gRPC retries through outbound → inbound", () => {
   let app: Awaited<ReturnType<typeof startGrpcServer>>;

@@ -1,14 +1,13 @@
 import type { IncomingMessage } from "node:http";
-import type { Http2ServerRequest } from "node:http2";
 import { Readable } from "node:stream";
+import { H2Exchange } from "./h2-exchange.js";
 
 /** A client request, HTTP/1.1 or HTTP/2. */
-export type IncomingRequest = IncomingMessage | Http2ServerRequest;
+export type IncomingRequest = IncomingMessage | H2Exchange;
 
 /** Whether the client request carries a body (without reading it). */
 export function hasRequestBody(req: IncomingRequest): boolean {
-  const stream = (req as Http2ServerRequest).stream;
-  if (stream !== undefined) return !stream.endAfterHeaders && !req.readableEnded;
+  if (req instanceof H2Exchange) return req.hasBody;
   const h = req.headers;
   return (
     (h["content-length"] !== undefined && h["content-length"] !== "0") ||

@@ -1,8 +1,8 @@
 import type { ServerResponse } from "node:http";
-import type { Http2ServerResponse } from "node:http2";
 import { GrpcStatus, MeshError } from "@mesh/core";
 import { type ErrorAnswer, FOREIGN_ERROR_ANSWERS, MESH_ERROR_ANSWERS } from "./error-table.js";
 import { encodeGrpcMessage } from "./grpc.js";
+import { H2Exchange } from "./h2-exchange.js";
 
 /** Header on every response the proxy generates itself, with a short reason. */
 export const PROXY_ERROR_HEADER = "mesh-proxy-error";
@@ -161,7 +161,7 @@ export function classifyError(err: unknown): ProxyError {
 
 const PROTOCOL: ErrorAnswer = { code: "MESH_PROXY_UPSTREAM_PROTOCOL" };
 
-type AnyResponse = ServerResponse | Http2ServerResponse;
+type AnyResponse = ServerResponse | H2Exchange;
 
 /**
  * Answers a request with a proxy-generated error: HTTP gets the status and a one-line body,
@@ -186,8 +186,8 @@ export function respondWithError(
       headers["retry-after"] = retryAfterSeconds(err.retryAfterMs);
       headers["grpc-retry-pushback-ms"] = Math.ceil(err.retryAfterMs);
     }
-    const stream = (res as Http2ServerResponse).stream;
-    if (stream !== undefined) {
+    if (res instanceof H2Exchange) {
+      const stream = res.stream;
       if (!stream.headersSent && !stream.destroyed)
         stream.respond({ ":status": 200, ...headers }, { endStream: true });
       return;
@@ -203,8 +203,7 @@ export function respondWithError(
     [PROXY_ERROR_HEADER]: err.reason,
   };
   if (err.retryAfterMs !== undefined) headers["retry-after"] = retryAfterSeconds(err.retryAfterMs);
-  if (closeConnection && (res as Http2ServerResponse).stream === undefined)
-    headers.connection = "close";
+  if (closeConnection && !(res instanceof H2Exchange)) headers.connection = "close";
   (res as ServerResponse).writeHead(err.status, headers as Record<string, string>);
   res.end(body);
 }

@@ -1,16 +1,16 @@
 import type { IncomingHttpHeaders, ServerResponse } from "node:http";
-import type { Http2ServerResponse } from "node:http2";
 import { GrpcStatus, grpcStatusOf } from "@mesh/core";
 import { timeout } from "@mesh/retry";
 import type { Dispatcher } from "undici";
 import { hasRequestBody, type IncomingRequest, requestBody } from "./body.js";
 import { classifyError, ProxyError, respondWithError } from "./errors.js";
 import { encodeGrpcMessage } from "./grpc.js";
+import { H2Exchange } from "./h2-exchange.js";
 import { downstreamResponseHeaders, downstreamTrailers } from "./headers.js";
 import { PROXY_RESET } from "./rapid-reset.js";
 
 /** A client response, HTTP/1.1 or HTTP/2. */
-export type OutgoingResponse = ServerResponse | Http2ServerResponse;
+export type OutgoingResponse = ServerResponse | H2Exchange;
 
 /** One request to forward: where to, with which headers, and under which deadline. */
 export interface ForwardRequest {
@@ -81,8 +81,7 @@ export function forwardTo<T>(
 
 /** The client reset its stream or closed its connection before the response ended. */
 function clientGone(fr: ForwardRequest): boolean {
-  const stream = (fr.res as Http2ServerResponse).stream;
-  if (stream !== undefined) return stream.destroyed || stream.closed;
+  if (fr.res instanceof H2Exchange) return fr.res.stream.destroyed || fr.res.stream.closed;
   // The request's socket: a pipelined response has none of its own until its turn.
   return (fr.req as { socket?: { destroyed: boolean } }).socket?.destroyed === true;
 }
@@ -138,7 +137,7 @@ class Forwarding<T = unknown> implements Dispatcher.DispatchHandler {
     private readonly resolve: (r: ForwardResult, arg: T) => void,
     private readonly arg: T,
   ) {
-    this.h2 = (fr.res as Http2ServerResponse).stream !== undefined;
+    this.h2 = fr.res instanceof H2Exchange;
   }
 
   start(): void {
@@ -179,9 +178,9 @@ class Forwarding<T = unknown> implements Dispatcher.DispatchHandler {
 
   private readonly onClientClose = (): void => {
     if (this.done) return;
-    // `writableEnded`, not `writableFinished`: node:http2's compatibility response reports
-    // `writableFinished` once the client reset the stream although nothing was ended, and
-    // the upstream request must be cancelled exactly then.
+    // `writableEnded`, not `writableFinished`: a stream the client reset reports
+    // `writableFinished` although nothing was ended, and the upstream request must be
+    // cancelled exactly then.
     if (this.fr.res.writableEnded) return;
     // Below, a client going away is a plain abort: it says nothing about the endpoint, so the
     // balancer must not count it as an endpoint failure (32 clients hanging up at once would
@@ -252,7 +251,7 @@ class Forwarding<T = unknown> implements Dispatcher.DispatchHandler {
     if (head !== undefined && t === undefined) {
       // Trailers-only gRPC response: keep it a single HEADERS frame with END_STREAM.
       this.pendingHead = undefined;
-      const stream = (res as Http2ServerResponse).stream;
+      const stream = (res as H2Exchange).stream;
       if (!stream.destroyed)
         stream.respond({ ":status": head.status, ...head.headers }, { endStream: true });
     } else {
@@ -299,8 +298,8 @@ class Forwarding<T = unknown> implements Dispatcher.DispatchHandler {
     } else {
       // The response already started: the only honest signal left is a reset.
       this.pendingHead = undefined;
-      const stream = (res as Http2ServerResponse).stream;
-      if (stream !== undefined) {
+      if (res instanceof H2Exchange) {
+        const stream = res.stream;
         (stream as { [PROXY_RESET]?: boolean })[PROXY_RESET] = true;
         stream.close(2 /* INTERNAL_ERROR */);
       } else (res as ServerResponse).destroy();

@@ -9,6 +9,7 @@ import { sniffSocket } from "../transport/sniff.js";
 import type { IncomingRequest } from "./body.js";
 import { ProxyError, respondWithError } from "./errors.js";
 import type { OutgoingResponse } from "./forward.js";
+import { H2Exchange, serveStream } from "./h2-exchange.js";
 import { guardRapidReset } from "./rapid-reset.js";
 
 /** Handles one request that passed the listener's limits. */
@@ -57,6 +58,7 @@ export class HttpListener {
     this.opts = opts;
     const { limits } = opts;
     const handle = this.handle;
+    const serveExchange = (exchange: H2Exchange): void => opts.handler(exchange, exchange);
     this.h1 = http.createServer(
       {
         maxHeaderSize: limits.maxHeaderBytes,
@@ -95,22 +97,23 @@ export class HttpListener {
       }
       socket.destroy();
     });
-    this.h2 = http2.createServer(
-      {
-        maxHeaderListPairs: limits.maxHeaderCount + 4,
-        maxSessionMemory: 32,
-        // nghttp2's own reset budget (a burst of 1 000, then 33/s by default) would end a
-        // busy client's session for routine cancellations (deadlines, lost hedges: ~140/s
-        // at 700 rps with 20 % cancelled). Abuse is judged by guardRapidReset, by share of
-        // streams; this stays a backstop that still cuts one read's flood at ~1 000 streams.
-        streamResetBurst: 1_000,
-        streamResetRate: 1_000,
-        settings: {
-          maxHeaderListSize: limits.maxHeaderBytes,
-          maxConcurrentStreams: limits.maxConcurrentStreams,
-        },
+    this.h2 = http2.createServer({
+      maxHeaderListPairs: limits.maxHeaderCount + 4,
+      maxSessionMemory: 32,
+      // nghttp2's own reset budget (a burst of 1 000, then 33/s by default) would end a
+      // busy client's session for routine cancellations (deadlines, lost hedges: ~140/s
+      // at 700 rps with 20 % cancelled). Abuse is judged by guardRapidReset, by share of
+      // streams; this stays a backstop that still cuts one read's flood at ~1 000 streams.
+      streamResetBurst: 1_000,
+      streamResetRate: 1_000,
+      settings: {
+        maxHeaderListSize: limits.maxHeaderBytes,
+        maxConcurrentStreams: limits.maxConcurrentStreams,
       },
-      handle,
+    });
+    // The core stream API, not the compatibility layer ('request'): see H2Exchange.
+    this.h2.on("stream", (stream, headers, _flags, rawHeaders) =>
+      serveStream(stream, headers, rawHeaders, serveExchange),
     );
     this.h2.setTimeout(limits.idleTimeout, () => undefined);
     this.h2.on("session", (session: http2.ServerHttp2Session) => {
@@ -222,9 +225,10 @@ export class HttpListener {
 
   /** The facts attached to the connection a request arrived on, if any. */
   connectionInfo(req: IncomingRequest): ConnectionInfo | undefined {
-    const stream = (req as { stream?: http2.ServerHttp2Stream }).stream;
-    if (stream !== undefined)
-      return stream.session === undefined ? undefined : this.infos.get(stream.session);
+    if (req instanceof H2Exchange) {
+      const session = req.stream.session;
+      return session === undefined ? undefined : this.infos.get(session);
+    }
     return this.infos.get(req.socket);
   }
 

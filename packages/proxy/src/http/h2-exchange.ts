@@ -1,0 +1,181 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from "node:http";
+import http2 from "node:http2";
+
+const {
+  HTTP2_HEADER_METHOD,
+  HTTP2_HEADER_PATH,
+  HTTP2_HEADER_STATUS,
+  HTTP_STATUS_CONTINUE,
+  HTTP_STATUS_EXPECTATION_FAILED,
+  HTTP_STATUS_METHOD_NOT_ALLOWED,
+} = http2.constants;
+
+/** The exchange a stream carries, for the one shared `wantTrailers` listener. */
+const EXCHANGE = Symbol("mesh.h2Exchange");
+
+type ExchangeStream = http2.ServerHttp2Stream & { [EXCHANGE]?: H2Exchange };
+
+/**
+ * One HTTP/2 request and its response, served on node:http2's core stream API.
+ *
+ * It has the small part of the compatibility layer's `Http2ServerRequest` and
+ * `Http2ServerResponse` the request pipeline uses, in one object that delegates to the
+ * stream. The compatibility layer builds two stream objects per request, with their own
+ * listeners and a header map copied on `writeHead`; on the proxy's hop between sidecars
+ * that is work per request that carries nothing. Events (`data`, `end`, `error`, `close`,
+ * `drain`) are the stream's own: a request body is read from the stream, and the
+ * response's `close` is the stream's.
+ */
+export class H2Exchange {
+  readonly httpVersionMajor = 2;
+  readonly httpVersion = "2.0";
+  /** `:method`. */
+  readonly method: string;
+  /** `:path` (path and query). */
+  readonly url: string;
+  /** Trailers to send once the body ended (see {@link addTrailers}); read by `sendTrailers`. */
+  trailers: OutgoingHttpHeaders | undefined = undefined;
+  private ended = false;
+
+  constructor(
+    readonly stream: http2.ServerHttp2Stream,
+    /** The request headers as node:http2 parsed them, pseudo-headers included. */
+    readonly headers: IncomingHttpHeaders,
+    /** Names and values in arrival order, as `IncomingMessage.rawHeaders`. */
+    readonly rawHeaders: string[],
+  ) {
+    this.method = headers[HTTP2_HEADER_METHOD] as string;
+    this.url = headers[HTTP2_HEADER_PATH] as string;
+  }
+
+  // --- request side ---
+
+  /** The request body ended (or there was none). */
+  get readableEnded(): boolean {
+    return this.stream.readableEnded;
+  }
+
+  /** The request has a body still to come. */
+  get hasBody(): boolean {
+    return !this.stream.endAfterHeaders && !this.stream.readableEnded;
+  }
+
+  resume(): this {
+    this.stream.resume();
+    return this;
+  }
+
+  pause(): this {
+    this.stream.pause();
+    return this;
+  }
+
+  on(event: string, listener: (...args: never[]) => void): this {
+    this.stream.on(event, listener as (...args: unknown[]) => void);
+    return this;
+  }
+
+  once(event: string, listener: (...args: never[]) => void): this {
+    this.stream.once(event, listener as (...args: unknown[]) => void);
+    return this;
+  }
+
+  off(event: string, listener: (...args: never[]) => void): this {
+    this.stream.off(event, listener as (...args: unknown[]) => void);
+    return this;
+  }
+
+  // --- response side ---
+
+  get headersSent(): boolean {
+    return this.stream.headersSent;
+  }
+
+  /**
+   * The proxy ended the response. Not the stream's `writableEnded`: node:http2 ends the
+   * writable side itself when the client resets the stream, and a reset response must
+   * still cancel its upstream request.
+   */
+  get writableEnded(): boolean {
+    return this.ended;
+  }
+
+  get destroyed(): boolean {
+    return this.stream.destroyed;
+  }
+
+  /**
+   * Sends the response head. The stream then waits for trailers at its end, as the
+   * compatibility layer's does: whatever {@link addTrailers} gave by then is sent (gRPC
+   * status), or an empty DATA frame ends the stream.
+   */
+  writeHead(status: number, headers: OutgoingHttpHeaders): this {
+    const stream = this.stream as ExchangeStream;
+    if (stream.destroyed) return this;
+    headers[HTTP2_HEADER_STATUS] = status;
+    stream[EXCHANGE] = this;
+    stream.once("wantTrailers", sendTrailers);
+    stream.respond(headers, { waitForTrailers: true });
+    return this;
+  }
+
+  write(chunk: Buffer): boolean {
+    return this.stream.write(chunk);
+  }
+
+  /** Ends the response body (a no-op once ended: a HEAD or 204 answer ends with its head). */
+  end(body?: string): this {
+    this.ended = true;
+    const stream = this.stream;
+    if (stream.writableEnded || stream.destroyed) return this;
+    if (body === undefined) stream.end();
+    else stream.end(body);
+    return this;
+  }
+
+  /** Trailers to send after the body. */
+  addTrailers(trailers: OutgoingHttpHeaders): void {
+    this.trailers = trailers;
+  }
+}
+
+function sendTrailers(this: ExchangeStream): void {
+  const exchange = this[EXCHANGE];
+  this[EXCHANGE] = undefined;
+  if (this.destroyed) return;
+  this.sendTrailers(exchange?.trailers ?? {});
+}
+
+function ignoreError(): void {}
+
+/**
+ * Serves a new stream of an HTTP/2 server: answers what the compatibility layer answers
+ * itself (CONNECT 405, an unmet `expect` 417, `100-continue` at once) and hands every
+ * other request to `handle` as an {@link H2Exchange}.
+ */
+export function serveStream(
+  stream: http2.ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
+  rawHeaders: string[],
+  handle: (exchange: H2Exchange) => void,
+): void {
+  // A stream error (a reset, a dead session) is seen by the pipeline as 'close'; without
+  // a listener it would be thrown.
+  stream.on("error", ignoreError);
+  if (headers[HTTP2_HEADER_METHOD] === "CONNECT") {
+    stream.respond({ [HTTP2_HEADER_STATUS]: HTTP_STATUS_METHOD_NOT_ALLOWED }, { endStream: true });
+    return;
+  }
+  const expect = headers.expect;
+  if (expect !== undefined) {
+    if (expect.toLowerCase() !== "100-continue") {
+      stream.respond(
+        { [HTTP2_HEADER_STATUS]: HTTP_STATUS_EXPECTATION_FAILED },
+        { endStream: true },
+      );
+      return;
+    }
+    stream.additionalHeaders({ [HTTP2_HEADER_STATUS]: HTTP_STATUS_CONTINUE });
+  }
+  handle(new H2Exchange(stream, headers, rawHeaders));
+}
