@@ -54,6 +54,20 @@ describe("mesh diagnostics_channel events", () => {
     expect(sampleOf(t, 'mesh_retry_requests_total{name="real"}')).toBe(1);
   });
 
+  it("counts original requests per retry policy, retries and hedges not included", () => {
+    const registry = new Registry();
+    unsubscribe = subscribeMeshEvents(registry);
+    const attempt = (name: string, n: number) =>
+      publish("mesh:retry:attempt", { name, attempt: n, method: "GET", origin: "o", path: "/" });
+    for (let i = 0; i < 3; i++) attempt("books", 0);
+    attempt("books", 1);
+    attempt("authors", 0);
+    attempt("books", 0);
+    const t = renderPrometheus(registry);
+    expect(sampleOf(t, 'mesh_retry_requests_total{name="books"}')).toBe(4);
+    expect(sampleOf(t, 'mesh_retry_requests_total{name="authors"}')).toBe(1);
+  });
+
   it("shows where a zone-local balancer picks, and why it switched", () => {
     const registry = new Registry();
     unsubscribe = subscribeMeshEvents(registry);

@@ -68,6 +68,26 @@ interface LastDecision {
 const str = (v: unknown): string | undefined =>
   typeof v === "string" && v !== "" ? v : typeof v === "number" ? String(v) : undefined;
 
+/** Names a {@link byName} cache holds; past it, series are resolved per event. */
+const MAX_CACHED_NAMES = 1_024;
+
+/**
+ * The series of `family` for a `name` label, resolved once per name: events published on
+ * every request (`mesh:retry:attempt`) then cost a map lookup, not a rendered label set.
+ * For families whose series are never removed.
+ */
+function byName(family: CounterFamily): (name: string) => CounterSeries {
+  const cache = new Map<string, CounterSeries>();
+  return (name) => {
+    let series = cache.get(name);
+    if (series === undefined) {
+      series = family.get({ name });
+      if (cache.size < MAX_CACHED_NAMES) cache.set(name, series);
+    }
+    return series;
+  };
+}
+
 /**
  * Subscribes to the mesh's diagnostics channels and turns events into series in
  * `registry` (names in the README). Payloads that do not match the contract are counted
@@ -101,6 +121,7 @@ export function subscribeMeshEvents(
     "Original requests seen by a retry policy.",
     ["name"],
   );
+  const retryRequestsOf = byName(retryRequests);
   const retries = c("mesh_retry_retries_total", "Retries scheduled.", ["name", "reason"]);
   const budgetExhausted = c(
     "mesh_retry_budget_exhausted_total",
@@ -264,7 +285,7 @@ export function subscribeMeshEvents(
     "mesh:retry:attempt": (p) => {
       const name = str(p.name);
       if (name === undefined || typeof p.attempt !== "number") return false;
-      if (p.attempt === 0) retryRequests.inc({ name });
+      if (p.attempt === 0) retryRequestsOf(name).inc();
       return true;
     },
     "mesh:retry:retry": (p) => {
