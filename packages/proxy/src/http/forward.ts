@@ -31,6 +31,11 @@ export interface ForwardRequest {
   idleTimeoutMs?: number;
   /** Ask the HTTP/1.1 client to close its connection after this response (draining). */
   closeConnection?: boolean;
+  /**
+   * The upstream speaks HTTP/1.x, so a response with `content-length` has no trailers
+   * (they need chunked encoding): an HTTP/2 client's stream can end with the body.
+   */
+  http1Upstream?: boolean;
 }
 
 /** How a forwarded request ended, for metrics and the access log. */
@@ -219,6 +224,9 @@ class Forwarding<T = unknown> implements Dispatcher.DispatchHandler {
     if (this.fr.closeConnection && !this.h2) out.connection = "close";
     if (this.fr.grpc && this.h2) {
       this.pendingHead = { status: statusCode, headers: out };
+    } else if (this.h2) {
+      const trailers = !this.fr.http1Upstream || headers["content-length"] === undefined;
+      (this.fr.res as H2Exchange).writeHead(statusCode, out, trailers);
     } else {
       (this.fr.res as ServerResponse).writeHead(statusCode, out);
     }

@@ -105,17 +105,21 @@ export class H2Exchange {
   }
 
   /**
-   * Sends the response head. The stream then waits for trailers at its end, as the
-   * compatibility layer's does: whatever {@link addTrailers} gave by then is sent (gRPC
-   * status), or an empty DATA frame ends the stream.
+   * Sends the response head (`headers` gains `:status`). Unless `trailers` is false, the
+   * stream then waits for trailers at its end, as the compatibility layer's always does:
+   * whatever {@link addTrailers} gave by then is sent (gRPC status), or an empty DATA frame
+   * ends the stream. With `trailers: false` the last DATA frame ends it, which saves that
+   * frame and two turns of the event loop; for responses that cannot have trailers.
    */
-  writeHead(status: number, headers: OutgoingHttpHeaders): this {
+  writeHead(status: number, headers: OutgoingHttpHeaders, trailers = true): this {
     const stream = this.stream as ExchangeStream;
     if (stream.destroyed) return this;
     headers[HTTP2_HEADER_STATUS] = status;
-    stream[EXCHANGE] = this;
-    stream.once("wantTrailers", sendTrailers);
-    stream.respond(headers, { waitForTrailers: true });
+    if (trailers) {
+      stream[EXCHANGE] = this;
+      stream.once("wantTrailers", sendTrailers);
+    }
+    stream.respond(headers, { waitForTrailers: trailers });
     return this;
   }
 

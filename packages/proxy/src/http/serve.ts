@@ -30,6 +30,8 @@ export interface Target {
    * carries `mesh-orig-proto` so the peer hands it to its app as HTTP/1.x again.
    */
   origProto?: boolean | undefined;
+  /** The upstream speaks HTTP/1.x (see `ForwardRequest.http1Upstream`). */
+  http1Upstream?: boolean | undefined;
   /** Metric labels of the upstream connection: mTLS, and the server's expected identity. */
   tls?: boolean | undefined;
   serverId?: string | undefined;
@@ -240,6 +242,7 @@ export function createRequestPipeline(ctx: DirectionContext): {
         timeoutMs,
         idleTimeoutMs: target.idleTimeoutMs,
         closeConnection: ctx.draining(),
+        http1Upstream: target.http1Upstream === true,
       },
       onForwarded,
       r,

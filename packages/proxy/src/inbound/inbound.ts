@@ -190,6 +190,7 @@ export class Inbound {
         origin: this.app.origin,
         timeoutMs: c.timeout.request,
         idleTimeoutMs: c.timeout.idle,
+        http1Upstream: protocol === "http1",
         stable: true,
       };
       this.targets[protocol] = target;

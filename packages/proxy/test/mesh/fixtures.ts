@@ -154,11 +154,22 @@ export class CountingRelay {
   }
 }
 
-/** An HTTP/1.1 app that echoes what it received as JSON. */
+/**
+ * An HTTP/1.1 app that echoes what it received as JSON; `/trailers` answers a chunked
+ * body with an `x-checksum` trailer instead.
+ */
 export function echoApp(): Promise<{ address: string; close(): Promise<void> }> {
   return h1App((req, res) => {
     req.resume();
     req.on("end", () => {
+      if (req.url === "/trailers") {
+        res.writeHead(200, { trailer: "x-checksum" });
+        res.write("chunked ");
+        res.write("body");
+        res.addTrailers({ "x-checksum": "abc" });
+        res.end();
+        return;
+      }
       res.writeHead(200, { "content-type": "application/json" });
       res.end(
         JSON.stringify({

@@ -3,6 +3,7 @@ import http2 from "node:http2";
 import { join } from "node:path";
 import tls from "node:tls";
 import { createTrustAnchor } from "@mesh/tls-identity";
+import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { missingPeer } from "../../../../scripts/peers.mjs";
 import { sClient as opensslClient } from "../../../../test/openssl.js";
@@ -151,6 +152,15 @@ describe("mTLS between proxies", () => {
     expect(booksService?.backends.flatMap((b) => b.endpoints.map((e) => e.protocol))).toEqual([
       "mtls-h2",
     ]);
+  });
+
+  it("carries an HTTP/1.1 app's chunked trailers across the mTLS HTTP/2 hop", async () => {
+    const res = await request(`http://${web.addresses.outbound}/trailers`, {
+      headers: { host: "books", te: "trailers" },
+    });
+    expect(res.statusCode).toBe(200);
+    expect(await res.body.text()).toBe("chunked body");
+    expect(res.trailers["x-checksum"]).toBe("abc");
   });
 
   it("answers 502 identity mismatch when the server proves another identity", async () => {
