@@ -7,6 +7,10 @@
  *   node scripts/perf/instructions.mjs [--mode single|pair] [--warmup 25000] [--count 5000]
  *        [--variants "now,base=/path/to/other/dist/cli.js"] [--runs 2] [--node-flags "…"]
  *
+ * A variant is `name=<cli path>`, optionally followed by `@ENV=value` for its proxies; in
+ * pair mode `name=nodepair` counts the bench's minimal Node mTLS pair
+ * (bench/src/peers/node-pair.mjs, Node's floor) the same way.
+ *
  * Each proxy runs under `valgrind --tool=callgrind --instr-atstart=no`: `--warmup` requests
  * go through uninstrumented (V8 must be done optimizing, see @mesh/metrics' README "Cost"),
  * then `callgrind_control -i on`, `--count` requests on the same 8 keep-alive connections,
@@ -48,9 +52,16 @@ process.on("exit", () => {
   for (const c of children) c.kill("SIGKILL");
 });
 
+/** A proxy with `config` under callgrind. */
 function underCallgrind(cli, config, name, env = {}) {
   const file = join(tmp, `${name}.json`);
   writeFileSync(file, JSON.stringify(config));
+  const p = nodeUnderCallgrind([cli, "--config", file], name, env);
+  return { ...p, admin: Number(config.admin.listen.split(":")[1]) };
+}
+
+/** `node <args>` under callgrind, instrumentation off until switched on. */
+function nodeUnderCallgrind(args, name, env = {}) {
   const out = join(tmp, `${name}.%p.callgrind`);
   const child = spawn(
     "valgrind",
@@ -60,9 +71,7 @@ function underCallgrind(cli, config, name, env = {}) {
       `--callgrind-out-file=${out}`,
       process.execPath,
       ...values["node-flags"].split(" ").filter(Boolean),
-      cli,
-      "--config",
-      file,
+      ...args,
     ],
     { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...env } },
   );
@@ -72,7 +81,22 @@ function underCallgrind(cli, config, name, env = {}) {
     err += d;
   });
   child.on("exit", () => children.delete(child));
-  return { child, err: () => err, admin: Number(config.admin.listen.split(":")[1]) };
+  return { child, err: () => err, admin: undefined };
+}
+
+/** The bench's minimal Node mTLS pair (Node's floor), both halves under callgrind. */
+async function startNodePair(tag) {
+  const script = join(here, "../../../../bench/src/peers/node-pair.mjs");
+  const files = (f) => ["--cert", f.cert, "--key", f.key, "--ca", f.bundle];
+  const outPort = await freePort();
+  const inPort = await freePort();
+  const inArgs = [script, "inbound", String(inPort), `http://127.0.0.1:${upstream}`];
+  const pin = nodeUnderCallgrind([...inArgs, ...files(ids.inbound)], `${tag}-in`);
+  await waitPort(inPort, pin.child);
+  const outArgs = [script, "outbound", String(outPort), String(inPort), ...files(ids.outbound)];
+  const pout = nodeUnderCallgrind([...outArgs, "--peer-id", PAIR_INBOUND_ID], `${tag}-out`);
+  await waitPort(outPort, pout.child);
+  return { url: `http://127.0.0.1:${outPort}`, procs: [pout, pin] };
 }
 
 const callgrind = (pid, flag) => execFileSync("callgrind_control", [flag, String(pid)]);
@@ -109,6 +133,7 @@ const upstream = backend.address().port;
 const ids = values.mode === "pair" ? await pairIdentities(tmp) : undefined;
 
 async function start(cli, tag, env) {
+  if (cli === "nodepair") return startNodePair(tag);
   const log = { level: "warn", accessLog: false };
   if (values.mode === "single") {
     const port = await freePort();
@@ -179,7 +204,7 @@ for (let run = 0; run < Number(values.runs); run++) {
   for (const v of variants) {
     const { url, procs } = await start(v.cli, `${v.name}-${run}`, v.env);
     // After their warm-up (if any), as a cluster would.
-    await Promise.all(procs.map((p) => waitReady(p.admin, 600_000)));
+    await Promise.all(procs.map((p) => p.admin && waitReady(p.admin, 600_000)));
     const pool = new Pool(url, { connections: 8, pipelining: 1 });
     await send(pool, Number(values.warmup));
     for (const p of procs) callgrind(p.child.pid, "-i=on");

@@ -106,9 +106,13 @@ function cpuOf(pid) {
     const s = readFileSync(path, "utf8");
     const name = s.slice(s.indexOf("(") + 1, s.lastIndexOf(")"));
     const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
-    return { name, sec: (Number(f[11]) + Number(f[12])) / TICK };
+    return { name, sec: (Number(f[11]) + Number(f[12])) / TICK, sys: Number(f[12]) / TICK };
   };
-  const total = parse(`/proc/${pid}/stat`).sec;
+  const proc = parse(`/proc/${pid}/stat`);
+  const total = proc.sec;
+  // Read- and write-class syscalls (read/recv*, write/writev/send*) the process made.
+  const io = readFileSync(`/proc/${pid}/io`, "utf8");
+  const rw = Number(/syscr: (\d+)/.exec(io)[1]) + Number(/syscw: (\d+)/.exec(io)[1]);
   const threads = {};
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {
@@ -124,7 +128,7 @@ function cpuOf(pid) {
       threads[group] = (threads[group] ?? 0) + t.sec;
     } catch {}
   }
-  return { total, threads };
+  return { total, sys: proc.sys, rw, threads };
 }
 
 async function load(url, rate, ms, warmupMs) {
@@ -363,6 +367,9 @@ for (let round = 0; round < Number(values.rounds); round++) {
           Math.round((((c1[k].threads[t] ?? 0) - (c0[k].threads[t] ?? 0)) / n) * 1e6),
         ]),
       );
+    const sysUs = (k) => ((c1[k].sys - c0[k].sys) / n) * 1e6;
+    const rwPer = (k) => (c1[k].rw - c0[k].rw) / n;
+    const kernel = `sys out ${sysUs("out").toFixed(0)} in ${sysUs("in").toFixed(0)} µs/req, read+write syscalls out ${rwPer("out").toFixed(1)} in ${rwPer("in").toFixed(1)}/req`;
     const row = {
       p50: r.latencyMs.p50,
       p99: r.latencyMs.p99,
@@ -394,7 +401,7 @@ for (let round = 0; round < Number(values.rounds); round++) {
     }
     results[v.name] = [...(results[v.name] ?? []), row];
     process.stdout.write(
-      `round ${round + 1} ${v.name}: direct p99 ${direct.latencyMs.p99} | pair p50 ${row.p50} p99 ${row.p99} (+${row.addedP99.toFixed(2)}) | out ${row.outUs.toFixed(0)} µs/req ${JSON.stringify(split("out"))} | in ${row.inUs.toFixed(0)} µs/req ${JSON.stringify(split("in"))} | rss ${row.rssOut.toFixed(0)}+${row.rssIn.toFixed(0)} MB${values.max ? ` | max ${row.maxRps?.toFixed(0)} rps out ${row.maxOutUs?.toFixed(0)} in ${row.maxInUs?.toFixed(0)} µs/req` : ""}${alloc ? ` | alloc out ${alloc.kbOut.toFixed(2)} in ${alloc.kbIn.toFixed(2)} KB/req` : ""} failed ${row.failed}\n`,
+      `round ${round + 1} ${v.name}: direct p99 ${direct.latencyMs.p99} | pair p50 ${row.p50} p99 ${row.p99} (+${row.addedP99.toFixed(2)}) | out ${row.outUs.toFixed(0)} µs/req ${JSON.stringify(split("out"))} | in ${row.inUs.toFixed(0)} µs/req ${JSON.stringify(split("in"))} | ${kernel} | rss ${row.rssOut.toFixed(0)}+${row.rssIn.toFixed(0)} MB${values.max ? ` | max ${row.maxRps?.toFixed(0)} rps out ${row.maxOutUs?.toFixed(0)} in ${row.maxInUs?.toFixed(0)} µs/req` : ""}${alloc ? ` | alloc out ${alloc.kbOut.toFixed(2)} in ${alloc.kbIn.toFixed(2)} KB/req` : ""} failed ${row.failed}\n`,
     );
     await stop(pair.procs.out);
     await stop(pair.procs.in);
