@@ -53,7 +53,7 @@ const warmedUp = (p: ProxyProcess) =>
 
 describe("warm-up before /ready", () => {
   for (const meshHttp1 of ["h2", "http1"] as const) {
-    it(`sends warmup.requests through each side over mTLS (meshHttp1 ${meshHttp1}; a third gRPC calls), none to the app, none in /metrics`, async () => {
+    it(`sends warmup.requests through each side over mTLS (meshHttp1 ${meshHttp1}), none to the app, none in /metrics`, async () => {
       const before = appRequests;
       const p = await sidecar({
         identity: pki.identity(WEB),

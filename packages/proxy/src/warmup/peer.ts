@@ -22,8 +22,6 @@ export interface PeerListening {
   appPort: number;
   /** The peer inbound for the private outbound: mTLS HTTP/2 and HTTP/1.1, or plain HTTP/1.1. */
   peerPort: number;
-  /** h2c app answering gRPC (the private gRPC inbound's app). */
-  grpcAppPort: number;
 }
 
 /** Parent → child: send this traffic. */
@@ -37,10 +35,6 @@ export interface PeerDrive {
   meshHttp1: "h2" | "http1";
   /** HTTP/1 requests per side. */
   requests: number;
-  /** gRPC calls per side (mTLS only): over h2c into the outbound, over mTLS h2 into `grpcInboundPort`. */
-  grpcRequests: number;
-  /** The private inbound whose app speaks h2c (gRPC), if any. */
-  grpcInboundPort: number | null;
   /** Requests in flight per side. */
   concurrency: number;
   /** The authority the private outbound routes. */
@@ -73,25 +67,15 @@ export function warmupPeerMain(): void {
   const send = (m: unknown): void => {
     process.send?.(m);
   };
-  /** A gRPC message: the 5-byte length prefix and 8 bytes of payload. */
-  const grpcMessage = Buffer.from([0, 0, 0, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8]);
   const ok = (
-    req: import("node:stream").Readable & { headers: Record<string, unknown> },
+    req: import("node:stream").Readable,
     res: {
       writeHead(status: number, headers: Record<string, string>): unknown;
-      addTrailers(t: Record<string, string>): unknown;
-      end(b: string | Buffer): unknown;
+      end(b: string): unknown;
     },
   ): void => {
     req.resume();
     req.on("end", () => {
-      if (String(req.headers["content-type"]).startsWith("application/grpc")) {
-        // Only ever over HTTP/2 (gRPC): status, one message, then trailers.
-        res.writeHead(200, { "content-type": "application/grpc" });
-        res.addTrailers({ "grpc-status": "0" });
-        res.end(grpcMessage);
-        return;
-      }
       res.writeHead(200, { "content-type": "text/plain", "content-length": "3" });
       res.end("ok\n");
     });
@@ -172,34 +156,6 @@ export function warmupPeerMain(): void {
       if (post) stream.end(body);
     });
 
-  /** One unary gRPC call on an HTTP/2 session; resolves 200 when it ends with grpc-status 0. */
-  const grpcCall = (
-    session: import("node:http2").ClientHttp2Session,
-    authority: string,
-  ): Promise<number> =>
-    new Promise((resolve, reject) => {
-      const stream = session.request({
-        ":method": "POST",
-        ":path": "/mesh.warmup.Warmup/Call",
-        ":authority": authority,
-        "content-type": "application/grpc",
-        te: "trailers",
-      });
-      let status = 0;
-      let grpcStatus: unknown;
-      stream.on("response", (h) => {
-        status = Number(h[":status"]);
-        grpcStatus ??= h["grpc-status"];
-      });
-      stream.on("trailers", (t) => {
-        grpcStatus = t["grpc-status"];
-      });
-      stream.on("error", reject);
-      stream.resume();
-      stream.on("end", () => resolve(status === 200 && grpcStatus === "0" ? 200 : status || 0));
-      stream.end(grpcMessage);
-    });
-
   const drive = async (m: PeerDrive): Promise<void> => {
     const result: PeerDone = { type: "done", outbound: 0, inbound: 0, failed: 0, error: null };
     const count = (side: "outbound" | "inbound") => (status: number) => {
@@ -276,33 +232,6 @@ export function warmupPeerMain(): void {
         );
       }
     }
-    if (tlsFiles !== null && m.grpcRequests > 0) {
-      const tls = tlsFiles;
-      if (m.outboundPort !== null) {
-        const session = http2.connect(`http://127.0.0.1:${m.outboundPort}`);
-        session.on("error", () => {});
-        closers.push(() => session.destroy());
-        sides.push(
-          run(
-            m.grpcRequests,
-            m.concurrency,
-            () => grpcCall(session, m.authority),
-            count("outbound"),
-          ),
-        );
-      }
-      if (m.grpcInboundPort !== null) {
-        const session = mtlsSession(m.grpcInboundPort, tls);
-        sides.push(
-          run(
-            m.grpcRequests,
-            m.concurrency,
-            () => grpcCall(session, m.authority),
-            count("inbound"),
-          ),
-        );
-      }
-    }
     try {
       await Promise.all(sides);
     } catch (err) {
@@ -333,19 +262,12 @@ export function warmupPeerMain(): void {
             },
             ok,
           );
-    const grpcApp = http2.createServer(ok);
     const port = (server: { address(): unknown }): number =>
       (server.address() as import("node:net").AddressInfo).port;
     const listen = (server: import("node:net").Server): Promise<void> =>
       new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve()));
-    void Promise.all([listen(app), listen(grpcApp), peer === app ? undefined : listen(peer)]).then(
-      () =>
-        send({
-          type: "listening",
-          appPort: port(app),
-          peerPort: port(peer),
-          grpcAppPort: port(grpcApp),
-        }),
+    void Promise.all([listen(app), peer === app ? undefined : listen(peer)]).then(() =>
+      send({ type: "listening", appPort: port(app), peerPort: port(peer) }),
     );
   });
   // The parent owns this process: when it goes away, so does the peer.
