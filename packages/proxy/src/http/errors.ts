@@ -187,9 +187,7 @@ export function respondWithError(
       headers["grpc-retry-pushback-ms"] = Math.ceil(err.retryAfterMs);
     }
     if (res instanceof H2Exchange) {
-      const stream = res.stream;
-      if (!stream.headersSent && !stream.destroyed)
-        stream.respond({ ":status": 200, ...headers }, { endStream: true });
+      res.respondHeadOnly(200, headers);
       return;
     }
     (res as ServerResponse).writeHead(200, headers as Record<string, string>);

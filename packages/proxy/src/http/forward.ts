@@ -259,9 +259,7 @@ class Forwarding<T = unknown> implements Dispatcher.DispatchHandler {
     if (head !== undefined && t === undefined) {
       // Trailers-only gRPC response: keep it a single HEADERS frame with END_STREAM.
       this.pendingHead = undefined;
-      const stream = (res as H2Exchange).stream;
-      if (!stream.destroyed)
-        stream.respond({ ":status": head.status, ...head.headers }, { endStream: true });
+      (res as H2Exchange).respondHeadOnly(head.status, head.headers);
     } else {
       this.flushHead();
       if (t !== undefined) res.addTrailers(t);

@@ -141,13 +141,36 @@ export class H2Exchange {
   addTrailers(trailers: OutgoingHttpHeaders): void {
     this.trailers = trailers;
   }
+
+  /**
+   * Answers with a head alone, one HEADERS frame with END_STREAM: gRPC's trailers-only
+   * responses and the proxy's own refusals. Does nothing once a head went out or the
+   * stream is gone.
+   */
+  respondHeadOnly(status: number, headers: OutgoingHttpHeaders): void {
+    this.ended = true;
+    respondHeadOnly(this.stream, status, headers);
+  }
 }
+
+/** One HEADERS frame with END_STREAM, unless a head went out already or the stream is gone. */
+function respondHeadOnly(
+  stream: http2.ServerHttp2Stream,
+  status: number,
+  headers: OutgoingHttpHeaders,
+): void {
+  if (stream.headersSent || stream.destroyed) return;
+  stream.respond({ [HTTP2_HEADER_STATUS]: status, ...headers }, { endStream: true });
+}
+
+/** Sent when the body ended without trailers (node:http2 then ends with an empty DATA frame). */
+const NO_TRAILERS: OutgoingHttpHeaders = Object.freeze({});
 
 function sendTrailers(this: ExchangeStream): void {
   const exchange = this[EXCHANGE];
   this[EXCHANGE] = undefined;
   if (this.destroyed) return;
-  this.sendTrailers(exchange?.trailers ?? {});
+  this.sendTrailers(exchange?.trailers ?? NO_TRAILERS);
 }
 
 function ignoreError(): void {}
@@ -167,16 +190,13 @@ export function serveStream(
   // a listener it would be thrown.
   stream.on("error", ignoreError);
   if (headers[HTTP2_HEADER_METHOD] === "CONNECT") {
-    stream.respond({ [HTTP2_HEADER_STATUS]: HTTP_STATUS_METHOD_NOT_ALLOWED }, { endStream: true });
+    respondHeadOnly(stream, HTTP_STATUS_METHOD_NOT_ALLOWED, {});
     return;
   }
   const expect = headers.expect;
   if (expect !== undefined) {
     if (expect.toLowerCase() !== "100-continue") {
-      stream.respond(
-        { [HTTP2_HEADER_STATUS]: HTTP_STATUS_EXPECTATION_FAILED },
-        { endStream: true },
-      );
+      respondHeadOnly(stream, HTTP_STATUS_EXPECTATION_FAILED, {});
       return;
     }
     stream.additionalHeaders({ [HTTP2_HEADER_STATUS]: HTTP_STATUS_CONTINUE });
