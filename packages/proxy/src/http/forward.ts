@@ -1,8 +1,9 @@
 import type { IncomingHttpHeaders, ServerResponse } from "node:http";
+import type { Readable } from "node:stream";
 import { GrpcStatus, grpcStatusOf } from "@mesh/core";
 import { timeout } from "@mesh/retry";
 import type { Dispatcher } from "undici";
-import { hasRequestBody, type IncomingRequest, requestBody } from "./body.js";
+import { hasRequestBody, type IncomingRequest, RequestBody } from "./body.js";
 import { classifyError, ProxyError, respondWithError } from "./errors.js";
 import { encodeGrpcMessage } from "./grpc.js";
 import { H2Exchange } from "./h2-exchange.js";
@@ -135,6 +136,8 @@ class Forwarding<T = unknown> implements Dispatcher.DispatchHandler {
   /** gRPC over HTTP/2: response head held back until the first data so trailers-only stays trailers-only. */
   private pendingHead: { status: number; headers: Record<string, string | string[]> } | undefined;
   private readonly h2: boolean;
+  /** The client's body as the upstream reads it; stopped here when the exchange fails. */
+  private body: RequestBody | null = null;
 
   constructor(
     private readonly dispatcher: Dispatcher,
@@ -155,7 +158,8 @@ class Forwarding<T = unknown> implements Dispatcher.DispatchHandler {
       return;
     }
     fr.res.on("close", this.onClientClose);
-    const body = hasRequestBody(fr.req) ? requestBody(fr.req) : null;
+    const body = hasRequestBody(fr.req) ? new RequestBody(fr.req) : null;
+    this.body = body;
     const deadline = fr.timeoutMs !== undefined && fr.timeoutMs > 0 ? fr.timeoutMs : undefined;
     const idle = fr.idleTimeoutMs !== undefined && fr.idleTimeoutMs > 0 ? fr.idleTimeoutMs : 0;
     // One object shape for every request, with or without a deadline.
@@ -164,7 +168,8 @@ class Forwarding<T = unknown> implements Dispatcher.DispatchHandler {
       method: fr.method as Dispatcher.HttpMethod,
       path: fr.path,
       headers: fr.headers,
-      body,
+      // undici takes any async iterable as a body; its types name only Readable.
+      body: body as unknown as Readable | null,
       headersTimeout: 0,
       bodyTimeout: 0,
       meshDeadlineMs: deadline,
@@ -316,6 +321,9 @@ class Forwarding<T = unknown> implements Dispatcher.DispatchHandler {
   private finish(error?: ProxyError): void {
     this.done = true;
     this.fr.res.off("close", this.onClientClose);
+    // undici cannot cancel an async iterable body it is waiting on (a Readable it would
+    // destroy): a failed exchange lets go of the client's body here.
+    if (error !== undefined) this.body?.return();
     const result: ForwardResult = {
       status: this.status,
       firstByteAt: this.firstByteAt,

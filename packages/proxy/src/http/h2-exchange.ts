@@ -8,6 +8,7 @@ const {
   HTTP_STATUS_CONTINUE,
   HTTP_STATUS_EXPECTATION_FAILED,
   HTTP_STATUS_METHOD_NOT_ALLOWED,
+  NGHTTP2_NO_ERROR,
 } = http2.constants;
 
 /** The exchange a stream carries, for the one shared `wantTrailers` listener. */
@@ -53,6 +54,17 @@ export class H2Exchange {
   /** The request body ended (or there was none). */
   get readableEnded(): boolean {
     return this.stream.readableEnded;
+  }
+
+  /**
+   * Whether the request arrived whole, as `IncomingMessage.complete`. node:http2 ends the
+   * stream's readable side also when the client resets the stream or the connection drops
+   * mid-body; that `end` is not the body's end. A stream cut short is `aborted` (the proxy
+   * had not answered yet) or carries the reset's code.
+   */
+  get complete(): boolean {
+    const { stream } = this;
+    return !stream.aborted && (stream.rstCode === undefined || stream.rstCode === NGHTTP2_NO_ERROR);
   }
 
   /** The request has a body still to come. */
@@ -117,7 +129,8 @@ export class H2Exchange {
     headers[HTTP2_HEADER_STATUS] = status;
     if (trailers) {
       stream[EXCHANGE] = this;
-      stream.once("wantTrailers", sendTrailers);
+      // `on`, not `once` (a wrapper per request): a stream asks for its trailers once.
+      stream.on("wantTrailers", sendTrailers);
     }
     stream.respond(headers, { waitForTrailers: trailers });
     return this;

@@ -65,28 +65,31 @@ export class RecordedBody {
   /** A fresh iterable for the next attempt. */
   forAttempt(): AsyncIterable<Buffer> {
     const generation = ++this.#generation;
-    let next = 0;
-    const iterator: AsyncIterator<Buffer> & AsyncIterable<Buffer> = {
-      next: async (): Promise<IteratorResult<Buffer>> => {
-        for (;;) {
-          if (generation !== this.#generation) return DONE;
-          const k = next - this.#base;
-          if (k < 0) throw new Error("request body was not recorded and cannot be replayed");
-          if (k < this.#chunks.length) {
-            const chunk = this.#chunks[k]!;
-            next++;
-            if (this.#overflowed) {
-              // Nothing will be replayed: keep no more than what is still unsent.
-              this.#chunks.splice(0, k + 1);
-              this.#base = next;
-            }
-            return { done: false, value: chunk };
-          }
-          if (this.#error !== null) throw this.#error;
-          if (this.#ended) return DONE;
-          await this.#pull();
+    /** Sequence number of the next chunk this attempt sends. */
+    let sent = 0;
+    // Not an async function: one chunk, recorded or just read, is one settled promise.
+    const next = (): Promise<IteratorResult<Buffer>> => {
+      if (generation !== this.#generation) return Promise.resolve(DONE);
+      const k = sent - this.#base;
+      if (k < 0) {
+        return Promise.reject(new Error("request body was not recorded and cannot be replayed"));
+      }
+      if (k < this.#chunks.length) {
+        const chunk = this.#chunks[k]!;
+        sent++;
+        if (this.#overflowed) {
+          // Nothing will be replayed: keep no more than what is still unsent.
+          this.#chunks.splice(0, k + 1);
+          this.#base = sent;
         }
-      },
+        return Promise.resolve({ done: false, value: chunk });
+      }
+      if (this.#error !== null) return Promise.reject(this.#error);
+      if (this.#ended) return Promise.resolve(DONE);
+      return this.#pull().then(next);
+    };
+    const iterator: AsyncIterator<Buffer> & AsyncIterable<Buffer> = {
+      next,
       // undici ends iteration early when an attempt fails; the source must stay open for the
       // next attempt, so only this attempt's iterator stops.
       return: async (): Promise<IteratorResult<Buffer>> => {
