@@ -9,6 +9,9 @@
  *   node scripts/perf/grpc-stream.mjs [--rounds 2] [--seconds 5] [--warmup 3]
  *        [--variants "new,old=/path/to/old/dist/cli.js"] [--cpuprof dir]
  *
+ * `--cold <s> [--rate 1000]`: instead, a fresh pair's first <s> seconds of unary calls, open loop
+ * (gRPC's cold start): p50/p99/max and p99 per second, per variant and round.
+ *
  * `--node-flags="…"` are given to both proxies (e.g. `--node-flags="--cpu-prof --cpu-prof-dir=/tmp/p
  * --cpu-prof-interval=500"`: a whole-life profile, written when the proxy exits).
  * `--perf <dir>` runs `perf record -g` on each proxy over the measured window (add
@@ -16,7 +19,8 @@
  * `--callgrind` counts instructions per call instead (each proxy under valgrind; `--warmup`
  * seconds uninstrumented, then `--calls` calls counted; dumps kept for callgrind_annotate).
  * Under valgrind 20 s of warm-up is not enough: TurboFan still dominates the count.
- * A variant is `name` (this package's dist/cli.js) or `name=<cli path>`. Variants rotate
+ * A variant is `name` (this package's dist/cli.js), `name=<cli path>`, or `name=nodepair` (the
+ * bench's minimal Node mTLS pair, bench/src/peers/node-pair.mjs with `--h2`: Node's floor). Variants rotate
  * between rounds; medians are printed at the end. `--cpuprof <dir>` loads cpusample.mjs into
  * both proxies and profiles the measured window (summarise with top.mjs; do not read CPU
  * numbers from such a run). Under this closed-loop load its 100 µs sampling on the shared,
@@ -62,6 +66,8 @@ const { values, positionals } = parseArgs({
     client: { type: "boolean", default: false },
     callgrind: { type: "boolean", default: false },
     calls: { type: "string", default: "400" },
+    cold: { type: "string" },
+    rate: { type: "string", default: "1000" },
   },
 });
 
@@ -70,7 +76,8 @@ if (values.client) {
   // A negative <ms> makes exactly -<ms> calls instead of running for a time.
   const [origin, ms] = positionals;
   const concurrency = Number(values.concurrency);
-  const want = Number(values.messages);
+  // A cold-start probe makes unary calls (one message each).
+  const want = values.cold ? 1 : Number(values.messages);
   const session = connect(origin);
   session.on("error", () => {});
   const payload = Buffer.from([0, 0, 0, 0, 4, 0, 0, 0, 0]);
@@ -119,6 +126,55 @@ if (values.client) {
       req.once("error", () => done(false));
       req.end(payload);
     });
+  if (values.cold) {
+    // Open loop at --rate calls/s for <ms>: latency from each call's scheduled start (a
+    // stalled pair delays the calls behind it), summarised per second and overall.
+    const rate = Number(values.rate);
+    const lat = [];
+    const windows = [];
+    const t0 = performance.now();
+    let sent = 0;
+    const inflight = new Set();
+    await new Promise((resolve) => {
+      const tick = setInterval(() => {
+        const now = performance.now();
+        if (now - t0 >= Number(ms)) {
+          clearInterval(tick);
+          resolve();
+          return;
+        }
+        const due = Math.floor(((now - t0) * rate) / 1000);
+        for (; sent < due; sent++) {
+          const at = t0 + (sent * 1000) / rate;
+          const p = call().then(() => {
+            const l = performance.now() - at;
+            lat.push(l);
+            const w = Math.floor((at - t0) / 1000);
+            if (windows[w] === undefined) windows[w] = [];
+            windows[w].push(l);
+            inflight.delete(p);
+          });
+          inflight.add(p);
+        }
+      }, 1);
+    });
+    await Promise.all(inflight);
+    const q = (xs, f) => {
+      const s = [...xs].sort((a, b) => a - b);
+      return s.length ? s[Math.min(s.length - 1, Math.floor(f * s.length))] : Number.NaN;
+    };
+    const summary = {
+      calls,
+      failed,
+      p50: q(lat, 0.5),
+      p99: q(lat, 0.99),
+      max: q(lat, 1),
+      perSecondP99: windows.map((w) => Math.round(q(w ?? [], 0.99))),
+    };
+    process.stdout.write(`RESULT ${JSON.stringify(summary)}\n`);
+    session.close();
+    process.exit(0);
+  }
   const t0 = performance.now();
   const until = t0 + Number(ms);
   let left = -Number(ms);
@@ -186,10 +242,11 @@ function cpuOf(pid) {
   return (Number(f[11]) + Number(f[12])) / TICK;
 }
 
-async function stream(origin, ms) {
+async function stream(origin, ms, extra = []) {
   const c = start("1", [
     self,
     "--client",
+    ...extra,
     "--concurrency",
     values.concurrency,
     "--messages",
@@ -210,6 +267,38 @@ async function stream(origin, ms) {
 async function startPair(ids, app, variant, wrap = []) {
   const outPort = await freePort();
   const inPort = await freePort();
+  const flags = values["node-flags"].split(" ").filter(Boolean);
+  if (values.cpuprof) flags.unshift("--import", join(here, "cpusample.mjs"));
+  if (values.alloc) flags.unshift("--import", join(here, "heapsample.mjs"));
+  const env = { MESH_CPUSAMPLE_DIR: values.cpuprof ?? "", MESH_HEAPSAMPLE_DIR: values.alloc ?? "" };
+  const spawnProxy = (name, args) =>
+    wrap.length
+      ? startWrapped(wrap(name), [...flags, ...args], env)
+      : start("0", [...flags, ...args], env);
+  if (variant.cli === "nodepair") {
+    // The bench's minimal Node mTLS pair in its gRPC mode (h2c both ends): Node's floor.
+    const script = join(repo, "bench/src/peers/node-pair.mjs");
+    const files = (f) => ["--cert", f.cert, "--key", f.key, "--ca", f.bundle, "--h2"];
+    const pin = spawnProxy("in", [
+      script,
+      "inbound",
+      String(inPort),
+      `http://127.0.0.1:${app}`,
+      ...files(ids.inbound),
+    ]);
+    await waitPort(inPort, pin.child);
+    const pout = spawnProxy("out", [
+      script,
+      "outbound",
+      String(outPort),
+      String(inPort),
+      ...files(ids.outbound),
+      "--peer-id",
+      PAIR_INBOUND_ID,
+    ]);
+    await waitPort(outPort, pout.child);
+    return { url: `http://127.0.0.1:${outPort}`, out: pout, in: pin };
+  }
   const cfg = (name, obj) => {
     const f = join(tmp, `${name}.json`);
     writeFileSync(f, JSON.stringify(obj));
@@ -229,14 +318,7 @@ async function startPair(ids, app, variant, wrap = []) {
     identity: { trustDomain: PAIR_TRUST_DOMAIN, id: PAIR_OUTBOUND_ID, files: ids.outbound },
     outbound: pairOutboundSection(outPort, inPort, PAIR_INBOUND_ID),
   });
-  const flags = values["node-flags"].split(" ").filter(Boolean);
-  if (values.cpuprof) flags.unshift("--import", join(here, "cpusample.mjs"));
-  if (values.alloc) flags.unshift("--import", join(here, "heapsample.mjs"));
-  const env = { MESH_CPUSAMPLE_DIR: values.cpuprof ?? "", MESH_HEAPSAMPLE_DIR: values.alloc ?? "" };
-  const run = (name, config) =>
-    wrap.length
-      ? startWrapped(wrap(name), [...flags, variant.cli, "--config", config], env)
-      : start("0", [...flags, variant.cli, "--config", config], env);
+  const run = (name, config) => spawnProxy(name, [variant.cli, "--config", config]);
   const pin = run("in", inbound);
   await waitPort(inPort, pin.child);
   const pout = run("out", outbound);
@@ -300,6 +382,30 @@ if (values.callgrind) {
       process.stdout.write(
         `${v.name} round ${round + 1}: out ${(per.out / 1000).toFixed(0)}k in ${(per.in / 1000).toFixed(0)}k instructions/call (${r.calls} calls, ${(r.chunks / (r.calls + r.failed)).toFixed(1)} chunks/call, failed ${r.failed}); dumps in ${tmp}\n`,
       );
+    }
+  }
+  await stop(server);
+  process.exit(0);
+}
+if (values.cold) {
+  // A fresh pair's first --cold seconds of unary calls at --rate calls/s (open loop), traffic
+  // starting as soon as both proxies listen: gRPC's cold start, as the bench's grpc scenario
+  // measures it (its p99 of the first 20 s).
+  for (let round = 0; round < Number(values.rounds); round++) {
+    for (let i = 0; i < variants.length; i++) {
+      const v = variants[(i + round) % variants.length];
+      const pair = await startPair(ids, app, v);
+      const r = await stream(pair.url, Number(values.cold) * 1000, [
+        "--cold",
+        values.cold,
+        "--rate",
+        values.rate,
+      ]);
+      process.stdout.write(
+        `round ${round + 1} ${v.name}: ${r.calls} calls, failed ${r.failed}, p50 ${r.p50.toFixed(1)} p99 ${r.p99.toFixed(1)} max ${r.max.toFixed(1)} ms; p99 per second: ${r.perSecondP99.join(" ")}\n`,
+      );
+      await stop(pair.out);
+      await stop(pair.in);
     }
   }
   await stop(server);
