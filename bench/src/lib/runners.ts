@@ -87,9 +87,9 @@ export function warmUpMs(ctx: BenchContext): number {
 /**
  * Brings a freshly started peer to its steady state before it is measured, the state a
  * sidecar that runs for days is in: 20 000 requests at 1000 rps, enough for V8 to have
- * optimized every Node peer's per-request code (with Maglev off, as mesh-proxy runs,
- * TurboFan takes a function after 1000 calls; cold, the pair cost ~1.4× the CPU per request
- * over its first ~15 k requests). Moderate on purpose: a closed-loop burst would also grow
+ * optimized every Node peer's per-request code (mesh-proxy's launcher has TurboFan take a
+ * function after 1000 calls; cold, the pair cost ~1.4× the CPU per request over its first
+ * ~15 k requests). Moderate on purpose: a closed-loop burst would also grow
  * the young generation of peers whose heap is not fixed, tilting their RSS at 1000 rps.
  * Resolves with what the fresh peer did over those requests (the `cold-start` measure).
  */

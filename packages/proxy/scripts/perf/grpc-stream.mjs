@@ -45,7 +45,7 @@ import {
   pairInboundSection,
   pairOutboundSection,
 } from "../../../../bench/src/peers/mesh.ts";
-import { freePort, waitPort } from "./ports.mjs";
+import { freePort, waitPort, waitReady } from "./ports.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = join(here, "../../../..");
@@ -304,16 +304,18 @@ async function startPair(ids, app, variant, wrap = []) {
     writeFileSync(f, JSON.stringify(obj));
     return f;
   };
+  const inAdmin = await freePort();
+  const outAdmin = await freePort();
   const inbound = cfg("inbound", {
     proxyId: "bench-inbound",
-    admin: { listen: `127.0.0.1:${await freePort()}` },
+    admin: { listen: `127.0.0.1:${inAdmin}` },
     log: { level: "warn", accessLog: false },
     identity: { trustDomain: PAIR_TRUST_DOMAIN, id: PAIR_INBOUND_ID, files: ids.inbound },
     inbound: pairInboundSection(inPort, app, "h2c"),
   });
   const outbound = cfg("outbound", {
     proxyId: "bench-outbound",
-    admin: { listen: `127.0.0.1:${await freePort()}` },
+    admin: { listen: `127.0.0.1:${outAdmin}` },
     log: { level: "warn", accessLog: false },
     identity: { trustDomain: PAIR_TRUST_DOMAIN, id: PAIR_OUTBOUND_ID, files: ids.outbound },
     outbound: pairOutboundSection(outPort, inPort, PAIR_INBOUND_ID),
@@ -323,6 +325,8 @@ async function startPair(ids, app, variant, wrap = []) {
   await waitPort(inPort, pin.child);
   const pout = run("out", outbound);
   await waitPort(outPort, pout.child);
+  // Traffic starts once both are ready (after their warm-up), as Kubernetes would send it.
+  if (!wrap.length) await Promise.all([waitReady(inAdmin), waitReady(outAdmin)]);
   return { url: `http://127.0.0.1:${outPort}`, out: pout, in: pin };
 }
 
@@ -401,8 +405,13 @@ if (values.cold) {
         "--rate",
         values.rate,
       ]);
+      const rss = (p) =>
+        Math.round(
+          Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p.child.pid}/status`, "utf8"))?.[1]) /
+            1024,
+        );
       process.stdout.write(
-        `round ${round + 1} ${v.name}: ${r.calls} calls, failed ${r.failed}, p50 ${r.p50.toFixed(1)} p99 ${r.p99.toFixed(1)} max ${r.max.toFixed(1)} ms; p99 per second: ${r.perSecondP99.join(" ")}\n`,
+        `round ${round + 1} ${v.name}: ${r.calls} calls, failed ${r.failed}, p50 ${r.p50.toFixed(1)} p99 ${r.p99.toFixed(1)} max ${r.max.toFixed(1)} ms; RSS out ${rss(pair.out)} in ${rss(pair.in)} MB; p99 per second: ${r.perSecondP99.join(" ")}\n`,
       );
       await stop(pair.out);
       await stop(pair.in);

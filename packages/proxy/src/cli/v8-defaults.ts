@@ -13,21 +13,23 @@ interface V8Default {
  * be set once the process runs, so the launcher needs no wrapper process; measured on the
  * single-hop benchmark and the sidecar pair (packages/proxy/README.md, Performance):
  *
- * - `--no-maglev`: Node 24's mid-tier JIT compiles the hot path a second time and keeps
- *   the zone memory of those compilations; TurboFan alone reaches the same throughput
- *   with ~15 MB less RSS under load.
  * - `--semi-space-growth-factor=1`: the young generation stays at its initial size
  *   instead of doubling up to 2 × 32 MB (Node 24 has no pointer compression). A proxy's
  *   per-request garbage dies young, so small scavenges stay cheap.
- * - `--invocation-count-for-turbofan=1000`: with Maglev off, a function runs in the
- *   interpreter or Sparkplug (generic inline caches) until TurboFan takes it; V8's default
- *   of 3000 calls means ~15–20 k requests before the per-request code is optimized, and
- *   until then each request costs ~1.4× the CPU of the steady state (the first ~20 s at
- *   1000 rps). 1000 calls get there after ~5 k requests, with the same steady-state CPU
- *   and RSS.
+ * - `--invocation-count-for-turbofan=1000`: V8's default of 3000 calls means ~15–20 k
+ *   requests before the per-request code is optimized, and until then each request costs
+ *   more CPU than in the steady state. 1000 calls get there after ~5 k requests, with the
+ *   same steady-state CPU and RSS.
+ *
+ * Maglev, V8's mid-tier compiler, stays on. The launcher used to turn it off (~15 MB less
+ * RSS under load, measured on HTTP/1.1), but a fresh pair then serves gRPC, which the
+ * HTTP/1.1 warm-up does not cover, from the interpreter until TurboFan: the p99 of its first
+ * 12 s of unary calls at 1000/s was 804–1,113 ms with Maglev off against 456–705 ms with it
+ * on (7 of 8 paired runs better), for +6–9 MB RSS per proxy and no measurable change in
+ * HTTP/1.1's steady-state CPU or cold start (`scripts/perf/grpc-stream.mjs --cold`,
+ * `scripts/perf/pair.mjs --cold`). `NODE_OPTIONS=--no-maglev` still turns it off.
  */
 const SIDECAR_V8_DEFAULTS: readonly V8Default[] = [
-  { flag: "--no-maglev", tunedBy: /--(no-)?maglev\b/ },
   {
     flag: "--semi-space-growth-factor=1",
     // A max size is only a cap (the image sets one for its heap budget): not growing stays
