@@ -27,7 +27,8 @@ interface V8Default {
  * 12 s of unary calls at 1000/s was 804–1,113 ms with Maglev off against 456–705 ms with it
  * on (7 of 8 paired runs better), for +6–9 MB RSS per proxy and no measurable change in
  * HTTP/1.1's steady-state CPU or cold start (`scripts/perf/grpc-stream.mjs --cold`,
- * `scripts/perf/pair.mjs --cold`). `NODE_OPTIONS=--no-maglev` still turns it off.
+ * `scripts/perf/pair.mjs --cold`). `node --no-maglev <cli>` still turns it off (NODE_OPTIONS does
+ * not accept V8's tiering flags).
  */
 const SIDECAR_V8_DEFAULTS: readonly V8Default[] = [
   {
