@@ -22,6 +22,7 @@ import {
   startProxy,
   writeConfig,
 } from "./mesh.ts";
+import { NODE_PAIR_SCRIPT, nodePairArgs } from "./node-pair-args.ts";
 import {
   haproxyConf,
   meshProxyUnavailable,
@@ -64,38 +65,23 @@ export async function startNodePair(
   const ids = await pairIdentities(runDir(ctx, "node-pair"));
   const inPort = await freePort();
   const outPort = await freePort();
-  const script = join(SRC_DIR, "peers", "node-pair.mjs");
-  const h2 = protocol === "grpc" ? ["--h2"] : [];
-  const start = (name: string, args: string[]) => async () => {
-    const proc = ctx.pm.start(name, process.execPath, [script, ...args, ...h2], {
+  const args = nodePairArgs({
+    ids,
+    inPort,
+    outPort,
+    appOrigin: `http://${LOOPBACK}:${appPort}`,
+    h2: protocol === "grpc",
+  });
+  const start = (name: string, roleArgs: string[]) => async () => {
+    const proc = ctx.pm.start(name, process.execPath, [NODE_PAIR_SCRIPT, ...roleArgs], {
       cpus: ctx.pinning.peer,
     });
     await proc.waitForLine(/^READY /, 15_000);
     return proc;
   };
-  const files = (f: { cert: string; key: string; bundle: string }) => [
-    "--cert",
-    f.cert,
-    "--key",
-    f.key,
-    "--ca",
-    f.bundle,
-  ];
   const [inProc, outProc] = await startBoth(ctx, [
-    start("node-pair-inbound", [
-      "inbound",
-      String(inPort),
-      `http://${LOOPBACK}:${appPort}`,
-      ...files(ids.inbound),
-    ]),
-    start("node-pair-outbound", [
-      "outbound",
-      String(outPort),
-      String(inPort),
-      ...files(ids.outbound),
-      "--peer-id",
-      PAIR_INBOUND_ID,
-    ]),
+    start("node-pair-inbound", args.inbound),
+    start("node-pair-outbound", args.outbound),
   ]);
   return {
     url: `http://${LOOPBACK}:${outPort}/`,

@@ -45,6 +45,7 @@ import {
   pairInboundSection,
   pairOutboundSection,
 } from "../../../../bench/src/peers/mesh.ts";
+import { NODE_PAIR_SCRIPT, nodePairArgs } from "../../../../bench/src/peers/node-pair-args.ts";
 import { freePort, waitPort, waitReady } from "./ports.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -277,25 +278,11 @@ async function startPair(ids, app, variant, wrap = []) {
       : start("0", [...flags, ...args], env);
   if (variant.cli === "nodepair") {
     // The bench's minimal Node mTLS pair in its gRPC mode (h2c both ends): Node's floor.
-    const script = join(repo, "bench/src/peers/node-pair.mjs");
-    const files = (f) => ["--cert", f.cert, "--key", f.key, "--ca", f.bundle, "--h2"];
-    const pin = spawnProxy("in", [
-      script,
-      "inbound",
-      String(inPort),
-      `http://127.0.0.1:${app}`,
-      ...files(ids.inbound),
-    ]);
+    const appOrigin = `http://127.0.0.1:${app}`;
+    const args = nodePairArgs({ ids, inPort, outPort, appOrigin, h2: true });
+    const pin = spawnProxy("in", [NODE_PAIR_SCRIPT, ...args.inbound]);
     await waitPort(inPort, pin.child);
-    const pout = spawnProxy("out", [
-      script,
-      "outbound",
-      String(outPort),
-      String(inPort),
-      ...files(ids.outbound),
-      "--peer-id",
-      PAIR_INBOUND_ID,
-    ]);
+    const pout = spawnProxy("out", [NODE_PAIR_SCRIPT, ...args.outbound]);
     await waitPort(outPort, pout.child);
     return { url: `http://127.0.0.1:${outPort}`, out: pout, in: pin };
   }

@@ -32,6 +32,7 @@ import {
   pairInboundSection,
   pairOutboundSection,
 } from "../../../../bench/src/peers/mesh.ts";
+import { NODE_PAIR_SCRIPT, nodePairArgs } from "../../../../bench/src/peers/node-pair-args.ts";
 import { freePort, waitPort, waitReady } from "./ports.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -86,15 +87,13 @@ function nodeUnderCallgrind(args, name, env = {}) {
 
 /** The bench's minimal Node mTLS pair (Node's floor), both halves under callgrind. */
 async function startNodePair(tag) {
-  const script = join(here, "../../../../bench/src/peers/node-pair.mjs");
-  const files = (f) => ["--cert", f.cert, "--key", f.key, "--ca", f.bundle];
   const outPort = await freePort();
   const inPort = await freePort();
-  const inArgs = [script, "inbound", String(inPort), `http://127.0.0.1:${upstream}`];
-  const pin = nodeUnderCallgrind([...inArgs, ...files(ids.inbound)], `${tag}-in`);
+  const appOrigin = `http://127.0.0.1:${upstream}`;
+  const args = nodePairArgs({ ids, inPort, outPort, appOrigin, h2: false });
+  const pin = nodeUnderCallgrind([NODE_PAIR_SCRIPT, ...args.inbound], `${tag}-in`);
   await waitPort(inPort, pin.child);
-  const outArgs = [script, "outbound", String(outPort), String(inPort), ...files(ids.outbound)];
-  const pout = nodeUnderCallgrind([...outArgs, "--peer-id", PAIR_INBOUND_ID], `${tag}-out`);
+  const pout = nodeUnderCallgrind([NODE_PAIR_SCRIPT, ...args.outbound], `${tag}-out`);
   await waitPort(outPort, pout.child);
   return { url: `http://127.0.0.1:${outPort}`, procs: [pout, pin] };
 }

@@ -42,6 +42,7 @@ import {
   pairInboundSection,
   pairOutboundSection,
 } from "../../../../bench/src/peers/mesh.ts";
+import { NODE_PAIR_SCRIPT, nodePairArgs } from "../../../../bench/src/peers/node-pair-args.ts";
 import { freePort, waitPort, waitReady } from "./ports.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -214,37 +215,13 @@ function withTimeout(section, ms) {
 
 /** The bench's minimal Node mTLS pair (Node's floor) with the same certificates. */
 async function startNodePair(ids, upstream, variant) {
-  const script = join(repo, "bench/src/peers/node-pair.mjs");
-  const files = (f) => ["--cert", f.cert, "--key", f.key, "--ca", f.bundle];
   const outPort = await freePort();
   const inPort = await freePort();
-  const pin = start(
-    "0",
-    [
-      ...variant.flags,
-      script,
-      "inbound",
-      String(inPort),
-      `http://127.0.0.1:${upstream}`,
-      ...files(ids.inbound),
-    ],
-    variant.env,
-  );
+  const appOrigin = `http://127.0.0.1:${upstream}`;
+  const args = nodePairArgs({ ids, inPort, outPort, appOrigin, h2: false });
+  const pin = start("0", [...variant.flags, NODE_PAIR_SCRIPT, ...args.inbound], variant.env);
   await waitPort(inPort);
-  const pout = start(
-    "0",
-    [
-      ...variant.flags,
-      script,
-      "outbound",
-      String(outPort),
-      String(inPort),
-      ...files(ids.outbound),
-      "--peer-id",
-      PAIR_INBOUND_ID,
-    ],
-    variant.env,
-  );
+  const pout = start("0", [...variant.flags, NODE_PAIR_SCRIPT, ...args.outbound], variant.env);
   await waitPort(outPort);
   return { url: `http://127.0.0.1:${outPort}/`, procs: { out: pout, in: pin } };
 }
