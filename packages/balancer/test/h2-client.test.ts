@@ -1,8 +1,12 @@
 import { createHash } from "node:crypto";
+import diagnosticsChannel from "node:diagnostics_channel";
+import { once } from "node:events";
 import type { IncomingHttpHeaders } from "node:http";
 import http2 from "node:http2";
 import net, { type AddressInfo } from "node:net";
 import { Readable } from "node:stream";
+import v8 from "node:v8";
+import { runInNewContext } from "node:vm";
 import type { Dispatcher } from "undici";
 import { afterEach, describe, expect, test } from "vitest";
 import { Http2Client } from "../src/dispatcher/h2-client.js";
@@ -439,6 +443,50 @@ describe("Http2Client", () => {
     await expect(send(c)).rejects.toMatchObject({ code: "ERR_HTTP2_STREAM_ERROR" });
     expect((await send(c)).body.toString()).toBe("alive");
     expect(accepted).toBe(2);
+  });
+
+  test("a finished stream no longer reaches its request (node:http2 keeps finished client streams through young-generation GCs)", async () => {
+    // node:http2 keeps a client stream alive through every scavenge until the next full GC;
+    // what the stream references is promoted with it. Holding the streams here stands in for
+    // that: once a request is over, its handler must be collectable all the same.
+    v8.setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const { origin } = await h2Server((stream) => {
+      stream.respond({ ":status": 200 });
+      stream.end("ok");
+    });
+    const c = client(origin);
+    const streams: http2.ClientHttp2Stream[] = [];
+    const onStream = (message: unknown) => {
+      streams.push((message as { stream: http2.ClientHttp2Stream }).stream);
+    };
+    diagnosticsChannel.subscribe("http2.client.stream.created", onStream);
+    closers.push(() => diagnosticsChannel.unsubscribe("http2.client.stream.created", onStream));
+
+    const handlers: WeakRef<object>[] = [];
+    const request = (method: string, body?: string) =>
+      new Promise<number>((resolve, reject) => {
+        const handler: Dispatcher.DispatchHandler = {
+          onRequestStart() {},
+          onResponseStart(_c, status) {
+            resolve(status);
+          },
+          onResponseError(_c, err) {
+            reject(err);
+          },
+        };
+        handlers.push(new WeakRef(handler));
+        c.dispatch({ origin, path: "/", method, body } as Dispatcher.DispatchOptions, handler);
+      });
+    expect(await request("GET")).toBe(200);
+    expect(await request("POST", "a body")).toBe(200);
+    expect(streams).toHaveLength(2);
+    // Both streams closed (their requests settle on 'close') before the GC.
+    for (const stream of streams) {
+      if (!stream.closed) await once(stream, "close");
+    }
+    gc();
+    expect(handlers.map((h) => h.deref() === undefined)).toEqual([true, true]);
   });
 
   test("a bad request fails alone (no reconnect loop); a failed exchange destroys its streaming body", async () => {

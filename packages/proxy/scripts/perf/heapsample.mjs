@@ -12,6 +12,10 @@ import { join } from "node:path";
 
 const dir = process.env.MESH_HEAPSAMPLE_DIR;
 const interval = Number(process.env.MESH_HEAPSAMPLE_INTERVAL ?? 256);
+// MESH_HEAPSAMPLE_PROMOTED=1 leaves out what scavenges collect: the profile then holds what
+// survived the young generation (promoted to old space: still live, or garbage that only a
+// mark-compact frees), the allocation that drives major GCs.
+const promotedOnly = process.env.MESH_HEAPSAMPLE_PROMOTED === "1";
 if (dir) {
   const { post } = await import("./inspector-post.mjs");
   let running = false;
@@ -22,7 +26,7 @@ if (dir) {
       await post("HeapProfiler.startSampling", {
         samplingInterval: interval,
         includeObjectsCollectedByMajorGC: true,
-        includeObjectsCollectedByMinorGC: true,
+        includeObjectsCollectedByMinorGC: !promotedOnly,
       });
       return;
     }

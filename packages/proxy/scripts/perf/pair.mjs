@@ -15,13 +15,17 @@
  * closed-loop max load for <s> seconds after the 2 s warm-up (a warmer JIT), `cli:<path>` runs
  * another build (e.g. a copy of the previous dist/) for an A/B, `timeout:<ms>` gives the
  * outbound's service a `timeout.request` (the deadline path), `nodepair` runs the bench's
- * minimal Node mTLS pair (bench/src/peers/node-pair.mjs, Node's floor) instead. Variants rotate
+ * minimal Node mTLS pair (bench/src/peers/node-pair.mjs, Node's floor) instead, `h1hop` gives the
+ * outbound `meshHttp1: http1` (the HTTP/1.1 hop between the proxies). Variants rotate
  * between rounds; medians are printed at the end. `--dump` writes each proxy's output
  * (e.g. of `--trace-gc`); `--windows <n>` measures n consecutive windows (the warm-up curve) to `<dir>/<variant>-<round>-<out|in>.log`; `--hold <s>` keeps the
  * pair up after a round (printing its URL and pids) for strace/perf. `--alloc <dir>` loads
  * heapsample.mjs into both proxies and samples every allocation (collected objects
  * included) over the last measured window: prints KB allocated per request per proxy and
- * writes the profiles to <dir> (the profiler costs CPU: do not read CPU numbers from such a run).
+ * writes the profiles to <dir> (the profiler costs CPU: do not read CPU numbers from such a run);
+ * with the token `env:MESH_HEAPSAMPLE_PROMOTED=1` it counts only what survives the young
+ * generation (KB promoted to old space per request: what drives mark-compacts).
+ * `--connections <n>` (default 16): the load generator's connections to the outbound.
  * `--cold <s>` replaces the warm-up with cold-probe.mjs: the fresh pair's first <s> seconds at
  * 1000 rps, latency per 250 ms bucket (where the cold-start p99 comes from).
  * `--cpuprof <dir>` loads cpusample.mjs the same way and writes a CPU profile of each proxy
@@ -63,6 +67,7 @@ const { values } = parseArgs({
     warmup: { type: "string", default: "2" },
     cpuprof: { type: "string" },
     cold: { type: "string" },
+    connections: { type: "string", default: "16" },
   },
 });
 const node = process.execPath;
@@ -135,7 +140,7 @@ function cpuOf(pid) {
 async function load(url, rate, ms, warmupMs) {
   const job = {
     mode: "open",
-    client: { kind: "pool", origin: new URL(url).origin, connections: 16 },
+    client: { kind: "pool", origin: new URL(url).origin, connections: Number(values.connections) },
     path: "/",
     rate,
     durationMs: ms,
@@ -181,10 +186,12 @@ function parseVariant(spec) {
   let prewarm = 0;
   let cli = values.cli;
   let nodePair = false;
+  let h1hop = false;
   let timeoutMs;
   for (const t of tokens) {
     if (t === "raw") env.MESH_V8_DEFAULTS = "0";
     else if (t === "nodepair") nodePair = true;
+    else if (t === "h1hop") h1hop = true;
     else if (t.startsWith("timeout:")) timeoutMs = Number(t.slice(8));
     else if (t.startsWith("prewarm:")) prewarm = Number(t.slice(8));
     else if (t.startsWith("cli:")) cli = t.slice(4);
@@ -201,7 +208,7 @@ function parseVariant(spec) {
     flags.unshift("--import", join(here, "cpusample.mjs"));
     env.MESH_CPUSAMPLE_DIR = values.cpuprof;
   }
-  return { name, env, flags, prewarm, cli, nodePair, timeoutMs };
+  return { name, env, flags, prewarm, cli, nodePair, timeoutMs, h1hop };
 }
 
 /** The outbound section with `timeout.request` on its service (variant token `timeout:<ms>`). */
@@ -249,7 +256,10 @@ async function startPair(ids, upstream, variant) {
     admin: { listen: `127.0.0.1:${outAdmin}` },
     log: { level: "warn", accessLog: false },
     identity: { trustDomain: PAIR_TRUST_DOMAIN, id: PAIR_OUTBOUND_ID, files: ids.outbound },
-    outbound: withTimeout(pairOutboundSection(outPort, inPort, PAIR_INBOUND_ID), variant.timeoutMs),
+    outbound: {
+      ...withTimeout(pairOutboundSection(outPort, inPort, PAIR_INBOUND_ID), variant.timeoutMs),
+      ...(variant.h1hop ? { meshHttp1: "http1" } : {}),
+    },
   });
   const pin = start("0", [...variant.flags, variant.cli, "--config", inbound], variant.env);
   await waitPort(inPort);
