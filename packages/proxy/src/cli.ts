@@ -1,7 +1,10 @@
 #!/usr/bin/env node
-import { applySidecarV8Defaults } from "./cli/v8-defaults.js";
+import { applySidecarV8Defaults, restartWithStartupV8Defaults } from "./cli/v8-defaults.js";
 
-// Before anything else loads: the young generation grows from the first allocations on.
+// First: V8 reads its GC threading only as it starts, so node is re-executed with it
+// (same PID) when it is missing. Then, before anything else loads, the run-time defaults:
+// the young generation grows from the first allocations on.
+restartWithStartupV8Defaults();
 applySidecarV8Defaults();
 const { main } = await import("./cli/main.js");
 

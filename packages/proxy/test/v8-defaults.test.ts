@@ -1,7 +1,15 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, test } from "vitest";
-import { applySidecarV8Defaults, sidecarV8Flags } from "../src/cli/v8-defaults.js";
+import {
+  applySidecarV8Defaults,
+  restartWithStartupV8Defaults,
+  sidecarV8Flags,
+  startupV8Flags,
+} from "../src/cli/v8-defaults.js";
 
 const TURBOFAN = "--invocation-count-for-turbofan=1000";
 const DEFAULTS_MODULE = fileURLToPath(new URL("../src/cli/v8-defaults.ts", import.meta.url));
@@ -72,5 +80,74 @@ describe("mesh-proxy launcher V8 defaults", () => {
 
   test("MESH_V8_DEFAULTS=0 applies none, so node keeps V8's own defaults", () => {
     expect(applySidecarV8Defaults([], undefined, "0")).toEqual([]);
+  });
+});
+
+/** Runs `script` as a file in a fresh node (with `flags`); resolves with its pid and output. */
+function runScript(
+  script: string,
+  flags: string[],
+  env: Record<string, string>,
+): Promise<{ pid: number; out: string; code: number | null }> {
+  const dir = mkdtempSync(join(tmpdir(), "mesh-v8-"));
+  const file = join(dir, "launcher.mjs");
+  writeFileSync(file, script);
+  const child = spawn(process.execPath, [...flags, file, "an-argument"], {
+    env: { ...process.env, NODE_OPTIONS: "", ...env },
+  });
+  let out = "";
+  child.stdout.on("data", (c: Buffer) => {
+    out += c;
+  });
+  return new Promise((resolve) =>
+    child.on("exit", (code) => {
+      rmSync(dir, { recursive: true, force: true });
+      resolve({ pid: child.pid as number, out, code });
+    }),
+  );
+}
+
+describe("mesh-proxy launcher start-only V8 defaults", () => {
+  const LAUNCHER = `
+    const { restartWithStartupV8Defaults } = await import(${JSON.stringify(DEFAULTS_MODULE)});
+    restartWithStartupV8Defaults();
+    console.log(JSON.stringify({ pid: process.pid, execArgv: process.execArgv, args: process.argv.slice(2) }));`;
+
+  test("single-threaded GC unless the user chose the GC's threads", () => {
+    expect(startupV8Flags([], undefined)).toEqual(["--single-threaded-gc"]);
+    expect(startupV8Flags(["--enable-source-maps"], "--max-old-space-size=128")).toEqual([
+      "--single-threaded-gc",
+    ]);
+    for (const user of [
+      "--single-threaded-gc",
+      "--no-single-threaded-gc",
+      "--single_threaded_gc",
+      "--single-threaded",
+      "--no-concurrent-marking",
+      "--parallel-scavenge",
+      "--no-concurrent-sweeping",
+    ])
+      expect(startupV8Flags([user], undefined), user).toEqual([]);
+  });
+
+  test("node is re-executed in place (same PID, same arguments) with the flag on its command line", async () => {
+    const run = await runScript(LAUNCHER, ["--enable-source-maps"], {});
+    expect(run.code).toBe(0);
+    const seen = JSON.parse(run.out) as { pid: number; execArgv: string[]; args: string[] };
+    expect(seen.pid).toBe(run.pid);
+    expect(seen.execArgv).toEqual(["--single-threaded-gc", "--enable-source-maps"]);
+    expect(seen.args).toEqual(["an-argument"]);
+  });
+
+  test("no restart with MESH_V8_DEFAULTS=0 or when the user set the GC's threads", async () => {
+    const off = await runScript(LAUNCHER, [], { MESH_V8_DEFAULTS: "0" });
+    expect(JSON.parse(off.out).execArgv).toEqual([]);
+    const tuned = await runScript(LAUNCHER, ["--no-single-threaded-gc"], {});
+    expect(JSON.parse(tuned.out).execArgv).toEqual(["--no-single-threaded-gc"]);
+    const calls: unknown[] = [];
+    const execve = ((...args: unknown[]) => calls.push(args)) as unknown as typeof process.execve;
+    restartWithStartupV8Defaults([], undefined, "0", execve);
+    restartWithStartupV8Defaults(["--single-threaded-gc"], undefined, undefined, execve);
+    expect(calls).toEqual([]);
   });
 });

@@ -16,7 +16,8 @@
  * another build (e.g. a copy of the previous dist/) for an A/B, `timeout:<ms>` gives the
  * outbound's service a `timeout.request` (the deadline path), `nodepair` runs the bench's
  * minimal Node mTLS pair (bench/src/peers/node-pair.mjs, Node's floor) instead, `h1hop` gives the
- * outbound `meshHttp1: http1` (the HTTP/1.1 hop between the proxies). Variants rotate
+ * outbound `meshHttp1: http1` (the HTTP/1.1 hop between the proxies), `nginxpair` runs the bench's
+ * nginx mTLS pair (C's cost; with `--rate` it can load CPU 0 as a Node pair does). Variants rotate
  * between rounds; medians are printed at the end. `--dump` writes each proxy's output
  * (e.g. of `--trace-gc`); `--windows <n>` measures n consecutive windows (the warm-up curve) to `<dir>/<variant>-<round>-<out|in>.log`; `--hold <s>` keeps the
  * pair up after a round (printing its URL and pids) for strace/perf. `--alloc <dir>` loads
@@ -46,7 +47,9 @@ import {
   pairInboundSection,
   pairOutboundSection,
 } from "../../../../bench/src/peers/mesh.ts";
+import { ProcessManager } from "../../../../bench/src/lib/proc.ts";
 import { NODE_PAIR_SCRIPT, nodePairArgs } from "../../../../bench/src/peers/node-pair-args.ts";
+import { startNginxPair } from "../../../../bench/src/peers/pairs.ts";
 import { freePort, waitPort, waitReady } from "./ports.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -187,11 +190,13 @@ function parseVariant(spec) {
   let cli = values.cli;
   let nodePair = false;
   let h1hop = false;
+  let nginxPair = false;
   let timeoutMs;
   for (const t of tokens) {
     if (t === "raw") env.MESH_V8_DEFAULTS = "0";
     else if (t === "nodepair") nodePair = true;
     else if (t === "h1hop") h1hop = true;
+    else if (t === "nginxpair") nginxPair = true;
     else if (t.startsWith("timeout:")) timeoutMs = Number(t.slice(8));
     else if (t.startsWith("prewarm:")) prewarm = Number(t.slice(8));
     else if (t.startsWith("cli:")) cli = t.slice(4);
@@ -208,7 +213,7 @@ function parseVariant(spec) {
     flags.unshift("--import", join(here, "cpusample.mjs"));
     env.MESH_CPUSAMPLE_DIR = values.cpuprof;
   }
-  return { name, env, flags, prewarm, cli, nodePair, timeoutMs, h1hop };
+  return { name, env, flags, prewarm, cli, nodePair, nginxPair, timeoutMs, h1hop };
 }
 
 /** The outbound section with `timeout.request` on its service (variant token `timeout:<ms>`). */
@@ -233,8 +238,38 @@ async function startNodePair(ids, upstream, variant) {
   return { url: `http://127.0.0.1:${outPort}/`, procs: { out: pout, in: pin } };
 }
 
+/**
+ * The bench's nginx mTLS pair (one worker each, its own certificates), pinned like the others:
+ * C's cost for the same hop, e.g. at a rate where it loads CPU 0 as much as a Node pair does.
+ */
+async function startNginx(variant) {
+  const pm = new ProcessManager();
+  const ctx = {
+    pm,
+    quick: false,
+    rounds: 1,
+    install: false,
+    resultsDir: tmp,
+    tmpDir: tmp,
+    pinning: { peer: "0", load: "1", describe: "" },
+    tools: new Map(),
+    log: () => {},
+  };
+  const peer = await startNginxPair(ctx, upstream, "http1");
+  // Shaped as start()'s processes for the round's CPU, RSS and stop code.
+  const wrap = (p) => ({
+    child: { pid: p.pid, exitCode: null, kill: () => pm.stop(p) },
+    done: p.exited,
+    out: () => p.stdout(),
+    err: () => p.stderr(),
+  });
+  if (variant.flags.length > 0) throw new Error("nginxpair takes no node flags");
+  return { url: peer.url, procs: { out: wrap(peer.procs[0]), in: wrap(peer.procs[1]) } };
+}
+
 async function startPair(ids, upstream, variant) {
   if (variant.nodePair) return startNodePair(ids, upstream, variant);
+  if (variant.nginxPair) return startNginx(variant);
   const outPort = await freePort();
   const inPort = await freePort();
   const cfg = (name, obj) => {
