@@ -130,7 +130,12 @@ describe.skipIf(missingPeer("buildah"))("mesh-proxy image", () => {
 
     expect(config.User).toBe(`${NONROOT}:${NONROOT}`);
     expect(Object.keys(config.ExposedPorts).sort()).toEqual(["4140/tcp", "4143/tcp", "4191/tcp"]);
-    expect(config.Entrypoint).toEqual(["/nodejs/bin/node", "/app/mesh-proxy.mjs"]);
+    // The launcher's start-only V8 flag on the command line: node starts once, no re-execution.
+    expect(config.Entrypoint).toEqual([
+      "/nodejs/bin/node",
+      "--single-threaded-gc",
+      "/app/mesh-proxy.mjs",
+    ]);
     expect(config.Healthcheck.Test).toEqual(["CMD", "/nodejs/bin/node", "/app/healthcheck.mjs"]);
     expect(config.StopSignal).toBe("SIGTERM");
     expect(config.Env).toContain("MESH_PROXY_CONFIG=/etc/mesh/proxy.yaml");
