@@ -38,6 +38,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { ProcessManager } from "../../../../bench/src/lib/proc.ts";
 // The pair is configured exactly as the bench harness's mesh-sidecar-pair peer.
 import {
   PAIR_INBOUND_ID,
@@ -47,7 +48,6 @@ import {
   pairInboundSection,
   pairOutboundSection,
 } from "../../../../bench/src/peers/mesh.ts";
-import { ProcessManager } from "../../../../bench/src/lib/proc.ts";
 import { NODE_PAIR_SCRIPT, nodePairArgs } from "../../../../bench/src/peers/node-pair-args.ts";
 import { startNginxPair } from "../../../../bench/src/peers/pairs.ts";
 import { freePort, waitPort, waitReady } from "./ports.mjs";
