@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -10,6 +10,7 @@ import {
   sidecarV8Flags,
   startupV8Flags,
 } from "../src/cli/v8-defaults.js";
+import { startProxy, tempDir, writeConfig } from "./helpers.js";
 
 const TURBOFAN = "--invocation-count-for-turbofan=1000";
 const DEFAULTS_MODULE = fileURLToPath(new URL("../src/cli/v8-defaults.ts", import.meta.url));
@@ -137,6 +138,21 @@ describe("mesh-proxy launcher start-only V8 defaults", () => {
     expect(seen.pid).toBe(run.pid);
     expect(seen.execArgv).toEqual(["--single-threaded-gc", "--enable-source-maps"]);
     expect(seen.args).toEqual(["an-argument"]);
+  });
+
+  test("the mesh-proxy launcher serves with the flag on its own process's command line", async () => {
+    const file = writeConfig(tempDir(), {
+      admin: { listen: "127.0.0.1:0" },
+      outbound: { listen: "127.0.0.1:0", services: [] },
+    });
+    const proxy = await startProxy(file);
+    try {
+      // The PID node was spawned with is the one serving: re-executed in place, no wrapper.
+      const argv = readFileSync(`/proc/${proxy.child.pid}/cmdline`, "utf8").split("\0");
+      expect(argv.slice(1, 2)).toEqual(["--single-threaded-gc"]);
+    } finally {
+      await proxy.stop();
+    }
   });
 
   test("no restart with MESH_V8_DEFAULTS=0 or when the user set the GC's threads", async () => {

@@ -243,6 +243,7 @@ async function startNodePair(ids, upstream, variant) {
  * C's cost for the same hop, e.g. at a rate where it loads CPU 0 as much as a Node pair does.
  */
 async function startNginx(variant) {
+  if (variant.flags.length > 0) throw new Error("nginxpair takes no node flags");
   const pm = new ProcessManager();
   const ctx = {
     pm,
@@ -263,7 +264,6 @@ async function startNginx(variant) {
     out: () => p.stdout(),
     err: () => p.stderr(),
   });
-  if (variant.flags.length > 0) throw new Error("nginxpair takes no node flags");
   return { url: peer.url, procs: { out: wrap(peer.procs[0]), in: wrap(peer.procs[1]) } };
 }
 

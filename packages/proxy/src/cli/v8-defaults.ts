@@ -9,8 +9,8 @@ interface V8Default {
 }
 
 /**
- * The V8 settings `mesh-proxy` starts with, for a sidecar's memory and CPU budget. All can
- * be set once the process runs, so the launcher needs no wrapper process; measured on the
+ * The V8 settings `mesh-proxy` applies at run time, for a sidecar's memory and CPU budget
+ * (the one V8 reads only at start is in {@link STARTUP_V8_DEFAULTS}); measured on the
  * single-hop benchmark and the sidecar pair (packages/proxy/README.md, Performance):
  *
  * - `--semi-space-growth-factor=1`: the young generation stays at its initial size
